@@ -1,0 +1,132 @@
+"""Configuration: one pydantic-settings object.
+
+Values come, highest priority first, from keyword arguments, ``COPILOT_*`` environment
+variables, then ``config.toml`` in the XDG config directory (``copilot config path`` prints it),
+then the defaults below. Every field is documented in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from copilot import paths
+
+
+def config_file() -> Path:
+    """Path of the optional TOML configuration file."""
+    return paths.config_dir() / "config.toml"
+
+
+class Settings(BaseSettings):
+    """All user-facing settings of the copilot."""
+
+    model_config = SettingsConfigDict(env_prefix="COPILOT_", extra="ignore")
+
+    cache_dir: Path = Field(
+        default_factory=paths.cache_dir,
+        description="Index cache, model weights and artifacts (heatmaps, masks).",
+    )
+    data_dir: Path = Field(
+        default_factory=paths.data_dir,
+        description="Conversation threads and knowledge-base indexes.",
+    )
+    offline: bool = Field(
+        default=False,
+        description="Never try the network: missing weights are reported at once.",
+    )
+    device: Literal["auto", "cuda", "mps", "cpu"] = Field(
+        default="auto", description="Compute device; auto picks cuda, then mps, then cpu."
+    )
+    half_precision: bool = Field(
+        default=True, description="Use float16 on a GPU where the model allows it."
+    )
+    gpu_memory_budget_mb: int | None = Field(
+        default=None,
+        description="Models kept loaded on the GPU at once, in MB; default 80% of the device.",
+    )
+    index_workers: int = Field(
+        default=0, ge=0, description="Processes for header indexing; 0 means one per core."
+    )
+    max_decoded_mb: int = Field(
+        default=1024,
+        gt=0,
+        description="Refuse to decode an image whose declared pixels exceed this many MB.",
+    )
+    download_timeout_s: float = Field(
+        default=10.0, gt=0, description="Connect/read timeout for weight downloads."
+    )
+    auto_pull_max_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="A tool's first use downloads models up to this size; larger ones need "
+        "an explicit `copilot models pull`.",
+    )
+    tool_timeout_s: float = Field(default=300.0, gt=0, description="Per-tool time limit.")
+    llm: str | None = Field(
+        default=None,
+        description="LangChain model string (e.g. openai:gpt-4o-mini, ollama:medgemma); "
+        "unset means the embedded offline planner and template composer.",
+    )
+    llm_trusted: bool = Field(
+        default=False,
+        description="Allow patient identifiers to reach the LLM (a trusted, local endpoint).",
+    )
+    llm_send_images: bool = Field(
+        default=False, description="Allow images to be sent to the LLM."
+    )
+    kb_corpus: Path | None = Field(
+        default=None,
+        description="Path to NLMCXR_reports.tgz; default: the copy inside torchxrayvision.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then environment, then the TOML file."""
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config_file()),
+        )
+
+    @property
+    def index_cache_path(self) -> Path:
+        """SQLite file holding the header index cache."""
+        return self.cache_dir / "index.sqlite"
+
+    @property
+    def weights_dir(self) -> Path:
+        """Where downloaded or registered model weights live."""
+        return self.cache_dir / "models"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where tools write heatmaps, masks and other artifacts."""
+        return self.cache_dir / "artifacts"
+
+    def workers(self) -> int:
+        """Number of indexing processes to use."""
+        return self.index_workers or max(1, os.cpu_count() or 1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,91 @@
+"""The one error hierarchy of the copilot.
+
+Every error the package raises on purpose derives from :class:`CopilotError`, so callers
+(the CLI, the terminal app, plug-in hosts) can catch one type and show its message.
+"""
+
+from __future__ import annotations
+
+
+class CopilotError(Exception):
+    """Base of every error raised on purpose by the copilot."""
+
+
+class ConfigError(CopilotError):
+    """The configuration (environment, TOML file or arguments) is invalid."""
+
+
+class StudyError(CopilotError):
+    """A study folder or file cannot be used."""
+
+
+class NothingReadableError(StudyError):
+    """A path does not exist or holds no readable image."""
+
+
+class UnreadableFileError(StudyError):
+    """One file cannot be read; ``reason`` is a one-line explanation fit for a skip list."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PixelDataError(StudyError):
+    """Pixel data is missing, inconsistent with its header, too large or undecodable."""
+
+
+class ToolError(CopilotError):
+    """An expert tool failed or was misused."""
+
+
+class UnknownToolError(ToolError):
+    """A tool name that no installed plug-in provides."""
+
+    def __init__(self, name: str, installed: list[str]) -> None:
+        listed = ", ".join(sorted(installed)) or "none"
+        super().__init__(f"unknown tool {name!r}; installed tools: {listed}")
+        self.name = name
+        self.installed = installed
+
+
+class ToolUnavailableError(ToolError):
+    """A tool cannot run now (missing weights, missing package); ``fix`` says what to do."""
+
+    def __init__(self, reason: str, fix: str | None = None) -> None:
+        super().__init__(reason if not fix else f"{reason} (fix: {fix})")
+        self.reason = reason
+        self.fix = fix
+
+
+class InputRejectedError(ToolError):
+    """A tool refuses an input it was not built for (a tibia radiograph for a chest model)."""
+
+
+class ModelError(CopilotError):
+    """Model registry and weight management errors."""
+
+
+class UnknownModelError(ModelError):
+    """A model id that the registry does not know."""
+
+
+class WeightsMissingError(ModelError):
+    """Weights are not on disk and could not be fetched; ``fix`` is the command that installs them."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(f"{reason}; install with: {fix}")
+        self.reason = reason
+        self.fix = fix
+
+
+class HashMismatchError(ModelError):
+    """A weight file's sha256 differs from the one pinned in its model card."""
+
+
+class PlannerError(CopilotError):
+    """The planner could not produce a usable plan."""
+
+
+class LLMError(CopilotError):
+    """A chat model could not be configured or reached."""

@@ -1,0 +1,299 @@
+"""Header-only reading of one file into an :class:`InstanceRecord`, or a skip reason.
+
+Pixel data is never read here. Its element header is inspected to check that the bytes the
+header promises are actually present, so truncated or lying files are caught at index time
+without decoding anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import struct
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from copilot.errors import UnreadableFileError
+from copilot.study.model import InstanceRecord, SkippedFile
+
+log = logging.getLogger(__name__)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+PIXEL_DATA_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+UNDEFINED_LENGTH = 0xFFFFFFFF
+#: Native (uncompressed) transfer syntaxes, whose pixel length is fixed by the header.
+NATIVE_SYNTAXES = {
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+}
+DEFLATED_SYNTAX = "1.2.840.10008.1.2.1.99"
+
+
+def _text(ds: Any, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _int(ds: Any, keyword: str, default: int | None = None) -> int | None:
+    value = ds.get(keyword)
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _spacing(ds: Any) -> tuple[tuple[float, float] | None, str]:
+    """Real pixel spacing in mm (row, column), or None when absent or not positive."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(keyword)
+        if value is None:
+            continue
+        try:
+            row, col = float(value[0]), float(value[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if row > 0 and col > 0:
+            return (row, col), keyword
+    return None, ""
+
+
+def expected_pixel_bytes(rows: int, columns: int, frames: int, spp: int, bits: int) -> int:
+    """Bytes an uncompressed image of these dimensions occupies."""
+    total_bits = rows * columns * frames * spp * bits
+    return (total_bits + 7) // 8
+
+
+def _pixel_element_header(fp: BinaryIO, explicit_vr: bool, little: bool) -> tuple[int, int, int] | None:
+    """Read the element header at the current position: (tag, value length, value offset).
+
+    pydicom stops *before* the pixel data element when ``stop_before_pixels`` is set, so the
+    next bytes are that element's header. Explicit-VR OB/OW headers take 12 bytes (tag, VR,
+    two reserved bytes, 32-bit length), implicit-VR ones 8. None when the file ends there.
+    """
+    start = fp.tell()
+    raw = fp.read(12 if explicit_vr else 8)
+    if len(raw) < 8:
+        return None
+    order = "<" if little else ">"
+    group, element = struct.unpack(order + "HH", raw[:4])
+    tag = (group << 16) | element
+    if explicit_vr:
+        if len(raw) < 12:
+            return tag, UNDEFINED_LENGTH, start + len(raw)
+        (length,) = struct.unpack(order + "L", raw[8:12])
+        return tag, length, start + 12
+    (length,) = struct.unpack(order + "L", raw[4:8])
+    return tag, length, start + 8
+
+
+def pseudo_uid(*parts: str) -> str:
+    """A deterministic DICOM UID (2.25 form) derived from text, for plain images."""
+    digest = uuid.UUID(bytes=hashlib.sha256("|".join(parts).encode()).digest()[:16])
+    return f"2.25.{digest.int}"
+
+
+def read_plain_image(path: str, size: int, mtime_ns: int) -> InstanceRecord:
+    """A PNG or JPEG file as a one-image pseudo-study (modality OT, spacing unknown)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            mode = img.mode
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UnreadableFileError(f"unreadable image: {exc}") from exc
+    stem = Path(path).stem
+    return InstanceRecord(
+        path=path,
+        size=size,
+        mtime_ns=mtime_ns,
+        kind="image",
+        sop_uid=pseudo_uid("sop", path),
+        study_uid=pseudo_uid("study", path),
+        series_uid=pseudo_uid("series", path),
+        patient_id="",
+        study_description=f"image file {Path(path).name}",
+        series_description=stem,
+        modality="OT",
+        rows=height,
+        columns=width,
+        samples_per_pixel=3 if mode in ("RGB", "RGBA", "P") else 1,
+        bits_allocated=16 if mode.startswith("I") else 8,
+        bits_stored=16 if mode.startswith("I") else 8,
+        photometric="RGB" if mode in ("RGB", "RGBA", "P") else "MONOCHROME2",
+        transfer_syntax="",
+    )
+
+
+def _looks_like_dicom_without_preamble(head: bytes) -> bool:
+    """Raw DICOM streams without a preamble start with a group 0x0002 or 0x0008 tag."""
+    if len(head) < 8:
+        return False
+    group_le = int.from_bytes(head[0:2], "little")
+    group_be = int.from_bytes(head[0:2], "big")
+    return group_le in (0x0002, 0x0008) or group_be in (0x0002, 0x0008)
+
+
+def read_dicom(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> InstanceRecord:
+    """Read a DICOM file's header; raise :class:`UnreadableFileError` with a reason to skip it."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from pydicom.uid import UID
+
+    with open(path, "rb") as fp:
+        head = fp.read(132)
+        has_preamble = head[128:132] == b"DICM"
+        if not has_preamble and not _looks_like_dicom_without_preamble(head):
+            raise UnreadableFileError("not a DICOM file or a supported image (PNG, JPEG)")
+        fp.seek(0)
+        try:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=not has_preamble)
+        except (InvalidDicomError, EOFError, ValueError, OSError, struct.error) as exc:
+            raise UnreadableFileError(f"invalid DICOM header: {exc}") from exc
+        except Exception as exc:  # pydicom raises assorted types on hostile headers
+            raise UnreadableFileError(f"invalid DICOM header: {type(exc).__name__}: {exc}") from exc
+
+        meta = getattr(ds, "file_meta", None)
+        syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+        if not syntax:
+            syntax = "1.2.840.10008.1.2.1" if ds.is_implicit_VR is False else "1.2.840.10008.1.2"
+        sop_class = str(ds.get("SOPClassUID", "")) or (
+            str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+        )
+        class_name = UID(sop_class).name if sop_class else "unknown SOP class"
+
+        missing = [
+            k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID") if not ds.get(k)
+        ]
+        pixel_header = None
+        if syntax != DEFLATED_SYNTAX:  # a deflated stream has no byte offsets to check
+            uid = UID(syntax)
+            explicit = not uid.is_implicit_VR if uid.is_transfer_syntax else True
+            little = uid.is_little_endian if uid.is_transfer_syntax else True
+            pixel_header = _pixel_element_header(fp, explicit, little)
+
+    if pixel_header is None and syntax != DEFLATED_SYNTAX:
+        raise UnreadableFileError(f"no pixel data ({class_name})")
+    if pixel_header is not None and pixel_header[0] not in PIXEL_DATA_TAGS:
+        raise UnreadableFileError(f"no pixel data ({class_name})")
+    if missing:
+        raise UnreadableFileError(f"missing {', '.join(missing)}")
+
+    rows = _int(ds, "Rows", 0) or 0
+    columns = _int(ds, "Columns", 0) or 0
+    frames = _int(ds, "NumberOfFrames", 1) or 1
+    spp = _int(ds, "SamplesPerPixel", 1) or 1
+    bits = _int(ds, "BitsAllocated", 0) or 0
+    if rows <= 0 or columns <= 0 or bits <= 0:
+        raise UnreadableFileError("image dimensions (Rows, Columns, BitsAllocated) missing or zero")
+    declared = expected_pixel_bytes(rows, columns, frames, spp, bits)
+    decoded = expected_pixel_bytes(rows, columns, frames, spp, max(bits, 8))
+    if decoded > max_decoded_bytes:
+        raise UnreadableFileError(
+            f"declared image {columns}x{rows}x{frames} frame(s) needs {decoded / 2**20:.0f} MB, "
+            f"above the {max_decoded_bytes / 2**20:.0f} MB limit"
+        )
+    if pixel_header is not None:
+        _, length, value_start = pixel_header
+        if length != UNDEFINED_LENGTH:
+            if value_start + length > size:
+                raise UnreadableFileError(
+                    f"truncated: pixel data needs {length} bytes, only "
+                    f"{max(0, size - value_start)} present"
+                )
+            if syntax in NATIVE_SYNTAXES and length < declared:
+                raise UnreadableFileError(
+                    f"pixel data is {length} bytes but {columns}x{rows}x{frames} frame(s) at "
+                    f"{bits} bits needs {declared}"
+                )
+        elif syntax in NATIVE_SYNTAXES:
+            raise UnreadableFileError("uncompressed pixel data with undefined length")
+        elif value_start >= size:
+            raise UnreadableFileError("truncated: encapsulated pixel data is missing")
+    if syntax not in NATIVE_SYNTAXES and syntax != DEFLATED_SYNTAX:
+        from pydicom.pixels import get_decoder
+
+        try:
+            available = get_decoder(syntax).is_available
+        except (NotImplementedError, ValueError, KeyError):
+            available = False
+        if not available:
+            raise UnreadableFileError(f"unsupported transfer syntax {UID(syntax).name} (no decoder installed)")
+
+    spacing, spacing_source = _spacing(ds)
+    physicians = [
+        _text(ds, k) for k in ("ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName")
+    ]
+    return InstanceRecord(
+        path=path,
+        size=size,
+        mtime_ns=mtime_ns,
+        kind="dicom",
+        sop_uid=str(ds.SOPInstanceUID),
+        sop_class=sop_class,
+        study_uid=str(ds.StudyInstanceUID),
+        series_uid=str(ds.SeriesInstanceUID),
+        patient_id=_text(ds, "PatientID"),
+        patient_name=_text(ds, "PatientName"),
+        patient_age=_text(ds, "PatientAge"),
+        patient_sex=_text(ds, "PatientSex"),
+        patient_birth_date=_text(ds, "PatientBirthDate"),
+        study_date=_text(ds, "StudyDate"),
+        study_time=_text(ds, "StudyTime"),
+        study_description=_text(ds, "StudyDescription"),
+        series_description=_text(ds, "SeriesDescription"),
+        accession_number=_text(ds, "AccessionNumber"),
+        institution=_text(ds, "InstitutionName"),
+        physicians=[p for p in physicians if p],
+        modality=_text(ds, "Modality").upper(),
+        view=_text(ds, "ViewPosition").upper(),
+        body_part=_text(ds, "BodyPartExamined").upper(),
+        laterality=_text(ds, "ImageLaterality") or _text(ds, "Laterality"),
+        series_number=_int(ds, "SeriesNumber"),
+        instance_number=_int(ds, "InstanceNumber"),
+        rows=rows,
+        columns=columns,
+        frames=frames,
+        samples_per_pixel=spp,
+        bits_allocated=bits,
+        bits_stored=_int(ds, "BitsStored", bits) or bits,
+        photometric=_text(ds, "PhotometricInterpretation").upper(),
+        transfer_syntax=syntax,
+        pixel_spacing_mm=spacing,
+        spacing_source=spacing_source,
+    )
+
+
+def read_record(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> InstanceRecord | SkippedFile:
+    """Index one file: its record, or the reason it is skipped. Never raises for bad input."""
+    try:
+        if size == 0:
+            return SkippedFile(path=path, reason="empty file")
+        with open(path, "rb") as fp:
+            head = fp.read(8)
+        if head.startswith(PNG_MAGIC) or head.startswith(JPEG_MAGIC):
+            return read_plain_image(path, size, mtime_ns)
+        return read_dicom(path, size, mtime_ns, max_decoded_bytes)
+    except UnreadableFileError as exc:
+        return SkippedFile(path=path, reason=exc.reason)
+    except PermissionError:
+        return SkippedFile(path=path, reason="permission denied")
+    except OSError as exc:
+        return SkippedFile(path=path, reason=f"cannot read: {exc.strerror or exc}")
+    except Exception as exc:  # a hostile file must never stop the index
+        log.debug("unexpected error reading %s", path, exc_info=True)
+        return SkippedFile(path=path, reason=f"unreadable: {type(exc).__name__}: {exc}")
+
+
+def read_records(
+    items: list[tuple[str, int, int]], max_decoded_bytes: int
+) -> list[InstanceRecord | SkippedFile]:
+    """Index a chunk of files (the unit of work sent to an indexing process)."""
+    return [read_record(p, s, m, max_decoded_bytes) for p, s, m in items]

@@ -1,0 +1,184 @@
+"""Index a folder of DICOM studies: walk, read headers in parallel, cache, group.
+
+Only headers are read (``stop_before_pixels``); pixels are decoded on demand by
+:mod:`copilot.study.pixels`. Files are opened read-only and nothing is written into the
+folder: the cache lives under the XDG cache dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from copilot.config import Settings, get_settings
+from copilot.errors import NothingReadableError
+from copilot.study.cache import IndexCache
+from copilot.study.header import read_records
+from copilot.study.model import InstanceRecord, Series, SkippedFile, Study, StudySet
+from copilot.study.walk import FileEntry, WalkProblem, walk_files
+
+log = logging.getLogger(__name__)
+
+#: Below this many files to read, process start-up costs more than it saves.
+PARALLEL_THRESHOLD = 64
+CHUNK = 32
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # forkserver forks workers from a clean single-threaded server: safe when the caller
+    # runs threads (the terminal app indexes in a worker thread), cheaper than spawn.
+    if sys.platform.startswith("linux"):
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["copilot.study.header", "pydicom"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def read_headers(
+    entries: list[FileEntry],
+    settings: Settings,
+    progress: ProgressCallback | None = None,
+) -> list[InstanceRecord | SkippedFile]:
+    """Read the headers of ``entries``, in parallel processes when there are many."""
+    limit = settings.max_decoded_mb * 2**20
+    items = [(e.path, e.size, e.mtime_ns) for e in entries]
+    workers = min(settings.workers(), max(1, len(items) // CHUNK))
+    results: list[InstanceRecord | SkippedFile] = []
+    if len(items) < PARALLEL_THRESHOLD or workers <= 1:
+        for start in range(0, len(items), CHUNK):
+            results.extend(read_records(items[start : start + CHUNK], limit))
+            if progress:
+                progress(len(results), len(items))
+        return results
+    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        for chunk_result in pool.map(read_records, chunks, [limit] * len(chunks)):
+            results.extend(chunk_result)
+            if progress:
+                progress(len(results), len(items))
+    return results
+
+
+def _sort_key_instance(r: InstanceRecord) -> tuple[int, str]:
+    return (r.instance_number if r.instance_number is not None else 1 << 30, r.path)
+
+
+def group_records(root: str, records: list[InstanceRecord], skipped: list[SkippedFile]) -> StudySet:
+    """Group instance records into studies and series; duplicates of a SOP Instance UID are skipped."""
+    by_sop: dict[str, InstanceRecord] = {}
+    for rec in sorted(records, key=lambda r: r.path):
+        first = by_sop.get(rec.sop_uid)
+        if first is not None:
+            skipped.append(
+                SkippedFile(path=rec.path, reason=f"duplicate SOPInstanceUID of {first.path}")
+            )
+            continue
+        by_sop[rec.sop_uid] = rec
+    studies: dict[str, dict[str, list[InstanceRecord]]] = defaultdict(lambda: defaultdict(list))
+    for rec in by_sop.values():
+        studies[rec.study_uid][rec.series_uid].append(rec)
+    out: list[Study] = []
+    for study_uid, series_map in studies.items():
+        series_list: list[Series] = []
+        for series_uid, insts in series_map.items():
+            insts.sort(key=_sort_key_instance)
+            head = insts[0]
+            series_list.append(
+                Series(
+                    series_uid=series_uid,
+                    modality=head.modality,
+                    view=head.view,
+                    body_part=head.body_part,
+                    description=head.series_description,
+                    number=head.series_number,
+                    instances=insts,
+                )
+            )
+        series_list.sort(key=lambda s: (s.number if s.number is not None else 1 << 30, s.series_uid))
+        head = series_list[0].instances[0]
+        out.append(
+            Study(
+                study_uid=study_uid,
+                patient_id=head.patient_id,
+                patient_name=head.patient_name,
+                patient_age=head.patient_age,
+                patient_sex=head.patient_sex,
+                study_date=head.study_date,
+                description=head.study_description,
+                series=series_list,
+            )
+        )
+    out.sort(key=lambda s: (s.patient_id, s.study_date, s.study_uid))
+    skipped.sort(key=lambda k: k.path)
+    return StudySet(root=root, studies=out, skipped=skipped)
+
+
+def index_folder(
+    path: str | os.PathLike[str],
+    settings: Settings | None = None,
+    *,
+    use_cache: bool = True,
+    progress: ProgressCallback | None = None,
+) -> StudySet:
+    """Index every study under ``path`` (a folder or a single file).
+
+    Raises :class:`NothingReadableError` when the path does not exist or holds no readable
+    image; otherwise returns the studies plus every skipped file with its reason.
+    """
+    settings = settings or get_settings()
+    root_path = Path(path).expanduser()
+    if not root_path.exists():
+        raise NothingReadableError(f"{path}: no such file or folder")
+    root = str(root_path.resolve())
+
+    entries: list[FileEntry] = []
+    skipped: list[SkippedFile] = []
+    for item in walk_files(root):
+        if isinstance(item, WalkProblem):
+            skipped.append(SkippedFile(path=item.path, reason=item.reason))
+        else:
+            entries.append(item)
+
+    cache = IndexCache(settings.index_cache_path, root) if use_cache else None
+    cached = cache.load() if cache else {}
+    results: dict[str, InstanceRecord | SkippedFile] = {}
+    to_read: list[FileEntry] = []
+    for entry in entries:
+        hit = cached.get(entry.path)
+        if hit is not None and hit[0] == entry.size and hit[1] == entry.mtime_ns:
+            results[entry.path] = hit[2]
+        else:
+            to_read.append(entry)
+    log.debug("index %s: %d files, %d from cache", root, len(entries), len(results))
+    if progress:
+        progress(len(results), len(entries))
+
+    def _progress(done: int, _total: int) -> None:
+        if progress:
+            progress(len(results) + done, len(entries))
+
+    fresh = read_headers(to_read, settings, _progress if progress else None)
+    for entry, record in zip(to_read, fresh, strict=True):
+        results[entry.path] = record
+    if cache:
+        present = {e.path for e in entries}
+        cache.store(
+            [(e.path, e.size, e.mtime_ns, r) for e, r in zip(to_read, fresh, strict=True)],
+            [p for p in cached if p not in present],
+        )
+        cache.close()
+
+    records = [r for r in results.values() if isinstance(r, InstanceRecord)]
+    skipped.extend(r for r in results.values() if isinstance(r, SkippedFile))
+    if not records:
+        detail = f" ({len(skipped)} file(s) skipped)" if skipped else ""
+        raise NothingReadableError(f"{path}: no readable DICOM or image files{detail}")
+    return group_records(root, records, skipped)

@@ -1,0 +1,176 @@
+"""The study model: instances grouped into series, studies and a study set.
+
+Records hold header values only. Identifiers (names, IDs, dates, accession numbers,
+institutions) are kept for local display and for redaction; they are never put into prompts
+(see :mod:`copilot.study.summary`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class SkippedFile(BaseModel):
+    """A file that was not indexed, with a one-line reason."""
+
+    path: str
+    reason: str
+
+
+class InstanceRecord(BaseModel):
+    """Header facts about one image file (a DICOM instance or a plain PNG/JPEG)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    kind: Literal["dicom", "image"] = "dicom"
+    sop_uid: str
+    sop_class: str = ""
+    study_uid: str
+    series_uid: str
+    patient_id: str = ""
+    patient_name: str = ""
+    patient_age: str = ""
+    patient_sex: str = ""
+    patient_birth_date: str = ""
+    study_date: str = ""
+    study_time: str = ""
+    study_description: str = ""
+    series_description: str = ""
+    accession_number: str = ""
+    institution: str = ""
+    physicians: list[str] = Field(default_factory=list)
+    modality: str = ""
+    view: str = ""
+    body_part: str = ""
+    laterality: str = ""
+    series_number: int | None = None
+    instance_number: int | None = None
+    rows: int = 0
+    columns: int = 0
+    frames: int = 1
+    samples_per_pixel: int = 1
+    bits_allocated: int = 8
+    bits_stored: int = 8
+    photometric: str = ""
+    transfer_syntax: str = ""
+    pixel_spacing_mm: tuple[float, float] | None = None
+    spacing_source: str = ""
+
+    @property
+    def identifiers(self) -> list[str]:
+        """Every identifying value of this record, for redaction."""
+        values = [
+            self.patient_id,
+            self.patient_name,
+            self.patient_birth_date,
+            self.study_date,
+            self.accession_number,
+            self.institution,
+            *self.physicians,
+        ]
+        # A DICOM person name "DOE^JANE" also appears as "DOE", "JANE" and "JANE DOE".
+        for name in [self.patient_name, *self.physicians]:
+            values.extend(part for part in name.replace("^", " ").split() if len(part) > 2)
+        return [v for v in values if v and v.strip()]
+
+
+class Series(BaseModel):
+    """A series: instances sharing a SeriesInstanceUID."""
+
+    series_uid: str
+    modality: str = ""
+    view: str = ""
+    body_part: str = ""
+    description: str = ""
+    number: int | None = None
+    instances: list[InstanceRecord] = Field(default_factory=list)
+
+    @property
+    def first(self) -> InstanceRecord:
+        """The first instance by instance number (the one shown and analysed by default)."""
+        return self.instances[0]
+
+
+class Study(BaseModel):
+    """A study: series sharing a StudyInstanceUID, for one patient."""
+
+    study_uid: str
+    patient_id: str = ""
+    patient_name: str = ""
+    patient_age: str = ""
+    patient_sex: str = ""
+    study_date: str = ""
+    description: str = ""
+    series: list[Series] = Field(default_factory=list)
+
+    @property
+    def modalities(self) -> list[str]:
+        """Distinct modalities of the study's series, in series order."""
+        return list(dict.fromkeys(s.modality for s in self.series if s.modality))
+
+    def instances(self) -> Iterator[InstanceRecord]:
+        """All instances of the study, series by series."""
+        for series in self.series:
+            yield from series.instances
+
+    @property
+    def identifiers(self) -> list[str]:
+        """Every identifying value in this study, for redaction."""
+        found: dict[str, None] = {}
+        for inst in self.instances():
+            for value in inst.identifiers:
+                found.setdefault(value, None)
+        return list(found)
+
+    def primary_instance(self) -> InstanceRecord:
+        """The instance a question is about by default: the first image of the first series."""
+        return self.series[0].first
+
+
+class StudySet(BaseModel):
+    """The result of indexing a folder: studies plus the files skipped and why."""
+
+    root: str
+    studies: list[Study] = Field(default_factory=list)
+    skipped: list[SkippedFile] = Field(default_factory=list)
+
+    def get(self, study_uid: str) -> Study:
+        """The study with this UID (a unique prefix is accepted); raises StudyError otherwise."""
+        from copilot.errors import StudyError
+
+        matches = [s for s in self.studies if s.study_uid == study_uid]
+        if not matches:
+            matches = [s for s in self.studies if s.study_uid.startswith(study_uid)]
+        if len(matches) != 1:
+            what = "no study" if not matches else f"{len(matches)} studies"
+            raise StudyError(f"{what} with UID {study_uid!r} in {self.root}")
+        return matches[0]
+
+    def to_contract(self) -> dict[str, object]:
+        """The JSON shape of ``copilot studies --json`` (stable contract)."""
+        return {
+            "studies": [
+                {
+                    "study_uid": s.study_uid,
+                    "patient_id": s.patient_id,
+                    "study_date": s.study_date,
+                    "description": s.description,
+                    "modalities": s.modalities,
+                    "series": [
+                        {
+                            "series_uid": se.series_uid,
+                            "modality": se.modality,
+                            "view": se.view,
+                            "instances": len(se.instances),
+                        }
+                        for se in s.series
+                    ],
+                }
+                for s in self.studies
+            ],
+            "skipped": [k.model_dump() for k in self.skipped],
+        }
