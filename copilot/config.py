@@ -82,9 +82,7 @@ class Settings(BaseSettings):
         default=False,
         description="Allow patient identifiers to reach the LLM (a trusted, local endpoint).",
     )
-    llm_send_images: bool = Field(
-        default=False, description="Allow images to be sent to the LLM."
-    )
+    llm_send_images: bool = Field(default=False, description="Allow images to be sent to the LLM.")
     kb_corpus: Path | None = Field(
         default=None,
         description="Path to NLMCXR_reports.tgz; default: the copy inside torchxrayvision.",

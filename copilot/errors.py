@@ -71,7 +71,7 @@ class UnknownModelError(ModelError):
 
 
 class WeightsMissingError(ModelError):
-    """Weights are not on disk and could not be fetched; ``fix`` is the command that installs them."""
+    """Weights are not on disk and could not be fetched; ``fix`` is the install command."""
 
     def __init__(self, reason: str, fix: str) -> None:
         super().__init__(f"{reason}; install with: {fix}")

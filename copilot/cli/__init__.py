@@ -1,1 +1,85 @@
-"""Package."""
+"""The ``copilot`` command line (typer). Heavy modules are imported inside commands only."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+
+try:  # typer >= 0.20 vendors click as typer._click; older ones use click itself
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+from copilot import __version__
+from copilot.cli import studies as _studies
+from copilot.errors import CopilotError
+
+app = typer.Typer(
+    name="copilot",
+    help="Clinical imaging copilot: ask questions about DICOM studies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"copilot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr."),
+) -> None:
+    """Clinical imaging copilot: ask questions about DICOM studies."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+for module in (_studies,):
+    module.register(app)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error to stderr and exit with ``code``."""
+    sys.stderr.write(f"copilot: error: {message}\n")
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning every user error into one line and a non-zero exit."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        fail("aborted", 130)
+    except click_exceptions.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+            raise SystemExit(0) from None
+        hint = (
+            f" (see 'copilot {exc.ctx.command_path.split(' ', 1)[1]} --help')"
+            if (exc.ctx and " " in exc.ctx.command_path)
+            else " (see 'copilot --help')"
+        )
+        fail(exc.format_message().replace("\n", " ") + hint)
+    except click_exceptions.ClickException as exc:
+        fail(exc.format_message().replace("\n", " "))
+    except CopilotError as exc:
+        fail(str(exc).replace("\n", " "))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except BrokenPipeError:
+        raise SystemExit(0) from None

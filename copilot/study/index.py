@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import sys
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -33,9 +34,12 @@ ProgressCallback = Callable[[int, int], None]
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # forkserver forks workers from a clean single-threaded server: safe when the caller
-    # runs threads (the terminal app indexes in a worker thread), cheaper than spawn.
+    # fork is instant and inherits the imported modules, but is only safe from a
+    # single-threaded process (the CLI). With threads running (the terminal app indexes in a
+    # worker thread) forkserver forks workers from a clean single-threaded server instead.
     if sys.platform.startswith("linux"):
+        if threading.active_count() == 1:
+            return multiprocessing.get_context("fork")
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["copilot.study.header", "pydicom"])
         return ctx
@@ -72,7 +76,7 @@ def _sort_key_instance(r: InstanceRecord) -> tuple[int, str]:
 
 
 def group_records(root: str, records: list[InstanceRecord], skipped: list[SkippedFile]) -> StudySet:
-    """Group instance records into studies and series; duplicates of a SOP Instance UID are skipped."""
+    """Group records into studies and series; repeated SOP Instance UIDs are skipped."""
     by_sop: dict[str, InstanceRecord] = {}
     for rec in sorted(records, key=lambda r: r.path):
         first = by_sop.get(rec.sop_uid)
@@ -102,7 +106,9 @@ def group_records(root: str, records: list[InstanceRecord], skipped: list[Skippe
                     instances=insts,
                 )
             )
-        series_list.sort(key=lambda s: (s.number if s.number is not None else 1 << 30, s.series_uid))
+        series_list.sort(
+            key=lambda s: (s.number if s.number is not None else 1 << 30, s.series_uid)
+        )
         head = series_list[0].instances[0]
         out.append(
             Study(

@@ -56,7 +56,9 @@ def _normalise(arr: np.ndarray) -> np.ndarray:
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
         return np.zeros_like(arr, dtype=np.float32)
-    lo, hi = np.percentile(finite, [0.5, 99.5]) if finite.size > 1000 else (finite.min(), finite.max())
+    lo, hi = (
+        np.percentile(finite, [0.5, 99.5]) if finite.size > 1000 else (finite.min(), finite.max())
+    )
     if hi <= lo:
         lo, hi = float(finite.min()), float(finite.max())
     if hi <= lo:
@@ -67,7 +69,10 @@ def _normalise(arr: np.ndarray) -> np.ndarray:
 def check_decodable(record: InstanceRecord, settings: Settings) -> None:
     """Refuse before decoding when the declared image is larger than the configured limit."""
     need = expected_pixel_bytes(
-        record.rows, record.columns, record.frames, record.samples_per_pixel,
+        record.rows,
+        record.columns,
+        record.frames,
+        record.samples_per_pixel,
         max(record.bits_allocated, 8),
     )
     limit = settings.max_decoded_mb * 2**20
@@ -122,7 +127,7 @@ def load_pixels(
     if index is not None and arr.ndim >= 3 and arr.shape[0] == frames and frames > 1:
         arr = arr[index]
     photometric = record.photometric
-    if record.samples_per_pixel >= 3 or arr.ndim == 3 and arr.shape[-1] == 3:
+    if record.samples_per_pixel >= 3 or (arr.ndim == 3 and arr.shape[-1] == 3):
         # pydicom converts YBR to RGB by default; scale by the stored bit depth.
         top = float(2 ** max(record.bits_stored, 8) - 1)
         rgb = np.clip(arr.astype(np.float32) / top, 0.0, 1.0)
@@ -137,5 +142,6 @@ def load_pixels(
     img = _normalise(np.asarray(out))
     if photometric == "MONOCHROME1":
         img = 1.0 - img
-    return PixelImage(img, record.pixel_spacing_mm, record.path, photometric or "MONOCHROME2",
-                      index or 0, frames)
+    return PixelImage(
+        img, record.pixel_spacing_mm, record.path, photometric or "MONOCHROME2", index or 0, frames
+    )

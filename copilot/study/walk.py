@@ -8,8 +8,23 @@ from dataclasses import dataclass
 
 #: Files that are never images: OS metadata and partial downloads.
 JUNK_NAMES = frozenset({"thumbs.db", "desktop.ini", "icon\r", "dicomdir", "license", "readme"})
-JUNK_SUFFIXES = (".tmp", ".part", ".crdownload", "~", ".txt", ".md", ".xml", ".json", ".csv",
-                 ".html", ".pdf", ".ini", ".log", ".exe", ".zip")
+JUNK_SUFFIXES = (
+    ".tmp",
+    ".part",
+    ".crdownload",
+    "~",
+    ".txt",
+    ".md",
+    ".xml",
+    ".json",
+    ".csv",
+    ".html",
+    ".pdf",
+    ".ini",
+    ".log",
+    ".exe",
+    ".zip",
+)
 JUNK_DIRS = frozenset({"__macosx", "$recycle.bin", "system volume information"})
 
 

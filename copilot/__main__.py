@@ -1,0 +1,5 @@
+"""``python -m copilot`` runs the command line."""
+
+from copilot.cli import main
+
+main()

@@ -1,0 +1,122 @@
+"""Fast access to header values straight from pydicom's raw (unconverted) elements.
+
+Profiling the indexer showed pydicom's per-element value conversion (DSfloat, PersonName,
+MultiValue objects) costing more than parsing the file itself. For the ~30 plain text and
+US fields the index needs, decoding the raw bytes directly is 10x cheaper. Anything unusual
+(ISO 2022 character sets, sequences, unknown VRs) falls back to pydicom's own conversion.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
+
+_TEXT_VRS = frozenset(
+    {
+        "AE",
+        "AS",
+        "CS",
+        "DA",
+        "DS",
+        "DT",
+        "IS",
+        "LO",
+        "LT",
+        "PN",
+        "SH",
+        "ST",
+        "TM",
+        "UC",
+        "UI",
+        "UR",
+        "UT",
+    }
+)
+_SIMPLE_CHARSETS = {
+    "": "latin-1",
+    "ISO_IR 6": "latin-1",
+    "ISO_IR 100": "latin-1",
+    "ISO_IR 192": "utf-8",
+}
+_TAGS: dict[str, int] = {}
+
+
+def _tag(keyword: str) -> int:
+    tag = _TAGS.get(keyword)
+    if tag is None:
+        found = tag_for_keyword(keyword)
+        if found is None:
+            raise KeyError(keyword)
+        tag = _TAGS[keyword] = int(found)
+    return tag
+
+
+class HeaderReader:
+    """Read values of one dataset by keyword, as ``str`` or ``int``, never raising."""
+
+    def __init__(self, ds: Any) -> None:
+        self.ds = ds
+        charset = ds.get_item(0x00080005)
+        raw = charset.value if isinstance(charset, RawDataElement) else None
+        name = raw.decode("ascii", "replace").strip("\x00 ").split("\\")[0] if raw else ""
+        if charset is not None and raw is None:
+            cs = ds.get("SpecificCharacterSet", "")
+            name = cs if isinstance(cs, str) else (cs[0] if cs else "")
+        self.encoding = _SIMPLE_CHARSETS.get(name)
+
+    def _fallback(self, keyword: str) -> str:
+        try:
+            value = self.ds.get(keyword)
+        except Exception:  # a malformed value is treated as absent
+            return ""
+        if value is None:
+            return ""
+        if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+            return "\\".join(str(v) for v in value)
+        return str(value).strip()
+
+    def text(self, keyword: str) -> str:
+        """The value as text (multi-values joined by a backslash); "" when absent."""
+        tag = _tag(keyword)
+        elem = self.ds.get_item(tag)
+        if elem is None:
+            return ""
+        if not isinstance(elem, RawDataElement) or self.encoding is None:
+            return self._fallback(keyword)
+        vr = elem.VR or dictionary_VR(tag)
+        if vr not in _TEXT_VRS or elem.value is None:
+            return self._fallback(keyword)
+        return bytes(elem.value).decode(self.encoding, "replace").strip("\x00 ")
+
+    def integer(self, keyword: str) -> int | None:
+        """An US/SS/IS value as int; None when absent or malformed."""
+        tag = _tag(keyword)
+        elem = self.ds.get_item(tag)
+        if elem is None:
+            return None
+        if isinstance(elem, RawDataElement) and elem.value is not None:
+            vr = elem.VR or dictionary_VR(tag)
+            raw = bytes(elem.value)
+            order = "<" if elem.is_little_endian else ">"
+            if vr in ("US", "SS") and len(raw) >= 2:
+                return int(struct.unpack(order + ("H" if vr == "US" else "h"), raw[:2])[0])
+            if vr in ("UL", "SL") and len(raw) >= 4:
+                return int(struct.unpack(order + ("L" if vr == "UL" else "l"), raw[:4])[0])
+        text = self.text(keyword).split("\\")[0].strip()
+        try:
+            return int(float(text)) if text else None
+        except ValueError:
+            return None
+
+    def floats(self, keyword: str) -> list[float]:
+        """A DS multi-value as floats; [] when absent or malformed."""
+        out = []
+        for part in self.text(keyword).split("\\"):
+            try:
+                out.append(float(part))
+            except ValueError:
+                return []
+        return out

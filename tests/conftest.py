@@ -1,0 +1,55 @@
+"""Shared fixtures: real data locations, isolated XDG dirs, offline mode."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+DEMO_STUDIES = SHARED / "demo-studies"
+DICOM_SAMPLES = SHARED / "dicom-samples"
+NIH_IMAGES = SHARED / "nih-cxr" / "images"
+IU_REPORTS = SHARED / "iu-xray" / "NLMCXR_reports.tgz"
+
+# Tests never touch the network.
+os.environ["COPILOT_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def need(path: Path) -> Path:
+    """Skip the test when a shared data path is missing (it is always there in CI)."""
+    if not path.exists():
+        pytest.skip(f"shared data not found: {path}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """Each test gets its own cache, data and config dirs, and fresh settings."""
+    from copilot.config import get_settings
+
+    base = tmp_path_factory.mktemp("xdg")
+    for name in ("CACHE", "DATA", "CONFIG"):
+        monkeypatch.setenv(f"COPILOT_{name}_DIR", str(base / name.lower()))
+    get_settings.cache_clear()
+    yield base
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def demo_studies() -> Path:
+    """The 24 real demo studies (read-only)."""
+    return need(DEMO_STUDIES)
+
+
+@pytest.fixture(scope="session")
+def dicom_samples() -> Path:
+    """Two real RSNA CR files, JPEG baseline, one MONOCHROME1."""
+    return need(DICOM_SAMPLES)
