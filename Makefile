@@ -13,10 +13,11 @@ TORCH_SPEC := $(shell test -f /etc/xdg/pip/constraints.txt && echo "torch==2.14.
 
 .PHONY: demo test check lint types unit bench install clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml examples/copilot-example-plugin/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC) -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps -e examples/copilot-example-plugin
 	touch $@
 
 install: $(BIN)/.installed
@@ -30,11 +31,16 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy cannot follow the package-dir mapping, so it checks a symlinked copilot/ tree in
+# which tools/, agents/, prompts/ and tui/ sit where they install.
 types: install
-	$(BIN)/mypy
+	rm -rf build/typecheck && mkdir -p build/typecheck/copilot
+	for f in copilot/*; do ln -s "$(CURDIR)/$$f" build/typecheck/copilot/; done
+	for d in tools agents prompts tui; do ln -s "$(CURDIR)/$$d" build/typecheck/copilot/$$d; done
+	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml
 
 unit: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q tests examples/copilot-example-plugin/tests
 
 test: lint types unit
 

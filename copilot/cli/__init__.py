@@ -14,7 +14,9 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from copilot import __version__
+from copilot.cli import models as _models
 from copilot.cli import studies as _studies
+from copilot.cli import tools as _tools
 from copilot.errors import CopilotError
 
 app = typer.Typer(
@@ -46,7 +48,7 @@ def _root(
     )
 
 
-for module in (_studies,):
+for module in (_studies, _tools, _models):
     module.register(app)
 
 

@@ -50,3 +50,32 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, in
                 progress.update(task, completed=done, total=total)
 
         yield update
+
+
+@contextmanager
+def byte_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A download progress callback (bytes done, total) drawing on stderr."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    with Progress(
+        f"[bold]{label}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+        disable=not stderr.is_terminal,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update

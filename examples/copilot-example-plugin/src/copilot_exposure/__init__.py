@@ -1,0 +1,1 @@
+"""Example copilot plug-in: a radiograph exposure and contrast check."""
