@@ -81,6 +81,9 @@ class Finding(BaseModel):
     location: str | None = None
     text: str | None = None
     source: str | None = Field(default=None, description="Where it came from (prompt, region).")
+    region: tuple[int, int, int, int] | None = Field(
+        default=None, description="Bounding box (x0, y0, x1, y1) in original image pixels."
+    )
 
 
 class Artifact(BaseModel):

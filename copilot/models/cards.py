@@ -17,6 +17,7 @@ class ModelFile(BaseModel):
     url: str | None = None
     sha256: str = ""
     size: int | None = None
+    required: bool = True
 
 
 class ModelCard(BaseModel):
@@ -35,6 +36,11 @@ class ModelCard(BaseModel):
     format: str
     loader: str
     intended_use: str
+
+    @property
+    def required_files(self) -> list[ModelFile]:
+        """Files that must be present for the model to count as installed."""
+        return [f for f in self.files if f.required]
 
     @property
     def pull_command(self) -> str:

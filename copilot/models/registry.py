@@ -122,7 +122,7 @@ class ModelRegistry:
             return folder if folder.exists() else None
         if card.source == "url":
             folder = self.root / card.id
-            return folder if all((folder / f.name).is_file() for f in card.files) else None
+            return folder if all((folder / f.name).is_file() for f in card.required_files) else None
         return self._hf_local(card)
 
     def _hf_local(self, card: ModelCard) -> Path | None:
@@ -140,7 +140,7 @@ class ModelRegistry:
             )
         except (LocalEntryNotFoundError, FileNotFoundError, ValueError, OSError):
             return None
-        if card.files and not all((folder / f.name).exists() for f in card.files):
+        if not all((folder / f.name).exists() for f in card.required_files):
             return None
         return folder
 
@@ -279,6 +279,8 @@ class ModelRegistry:
         hashes = {}
         for f in card.files:
             path = folder / f.name
+            if not path.exists() and not f.required:
+                continue
             digest = sha256_file(path)
             if f.sha256 and digest != f.sha256:
                 raise HashMismatchError(f"{card.id}/{f.name}: sha256 {digest} != pinned {f.sha256}")
@@ -294,7 +296,7 @@ class ModelRegistry:
             path = path.parent
         if not path.is_dir():
             raise ModelError(f"{path}: not a folder holding the files of {model_id}")
-        missing = [f.name for f in card.files if not (path / f.name).exists()]
+        missing = [f.name for f in card.required_files if not (path / f.name).exists()]
         if missing:
             raise ModelError(f"{path} lacks {', '.join(missing)} needed by {model_id}")
         checks = self._check_files(card, path)
@@ -312,7 +314,8 @@ class ModelRegistry:
         for f in card.files:
             path = folder / f.name
             if not path.exists():
-                checks.append(FileCheck(name=f.name, ok=False, detail="missing"))
+                if f.required:
+                    checks.append(FileCheck(name=f.name, ok=False, detail="missing"))
                 continue
             digest = sha256_file(path)
             pinned = f.sha256 or recorded.get(f.name, "")

@@ -1,0 +1,91 @@
+"""Checkpoints in the exact formats of the real models, with made-up weights, for tests.
+
+They exercise the real loading code (TorchXRayVision's loaders, transformers'
+``from_pretrained``) without the real weights, which cannot be downloaded in CI. They are never
+used in a product path: only tests install them, into a temporary weights dir.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from copilot.config import Settings
+from copilot.models.cards import shipped_cards
+
+
+def _target(settings: Settings, model_id: str) -> Path:
+    card = shipped_cards()[model_id]
+    folder = settings.weights_dir / model_id
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / card.files[0].name
+
+
+def install_fake_densenet(settings: Settings, positive: tuple[int, ...] = (10,)) -> Path:
+    """A TorchXRayVision DenseNet-121 pickled like the released file, biased so the listed
+    label indices (10 = Cardiomegaly) come out above threshold."""
+    import torch
+    import torchxrayvision as xrv
+
+    torch.manual_seed(0)
+    model = xrv.models.DenseNet(num_classes=18)
+    with torch.no_grad():
+        model.classifier.weight.mul_(0.01)
+        model.classifier.bias.fill_(-8.0)
+        for index in positive:
+            model.classifier.bias[index] = 8.0
+    path = _target(settings, "xrv-densenet121-res224-all")
+    torch.save(model, path)
+    return path
+
+
+def install_fake_pspnet(settings: Settings) -> Path:
+    """A PSPNet state dict saved from DataParallel ('module.' prefixes), as released."""
+    import torch
+    from torchxrayvision.baseline_models.chestx_det.ptsemseg.pspnet import pspnet
+
+    torch.manual_seed(0)
+    state = {f"module.{k}": v for k, v in pspnet(14).state_dict().items()}
+    path = _target(settings, "xrv-pspnet-chestx-det")
+    torch.save(state, path)
+    return path
+
+
+def make_tiny_sam(folder: Path) -> Path:
+    """A tiny transformers SamModel + SamProcessor saved with save_pretrained (real format)."""
+    from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
+    from transformers.models.sam.configuration_sam import (
+        SamMaskDecoderConfig,
+        SamPromptEncoderConfig,
+        SamVisionConfig,
+    )
+
+    vision = SamVisionConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        output_channels=32,
+        image_size=128,
+        patch_size=16,
+        global_attn_indexes=[1],
+        mlp_dim=64,
+        num_pos_feats=16,
+    )
+    prompt = SamPromptEncoderConfig(hidden_size=32, image_size=128, patch_size=16)
+    decoder = SamMaskDecoderConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        mlp_dim=64,
+        iou_head_hidden_dim=32,
+    )
+    config = SamConfig(
+        vision_config=vision.to_dict(),
+        prompt_encoder_config=prompt.to_dict(),
+        mask_decoder_config=decoder.to_dict(),
+    )
+    SamModel(config).save_pretrained(folder)
+    processor = SamProcessor(
+        SamImageProcessor(size={"longest_edge": 128}, pad_size={"height": 128, "width": 128})
+    )
+    processor.save_pretrained(folder)
+    return folder

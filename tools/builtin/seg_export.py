@@ -1,0 +1,119 @@
+"""Export masks as a DICOM Segmentation (highdicom) into a folder the user names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from copilot import paths
+from copilot.errors import ToolError
+from copilot.study.model import InstanceRecord
+
+_ANATOMY_CODES = {
+    "lung": "Lung",
+    "heart": "Heart",
+    "clavicle": "Clavicle",
+    "scapula": "Scapula",
+    "aorta": "Aorta",
+    "mediastinum": "Mediastinum",
+    "diaphragm": "Diaphragm",
+    "trachea": "Trachea",
+    "hilus": "HilumOfLung",
+}
+_TYPE2_COPIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+
+
+def _property(label: str) -> tuple[object, object]:
+    from pydicom.sr.codedict import codes
+
+    lower = label.lower()
+    for word, name in _ANATOMY_CODES.items():
+        if word in lower:
+            return codes.SCT.Organ, getattr(codes.SCT, name)
+    if "facies" in lower:
+        return codes.SCT.Organ, codes.SCT.Diaphragm
+    if "spine" in lower or "weasand" in lower:
+        return codes.SCT.AnatomicalStructure, codes.SCT.Tissue
+    return codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Lesion
+
+
+def export_dicom_seg(
+    masks: dict[str, np.ndarray],
+    instance: InstanceRecord,
+    out_dir: Path,
+    *,
+    algorithm: str,
+    version: str,
+    study_root: Path | None = None,
+) -> Path:
+    """Write a binary DICOM SEG of ``masks`` (label -> bool array at the image's size).
+
+    Refuses to write inside the study folder (``study_root`` or the instance's folder).
+    """
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    out_dir = out_dir.expanduser()
+    forbidden = study_root or Path(instance.path).parent
+    if paths.is_within(out_dir, forbidden):
+        raise ToolError(
+            f"refusing to write into the study folder {forbidden}; name another output folder"
+        )
+    if instance.kind != "dicom":
+        raise ToolError("DICOM SEG needs a DICOM source image")
+    source = pydicom.dcmread(instance.path)
+    # The SEG copies the patient and study modules, whose type 2 attributes must exist (they
+    # may be empty). Fill the gaps in memory only: the source file is never modified.
+    for keyword in _TYPE2_COPIED:
+        if keyword not in source:
+            setattr(source, keyword, "")
+    labels = [k for k, m in masks.items() if m.any()]
+    if not labels:
+        raise ToolError("no non-empty mask to export")
+    stack = np.stack([masks[k].astype(bool) for k in labels], axis=-1)[None, ...]
+    algo = hd.AlgorithmIdentificationSequence(
+        name=algorithm, family=codes.cid7162.ArtificialIntelligence, version=version
+    )
+    descriptions = []
+    for number, label in enumerate(labels, start=1):
+        category, prop = _property(label)
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=label[:64],
+                segmented_property_category=category,
+                segmented_property_type=prop,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=algo,
+            )
+        )
+    seg = hd.seg.Segmentation(
+        source_images=[source],
+        pixel_array=stack,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=900,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="copilot",
+        manufacturer_model_name=algorithm,
+        software_versions=version,
+        device_serial_number="0",
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"SEG_{instance.sop_uid}.dcm"
+    seg.save_as(path)
+    return path
