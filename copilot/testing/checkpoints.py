@@ -30,7 +30,7 @@ def install_fake_densenet(settings: Settings, positive: tuple[int, ...] = (10,))
     model = xrv.models.DenseNet(num_classes=18)
     with torch.no_grad():
         model.classifier.weight.mul_(0.01)
-        model.classifier.bias.fill_(-8.0)
+        model.classifier.bias.fill_(-30.0)
         for index in positive:
             model.classifier.bias[index] = 8.0
     path = _target(settings, "xrv-densenet121-res224-all")

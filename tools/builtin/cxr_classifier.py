@@ -112,7 +112,7 @@ class CxrClassifier(Tool):
         if instance.view and instance.view not in FRONTAL_VIEWS:
             return Acceptance(
                 ok=False,
-                reason=f"the classifier is trained on frontal (PA/AP) views; this is {instance.view}",
+                reason=f"the classifier reads frontal (PA/AP) views; this is {instance.view}",
             )
         return base
 
@@ -127,10 +127,8 @@ class CxrClassifier(Tool):
         # TorchXRayVision's own loader reads the file we placed and verified in its cache_dir.
         model = xrv.models.DenseNet(weights=XRV_WEIGHTS, cache_dir=str(folder))
         model.eval()
-        device = self.runtime.device_name
-        model = model.to(device)
-        if device == "cuda":
-            model = model.to(memory_format=torch.channels_last)
+        # channels_last speeds DenseNet convolutions up on both CPU (oneDNN) and GPU.
+        model = model.to(self.runtime.device_name).to(memory_format=torch.channels_last)
         return model, module_bytes(model)
 
     @property
@@ -155,8 +153,7 @@ class CxrClassifier(Tool):
         device = self.runtime.device_name
         prepared = [xrv_input(r.pixels(), 224) for r in requests]
         batch = torch.from_numpy(np.stack([p[0] for p in prepared])).to(device)
-        if device == "cuda":
-            batch = batch.to(memory_format=torch.channels_last)
+        batch = batch.to(memory_format=torch.channels_last)
         use_half = self.runtime.use_half
         with torch.inference_mode(), torch.autocast(device_type="cuda", enabled=use_half):
             scores = model(batch).float().cpu().numpy()

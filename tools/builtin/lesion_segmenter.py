@@ -228,7 +228,7 @@ class LesionSegmenter(Tool):
                     unit="ratio",
                     threshold=0.5,
                     above_threshold=ctr > 0.5,
-                    text=f"maximal heart width over thoracic width between the lungs' outer margins "
+                    text="maximal heart width over thoracic width between the lungs' outer margins "
                     f"(above 0.5 suggests cardiomegaly on a PA film{caveat})",
                 )
             )
