@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         description="Allow patient identifiers to reach the LLM (a trusted, local endpoint).",
     )
     llm_send_images: bool = Field(default=False, description="Allow images to be sent to the LLM.")
+    embedding_model: str = Field(
+        default="all-minilm-l6-v2",
+        description="Model registry id of the sentence encoder used by the retriever and planner.",
+    )
     kb_corpus: Path | None = Field(
         default=None,
         description="Path to NLMCXR_reports.tgz; default: the copy inside torchxrayvision.",

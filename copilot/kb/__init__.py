@@ -1,1 +1,1 @@
-"""Package."""
+"""Knowledge base: corpora, the shipped knowledge cards and the hybrid retrieval index."""

@@ -1,0 +1,163 @@
+"""Text corpora for the retriever: the IU chest X-ray reports, the shipped knowledge cards,
+and users' own documents (text, Markdown, JSONL).
+
+The IU reports are CC BY-NC-ND 4.0, so their text never enters this repository: they are read
+from the copy inside the installed ``torchxrayvision`` wheel, or a path the user gives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import tarfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from copilot.errors import CopilotError
+
+log = logging.getLogger(__name__)
+
+IU_SOURCE = "iu-xray"
+KB_SOURCE = "knowledge"
+
+
+class Passage(BaseModel):
+    """One retrievable passage with its citation."""
+
+    source: str
+    id: str
+    text: str
+    title: str = ""
+    indication: str = ""
+    mesh: list[str] = Field(default_factory=list)
+    citation: str = ""
+
+
+def default_iu_path() -> Path | None:
+    """``NLMCXR_reports.tgz`` inside the installed torchxrayvision wheel, if present."""
+    try:
+        path = Path(str(resources.files("torchxrayvision").joinpath("data/NLMCXR_reports.tgz")))
+    except ModuleNotFoundError:
+        return None
+    return path if path.exists() else None
+
+
+def _clean(text: str | None) -> str:
+    return re.sub(r"\s+", " ", (text or "").replace("XXXX", "[redacted]")).strip()
+
+
+def read_iu_reports(path: Path) -> Iterator[Passage]:
+    """Parse the IU reports archive: one passage per report with findings and impression."""
+    try:
+        archive = tarfile.open(path, "r:gz")
+    except (OSError, tarfile.TarError) as exc:
+        raise CopilotError(f"cannot read the IU report corpus {path}: {exc}") from exc
+    with archive:
+        for member in archive:
+            if not member.isfile() or not member.name.endswith(".xml"):
+                continue
+            fh = archive.extractfile(member)
+            if fh is None:
+                continue
+            try:
+                root = ET.parse(fh).getroot()
+            except ET.ParseError:
+                log.warning("skipping malformed report %s", member.name)
+                continue
+            sections = {
+                (el.get("Label") or "").upper(): _clean(el.text) for el in root.iter("AbstractText")
+            }
+            findings, impression = sections.get("FINDINGS", ""), sections.get("IMPRESSION", "")
+            if not findings and not impression:
+                continue
+            uid = root.find("uId")
+            report_id = uid.get("id", "") if uid is not None else Path(member.name).stem
+            text = " ".join(
+                p
+                for p in (
+                    f"FINDINGS: {findings}" if findings else "",
+                    f"IMPRESSION: {impression}" if impression else "",
+                )
+                if p
+            )
+            yield Passage(
+                source=IU_SOURCE,
+                id=report_id,
+                text=text,
+                indication=sections.get("INDICATION", ""),
+                mesh=[m.text for m in root.iter("major") if m.text],
+                citation=f"Indiana University Chest X-ray Collection, report {report_id} (CC BY-NC-ND 4.0)",
+            )
+
+
+def read_knowledge_cards() -> Iterator[Passage]:
+    """The curated knowledge cards shipped with the package (one per classifier finding)."""
+    folder = resources.files("copilot.kb").joinpath("cards")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".md"):
+            continue
+        text = entry.read_text(encoding="utf-8")
+        title = text.splitlines()[0].lstrip("# ").strip()
+        source = re.search(r"^Source:\s*(.+)$", text, re.MULTILINE)
+        body = re.sub(r"^#.*\n|^Source:.*$", "", text, flags=re.MULTILINE).strip()
+        yield Passage(
+            source=KB_SOURCE,
+            id=entry.name[:-3],
+            title=title,
+            text=f"{title}. {body}",
+            citation=source.group(1).strip() if source else "copilot knowledge base",
+        )
+
+
+def read_user_corpus(path: Path, source: str) -> Iterator[Passage]:
+    """A user's documents: .txt/.md files (split on blank lines) or JSONL ({"id", "text"})."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        suffix = file.suffix.lower()
+        if suffix == ".jsonl":
+            for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError as exc:
+                    raise CopilotError(f"{file}:{n}: not JSON: {exc}") from exc
+                if not isinstance(row, dict) or not str(row.get("text", "")).strip():
+                    raise CopilotError(f"{file}:{n}: each line needs a 'text' field")
+                yield Passage(
+                    source=source,
+                    id=str(row.get("id", f"{file.stem}:{n}")),
+                    text=str(row["text"]),
+                    title=str(row.get("title", "")),
+                    citation=str(row.get("citation", f"{file.name} line {n}")),
+                )
+        elif suffix in (".txt", ".md", ".markdown"):
+            chunks = [
+                c.strip()
+                for c in re.split(r"\n\s*\n", file.read_text(encoding="utf-8"))
+                if c.strip()
+            ]
+            for n, chunk in enumerate(chunks, start=1):
+                yield Passage(
+                    source=source,
+                    id=f"{file.stem}:{n}",
+                    text=chunk,
+                    citation=f"{file.name}, paragraph {n}",
+                )
+
+
+def fingerprint(paths: list[Path]) -> str:
+    """A hash of files' names, sizes and mtimes: changes when a corpus changes."""
+    digest = hashlib.sha256()
+    for path in paths:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for f in files:
+            st = f.stat()
+            digest.update(f"{f}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
