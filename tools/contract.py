@@ -207,11 +207,14 @@ class Tool:
         from copilot.models.registry import ModelRegistry
 
         registry = ModelRegistry(self.settings)
+        notes = []
         for model_id in self.manifest.models:
             status = registry.availability(model_id)
             if not status.ok:
                 return status
-        return Availability(ok=True)
+            if status.reason:
+                notes.append(status.reason)
+        return Availability(ok=True, reason="; ".join(notes))
 
     def accepts(self, instance: InstanceRecord | None) -> Acceptance:
         """Default: check the image against the manifest's modalities and body parts."""

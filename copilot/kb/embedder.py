@@ -26,7 +26,9 @@ class Embedder:
 
         from copilot.models.registry import ModelRegistry
         from copilot.runtime.device import module_bytes
+        from copilot.runtime.hf import quiet_transformers
 
+        quiet_transformers()
         folder = ModelRegistry(self.settings).ensure(self.model_id)
         device = get_runtime(self.settings).device_name
         model = SentenceTransformer(str(folder), device=device, local_files_only=True)

@@ -154,9 +154,42 @@ def label_text(text: str) -> dict[str, Status]:
     return out
 
 
+#: Lay and abbreviated wordings clinicians and patients use in questions (not in reports).
+QUESTION_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "Pneumothorax": (
+        r"\bptx\b",
+        r"air (?:in|around) the pleural? (?:space|cavity)",
+        r"collapsed lung",
+        r"air (?:outside|around) the lung",
+    ),
+    "Effusion": (
+        r"fluid (?:around|in|on) the lungs?",
+        r"fluid in the (?:pleural|chest)",
+        r"\beff\b",
+    ),
+    "Cardiomegaly": (
+        r"(?:big|large|enlarged) heart",
+        r"heart (?:is |looks )?(?:big|large|enlarged)",
+        r"heart size",
+        r"\bcmg\b",
+    ),
+    "Edema": (r"water on the lungs?", r"fluid overload", r"\bchf\b", r"heart failure"),
+    "Pneumonia": (r"\bchest infection\b", r"\bpna\b"),
+    "Nodule": (r"\bspot on the lung\b", r"\bcoin lesion\b"),
+    "Fracture": (r"broken (?:rib|bone|clavicle)", r"\bfx\b"),
+    "Lung opacity": (r"white (?:area|patch|spot)", r"shadow(?:ing)? on the lung"),
+}
+_QUESTION = {k: [re.compile(p) for p in v] for k, v in QUESTION_SYNONYMS.items()}
+
+
 def findings_in_question(text: str) -> list[str]:
-    """Findings a question asks about (mentioned in any status: "is there no effusion?")."""
-    return list(dict.fromkeys(m.label for m in find_mentions(text)))
+    """Findings a question asks about, in report or lay wording ("air in the pleural space")."""
+    found = [m.label for m in find_mentions(text)]
+    lower = text.lower()
+    for label, patterns in _QUESTION.items():
+        if any(p.search(lower) for p in patterns):
+            found.append(label)
+    return list(dict.fromkeys(found))
 
 
 def negation_marked_tokens(text: str) -> list[str]:

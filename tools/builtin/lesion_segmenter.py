@@ -129,7 +129,9 @@ class LesionSegmenter(Tool):
 
         from copilot.models.registry import ModelRegistry
         from copilot.runtime.device import module_bytes
+        from copilot.runtime.hf import quiet_transformers
 
+        quiet_transformers()
         folder = ModelRegistry(self.settings).ensure(LESION_MODEL)
         model = SamModel.from_pretrained(folder).eval().to(self.runtime.device_name)
         processor = SamProcessor.from_pretrained(folder)
