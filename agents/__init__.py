@@ -1,1 +1,1 @@
-"""Package."""
+"""The planner graph (installed as ``copilot.agents``)."""

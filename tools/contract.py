@@ -62,6 +62,9 @@ class ToolManifest(BaseModel):
     uses: tuple[str, ...] = Field(
         default=(), description="Tools whose outputs it uses when planned with them."
     )
+    question_dependent: bool = Field(
+        default=False, description="Its output depends on the question's wording (not cached across)."
+    )
 
 
 class Finding(BaseModel):

@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from copilot import __version__
+from copilot.cli import ask as _ask
 from copilot.cli import kb as _kb
 from copilot.cli import models as _models
 from copilot.cli import studies as _studies
@@ -49,7 +50,7 @@ def _root(
     )
 
 
-for module in (_studies, _kb, _tools, _models):
+for module in (_studies, _ask, _kb, _tools, _models):
     module.register(app)
 
 

@@ -41,6 +41,7 @@ class Retriever(Tool):
         labels=(),
         models=("all-minilm-l6-v2",),
         uses=("cxr_classifier",),
+        question_dependent=True,
     )
 
     def available(self) -> Availability:

@@ -45,6 +45,7 @@ class VisualQA(Tool):
         models=(VLM_MODEL,),
         gpu_memory_mb=9000,
         uses=("cxr_classifier",),
+        question_dependent=True,
     )
 
     def _model_ready(self) -> bool:

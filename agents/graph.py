@@ -1,0 +1,38 @@
+"""The planner graph: understand -> plan -> execute -> compose -> verify."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+
+from copilot.agents.context import Context
+from copilot.agents.nodes.compose import compose
+from copilot.agents.nodes.execute import execute
+from copilot.agents.nodes.plan import plan
+from copilot.agents.nodes.understand import understand
+from copilot.agents.state import AgentState
+
+
+def route_after_plan(state: AgentState) -> Literal["execute", "compose"]:
+    """Skip execution when the plan is empty (greetings, header questions, refused images)."""
+    return "execute" if state.get("plan") else "compose"
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    """The compiled graph; pass a checkpointer to persist conversation threads."""
+    from copilot.agents.nodes.verify import verify
+
+    graph = StateGraph(AgentState, context_schema=Context)
+    graph.add_node("understand", understand)
+    graph.add_node("plan", plan)
+    graph.add_node("execute", execute)
+    graph.add_node("compose", compose)
+    graph.add_node("verify", verify)
+    graph.add_edge(START, "understand")
+    graph.add_edge("understand", "plan")
+    graph.add_conditional_edges("plan", route_after_plan, ["execute", "compose"])
+    graph.add_edge("execute", "compose")
+    graph.add_edge("compose", "verify")
+    graph.add_edge("verify", END)
+    return graph.compile(checkpointer=checkpointer)

@@ -1,0 +1,87 @@
+"""execute: run the planned tools in parallel, dependencies first, each with a time limit.
+
+Failures and unavailability are captured per tool. Results are cached per (image, tool, tool
+version) for the session, so follow-up questions do not recompute.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from copilot.agents.context import Context
+from copilot.agents.state import AgentState
+from copilot.tools.contract import ToolRequest, ToolResult, invoke
+
+log = logging.getLogger(__name__)
+
+
+def layers(plan: list[str], ctx: Context) -> list[list[str]]:
+    """Group tools so each runs after the planned tools it uses."""
+    remaining = list(plan)
+    done: set[str] = set()
+    out: list[list[str]] = []
+    while remaining:
+        ready = [t for t in remaining if not (set(ctx.tools[t].manifest.uses) & set(remaining)) - {t}
+                 or (set(ctx.tools[t].manifest.uses) & set(plan)) <= done]
+        if not ready:
+            ready = list(remaining)
+        out.append(ready)
+        done |= set(ready)
+        remaining = [t for t in remaining if t not in ready]
+    return out
+
+
+def _cache_key(ctx: Context, name: str, request: ToolRequest) -> tuple[str, str, str]:
+    """(image, tool, version + inputs it depends on): the question only for tools that read it."""
+    m = ctx.tools[name].manifest
+    sop = request.instance.sop_uid if request.instance else "-"
+    priors = ",".join(sorted(request.prior))
+    question = request.question if m.question_dependent else ""
+    return (sop, name, f"{m.version}|{','.join(m.models)}|{priors}|{question}")
+
+
+def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Run the plan; return every tool's result (as dicts, for the checkpoint)."""
+    ctx = runtime.context
+    instance = ctx.study.primary_instance()
+    results: dict[str, ToolResult] = {}
+    timeout = ctx.settings.tool_timeout_s
+    pool = ThreadPoolExecutor(max_workers=max(1, len(state.get("plan") or [])))
+    try:
+        for layer in layers(state.get("plan") or [], ctx):
+            futures = {}
+            for name in layer:
+                tool = ctx.tools[name]
+                prior = {k: v for k, v in results.items() if k in tool.manifest.uses and v.ok}
+                request = ToolRequest(question=state["question"], instance=instance,
+                                      study_summary=state.get("summary", ""), prior=prior)
+                key = _cache_key(ctx, name, request)
+                cached = ctx.cache.get(key)
+                if cached is not None:
+                    results[name] = cached
+                    ctx.event("tool_finished", tool=name, status=cached.status, seconds=0.0, cached=True,
+                              detail=cached.detail)
+                    continue
+                ctx.event("tool_started", tool=name)
+                futures[name] = (pool.submit(invoke, tool, request), key)
+            for name, (future, key) in futures.items():
+                try:
+                    result = future.result(timeout=timeout)
+                except FutureTimeout:
+                    result = ToolResult(tool=name, status="error", detail=f"timed out after {timeout:.0f}s",
+                                        seconds=timeout)
+                except Exception as exc:  # invoke never raises, but a thread can die
+                    result = ToolResult(tool=name, status="error", detail=f"{type(exc).__name__}: {exc}")
+                results[name] = result
+                if result.ok:
+                    ctx.cache.put(key, result)
+                ctx.event("tool_finished", tool=name, status=result.status, seconds=result.seconds,
+                          cached=False, detail=result.detail, fix=result.fix)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return {"results": {k: v.model_dump() for k, v in results.items()}}

@@ -1,0 +1,285 @@
+"""The Python agent API: ``from copilot import Copilot``.
+
+    copilot = Copilot()                      # embedded planner, template composer, offline
+    studies = copilot.open("/data/cxr")      # index a folder (read-only)
+    answer = copilot.ask(studies.studies[0], "Is there cardiomegaly?")
+    print(answer.text)
+
+``Copilot(llm="openai:gpt-4o-mini")`` plugs any LangChain chat model in for planning and
+composing; patient identifiers are removed from everything sent to it unless the settings
+mark the endpoint trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from copilot.config import Settings, get_settings
+from copilot.errors import CopilotError, LLMError, StudyError
+from copilot.study.model import Study, StudySet
+from copilot.tools.contract import Tool, ToolRequest, invoke_batch
+
+log = logging.getLogger(__name__)
+
+EventKind = Literal["understood", "plan", "tool_started", "tool_finished", "answer_token", "answer_done"]
+
+
+class ToolRun(BaseModel):
+    """One tool's status in an answer."""
+
+    name: str
+    status: str
+    seconds: float
+    detail: str = ""
+    fix: str | None = None
+
+
+class Answer(BaseModel):
+    """An explained answer with its evidence."""
+
+    text: str
+    study_uid: str
+    question: str
+    plan: list[str]
+    planner: str
+    thread_id: str
+    tools: list[ToolRun] = Field(default_factory=list)
+    findings: list[dict[str, Any]] = Field(default_factory=list)
+    citations: list[dict[str, Any]] = Field(default_factory=list)
+    artifacts: list[dict[str, Any]] = Field(default_factory=list)
+    statements: list[dict[str, Any]] = Field(default_factory=list)
+    verification: list[str] = Field(default_factory=list)
+    plan_notes: list[str] = Field(default_factory=list)
+
+    def to_contract(self) -> dict[str, Any]:
+        """The JSON of ``copilot ask --json`` (stable contract)."""
+        return {
+            "answer": self.text, "study_uid": self.study_uid, "plan": self.plan,
+            "tools": [{"name": t.name, "status": t.status, "seconds": t.seconds, "detail": t.detail}
+                      for t in self.tools],
+            "findings": self.findings, "citations": self.citations,
+        }
+
+
+class Event(BaseModel):
+    """A progress event from ``astream`` (plan made, tool started/finished, answer tokens)."""
+
+    kind: EventKind
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def load_llm(spec: Any) -> Any:
+    """A LangChain chat model from a model string ("openai:gpt-4o-mini") or an instance."""
+    if spec is None or not isinstance(spec, str):
+        return spec
+    try:
+        from langchain.chat_models import init_chat_model
+
+        return init_chat_model(spec)
+    except ImportError as exc:
+        raise LLMError(f"cannot load LLM {spec!r}: {exc} (install the provider package, e.g. "
+                       "langchain-openai or langchain-ollama)") from exc
+    except Exception as exc:
+        raise LLMError(f"cannot load LLM {spec!r}: {type(exc).__name__}: {exc}") from exc
+
+
+class Copilot:
+    """The clinical imaging copilot: open study folders, ask questions, analyse in bulk."""
+
+    def __init__(self, llm: Any = None, settings: Settings | None = None, *,
+                 tools: dict[str, Tool] | None = None, persist: bool = True) -> None:
+        self.settings = settings or get_settings()
+        self._llm_spec = llm if llm is not None else self.settings.llm
+        self._llm: Any = None
+        self._tools = tools
+        self._persist = persist
+        self._graph: Any = None
+        self._planner: Any = None
+        self._lock = threading.Lock()
+        from copilot.agents.context import ResultCache
+
+        self.cache = ResultCache()
+
+    # -- collaborators (lazy) ----------------------------------------------------------
+    @property
+    def llm(self) -> Any:
+        """The chat model, or None for the embedded planner and template composer."""
+        if self._llm is None and self._llm_spec is not None:
+            self._llm = load_llm(self._llm_spec)
+        return self._llm
+
+    @property
+    def uses_llm(self) -> bool:
+        """True when an LLM is configured."""
+        return self._llm_spec is not None
+
+    @property
+    def tools(self) -> dict[str, Tool]:
+        """Every working tool (built-ins and plug-ins), created cheaply."""
+        if self._tools is None:
+            from copilot.tools.discovery import create_tools
+
+            self._tools = create_tools(self.settings)
+        return self._tools
+
+    @property
+    def planner(self) -> Any:
+        """The planner in use (LLM when configured, else embedded)."""
+        with self._lock:
+            if self._planner is None:
+                from copilot.agents.planner import EmbeddedPlanner, LLMPlanner
+
+                embedded = EmbeddedPlanner(self.settings)
+                self._planner = LLMPlanner(self.llm, embedded) if self.uses_llm else embedded
+            return self._planner
+
+    @property
+    def graph(self) -> Any:
+        """The compiled planner graph with its checkpointer."""
+        with self._lock:
+            if self._graph is None:
+                from copilot.agents.graph import build_graph
+
+                checkpointer = None
+                if self._persist:
+                    from langgraph.checkpoint.sqlite import SqliteSaver
+
+                    path = self.settings.data_dir / "threads.sqlite"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    checkpointer = SqliteSaver(sqlite3.connect(path, check_same_thread=False))
+                else:
+                    from langgraph.checkpoint.memory import InMemorySaver
+
+                    checkpointer = InMemorySaver()
+                self._graph = build_graph(checkpointer)
+            return self._graph
+
+    # -- studies -------------------------------------------------------------------------
+    def open(self, path: str | Path, progress: Callable[[int, int], None] | None = None) -> StudySet:
+        """Index a folder (read-only; cached under the XDG cache dir)."""
+        from copilot.study import index_folder
+
+        return index_folder(path, self.settings, progress=progress)
+
+    @staticmethod
+    def pick(target: Study | StudySet, study_uid: str | None = None) -> Study:
+        """The study a question is about: the given one, ``study_uid``, or the only one."""
+        if isinstance(target, Study):
+            return target
+        if study_uid:
+            return target.get(study_uid)
+        if len(target.studies) == 1:
+            return target.studies[0]
+        raise StudyError(f"{len(target.studies)} studies in {target.root}: choose one with --study UID "
+                         "(see 'copilot studies PATH')")
+
+    def plan(self, question: str) -> Any:
+        """The tools a question needs (``Plan``), without running them."""
+        return self.planner.plan(question, self.tools, None)
+
+    # -- asking --------------------------------------------------------------------------
+    def _redactor(self, study: Study) -> Callable[[str], str]:
+        if self.settings.llm_trusted:
+            return lambda text: text
+        from copilot.text.redact import Redactor
+
+        return Redactor(study.identifiers)
+
+    def ask(self, target: Study | StudySet, question: str, thread_id: str | None = None, *,
+            study_uid: str | None = None, on_event: Callable[[dict[str, Any]], None] | None = None) -> Answer:
+        """Answer ``question`` about a study; ``thread_id`` continues a conversation."""
+        from copilot.agents.context import Context
+        from copilot.tools.contract import ToolResult
+
+        if not question.strip():
+            raise CopilotError("empty question")
+        study = self.pick(target, study_uid)
+        thread = thread_id or uuid.uuid4().hex
+        context = Context(settings=self.settings, tools=self.tools, study=study, llm=self.llm,
+                          planner=self.planner, cache=self.cache, emit=on_event,
+                          redact=self._redactor(study))
+        state = self.graph.invoke({"question": question}, {"configurable": {"thread_id": thread}},
+                                  context=context)
+        results = {k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()}
+        findings, artifacts = [], []
+        for name, res in results.items():
+            findings += [{"tool": name, **f.model_dump(exclude_none=True)} for f in res.findings]
+            artifacts += [{"tool": name, **a.model_dump()} for a in res.artifacts]
+        return Answer(
+            text=state.get("answer", ""), study_uid=study.study_uid, question=question,
+            plan=state.get("plan") or [], planner=state.get("planner", ""), thread_id=thread,
+            tools=[ToolRun(name=n, status=r.status, seconds=r.seconds, detail=r.detail, fix=r.fix)
+                   for n, r in results.items()],
+            findings=findings, citations=state.get("citations") or [], artifacts=artifacts,
+            statements=state.get("statements") or [], verification=state.get("verification") or [],
+            plan_notes=state.get("plan_notes") or [],
+        )
+
+    async def astream(self, target: Study | StudySet, question: str, thread_id: str | None = None, *,
+                      study_uid: str | None = None) -> AsyncIterator[Event | Answer]:
+        """Yield typed events while the question is answered, then the :class:`Answer`."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Event | Answer | BaseException] = asyncio.Queue()
+
+        def emit(event: dict[str, Any]) -> None:
+            data = dict(event)
+            kind = data.pop("kind")
+            loop.call_soon_threadsafe(queue.put_nowait, Event(kind=kind, data=data))
+
+        def work() -> None:
+            try:
+                answer = self.ask(target, question, thread_id, study_uid=study_uid, on_event=emit)
+                loop.call_soon_threadsafe(queue.put_nowait, answer)
+            except BaseException as exc:
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+        task = loop.run_in_executor(None, work)
+        while True:
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                await task
+                raise item
+            yield item
+            if isinstance(item, Answer):
+                break
+        await task
+
+    def history(self, thread_id: str) -> list[dict[str, Any]]:
+        """The finished turns of a conversation thread (survives restarts)."""
+        snapshot = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        return list(snapshot.values.get("history") or []) if snapshot else []
+
+    # -- bulk analysis -------------------------------------------------------------------
+    def analyze(self, studies: StudySet | Sequence[Study], *, batch_size: int = 16,
+                progress: Callable[[int, int], None] | None = None,
+                tools: list[str] | None = None) -> list[dict[str, Any]]:
+        """Run every applicable image tool on every series' first image, batched per tool."""
+        items = list(studies.studies if isinstance(studies, StudySet) else studies)
+        targets = [(study, series.first) for study in items for series in study.series]
+        chosen = {n: t for n, t in self.tools.items()
+                  if (tools is None or n in tools) and t.manifest.needs_image
+                  and not t.manifest.question_dependent and not t.manifest.uses}
+        rows: list[dict[str, Any]] = [
+            {"study_uid": s.study_uid, "series_uid": inst.series_uid, "sop_uid": inst.sop_uid,
+             "path": inst.path, "tools": {}} for s, inst in targets
+        ]
+        total, done = len(targets) * max(1, len(chosen)), 0
+        for name, tool in chosen.items():
+            for start in range(0, len(targets), batch_size):
+                chunk = targets[start : start + batch_size]
+                requests = [ToolRequest(instance=inst) for _, inst in chunk]
+                for offset, result in enumerate(invoke_batch(tool, requests)):
+                    rows[start + offset]["tools"][name] = result.model_dump(exclude_none=True)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+        return rows
