@@ -71,10 +71,17 @@ def _finding_statements(ev: Evidence) -> list[Statement]:
     if cls is None or not cls.ok:
         if ev.asked and not ev.rejection:
             why = f"the chest X-ray classifier {cls.status if cls else 'did not run'}" + (
-                f" ({cls.detail})" if cls is not None and cls.detail else "")
+                f" ({cls.detail})" if cls is not None and cls.detail else ""
+            )
             names = ", ".join(a.lower() for a in ev.asked)
-            out.append(Statement(f"Whether there is {names} could not be checked: {why}.",
-                                 "cxr_classifier", "answer", assertion=False))
+            out.append(
+                Statement(
+                    f"Whether there is {names} could not be checked: {why}.",
+                    "cxr_classifier",
+                    "answer",
+                    assertion=False,
+                )
+            )
         return out
     by_label = {f.label: f for f in cls.findings}
     shown: set[str] = set()
@@ -85,8 +92,10 @@ def _finding_statements(ev: Evidence) -> list[Statement]:
         where = f", saliency peak in the {f.location}" if f.above_threshold and f.location else ""
         lead = label if f.above_threshold else f"No {label.lower()}"
         verb = "is" if f.above_threshold else "is"
-        text = (f"{lead} {verb} {band(f.score)} by the chest X-ray classifier "
-                f"(calibrated score {f.score:.2f}{where}).")
+        text = (
+            f"{lead} {verb} {band(f.score)} by the chest X-ray classifier "
+            f"(calibrated score {f.score:.2f}{where})."
+        )
         if not f.above_threshold:
             text = f"No {label.lower()} flagged by the chest X-ray classifier (calibrated score {f.score:.2f}, below the 0.5 threshold)."
         out.append(Statement(text, "cxr_classifier", "answer", f.score))
@@ -94,14 +103,25 @@ def _finding_statements(ev: Evidence) -> list[Statement]:
     others = [f for f in cls.findings if f.above_threshold and f.label not in shown]
     for f in others:
         where = f" ({f.location})" if f.location else ""
-        out.append(Statement(f"{f.label} is {band(f.score or 0)}{where}, calibrated score {f.score:.2f}.",
-                             "cxr_classifier", "findings", f.score))
+        out.append(
+            Statement(
+                f"{f.label} is {band(f.score or 0)}{where}, calibrated score {f.score:.2f}.",
+                "cxr_classifier",
+                "findings",
+                f.score,
+            )
+        )
     if not ev.asked and not others:
         top = max(cls.findings, key=lambda f: f.score or 0, default=None)
         if top is not None and top.score is not None:
-            out.append(Statement(
-                f"No finding is above the classifier's 0.5 operating threshold (highest: {top.label.lower()}, {top.score:.2f}).",
-                "cxr_classifier", "findings", top.score))
+            out.append(
+                Statement(
+                    f"No finding is above the classifier's 0.5 operating threshold (highest: {top.label.lower()}, {top.score:.2f}).",
+                    "cxr_classifier",
+                    "findings",
+                    top.score,
+                )
+            )
     return out
 
 
@@ -116,8 +136,15 @@ def _measurement_statements(ev: Evidence) -> list[Statement]:
         unit = "" if f.unit == "ratio" else f" {f.unit}"
         extra = f" ({f.source})" if f.source and f.label.startswith("Lesion") else ""
         note = f"; {f.text}" if f.text and f.label == "Cardiothoracic ratio" else ""
-        out.append(Statement(f"{f.label}: {f.value}{unit}{extra}{note}.", "lesion_segmenter",
-                             "measurements", f.value, f.unit))
+        out.append(
+            Statement(
+                f"{f.label}: {f.value}{unit}{extra}{note}.",
+                "lesion_segmenter",
+                "measurements",
+                f.value,
+                f.unit,
+            )
+        )
     return out
 
 
@@ -134,8 +161,15 @@ def _other_tool_statements(ev: Evidence) -> list[Statement]:
             for f in res.findings:
                 value = f" {f.value}{' ' + f.unit if f.unit else ''}" if f.value is not None else ""
                 text = f.text or ""
-                out.append(Statement(f"{f.label}:{value}{' — ' + text if text else ''}.", name, "findings",
-                                     f.value, f.unit))
+                out.append(
+                    Statement(
+                        f"{f.label}:{value}{' — ' + text if text else ''}.",
+                        name,
+                        "findings",
+                        f.value,
+                        f.unit,
+                    )
+                )
     return out
 
 
@@ -147,9 +181,22 @@ def _background(ev: Evidence) -> tuple[list[Statement], list[dict[str, Any]]]:
     for n, c in enumerate(res.citations, start=1):
         citations.append({"n": n, "source": c.source, "id": c.id, "score": c.score, "text": c.text})
         snippet = c.text if len(c.text) < 320 else c.text[:317].rsplit(" ", 1)[0] + "..."
-        kind = "Knowledge" if c.source == "knowledge" else "Similar report" if c.source == "iu-xray" else c.source
-        statements.append(Statement(f"{kind} [{n}] {c.id}: {snippet}", "retriever", "background",
-                                    c.score, assertion=False))
+        kind = (
+            "Knowledge"
+            if c.source == "knowledge"
+            else "Similar report"
+            if c.source == "iu-xray"
+            else c.source
+        )
+        statements.append(
+            Statement(
+                f"{kind} [{n}] {c.id}: {snippet}",
+                "retriever",
+                "background",
+                c.score,
+                assertion=False,
+            )
+        )
     return statements, citations
 
 
@@ -186,8 +233,11 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[dict[str, An
 
 
 SECTION_TITLES = {
-    "answer": "Answer", "findings": "Other findings", "measurements": "Measurements",
-    "report": "Report draft", "background": "Background and similar reports",
+    "answer": "Answer",
+    "findings": "Other findings",
+    "measurements": "Measurements",
+    "report": "Report draft",
+    "background": "Background and similar reports",
 }
 
 
@@ -196,8 +246,12 @@ def render(ev: Evidence, statements: list[Statement]) -> str:
     parts = [f"**Study:** {ev.summary}"]
     substantive = ("answer", "findings", "measurements", "report")
     if not any(s.section in substantive for s in statements):
-        statements = [Statement("No expert output answers this question.", "copilot", "answer",
-                                assertion=False), *statements]
+        statements = [
+            Statement(
+                "No expert output answers this question.", "copilot", "answer", assertion=False
+            ),
+            *statements,
+        ]
     for section, title in SECTION_TITLES.items():
         items = [s for s in statements if s.section == section]
         if not items:
@@ -211,6 +265,8 @@ def render(ev: Evidence, statements: list[Statement]) -> str:
     lim = limitations(ev)
     if lim:
         parts.append("**Limitations**\n" + "\n".join(f"- {line}" for line in lim))
-    parts.append("_Decision support only: calibrated scores are not probabilities; every "
-                 "statement needs a clinician's review._")
+    parts.append(
+        "_Decision support only: calibrated scores are not probabilities; every "
+        "statement needs a clinician's review._"
+    )
     return "\n\n".join(parts)

@@ -32,30 +32,56 @@ from copilot.tools.contract import Tool
 log = logging.getLogger(__name__)
 
 SEMANTIC_THRESHOLD = 0.55
-GREETING = re.compile(r"^\s*(hi|hello|hey|thanks|thank you|good (morning|afternoon|evening)|ok|okay|bye)\b[\s!.?]*$", re.I)
+GREETING = re.compile(
+    r"^\s*(hi|hello|hey|thanks|thank you|good (morning|afternoon|evening)|ok|okay|bye)\b[\s!.?]*$",
+    re.I,
+)
 METADATA = re.compile(
     r"\b(which|what|how many) (series|images|studies|views?|modalit\w*)\b|\bhow old\b|"
     r"\b(patient'?s? )?(age|sex|gender)\b|\bwhen was (the|this) (study|exam|film)\b|"
     r"\bwhat (body part|view|projection)\b|\bis (it|this) (a|an) (pa|ap|lateral)\b",
     re.I,
 )
-MEASURE = re.compile(r"\b(how (big|large|wide)|size of|measure\w*|ratio|ctr|area|width|extent|segment\w*|outline|mask)\b", re.I)
-CAUSE = re.compile(r"\b(caus\w*|differential|why|explain|what (is|are|does) (a |an )?[a-z]+|next step|management|"
-                   r"what should|recommend\w*|similar (reports?|cases?)|background|treat\w*)\b", re.I)
+MEASURE = re.compile(
+    r"\b(how (big|large|wide)|size of|measure\w*|ratio|ctr|area|width|extent|segment\w*|outline|mask)\b",
+    re.I,
+)
+CAUSE = re.compile(
+    r"\b(caus\w*|differential|why|explain|what (is|are|does) (a |an )?[a-z]+|next step|management|"
+    r"what should|recommend\w*|similar (reports?|cases?)|background|treat\w*)\b",
+    re.I,
+)
 REPORT = re.compile(r"\b(report|draft|impression|dictat\w*|write[- ]?up)\b", re.I)
-OPEN = re.compile(r"\b(describe|what do you see|what can you see|tube|line|catheter|pacemaker|device|"
-                  r"where does|position of|which side)\b", re.I)
-FINDINGS = re.compile(r"\b(finding\w*|abnormal\w*|normal|anything (wrong|abnormal)|what is wrong|"
-                      r"pathology|is there|are there|any\b|r/o|rule out|evidence of|signs? of)", re.I)
+OPEN = re.compile(
+    r"\b(describe|what do you see|what can you see|tube|line|catheter|pacemaker|device|"
+    r"where does|position of|which side)\b",
+    re.I,
+)
+FINDINGS = re.compile(
+    r"\b(finding\w*|abnormal\w*|normal|anything (wrong|abnormal)|what is wrong|"
+    r"pathology|is there|are there|any\b|r/o|rule out|evidence of|signs? of)",
+    re.I,
+)
 PRONOUN = re.compile(r"\b(it|this|that|these|those|they|them)\b", re.I)
-PART_SPLIT = re.compile(r"\?|;|\band (?:also )?(?=what|why|how|is|are|could|can|where|which|draft|write|describe)|\balso\b", re.I)
+PART_SPLIT = re.compile(
+    r"\?|;|\band (?:also )?(?=what|why|how|is|are|could|can|where|which|draft|write|describe)|\balso\b",
+    re.I,
+)
 
 #: Expand clinical abbreviations before routing.
 ABBREVIATIONS = {
-    r"\br/o\b": "rule out", r"\bptx\b": "pneumothorax", r"\bcmg\b": "cardiomegaly",
-    r"\bctr\b": "cardiothoracic ratio", r"\beff\b": "effusion", r"\bpna\b": "pneumonia",
-    r"\bdx\b": "diagnosis", r"\bddx\b": "differential diagnosis", r"\bcxr\b": "chest x-ray",
-    r"\bett\b": "endotracheal tube", r"\bngt\b": "nasogastric tube", r"\bfx\b": "fracture",
+    r"\br/o\b": "rule out",
+    r"\bptx\b": "pneumothorax",
+    r"\bcmg\b": "cardiomegaly",
+    r"\bctr\b": "cardiothoracic ratio",
+    r"\beff\b": "effusion",
+    r"\bpna\b": "pneumonia",
+    r"\bdx\b": "diagnosis",
+    r"\bddx\b": "differential diagnosis",
+    r"\bcxr\b": "chest x-ray",
+    r"\bett\b": "endotracheal tube",
+    r"\bngt\b": "nasogastric tube",
+    r"\bfx\b": "fracture",
 }
 
 
@@ -143,16 +169,27 @@ class EmbeddedPlanner:
             return {}
         return {name: float(np.max(v @ q)) for name, v in vectors.items()}
 
-    def plan(self, question: str, tools: dict[str, Tool], focus: list[str] | None = None,
-             redact: Any = None) -> Plan:
+    def plan(
+        self,
+        question: str,
+        tools: dict[str, Tool],
+        focus: list[str] | None = None,
+        redact: Any = None,
+    ) -> Plan:
         """Choose tools for ``question`` among ``tools``; ``focus`` resolves "it" in follow-ups."""
         text = expand_abbreviations(question)
         asked = findings_in_question(text)
         if not asked and focus and PRONOUN.search(text):
             asked = list(focus)
-        if GREETING.match(text) or (METADATA.search(text) and not asked and not MEASURE.search(text)):
-            return Plan(tools=[], planner=self.name, focus=asked,
-                        notes=["answered from the study's header, no expert needed"])
+        if GREETING.match(text) or (
+            METADATA.search(text) and not asked and not MEASURE.search(text)
+        ):
+            return Plan(
+                tools=[],
+                planner=self.name,
+                focus=asked,
+                notes=["answered from the study's header, no expert needed"],
+            )
         chosen: set[str] = set()
         notes: list[str] = []
         for part in split_parts(text):
@@ -175,7 +212,9 @@ class EmbeddedPlanner:
             scores = self._semantic(part, tools)
             semantic_hits = {n for n, s in scores.items() if s >= SEMANTIC_THRESHOLD}
             if semantic_hits - rule_hits:
-                notes.append(f"semantic routing added {', '.join(sorted(semantic_hits - rule_hits))}")
+                notes.append(
+                    f"semantic routing added {', '.join(sorted(semantic_hits - rule_hits))}"
+                )
             hits = rule_hits | semantic_hits
             if not hits and scores:
                 best = max(scores, key=lambda n: scores[n])
@@ -205,16 +244,25 @@ class LLMPlanner:
         schemas = []
         for name, tool in tools.items():
             m = tool.manifest
-            schemas.append({
-                "type": "function",
-                "function": {
-                    "name": name,
-                    "description": f"{m.description} Example questions: {'; '.join(m.questions[:4])}",
-                    "parameters": {"type": "object", "properties": {
-                        "reason": {"type": "string", "description": "Why this tool is needed."}},
-                        "required": []},
-                },
-            })
+            schemas.append(
+                {
+                    "type": "function",
+                    "function": {
+                        "name": name,
+                        "description": f"{m.description} Example questions: {'; '.join(m.questions[:4])}",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {
+                                "reason": {
+                                    "type": "string",
+                                    "description": "Why this tool is needed.",
+                                }
+                            },
+                            "required": [],
+                        },
+                    },
+                }
+            )
         return schemas
 
     def _repair(self, raw: str, tools: dict[str, Tool]) -> str | None:
@@ -224,8 +272,13 @@ class LLMPlanner:
         close = difflib.get_close_matches(name, list(tools), n=1, cutoff=0.75)
         return close[0] if close else None
 
-    def plan(self, question: str, tools: dict[str, Tool], focus: list[str] | None = None,
-             redact: Any = None) -> Plan:
+    def plan(
+        self,
+        question: str,
+        tools: dict[str, Tool],
+        focus: list[str] | None = None,
+        redact: Any = None,
+    ) -> Plan:
         """Ask the model (text passed through ``redact`` first); fall back on any failure."""
         from langchain_core.messages import HumanMessage, SystemMessage
 
@@ -235,10 +288,14 @@ class LLMPlanner:
         try:
             bound = self.llm.bind_tools(self.tool_schemas(tools))
             focus_text = f"Earlier questions were about: {', '.join(focus)}." if focus else ""
-            reply = bound.invoke([
-                SystemMessage(content=load_prompt("planner")),
-                HumanMessage(content=(redact or str)(f"{focus_text}\nQuestion: {question}".strip())),
-            ])
+            reply = bound.invoke(
+                [
+                    SystemMessage(content=load_prompt("planner")),
+                    HumanMessage(
+                        content=(redact or str)(f"{focus_text}\nQuestion: {question}".strip())
+                    ),
+                ]
+            )
         except Exception as exc:
             log.warning("LLM planner failed (%s); using the embedded planner", exc)
             plan = self.fallback.plan(question, tools, focus)
@@ -248,7 +305,11 @@ class LLMPlanner:
         calls = list(getattr(reply, "tool_calls", None) or [])
         for bad in getattr(reply, "invalid_tool_calls", None) or []:
             calls.append({"name": bad.get("name") or "", "args": {}})
-        if not calls and isinstance(reply.content, str) and reply.content.strip().startswith(("[", "{")):
+        if (
+            not calls
+            and isinstance(reply.content, str)
+            and reply.content.strip().startswith(("[", "{"))
+        ):
             try:  # some servers put the calls in the text
                 data = json.loads(reply.content)
                 items = data if isinstance(data, list) else data.get("tools", [])

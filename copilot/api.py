@@ -30,7 +30,9 @@ from copilot.tools.contract import Tool, ToolRequest, invoke_batch
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["understood", "plan", "tool_started", "tool_finished", "answer_token", "answer_done"]
+EventKind = Literal[
+    "understood", "plan", "tool_started", "tool_finished", "answer_token", "answer_done"
+]
 
 
 class ToolRun(BaseModel):
@@ -63,10 +65,15 @@ class Answer(BaseModel):
     def to_contract(self) -> dict[str, Any]:
         """The JSON of ``copilot ask --json`` (stable contract)."""
         return {
-            "answer": self.text, "study_uid": self.study_uid, "plan": self.plan,
-            "tools": [{"name": t.name, "status": t.status, "seconds": t.seconds, "detail": t.detail}
-                      for t in self.tools],
-            "findings": self.findings, "citations": self.citations,
+            "answer": self.text,
+            "study_uid": self.study_uid,
+            "plan": self.plan,
+            "tools": [
+                {"name": t.name, "status": t.status, "seconds": t.seconds, "detail": t.detail}
+                for t in self.tools
+            ],
+            "findings": self.findings,
+            "citations": self.citations,
         }
 
 
@@ -86,8 +93,10 @@ def load_llm(spec: Any) -> Any:
 
         return init_chat_model(spec)
     except ImportError as exc:
-        raise LLMError(f"cannot load LLM {spec!r}: {exc} (install the provider package, e.g. "
-                       "langchain-openai or langchain-ollama)") from exc
+        raise LLMError(
+            f"cannot load LLM {spec!r}: {exc} (install the provider package, e.g. "
+            "langchain-openai or langchain-ollama)"
+        ) from exc
     except Exception as exc:
         raise LLMError(f"cannot load LLM {spec!r}: {type(exc).__name__}: {exc}") from exc
 
@@ -95,8 +104,14 @@ def load_llm(spec: Any) -> Any:
 class Copilot:
     """The clinical imaging copilot: open study folders, ask questions, analyse in bulk."""
 
-    def __init__(self, llm: Any = None, settings: Settings | None = None, *,
-                 tools: dict[str, Tool] | None = None, persist: bool = True) -> None:
+    def __init__(
+        self,
+        llm: Any = None,
+        settings: Settings | None = None,
+        *,
+        tools: dict[str, Tool] | None = None,
+        persist: bool = True,
+    ) -> None:
         self.settings = settings or get_settings()
         self._llm_spec = llm if llm is not None else self.settings.llm
         self._llm: Any = None
@@ -164,7 +179,9 @@ class Copilot:
             return self._graph
 
     # -- studies -------------------------------------------------------------------------
-    def open(self, path: str | Path, progress: Callable[[int, int], None] | None = None) -> StudySet:
+    def open(
+        self, path: str | Path, progress: Callable[[int, int], None] | None = None
+    ) -> StudySet:
         """Index a folder (read-only; cached under the XDG cache dir)."""
         from copilot.study import index_folder
 
@@ -179,8 +196,10 @@ class Copilot:
             return target.get(study_uid)
         if len(target.studies) == 1:
             return target.studies[0]
-        raise StudyError(f"{len(target.studies)} studies in {target.root}: choose one with --study UID "
-                         "(see 'copilot studies PATH')")
+        raise StudyError(
+            f"{len(target.studies)} studies in {target.root}: choose one with --study UID "
+            "(see 'copilot studies PATH')"
+        )
 
     def plan(self, question: str) -> Any:
         """The tools a question needs (``Plan``), without running them."""
@@ -194,8 +213,15 @@ class Copilot:
 
         return Redactor(study.identifiers)
 
-    def ask(self, target: Study | StudySet, question: str, thread_id: str | None = None, *,
-            study_uid: str | None = None, on_event: Callable[[dict[str, Any]], None] | None = None) -> Answer:
+    def ask(
+        self,
+        target: Study | StudySet,
+        question: str,
+        thread_id: str | None = None,
+        *,
+        study_uid: str | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Answer:
         """Answer ``question`` about a study; ``thread_id`` continues a conversation."""
         from copilot.agents.context import Context
         from copilot.tools.contract import ToolResult
@@ -204,28 +230,51 @@ class Copilot:
             raise CopilotError("empty question")
         study = self.pick(target, study_uid)
         thread = thread_id or uuid.uuid4().hex
-        context = Context(settings=self.settings, tools=self.tools, study=study, llm=self.llm,
-                          planner=self.planner, cache=self.cache, emit=on_event,
-                          redact=self._redactor(study))
-        state = self.graph.invoke({"question": question}, {"configurable": {"thread_id": thread}},
-                                  context=context)
+        context = Context(
+            settings=self.settings,
+            tools=self.tools,
+            study=study,
+            llm=self.llm,
+            planner=self.planner,
+            cache=self.cache,
+            emit=on_event,
+            redact=self._redactor(study),
+        )
+        state = self.graph.invoke(
+            {"question": question}, {"configurable": {"thread_id": thread}}, context=context
+        )
         results = {k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()}
         findings, artifacts = [], []
         for name, res in results.items():
             findings += [{"tool": name, **f.model_dump(exclude_none=True)} for f in res.findings]
             artifacts += [{"tool": name, **a.model_dump()} for a in res.artifacts]
         return Answer(
-            text=state.get("answer", ""), study_uid=study.study_uid, question=question,
-            plan=state.get("plan") or [], planner=state.get("planner", ""), thread_id=thread,
-            tools=[ToolRun(name=n, status=r.status, seconds=r.seconds, detail=r.detail, fix=r.fix)
-                   for n, r in results.items()],
-            findings=findings, citations=state.get("citations") or [], artifacts=artifacts,
-            statements=state.get("statements") or [], verification=state.get("verification") or [],
+            text=state.get("answer", ""),
+            study_uid=study.study_uid,
+            question=question,
+            plan=state.get("plan") or [],
+            planner=state.get("planner", ""),
+            thread_id=thread,
+            tools=[
+                ToolRun(name=n, status=r.status, seconds=r.seconds, detail=r.detail, fix=r.fix)
+                for n, r in results.items()
+            ],
+            findings=findings,
+            citations=state.get("citations") or [],
+            artifacts=artifacts,
+            statements=state.get("statements") or [],
+            verification=state.get("verification") or [],
             plan_notes=state.get("plan_notes") or [],
         )
 
-    async def astream(self, target: Study | StudySet, question: str, thread_id: str | None = None, *,
-                      study_uid: str | None = None) -> AsyncIterator[Event | Answer]:
+    async def astream(
+        self,
+        target: Study | StudySet,
+        question: str,
+        thread_id: str | None = None,
+        *,
+        study_uid: str | None = None,
+    ) -> AsyncIterator[Event | Answer]:
         """Yield typed events while the question is answered, then the :class:`Answer`."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Event | Answer | BaseException] = asyncio.Queue()
@@ -259,18 +308,34 @@ class Copilot:
         return list(snapshot.values.get("history") or []) if snapshot else []
 
     # -- bulk analysis -------------------------------------------------------------------
-    def analyze(self, studies: StudySet | Sequence[Study], *, batch_size: int = 16,
-                progress: Callable[[int, int], None] | None = None,
-                tools: list[str] | None = None) -> list[dict[str, Any]]:
+    def analyze(
+        self,
+        studies: StudySet | Sequence[Study],
+        *,
+        batch_size: int = 16,
+        progress: Callable[[int, int], None] | None = None,
+        tools: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
         """Run every applicable image tool on every series' first image, batched per tool."""
         items = list(studies.studies if isinstance(studies, StudySet) else studies)
         targets = [(study, series.first) for study in items for series in study.series]
-        chosen = {n: t for n, t in self.tools.items()
-                  if (tools is None or n in tools) and t.manifest.needs_image
-                  and not t.manifest.question_dependent and not t.manifest.uses}
+        chosen = {
+            n: t
+            for n, t in self.tools.items()
+            if (tools is None or n in tools)
+            and t.manifest.needs_image
+            and not t.manifest.question_dependent
+            and not t.manifest.uses
+        }
         rows: list[dict[str, Any]] = [
-            {"study_uid": s.study_uid, "series_uid": inst.series_uid, "sop_uid": inst.sop_uid,
-             "path": inst.path, "tools": {}} for s, inst in targets
+            {
+                "study_uid": s.study_uid,
+                "series_uid": inst.series_uid,
+                "sop_uid": inst.sop_uid,
+                "path": inst.path,
+                "tools": {},
+            }
+            for s, inst in targets
         ]
         total, done = len(targets) * max(1, len(chosen)), 0
         for name, tool in chosen.items():

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         default="all-minilm-l6-v2",
         description="Model registry id of the sentence encoder used by the retriever and planner.",
     )
+    kb_iu_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Embed only the first N IU reports (quick trials and tests); unset: all.",
+    )
     kb_corpus: Path | None = Field(
         default=None,
         description="Path to NLMCXR_reports.tgz; default: the copy inside torchxrayvision.",

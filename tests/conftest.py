@@ -53,3 +53,23 @@ def demo_studies() -> Path:
 def dicom_samples() -> Path:
     """Two real RSNA CR files, JPEG baseline, one MONOCHROME1."""
     return need(DICOM_SAMPLES)
+
+
+@pytest.fixture(scope="session")
+def kb_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One knowledge-index folder for the session: the IU subset is embedded once."""
+    return tmp_path_factory.mktemp("kb-data")
+
+
+KB_IU_LIMIT = "600"
+
+
+@pytest.fixture
+def kb_env(kb_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Settings pointing at the session's knowledge index (first 600 IU reports)."""
+    from copilot.config import get_settings
+
+    monkeypatch.setenv("COPILOT_DATA_DIR", str(kb_data_dir))
+    monkeypatch.setenv("COPILOT_KB_IU_LIMIT", KB_IU_LIMIT)
+    get_settings.cache_clear()
+    return kb_data_dir

@@ -63,7 +63,8 @@ class ToolManifest(BaseModel):
         default=(), description="Tools whose outputs it uses when planned with them."
     )
     question_dependent: bool = Field(
-        default=False, description="Its output depends on the question's wording (not cached across)."
+        default=False,
+        description="Its output depends on the question's wording (not cached across).",
     )
 
 

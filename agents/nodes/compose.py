@@ -24,8 +24,10 @@ def metadata_answer(ctx: Context) -> str:
         f"{'s' if len(s.instances) != 1 else ''})".replace("  ", " ")
         for s in study.series
     )
-    return (f"This study has {len(study.series)} series ({series}); patient {age_band(study.patient_age)}, "
-            f"{describe_sex(study.patient_sex)}.")
+    return (
+        f"This study has {len(study.series)} series ({series}); patient {age_band(study.patient_age)}, "
+        f"{describe_sex(study.patient_sex)}."
+    )
 
 
 def evidence_from(state: AgentState, ctx: Context) -> Evidence:
@@ -33,8 +35,12 @@ def evidence_from(state: AgentState, ctx: Context) -> Evidence:
     results = {k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()}
     plan = state.get("plan") or []
     return Evidence(
-        question=state["question"], summary=state.get("summary", ""), asked=state.get("focus") or [],
-        results=results, rejection=state.get("rejection", ""), plan_notes=state.get("plan_notes") or [],
+        question=state["question"],
+        summary=state.get("summary", ""),
+        asked=state.get("focus") or [],
+        results=results,
+        rejection=state.get("rejection", ""),
+        plan_notes=state.get("plan_notes") or [],
         metadata_answer=metadata_answer(ctx) if not plan and not state.get("rejection") else "",
     )
 
@@ -45,11 +51,16 @@ def _llm_answer(ctx: Context, state: AgentState, ev: Evidence, template: str) ->
     from copilot.prompts import load_prompt
 
     redact = ctx.redact
-    content: list[Any] = [{"type": "text", "text": redact(
-        f"Question: {state['question']}\n\nStudy: {ev.summary}\n\n"
-        f"<study-data>\n{state.get('header_quote', '')}\n</study-data>\n\n"
-        f"Evidence (structured, with tools and numbers):\n{template}"
-    )}]
+    content: list[Any] = [
+        {
+            "type": "text",
+            "text": redact(
+                f"Question: {state['question']}\n\nStudy: {ev.summary}\n\n"
+                f"<study-data>\n{state.get('header_quote', '')}\n</study-data>\n\n"
+                f"Evidence (structured, with tools and numbers):\n{template}"
+            ),
+        }
+    ]
     if ctx.settings.llm_send_images:
         import base64
         import io
@@ -61,10 +72,18 @@ def _llm_answer(ctx: Context, state: AgentState, ev: Evidence, template: str) ->
         buf = io.BytesIO()
         gray = load_pixels(ctx.study.primary_instance()).grayscale
         Image.fromarray((gray * 255).astype("uint8")).save(buf, format="PNG")
-        content.append({"type": "image", "source_type": "base64", "mime_type": "image/png",
-                        "data": base64.b64encode(buf.getvalue()).decode()})
+        content.append(
+            {
+                "type": "image",
+                "source_type": "base64",
+                "mime_type": "image/png",
+                "data": base64.b64encode(buf.getvalue()).decode(),
+            }
+        )
     chunks = []
-    for chunk in ctx.llm.stream([SystemMessage(content=load_prompt("composer")), HumanMessage(content=content)]):
+    for chunk in ctx.llm.stream(
+        [SystemMessage(content=load_prompt("composer")), HumanMessage(content=content)]
+    ):
         piece = chunk.content if isinstance(chunk.content, str) else ""
         chunks.append(piece)
         ctx.event("answer_token", text=piece)
@@ -83,7 +102,10 @@ def compose(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
             answer = _llm_answer(ctx, state, ev, template) or template
         except Exception as exc:
             log.warning("LLM composer failed (%s); using the template answer", exc)
-            answer = template + f"\n\n_(LLM composer unavailable: {type(exc).__name__}; template answer shown.)_"
+            answer = (
+                template
+                + f"\n\n_(LLM composer unavailable: {type(exc).__name__}; template answer shown.)_"
+            )
     if ctx.llm is None or answer == template:
         for word in answer.split(" "):
             ctx.event("answer_token", text=word + " ")

@@ -26,8 +26,12 @@ def layers(plan: list[str], ctx: Context) -> list[list[str]]:
     done: set[str] = set()
     out: list[list[str]] = []
     while remaining:
-        ready = [t for t in remaining if not (set(ctx.tools[t].manifest.uses) & set(remaining)) - {t}
-                 or (set(ctx.tools[t].manifest.uses) & set(plan)) <= done]
+        ready = [
+            t
+            for t in remaining
+            if not (set(ctx.tools[t].manifest.uses) & set(remaining)) - {t}
+            or (set(ctx.tools[t].manifest.uses) & set(plan)) <= done
+        ]
         if not ready:
             ready = list(remaining)
         out.append(ready)
@@ -58,14 +62,24 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
             for name in layer:
                 tool = ctx.tools[name]
                 prior = {k: v for k, v in results.items() if k in tool.manifest.uses and v.ok}
-                request = ToolRequest(question=state["question"], instance=instance,
-                                      study_summary=state.get("summary", ""), prior=prior)
+                request = ToolRequest(
+                    question=state["question"],
+                    instance=instance,
+                    study_summary=state.get("summary", ""),
+                    prior=prior,
+                )
                 key = _cache_key(ctx, name, request)
                 cached = ctx.cache.get(key)
                 if cached is not None:
                     results[name] = cached
-                    ctx.event("tool_finished", tool=name, status=cached.status, seconds=0.0, cached=True,
-                              detail=cached.detail)
+                    ctx.event(
+                        "tool_finished",
+                        tool=name,
+                        status=cached.status,
+                        seconds=0.0,
+                        cached=True,
+                        detail=cached.detail,
+                    )
                     continue
                 ctx.event("tool_started", tool=name)
                 futures[name] = (pool.submit(invoke, tool, request), key)
@@ -73,15 +87,28 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
                 try:
                     result = future.result(timeout=timeout)
                 except FutureTimeout:
-                    result = ToolResult(tool=name, status="error", detail=f"timed out after {timeout:.0f}s",
-                                        seconds=timeout)
+                    result = ToolResult(
+                        tool=name,
+                        status="error",
+                        detail=f"timed out after {timeout:.0f}s",
+                        seconds=timeout,
+                    )
                 except Exception as exc:  # invoke never raises, but a thread can die
-                    result = ToolResult(tool=name, status="error", detail=f"{type(exc).__name__}: {exc}")
+                    result = ToolResult(
+                        tool=name, status="error", detail=f"{type(exc).__name__}: {exc}"
+                    )
                 results[name] = result
                 if result.ok:
                     ctx.cache.put(key, result)
-                ctx.event("tool_finished", tool=name, status=result.status, seconds=result.seconds,
-                          cached=False, detail=result.detail, fix=result.fix)
+                ctx.event(
+                    "tool_finished",
+                    tool=name,
+                    status=result.status,
+                    seconds=result.seconds,
+                    cached=False,
+                    detail=result.detail,
+                    fix=result.fix,
+                )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return {"results": {k: v.model_dump() for k, v in results.items()}}

@@ -26,5 +26,9 @@ def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
             notes.append(f"not run on this image: {', '.join(t for t in tools if t not in kept)}")
         tools = kept
     ctx.event("plan", tools=tools, planner=result.planner, notes=notes)
-    return {"plan": tools, "planner": result.planner, "plan_notes": notes,
-            "focus": result.focus or focus}
+    return {
+        "plan": tools,
+        "planner": result.planner,
+        "plan_notes": notes,
+        "focus": result.focus or focus,
+    }

@@ -23,7 +23,11 @@ def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "accepted": True,
         "rejection": "",
         # Per-question fields are reset; the thread's history is kept.
-        "plan": [], "results": {}, "statements": [], "citations": [], "verification": [],
+        "plan": [],
+        "results": {},
+        "statements": [],
+        "citations": [],
+        "verification": [],
     }
     classifier = ctx.tools.get("cxr_classifier")
     if classifier is not None:

@@ -70,7 +70,7 @@ class KnowledgeIndex:
     def __init__(self, settings: Settings | None = None, *, iu_limit: int | None = None) -> None:
         self.settings = settings or get_settings()
         self.embedder = Embedder(self.settings)
-        self.iu_limit = iu_limit  # tests embed a subset of the IU corpus
+        self.iu_limit = iu_limit if iu_limit is not None else self.settings.kb_iu_limit
         self._corpora: dict[str, _Corpus] | None = None
         self._lock = threading.Lock()
 
@@ -264,6 +264,7 @@ _shared_lock = threading.Lock()
 def shared_index(settings: Settings | None = None, iu_limit: int | None = None) -> KnowledgeIndex:
     """The process-wide index for these settings (corpora load once)."""
     settings = settings or get_settings()
+    iu_limit = iu_limit if iu_limit is not None else settings.kb_iu_limit
     key = (str(settings.data_dir), settings.embedding_model, iu_limit)
     with _shared_lock:
         if key not in _shared:
