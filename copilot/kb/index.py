@@ -199,6 +199,24 @@ class KnowledgeIndex:
             return self._corpora
 
     # -- searching ---------------------------------------------------------------------
+    def get(self, source: str, passage_id: str) -> SearchHit | None:
+        """One passage by source and id (e.g. the knowledge card of a finding), or None."""
+        corpus = self.corpora().get(source)
+        if corpus is None:
+            return None
+        for p in corpus.passages:
+            if p.id == passage_id:
+                return SearchHit(
+                    source=p.source,
+                    id=p.id,
+                    score=1.0,
+                    text=p.text,
+                    citation=p.citation,
+                    title=p.title,
+                    mesh=tuple(p.mesh),
+                )
+        return None
+
     def search(
         self, query: str, k: int = 5, sources: list[str] | None = None, mode: Mode = "hybrid"
     ) -> list[SearchHit]:

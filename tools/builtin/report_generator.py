@@ -176,7 +176,7 @@ class ReportGenerator(Tool):
             max_length=128,
             num_beams=2,
             decoder_start_token_id=tokenizer.cls_token_id,
-            bos_token_id=model.config.bos_token_id,
+            bos_token_id=tokenizer.cls_token_id,
             eos_token_id=tokenizer.sep_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )

@@ -72,6 +72,13 @@ class Retriever(Tool):
         report_query = focus or question
         citations: list[Citation] = []
         seen: set[tuple[str, str]] = set()
+        for label in positives:  # the card about each finding first, then what the search adds
+            card = index.get("knowledge", label.lower().replace(" ", "-"))
+            if card is not None:
+                seen.add((card.source, card.id))
+                citations.append(
+                    Citation(source=card.source, id=card.id, score=card.score, text=card.text)
+                )
         searches = [
             (knowledge_query, ["knowledge"], K_KNOWLEDGE),
             (report_query, ["iu-xray"], K_REPORTS),
