@@ -90,14 +90,16 @@ def _finding_statements(ev: Evidence) -> list[Statement]:
         if f is None or f.score is None:
             continue
         where = f", saliency peak in the {f.location}" if f.above_threshold and f.location else ""
-        lead = label if f.above_threshold else f"No {label.lower()}"
-        verb = "is" if f.above_threshold else "is"
-        text = (
-            f"{lead} {verb} {band(f.score)} by the chest X-ray classifier "
-            f"(calibrated score {f.score:.2f}{where})."
-        )
-        if not f.above_threshold:
-            text = f"No {label.lower()} flagged by the chest X-ray classifier (calibrated score {f.score:.2f}, below the 0.5 threshold)."
+        if f.above_threshold:
+            text = (
+                f"{label} is {band(f.score)} by the chest X-ray classifier "
+                f"(calibrated score {f.score:.2f}{where})."
+            )
+        else:
+            text = (
+                f"No {label.lower()} flagged by the chest X-ray classifier "
+                f"(calibrated score {f.score:.2f}, below the 0.5 threshold)."
+            )
         out.append(Statement(text, "cxr_classifier", "answer", f.score))
         shown.add(label)
     others = [f for f in cls.findings if f.above_threshold and f.label not in shown]
@@ -116,7 +118,8 @@ def _finding_statements(ev: Evidence) -> list[Statement]:
         if top is not None and top.score is not None:
             out.append(
                 Statement(
-                    f"No finding is above the classifier's 0.5 operating threshold (highest: {top.label.lower()}, {top.score:.2f}).",
+                    "No finding is above the classifier's 0.5 operating threshold "
+                    f"(highest: {top.label.lower()}, {top.score:.2f}).",
                     "cxr_classifier",
                     "findings",
                     top.score,
@@ -247,9 +250,7 @@ def render(ev: Evidence, statements: list[Statement]) -> str:
     substantive = ("answer", "findings", "measurements", "report")
     if not any(s.section in substantive for s in statements):
         statements = [
-            Statement(
-                "No expert output answers this question.", "copilot", "answer", assertion=False
-            ),
+            Statement("No expert output answers this question.", "copilot", "answer", assertion=False),
             *statements,
         ]
     for section, title in SECTION_TITLES.items():

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from copilot.tools.contract import Tool, ToolResult
+
 from copilot.config import Settings
 from copilot.study.model import Study
-from copilot.tools.contract import Tool, ToolResult
 
 EventSink = Callable[[dict[str, Any]], None]
 

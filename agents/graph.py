@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from langgraph.graph import END, START, StateGraph
-
 from copilot.agents.context import Context
 from copilot.agents.nodes.compose import compose
 from copilot.agents.nodes.execute import execute
 from copilot.agents.nodes.plan import plan
 from copilot.agents.nodes.understand import understand
 from copilot.agents.state import AgentState
+from langgraph.graph import END, START, StateGraph
 
 
 def route_after_plan(state: AgentState) -> Literal["execute", "compose"]:

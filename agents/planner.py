@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from copilot.tools.contract import Tool
 
 from copilot.config import Settings
 from copilot.text.labeler import findings_in_question
-from copilot.tools.contract import Tool
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,11 @@ MEASURE = re.compile(
     re.I,
 )
 CAUSE = re.compile(
-    r"\b(caus\w*|differential|why|explain|what (is|are|does) (a |an )?[a-z]+|next step|management|"
-    r"what should|recommend\w*|similar (reports?|cases?)|background|treat\w*)\b",
+    r"\b(caus\w*|differential|why|explain|next step|management|what should|"
+    r"recommend\w*|similar (reports?|cases?)|background|treat\w*|significan\w*)\b",
     re.I,
 )
+DEFINITION = re.compile(r"\bwhat (is|are|does) (an? )?[a-z]+", re.I)
 REPORT = re.compile(r"\b(report|draft|impression|dictat\w*|write[- ]?up)\b", re.I)
 OPEN = re.compile(
     r"\b(describe|what do you see|what can you see|tube|line|catheter|pacemaker|device|"
@@ -62,6 +63,8 @@ FINDINGS = re.compile(
     r"pathology|is there|are there|any\b|r/o|rule out|evidence of|signs? of)",
     re.I,
 )
+#: Built-in tools the rules above route; semantic routing adds them only when no rule fired.
+RULED_TOOLS = frozenset({"cxr_classifier", "lesion_segmenter", "retriever", "report_generator", "vqa"})
 PRONOUN = re.compile(r"\b(it|this|that|these|those|they|them)\b", re.I)
 PART_SPLIT = re.compile(
     r"\?|;|\band (?:also )?(?=what|why|how|is|are|could|can|where|which|draft|write|describe)|\balso\b",
@@ -181,9 +184,7 @@ class EmbeddedPlanner:
         asked = findings_in_question(text)
         if not asked and focus and PRONOUN.search(text):
             asked = list(focus)
-        if GREETING.match(text) or (
-            METADATA.search(text) and not asked and not MEASURE.search(text)
-        ):
+        if GREETING.match(text) or (METADATA.search(text) and not asked and not MEASURE.search(text)):
             return Plan(
                 tools=[],
                 planner=self.name,
@@ -201,7 +202,8 @@ class EmbeddedPlanner:
                 rule_hits.add("lesion_segmenter")
                 if part_findings:
                     rule_hits.add("cxr_classifier")
-            if CAUSE.search(part):
+            defines = DEFINITION.search(part) and not MEASURE.search(part) and not FINDINGS.search(part)
+            if CAUSE.search(part) or defines:
                 rule_hits.add("retriever")
                 if part_findings:
                     rule_hits.add("cxr_classifier")
@@ -210,11 +212,14 @@ class EmbeddedPlanner:
             if part_findings or FINDINGS.search(part):
                 rule_hits.add("cxr_classifier")
             scores = self._semantic(part, tools)
-            semantic_hits = {n for n, s in scores.items() if s >= SEMANTIC_THRESHOLD}
+            # Rules decide for the built-in experts; semantics route plug-ins and fill gaps.
+            semantic_hits = {
+                n
+                for n, s in scores.items()
+                if s >= SEMANTIC_THRESHOLD and (n not in RULED_TOOLS or not rule_hits)
+            }
             if semantic_hits - rule_hits:
-                notes.append(
-                    f"semantic routing added {', '.join(sorted(semantic_hits - rule_hits))}"
-                )
+                notes.append(f"semantic routing added {', '.join(sorted(semantic_hits - rule_hits))}")
             hits = rule_hits | semantic_hits
             if not hits and scores:
                 best = max(scores, key=lambda n: scores[n])
@@ -280,9 +285,8 @@ class LLMPlanner:
         redact: Any = None,
     ) -> Plan:
         """Ask the model (text passed through ``redact`` first); fall back on any failure."""
-        from langchain_core.messages import HumanMessage, SystemMessage
-
         from copilot.prompts import load_prompt
+        from langchain_core.messages import HumanMessage, SystemMessage
 
         notes: list[str] = []
         try:
@@ -291,9 +295,7 @@ class LLMPlanner:
             reply = bound.invoke(
                 [
                     SystemMessage(content=load_prompt("planner")),
-                    HumanMessage(
-                        content=(redact or str)(f"{focus_text}\nQuestion: {question}".strip())
-                    ),
+                    HumanMessage(content=(redact or str)(f"{focus_text}\nQuestion: {question}".strip())),
                 ]
             )
         except Exception as exc:
@@ -305,11 +307,7 @@ class LLMPlanner:
         calls = list(getattr(reply, "tool_calls", None) or [])
         for bad in getattr(reply, "invalid_tool_calls", None) or []:
             calls.append({"name": bad.get("name") or "", "args": {}})
-        if (
-            not calls
-            and isinstance(reply.content, str)
-            and reply.content.strip().startswith(("[", "{"))
-        ):
+        if not calls and isinstance(reply.content, str) and reply.content.strip().startswith(("[", "{")):
             try:  # some servers put the calls in the text
                 data = json.loads(reply.content)
                 items = data if isinstance(data, list) else data.get("tools", [])

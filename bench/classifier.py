@@ -84,10 +84,7 @@ def main() -> None:
     for r in requests:
         tool.run(r)
     ours_single_s = time.perf_counter() - t
-    print(
-        f"machine: {machine_label()}; device: {device}; "
-        f"half: {tool.runtime.use_half}; weights: {weights}"
-    )
+    print(f"machine: {machine_label()}; device: {device}; half: {tool.runtime.use_half}; weights: {weights}")
     print(f"{'naive per-image loop (MedRAX way)':34s} {args.images / loop_s:8.1f} images/s")
     print(
         f"{'ours, one image per call':34s} {args.images / ours_single_s:8.1f} images/s  "

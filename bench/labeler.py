@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import machine_label  # noqa: E402
+from _machine import machine_label
 
 
 def main() -> None:

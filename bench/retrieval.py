@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import machine_label  # noqa: E402
+from _machine import machine_label
 
 WORDS = {"Effusion": "pleural effusion", "Lung opacity": "lung opacity"}
 
@@ -43,9 +43,7 @@ def main() -> None:
     counts = Counter(f for g in gold.values() for f in g)
     singles = [f for f, n in counts.most_common() if n >= 10]
     pairs = [
-        c
-        for c in itertools.combinations(singles[:6], 2)
-        if sum(1 for g in gold.values() if set(c) <= g) >= 5
+        c for c in itertools.combinations(singles[:6], 2) if sum(1 for g in gold.values() if set(c) <= g) >= 5
     ]
     queries = [(f,) for f in singles] + pairs
     for mode in ("dense", "hybrid"):

@@ -30,9 +30,7 @@ from copilot.tools.contract import Tool, ToolRequest, invoke_batch
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal[
-    "understood", "plan", "tool_started", "tool_finished", "answer_token", "answer_done"
-]
+EventKind = Literal["understood", "plan", "tool_started", "tool_finished", "answer_token", "answer_done"]
 
 
 class ToolRun(BaseModel):
@@ -164,7 +162,7 @@ class Copilot:
             if self._graph is None:
                 from copilot.agents.graph import build_graph
 
-                checkpointer = None
+                checkpointer: Any
                 if self._persist:
                     from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -179,9 +177,7 @@ class Copilot:
             return self._graph
 
     # -- studies -------------------------------------------------------------------------
-    def open(
-        self, path: str | Path, progress: Callable[[int, int], None] | None = None
-    ) -> StudySet:
+    def open(self, path: str | Path, progress: Callable[[int, int], None] | None = None) -> StudySet:
         """Index a folder (read-only; cached under the XDG cache dir)."""
         from copilot.study import index_folder
 

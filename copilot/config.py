@@ -48,9 +48,7 @@ class Settings(BaseSettings):
     device: Literal["auto", "cuda", "mps", "cpu"] = Field(
         default="auto", description="Compute device; auto picks cuda, then mps, then cpu."
     )
-    half_precision: bool = Field(
-        default=True, description="Use float16 on a GPU where the model allows it."
-    )
+    half_precision: bool = Field(default=True, description="Use float16 on a GPU where the model allows it.")
     gpu_memory_budget_mb: int | None = Field(
         default=None,
         description="Models kept loaded on the GPU at once, in MB; default 80% of the device.",

@@ -35,9 +35,7 @@ def make_demo_folder(folder: Path | None = None) -> Path:
     for name, rel in DEMO_FILES.items():
         src = get_testdata_file(name, download=False)
         if src is None:
-            raise CopilotError(
-                f"demo file {name} not found: install it with 'pip install pydicom-data'"
-            )
+            raise CopilotError(f"demo file {name} not found: install it with 'pip install pydicom-data'")
         dest = target / rel
         if dest.exists():
             continue

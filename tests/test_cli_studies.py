@@ -41,9 +41,7 @@ def test_studies_json_contract(demo_studies: Path, capsys: pytest.CaptureFixture
     assert set(study["series"][0]) == {"series_uid", "modality", "view", "instances"}
 
 
-def test_studies_with_bad_files_exits_zero(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_studies_with_bad_files_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_dicom(tmp_path / "ok.dcm")
     (tmp_path / "bad.dcm").write_bytes(b"garbage" * 100)
     code, out, _ = run_cli(["studies", str(tmp_path), "--json"], capsys)
@@ -55,9 +53,7 @@ def test_studies_with_bad_files_exits_zero(
 
 
 @pytest.mark.parametrize("make", ["missing", "empty", "junk"])
-def test_studies_exit_2_with_one_line(
-    make: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_studies_exit_2_with_one_line(make: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "x"
     if make == "empty":
         target.mkdir()
@@ -77,9 +73,7 @@ def test_bad_arguments_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
         assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_rich_table_escapes_header_markup(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_rich_table_escapes_header_markup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_dicom(tmp_path / "a.dcm", study_description="[red]ALERT[/red] <script>x</script>")
     code, out, _ = run_cli(["studies", str(tmp_path)], capsys)
     assert code == 0
@@ -107,9 +101,7 @@ def test_version_and_fast_help() -> None:
         if f"| {m}\n" in proc.stderr or f"|   {m}\n" in proc.stderr
     ]
     assert heavy == [], f"copilot --help imported {heavy}"
-    version = subprocess.run(
-        [sys.executable, "-m", "copilot", "--version"], capture_output=True, text=True
-    )
+    version = subprocess.run([sys.executable, "-m", "copilot", "--version"], capture_output=True, text=True)
     assert version.stdout.startswith("copilot ")
 
 

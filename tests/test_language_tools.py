@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from copilot.tools import Citation, Finding, ToolRequest, ToolResult, invoke
+from copilot.tools.builtin.cxr_classifier import LABELS, display_label
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from copilot.text.labeler import label_text
-from copilot.tools import Citation, Finding, ToolRequest, ToolResult, invoke
-from copilot.tools.builtin.cxr_classifier import LABELS, display_label
 
 DISPLAY = [display_label(x) for x in LABELS]
 
@@ -47,9 +47,7 @@ def test_hybrid_search_skips_negated_reports(kb_env: Path) -> None:
     assert len(hits) == 5
     for hit in hits:
         assert label_text(hit.text).get("Effusion") in ("present", "uncertain"), hit.text
-    card = index.search(
-        "air in the pleural space with a visible pleural line", k=1, sources=["knowledge"]
-    )
+    card = index.search("air in the pleural space with a visible pleural line", k=1, sources=["knowledge"])
     assert card[0].id == "pneumothorax"
 
 
@@ -106,9 +104,7 @@ def test_retriever_tool_focuses_on_classifier_findings(kb_env: Path) -> None:
     assert any(c.source == "iu-xray" for c in result.citations)
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(st.sampled_from(DISPLAY), st.floats(0, 1), min_size=1, max_size=10))
 def test_grounded_report_never_invents_findings(scores: dict[str, float]) -> None:
     from copilot.tools.builtin.report_generator import grounded_report
@@ -130,9 +126,7 @@ def test_grounded_report_never_invents_findings(scores: dict[str, float]) -> Non
             ),
         ],
     )
-    request = ToolRequest(
-        prior={"cxr_classifier": classifier_result(scores), "retriever": distractors}
-    )
+    request = ToolRequest(prior={"cxr_classifier": classifier_result(scores), "retriever": distractors})
     text, used, _ = grounded_report(request)
     stated = {k for k, v in label_text(text).items() if v == "present"}
     flagged = {label for label, s in scores.items() if s >= 0.5}
@@ -151,10 +145,10 @@ def _tiny_report_model(folder: Path) -> Path:
     from transformers import (
         BertConfig,
         BertTokenizer,
-        ViTConfig,
-        ViTImageProcessor,
         VisionEncoderDecoderConfig,
         VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
     )
 
     words = [
@@ -202,13 +196,14 @@ def _tiny_report_model(folder: Path) -> Path:
 
 
 def test_report_generator_loads_real_format_checkpoint(tmp_path: Path, demo_studies: Path) -> None:
-    from copilot.models.registry import ModelRegistry
-    from copilot.study import index_folder
     from copilot.tools.builtin.report_generator import (
         FINDINGS_MODEL,
         IMPRESSION_MODEL,
         ReportGenerator,
     )
+
+    from copilot.models.registry import ModelRegistry
+    from copilot.study import index_folder
 
     registry = ModelRegistry()
     for model_id in (FINDINGS_MODEL, IMPRESSION_MODEL):
@@ -226,9 +221,7 @@ def test_vqa_answers_closed_questions_from_the_classifier(chest: object) -> None
     prior = {"cxr_classifier": classifier_result({"Effusion": 0.72, "Pneumothorax": 0.1})}
     result = invoke(
         VisualQA(),
-        ToolRequest(
-            question="Is there fluid around the lungs or a ptx?", prior=prior, instance=chest
-        ),
+        ToolRequest(question="Is there fluid around the lungs or a ptx?", prior=prior, instance=chest),
     )
     assert result.ok
     answers = {f.label: f for f in result.findings}

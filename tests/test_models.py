@@ -102,9 +102,7 @@ def _serve(tmp_path: Path, payload: bytes):  # type: ignore[no-untyped-def]
     return server
 
 
-def test_pull_verifies_sha256_and_records_lock(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_pull_verifies_sha256_and_records_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     payload = b"weights" * 1000
     server = _serve(tmp_path, payload)

@@ -57,9 +57,7 @@ def test_real_jpeg_baseline_cr_monochrome1_is_displayed_inverted(dicom_samples: 
 
 def test_synthetic_monochrome1_is_inverted(tmp_path: Path) -> None:
     ramp = np.tile(np.arange(64, dtype=np.uint16) * 60, (64, 1))
-    m2 = load_pixels(
-        index_folder(make_dicom(tmp_path / "m2.dcm", ramp)).studies[0].primary_instance()
-    )
+    m2 = load_pixels(index_folder(make_dicom(tmp_path / "m2.dcm", ramp)).studies[0].primary_instance())
     m1 = load_pixels(
         index_folder(make_dicom(tmp_path / "m1.dcm", 4095 - ramp, photometric="MONOCHROME1"))
         .studies[0]
@@ -70,9 +68,7 @@ def test_synthetic_monochrome1_is_inverted(tmp_path: Path) -> None:
 
 
 def test_unknown_spacing_reads_as_none(tmp_path: Path) -> None:
-    rec = (
-        index_folder(make_dicom(tmp_path / "a.dcm", spacing_mm=None)).studies[0].primary_instance()
-    )
+    rec = index_folder(make_dicom(tmp_path / "a.dcm", spacing_mm=None)).studies[0].primary_instance()
     assert load_pixels(rec).spacing_mm is None
 
 
@@ -119,11 +115,7 @@ def test_pydicom_test_files_decode(name: str) -> None:
 
 
 def test_size_guard_refuses_before_decoding(tmp_path: Path) -> None:
-    rec = (
-        index_folder(make_dicom(tmp_path / "a.dcm", rows=64, columns=64))
-        .studies[0]
-        .primary_instance()
-    )
+    rec = index_folder(make_dicom(tmp_path / "a.dcm", rows=64, columns=64)).studies[0].primary_instance()
     huge = rec.model_copy(update={"rows": 60000, "columns": 60000})
     with pytest.raises(PixelDataError, match="limit"):
         load_pixels(huge, settings=Settings(max_decoded_mb=64))

@@ -119,17 +119,16 @@ def test_duplicate_sop_instance_uid_is_reported(tmp_path: Path) -> None:
 
 def test_grouping_into_series_and_studies(tmp_path: Path) -> None:
     for i in range(3):
-        make_dicom(
-            tmp_path / f"s1_{i}.dcm", study_uid="1.2.1", series_uid="1.2.1.1", instance_number=3 - i
-        )
+        make_dicom(tmp_path / f"s1_{i}.dcm", study_uid="1.2.1", series_uid="1.2.1.1", instance_number=3 - i)
     make_dicom(tmp_path / "s2.dcm", study_uid="1.2.1", series_uid="1.2.1.2")
     make_dicom(tmp_path / "other.dcm", study_uid="1.2.2", patient_id="OTHER")
     study_set = index_folder(tmp_path)
     assert len(study_set.studies) == 2
     study = study_set.get("1.2.1")
-    assert [len(s.instances) for s in study.series] == [3, 1] or [
-        len(s.instances) for s in study.series
-    ] == [1, 3]
+    assert [len(s.instances) for s in study.series] == [3, 1] or [len(s.instances) for s in study.series] == [
+        1,
+        3,
+    ]
     series = next(s for s in study.series if s.series_uid == "1.2.1.1")
     assert [i.instance_number for i in series.instances] == [1, 2, 3]
 

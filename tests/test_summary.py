@@ -41,9 +41,7 @@ def test_summary_has_no_identifiers(tmp_path: Path) -> None:
     assert "50-59 years" in text and "female" in text
     for ident in ("MRN998877", "DOE", "JANE", "Elsewhere", "ACC777", "20240315", "1969"):
         assert ident not in text
-    assert {"MRN998877", "DOE^JANE", "DOE", "JANE", "ACC777", "St Elsewhere"} <= set(
-        study.identifiers
-    )
+    assert {"MRN998877", "DOE^JANE", "DOE", "JANE", "ACC777", "St Elsewhere"} <= set(study.identifiers)
 
 
 def test_header_text_is_quoted_and_cleaned(tmp_path: Path) -> None:

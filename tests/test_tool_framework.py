@@ -41,9 +41,7 @@ class MeanTool(Tool):
         value = float(np.mean(request.pixels().grayscale))
         return ToolResult(
             tool=self.name,
-            findings=[
-                Finding(label="mean", kind="measurement", value=round(value, 4), unit="fraction")
-            ],
+            findings=[Finding(label="mean", kind="measurement", value=round(value, 4), unit="fraction")],
         )
 
 
@@ -88,18 +86,14 @@ def test_check_tool_passes_a_good_tool(chest_request: ToolRequest) -> None:
         (Exploding, "run() failed"),
     ],
 )
-def test_check_tool_catches_bad_tools(
-    cls: type[Tool], problem: str, chest_request: ToolRequest
-) -> None:
+def test_check_tool_catches_bad_tools(cls: type[Tool], problem: str, chest_request: ToolRequest) -> None:
     report = check_tool(cls, [chest_request])
     assert not report.ok
     assert any(problem in p for p in report.problems), report.problems
 
 
 def test_refuses_non_chest_and_ct(tmp_path: Path) -> None:
-    tibia = index_folder(
-        make_dicom(tmp_path / "t.dcm", body_part="EXTREMITY", modality="CR")
-    ).studies[0]
+    tibia = index_folder(make_dicom(tmp_path / "t.dcm", body_part="EXTREMITY", modality="CR")).studies[0]
     ct = index_folder(make_dicom(tmp_path / "ct.dcm", modality="CT")).studies[0]
     for study, words in ((tibia, "extremity"), (ct, "CT")):
         result = invoke(MeanTool(), ToolRequest(instance=study.primary_instance()))
@@ -140,10 +134,7 @@ def test_discovery_finds_builtins_and_example_plugin() -> None:
     for name in ("cxr_classifier", "lesion_segmenter", "report_generator", "vqa", "retriever"):
         assert name in plugins and plugins[name].distribution == "dicom-copilot"
     assert "exposure_check" in plugins, "install examples/copilot-example-plugin (make install)"
-    assert (
-        plugins["exposure_check"].ok
-        and plugins["exposure_check"].distribution == "copilot-exposure"
-    )
+    assert plugins["exposure_check"].ok and plugins["exposure_check"].distribution == "copilot-exposure"
 
 
 def test_broken_plugin_is_reported_not_fatal(
@@ -192,9 +183,7 @@ def test_scaffold_creates_installable_layout(tmp_path: Path) -> None:
     from copilot.tools.scaffold import scaffold_plugin
 
     root = scaffold_plugin("bone_age", tmp_path)
-    assert (root / "pyproject.toml").read_text().count(
-        'bone_age = "copilot_bone_age.tool:BoneAgeTool"'
-    ) == 1
+    assert (root / "pyproject.toml").read_text().count('bone_age = "copilot_bone_age.tool:BoneAgeTool"') == 1
     source = (root / "src/copilot_bone_age/tool.py").read_text()
     namespace: dict[str, object] = {}
     exec(compile(source, "tool.py", "exec"), namespace)

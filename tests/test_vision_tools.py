@@ -28,9 +28,7 @@ def test_xrv_preprocessing_range_shape_and_polarity(demo_studies: Path) -> None:
     x, geometry = xrv_input(load_pixels(record), 224)
     assert x.shape == (1, 224, 224) and x.dtype == np.float32
     assert -1024.0 <= x.min() < -500 and 500 < x.max() <= 1024.0
-    png = (
-        np.asarray(Image.open(need(NIH_IMAGES / "00019470_000.png")).convert("L"), np.float32) / 255
-    )
+    png = np.asarray(Image.open(need(NIH_IMAGES / "00019470_000.png")).convert("L"), np.float32) / 255
     ref, _ = xrv_input(PixelImage(png, None, "png", "MONOCHROME2"), 224)
     assert np.corrcoef(x.ravel(), ref.ravel())[0, 1] > 0.95
     assert (geometry.crop, geometry.height) == (512, 512)
@@ -137,9 +135,7 @@ def test_classifier_loads_real_format_and_reports_calibrated_findings(
     assert result.provenance and result.provenance.model_id == "xrv-densenet121-res224-all"
 
 
-def test_classifier_batch_equals_single_and_loads_once(
-    fake_weights: Settings, demo_studies: Path
-) -> None:
+def test_classifier_batch_equals_single_and_loads_once(fake_weights: Settings, demo_studies: Path) -> None:
     from copilot.tools.builtin.cxr_classifier import CxrClassifier
 
     from copilot.runtime.context import get_runtime
@@ -162,9 +158,7 @@ def test_classifier_refuses_tibia_and_lateral(fake_weights: Settings, tmp_path: 
     record = index_folder(str(tibia)).studies[0].primary_instance()
     result = invoke(CxrClassifier(), ToolRequest(instance=record))
     assert result.status == "skipped" and "extremity" in result.detail
-    lateral = (
-        index_folder(make_dicom(tmp_path / "lat.dcm", view="LL")).studies[0].primary_instance()
-    )
+    lateral = index_folder(make_dicom(tmp_path / "lat.dcm", view="LL")).studies[0].primary_instance()
     assert "frontal" in invoke(CxrClassifier(), ToolRequest(instance=lateral)).detail
 
 
@@ -179,12 +173,8 @@ def test_segmenter_measures_and_exports_seg(isolated_dirs: Path, tmp_path: Path)
     install_fake_pspnet(settings)
     ModelRegistry(settings).add("medsam-vit-base", make_tiny_sam(tmp_path / "sam"))
     studies = tmp_path / "studies"
-    with_spacing = index_folder(
-        make_dicom(studies / "a.dcm", rows=256, columns=256, spacing_mm=0.7)
-    )
-    no_spacing = index_folder(
-        make_dicom(tmp_path / "b.dcm", rows=256, columns=256, spacing_mm=None)
-    )
+    with_spacing = index_folder(make_dicom(studies / "a.dcm", rows=256, columns=256, spacing_mm=0.7))
+    no_spacing = index_folder(make_dicom(tmp_path / "b.dcm", rows=256, columns=256, spacing_mm=None))
     tool = LesionSegmenter()
     request = ToolRequest(
         instance=with_spacing.studies[0].primary_instance(),

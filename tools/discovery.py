@@ -44,9 +44,7 @@ def _load(ep: EntryPoint) -> PluginEntry:
         obj = ep.load()
     except Exception as exc:  # a broken plug-in must not take the app down
         log.warning("tool plug-in %r (%s) failed to import: %s", ep.name, dist, exc)
-        return PluginEntry(
-            ep.name, ep.value, dist, None, f"import failed: {type(exc).__name__}: {exc}"
-        )
+        return PluginEntry(ep.name, ep.value, dist, None, f"import failed: {type(exc).__name__}: {exc}")
     problem = None
     if not (isinstance(obj, type) and issubclass(obj, Tool)):
         problem = f"{ep.value} is not a copilot.tools.Tool subclass"
@@ -72,9 +70,7 @@ def discover(refresh: bool = False) -> dict[str, PluginEntry]:
             found: dict[str, PluginEntry] = {}
             for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
                 if ep.name in found:
-                    log.warning(
-                        "tool %r is provided twice; keeping %s", ep.name, found[ep.name].target
-                    )
+                    log.warning("tool %r is provided twice; keeping %s", ep.name, found[ep.name].target)
                     continue
                 found[ep.name] = _load(ep)
             _cache = found
@@ -97,9 +93,7 @@ def create_tool(name: str, settings: Settings | None = None) -> Tool:
     return tool_class(name)(settings=settings)
 
 
-def create_tools(
-    settings: Settings | None = None, names: list[str] | None = None
-) -> dict[str, Tool]:
+def create_tools(settings: Settings | None = None, names: list[str] | None = None) -> dict[str, Tool]:
     """Instances of every working tool (or of ``names``), keyed by name."""
     plugins = discover()
     wanted = names if names is not None else [n for n, e in plugins.items() if e.ok]

@@ -94,9 +94,7 @@ discovered through the `copilot.tools` entry point:
 def scaffold_plugin(name: str, directory: Path) -> Path:
     """Create ``copilot-NAME/`` under ``directory`` and return its path."""
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,48}", name):
-        raise CopilotError(
-            f"invalid tool name {name!r}: use lower case letters, digits, underscores"
-        )
+        raise CopilotError(f"invalid tool name {name!r}: use lower case letters, digits, underscores")
     dash = name.replace("_", "-")
     cls = "".join(part.capitalize() for part in name.split("_")) + "Tool"
     root = directory.expanduser() / f"copilot-{dash}"

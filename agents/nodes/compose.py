@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from langgraph.runtime import Runtime
-
 from copilot.agents.composer import Evidence, compose_statements, render
 from copilot.agents.context import Context
 from copilot.agents.state import AgentState
-from copilot.study.summary import age_band, describe_sex
 from copilot.tools.contract import ToolResult
+from langgraph.runtime import Runtime
+
+from copilot.study.summary import age_band, describe_sex
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,8 @@ def evidence_from(state: AgentState, ctx: Context) -> Evidence:
 
 
 def _llm_answer(ctx: Context, state: AgentState, ev: Evidence, template: str) -> str:
-    from langchain_core.messages import HumanMessage, SystemMessage
-
     from copilot.prompts import load_prompt
+    from langchain_core.messages import HumanMessage, SystemMessage
 
     redact = ctx.redact
     content: list[Any] = [
@@ -103,8 +102,7 @@ def compose(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         except Exception as exc:
             log.warning("LLM composer failed (%s); using the template answer", exc)
             answer = (
-                template
-                + f"\n\n_(LLM composer unavailable: {type(exc).__name__}; template answer shown.)_"
+                template + f"\n\n_(LLM composer unavailable: {type(exc).__name__}; template answer shown.)_"
             )
     if ctx.llm is None or answer == template:
         for word in answer.split(" "):

@@ -11,11 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from langgraph.runtime import Runtime
-
 from copilot.agents.context import Context
 from copilot.agents.state import AgentState
 from copilot.tools.contract import ToolRequest, ToolResult, invoke
+from langgraph.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +93,7 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
                         seconds=timeout,
                     )
                 except Exception as exc:  # invoke never raises, but a thread can die
-                    result = ToolResult(
-                        tool=name, status="error", detail=f"{type(exc).__name__}: {exc}"
-                    )
+                    result = ToolResult(tool=name, status="error", detail=f"{type(exc).__name__}: {exc}")
                 results[name] = result
                 if result.ok:
                     ctx.cache.put(key, result)

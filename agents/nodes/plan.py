@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.runtime import Runtime
-
 from copilot.agents.context import Context
 from copilot.agents.state import AgentState
+from langgraph.runtime import Runtime
 
 
 def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.runtime import Runtime
-
 from copilot.agents.context import Context
 from copilot.agents.state import AgentState
+from langgraph.runtime import Runtime
+
 from copilot.study.summary import quoted_header_text, study_summary
 
 

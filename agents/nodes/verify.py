@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.runtime import Runtime
-
 from copilot.agents.context import Context
 from copilot.agents.state import AgentState, Turn
-from copilot.text.labeler import label_text
 from copilot.tools.contract import ToolResult
+from langgraph.runtime import Runtime
+
+from copilot.text.labeler import label_text
 
 CHECKED_SECTIONS = ("**Answer**", "**Other findings**", "**Measurements**")
 
@@ -22,9 +22,7 @@ CHECKED_SECTIONS = ("**Answer**", "**Other findings**", "**Measurements**")
 def assertion_text(answer: str, statements: list[dict[str, Any]], llm_written: bool) -> str:
     """The parts of the answer that make claims about this patient."""
     if not llm_written:
-        return "\n".join(
-            s["text"] for s in statements if s.get("assertion") and s["section"] != "report"
-        )
+        return "\n".join(s["text"] for s in statements if s.get("assertion") and s["section"] != "report")
     kept, keep = [], True
     for line in answer.splitlines():
         if line.startswith("**"):
@@ -60,11 +58,7 @@ def verify(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Flag contradictions between the answer and the experts; record the finished turn."""
     ctx = runtime.context
     results = state.get("results") or {}
-    classifier = (
-        ToolResult.model_validate(results["cxr_classifier"])
-        if "cxr_classifier" in results
-        else None
-    )
+    classifier = ToolResult.model_validate(results["cxr_classifier"]) if "cxr_classifier" in results else None
     answer = state.get("answer", "")
     text = assertion_text(answer, state.get("statements") or [], ctx.llm is not None)
     problems = contradictions(text, classifier)

@@ -46,9 +46,7 @@ def ask(
         from copilot.cli.output import stderr
 
         if event["kind"] == "plan":
-            stderr.print(
-                f"[dim]plan: {', '.join(event['tools']) or 'no tool'} ({event['planner']})[/dim]"
-            )
+            stderr.print(f"[dim]plan: {', '.join(event['tools']) or 'no tool'} ({event['planner']})[/dim]")
         elif event["kind"] == "tool_finished":
             stderr.print(f"[dim]{event['tool']}: {event['status']} ({event['seconds']:.1f}s)[/dim]")
 
@@ -66,9 +64,7 @@ def ask(
     for t in answer.tools:
         table.add_row(safe(t.name), safe(t.status), f"{t.seconds:.2f}", safe(t.detail))
     stdout.print(table)
-    stdout.print(
-        f"[dim]thread: {answer.thread_id} (continue with --thread {answer.thread_id})[/dim]"
-    )
+    stdout.print(f"[dim]thread: {answer.thread_id} (continue with --thread {answer.thread_id})[/dim]")
 
 
 def plan(
@@ -109,9 +105,7 @@ def analyze(
     copilot = _copilot(None)
     studies = copilot.open(path)
     if paths.is_within(out.parent if out.suffix else out, Path(studies.root)):
-        raise CopilotError(
-            f"refusing to write into the study folder {studies.root}; choose another --out"
-        )
+        raise CopilotError(f"refusing to write into the study folder {studies.root}; choose another --out")
     with progress_bar("Analysing") as bar:
         rows = copilot.analyze(studies, batch_size=batch_size, progress=bar)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -26,11 +26,7 @@ def search(
     hits = index.search(query, k=k, sources=source or None)
     if as_json:
         print_json(
-            {
-                "results": [
-                    {"source": h.source, "id": h.id, "score": h.score, "text": h.text} for h in hits
-                ]
-            }
+            {"results": [{"source": h.source, "id": h.id, "score": h.score, "text": h.text} for h in hits]}
         )
         return
     for h in hits:
@@ -42,9 +38,7 @@ def search(
 @kb_app.command("add")
 def add(
     path: Path = typer.Argument(..., help="A .txt/.md/.jsonl file or a folder of them."),
-    name: str = typer.Option(
-        None, "--name", help="Corpus name (default: the file or folder name)."
-    ),
+    name: str = typer.Option(None, "--name", help="Corpus name (default: the file or folder name)."),
 ) -> None:
     """Add your own documents to the knowledge base (indexed once, cited by name)."""
     from copilot.cli.output import stdout

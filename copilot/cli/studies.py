@@ -10,9 +10,7 @@ import typer
 def studies(
     path: Path = typer.Argument(..., help="Folder (or file) of DICOM studies; read-only."),
     as_json: bool = typer.Option(False, "--json", help="Print the stable JSON contract."),
-    no_cache: bool = typer.Option(
-        False, "--no-cache", help="Ignore and do not update the index cache."
-    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Ignore and do not update the index cache."),
 ) -> None:
     """Index a folder of DICOM studies and list them, with every skipped file and why."""
     from copilot.cli.output import print_json, progress_bar, safe, stdout

@@ -7,9 +7,7 @@ from typing import Any
 
 import typer
 
-tools_app = typer.Typer(
-    help="Expert tools: list them, scaffold a new plug-in.", no_args_is_help=True
-)
+tools_app = typer.Typer(help="Expert tools: list them, scaffold a new plug-in.", no_args_is_help=True)
 
 
 @tools_app.command("list")

@@ -55,7 +55,7 @@ def _clean(text: str | None) -> str:
 def read_iu_reports(path: Path) -> Iterator[Passage]:
     """Parse the IU reports archive: one passage per report with findings and impression."""
     try:
-        archive = tarfile.open(path, "r:gz")
+        archive = tarfile.open(path, "r:gz")  # noqa: SIM115 - closed by the with below
     except (OSError, tarfile.TarError) as exc:
         raise CopilotError(f"cannot read the IU report corpus {path}: {exc}") from exc
     with archive:
@@ -70,9 +70,7 @@ def read_iu_reports(path: Path) -> Iterator[Passage]:
             except ET.ParseError:
                 log.warning("skipping malformed report %s", member.name)
                 continue
-            sections = {
-                (el.get("Label") or "").upper(): _clean(el.text) for el in root.iter("AbstractText")
-            }
+            sections = {(el.get("Label") or "").upper(): _clean(el.text) for el in root.iter("AbstractText")}
             findings, impression = sections.get("FINDINGS", ""), sections.get("IMPRESSION", "")
             if not findings and not impression:
                 continue
@@ -138,11 +136,7 @@ def read_user_corpus(path: Path, source: str) -> Iterator[Passage]:
                     citation=str(row.get("citation", f"{file.name} line {n}")),
                 )
         elif suffix in (".txt", ".md", ".markdown"):
-            chunks = [
-                c.strip()
-                for c in re.split(r"\n\s*\n", file.read_text(encoding="utf-8"))
-                if c.strip()
-            ]
+            chunks = [c.strip() for c in re.split(r"\n\s*\n", file.read_text(encoding="utf-8")) if c.strip()]
             for n, chunk in enumerate(chunks, start=1):
                 yield Passage(
                     source=source,

@@ -9,6 +9,7 @@ for "pleural effusion" does not return "no pleural effusion" reports.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -60,7 +61,7 @@ class _Corpus:
     passages: list[Passage]
     vectors: np.ndarray
     tokens: list[list[str]]
-    labels: list[dict[str, str]]
+    labels: list[dict[str, Any]]
     bm25: Any
 
 
@@ -90,9 +91,7 @@ class KnowledgeIndex:
         except (FileNotFoundError, ValueError):
             return {}
 
-    def add_corpus(
-        self, path: Path, name: str | None = None, progress: Progress | None = None
-    ) -> int:
+    def add_corpus(self, path: Path, name: str | None = None, progress: Progress | None = None) -> int:
         """Add a user corpus (text, Markdown or JSONL files) and index it; returns passages."""
         path = path.expanduser().resolve()
         if not path.exists():
@@ -129,13 +128,11 @@ class KnowledgeIndex:
 
             out.append((IU_SOURCE, [iu_path], iu_reader))
         else:
-            log.warning(
-                "IU report corpus not found; install torchxrayvision or set COPILOT_KB_CORPUS"
-            )
+            log.warning("IU report corpus not found; install torchxrayvision or set COPILOT_KB_CORPUS")
         for name, path in self.user_corpora().items():
             p = Path(path)
             if p.exists():
-                out.append((name, [p], lambda p=p, name=name: read_user_corpus(p, name)))
+                out.append((name, [p], functools.partial(read_user_corpus, p, name)))
         return out
 
     # -- building and loading ----------------------------------------------------------
@@ -167,9 +164,7 @@ class KnowledgeIndex:
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "passages.jsonl", "w", encoding="utf-8") as fh:
             for p, tok, lab in zip(passages, tokens, labels, strict=True):
-                fh.write(
-                    json.dumps({"passage": p.model_dump(), "tokens": tok, "labels": lab}) + "\n"
-                )
+                fh.write(json.dumps({"passage": p.model_dump(), "tokens": tok, "labels": lab}) + "\n")
         np.save(folder / "vectors.npy", vectors)
         meta_file.write_text(json.dumps({"stamp": stamp, "count": len(passages)}))
         log.info("indexed %s: %d passages", name, len(passages))
@@ -226,15 +221,13 @@ class KnowledgeIndex:
         corpora = self.corpora()
         unknown = [s for s in sources or [] if s not in corpora]
         if unknown:
-            raise CopilotError(
-                f"unknown source(s) {', '.join(unknown)}; known: {', '.join(corpora)}"
-            )
+            raise CopilotError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(corpora)}")
         qvec = self.embedder.encode([query])[0]
         wanted = {f for f, s in label_text(query).items() if s == "present"}
         qtokens = negation_marked_tokens(query)
         scored: list[tuple[float, _Corpus, int]] = []
         for name, corpus in corpora.items():
-            if sources and name not in sources or not corpus.passages:
+            if (sources and name not in sources) or not corpus.passages:
                 continue
             dense = corpus.vectors @ qvec
             if mode == "hybrid":
@@ -243,9 +236,7 @@ class KnowledgeIndex:
                 keyword = keyword / top if top > 0 else keyword
                 score = DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * keyword
                 if wanted:
-                    negates = np.array(
-                        [any(lab.get(f) == "absent" for f in wanted) for lab in corpus.labels]
-                    )
+                    negates = np.array([any(lab.get(f) == "absent" for f in wanted) for lab in corpus.labels])
                     score = np.where(negates, -np.inf, score)
             else:
                 score = dense

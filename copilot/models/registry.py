@@ -157,9 +157,7 @@ class ModelRegistry:
         if self.is_installed(model_id):
             return Availability(ok=True)
         if card.source == "package":
-            return Availability(
-                ok=False, reason=f"{card.title} is not installed", fix=card.pull_command
-            )
+            return Availability(ok=False, reason=f"{card.title} is not installed", fix=card.pull_command)
         if _offline(self.settings):
             return Availability(
                 ok=False,
@@ -173,9 +171,7 @@ class ModelRegistry:
                 f"models over {self.settings.auto_pull_max_mb} MB are pulled only on request",
                 fix=card.pull_command,
             )
-        return Availability(
-            ok=True, reason=f"weights for {model_id} will be downloaded on first use"
-        )
+        return Availability(ok=True, reason=f"weights for {model_id} will be downloaded on first use")
 
     def status(self) -> list[ModelStatus]:
         """Every known model with whether it is installed."""
@@ -320,9 +316,7 @@ class ModelRegistry:
             digest = sha256_file(path)
             pinned = f.sha256 or recorded.get(f.name, "")
             if not pinned:
-                checks.append(
-                    FileCheck(name=f.name, ok=True, detail=f"sha256 {digest} (no pin to compare)")
-                )
+                checks.append(FileCheck(name=f.name, ok=True, detail=f"sha256 {digest} (no pin to compare)"))
             elif digest == pinned:
                 checks.append(
                     FileCheck(
@@ -332,9 +326,7 @@ class ModelRegistry:
                     )
                 )
             else:
-                checks.append(
-                    FileCheck(name=f.name, ok=False, detail=f"sha256 {digest} != pinned {pinned}")
-                )
+                checks.append(FileCheck(name=f.name, ok=False, detail=f"sha256 {digest} != pinned {pinned}"))
         return checks
 
     def verify(self, model_id: str) -> list[FileCheck]:

@@ -48,9 +48,7 @@ def expected_pixel_bytes(rows: int, columns: int, frames: int, spp: int, bits: i
     return (total_bits + 7) // 8
 
 
-def _pixel_element_header(
-    fp: BinaryIO, explicit_vr: bool, little: bool
-) -> tuple[int, int, int] | None:
+def _pixel_element_header(fp: BinaryIO, explicit_vr: bool, little: bool) -> tuple[int, int, int] | None:
     """Read the element header at the current position: (tag, value length, value offset).
 
     pydicom stops *before* the pixel data element when ``stop_before_pixels`` is set, so the
@@ -186,9 +184,7 @@ def read_dicom(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> I
         )
         class_name = UID(sop_class).name if sop_class else "unknown SOP class"
 
-        missing = [
-            k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID") if not h.text(k)
-        ]
+        missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID") if not h.text(k)]
         pixel_header = None
         if syntax != DEFLATED_SYNTAX:  # a deflated stream has no byte offsets to check
             uid = UID(syntax)
@@ -222,8 +218,7 @@ def read_dicom(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> I
         if length != UNDEFINED_LENGTH:
             if value_start + length > size:
                 raise UnreadableFileError(
-                    f"truncated: pixel data needs {length} bytes, only "
-                    f"{max(0, size - value_start)} present"
+                    f"truncated: pixel data needs {length} bytes, only {max(0, size - value_start)} present"
                 )
             if syntax in NATIVE_SYNTAXES and length < declared:
                 raise UnreadableFileError(
@@ -247,9 +242,7 @@ def read_dicom(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> I
             )
 
     spacing, spacing_source = _spacing(h)
-    physicians = [
-        h.text(k) for k in ("ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName")
-    ]
+    physicians = [h.text(k) for k in ("ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName")]
     return InstanceRecord(
         path=path,
         size=size,
@@ -290,9 +283,7 @@ def read_dicom(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> I
     )
 
 
-def read_record(
-    path: str, size: int, mtime_ns: int, max_decoded_bytes: int
-) -> InstanceRecord | SkippedFile:
+def read_record(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> InstanceRecord | SkippedFile:
     """Index one file: its record, or the reason it is skipped. Never raises for bad input."""
     try:
         if size == 0:

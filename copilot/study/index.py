@@ -81,9 +81,7 @@ def group_records(root: str, records: list[InstanceRecord], skipped: list[Skippe
     for rec in sorted(records, key=lambda r: r.path):
         first = by_sop.get(rec.sop_uid)
         if first is not None:
-            skipped.append(
-                SkippedFile(path=rec.path, reason=f"duplicate SOPInstanceUID of {first.path}")
-            )
+            skipped.append(SkippedFile(path=rec.path, reason=f"duplicate SOPInstanceUID of {first.path}"))
             continue
         by_sop[rec.sop_uid] = rec
     studies: dict[str, dict[str, list[InstanceRecord]]] = defaultdict(lambda: defaultdict(list))
@@ -106,9 +104,7 @@ def group_records(root: str, records: list[InstanceRecord], skipped: list[Skippe
                     instances=insts,
                 )
             )
-        series_list.sort(
-            key=lambda s: (s.number if s.number is not None else 1 << 30, s.series_uid)
-        )
+        series_list.sort(key=lambda s: (s.number if s.number is not None else 1 << 30, s.series_uid))
         head = series_list[0].instances[0]
         out.append(
             Study(

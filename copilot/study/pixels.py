@@ -56,9 +56,7 @@ def _normalise(arr: np.ndarray) -> np.ndarray:
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
         return np.zeros_like(arr, dtype=np.float32)
-    lo, hi = (
-        np.percentile(finite, [0.5, 99.5]) if finite.size > 1000 else (finite.min(), finite.max())
-    )
+    lo, hi = np.percentile(finite, [0.5, 99.5]) if finite.size > 1000 else (finite.min(), finite.max())
     if hi <= lo:
         lo, hi = float(finite.min()), float(finite.max())
     if hi <= lo:

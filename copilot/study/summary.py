@@ -70,9 +70,7 @@ def quoted_header_text(study: Study, limit: int = 200) -> str:
     fields = {"study description": study.description}
     for series in study.series:
         if series.description:
-            fields[f"series {series.number or ''} description".replace("  ", " ")] = (
-                series.description
-            )
+            fields[f"series {series.number or ''} description".replace("  ", " ")] = series.description
     lines = []
     for key, value in fields.items():
         clean = re.sub(r"[\x00-\x1f\x7f]", " ", value or "")[:limit]

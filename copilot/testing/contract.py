@@ -29,9 +29,7 @@ class ContractReport:
     def raise_for_problems(self) -> None:
         """Raise AssertionError listing every problem (for use in tests)."""
         if self.problems:
-            raise AssertionError(
-                f"{self.tool} breaks the tool contract:\n- " + "\n- ".join(self.problems)
-            )
+            raise AssertionError(f"{self.tool} breaks the tool contract:\n- " + "\n- ".join(self.problems))
 
 
 def _comparable(result: ToolResult) -> dict[str, object]:
@@ -63,9 +61,7 @@ def check_tool(
     if len(manifest.description.split()) < 8:
         report.problems.append("manifest description is too short for the planner to use")
     if manifest.needs_image and not manifest.modalities:
-        report.notes.append(
-            "accepts every modality; declare modalities to refuse unsuitable images"
-        )
+        report.notes.append("accepts every modality; declare modalities to refuse unsuitable images")
 
     before = {m for m in HEAVY_MODULES if m in sys.modules}
     start = time.perf_counter()
@@ -103,9 +99,7 @@ def check_tool(
             report.problems.append(f"run() failed: {res.detail}")
         for finding in res.findings:
             if finding.score is not None and finding.score_meaning is None:
-                report.problems.append(
-                    f"finding {finding.label!r} has a score but no score_meaning"
-                )
+                report.problems.append(f"finding {finding.label!r} has a score but no score_meaning")
     if requests:
         batch = invoke_batch(tool, list(requests))
         if [_comparable(r) for r in batch] != [_comparable(r) for r in singles]:

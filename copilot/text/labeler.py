@@ -59,13 +59,15 @@ FINDING_PATTERNS: dict[str, tuple[str, ...]] = {
 #: Whole phrases that state a finding absent without a negation word.
 NORMAL_PHRASES: dict[str, tuple[str, ...]] = {
     "Cardiomegaly": (
-        r"(?:heart|cardiac) (?:size|silhouette)(?: and [a-z ]+)? (?:is |are )?(?:within normal limits|normal|unremarkable|stable|upper limits of normal)",
+        r"(?:heart|cardiac) (?:size|silhouette)(?: and [a-z ]+)? (?:is |are )?"
+        r"(?:within normal limits|normal|unremarkable|stable|upper limits of normal)",
         r"normal (?:heart|cardiac) (?:size|silhouette)",
         r"cardiomediastinal silhouettes? (?:is |are )?(?:within normal limits|normal|unremarkable)",
         r"normal cardiomediastinal (?:silhouette|contours?)",
     ),
     "Enlarged cardiomediastinum": (
-        r"(?:cardio)?mediastinal (?:silhouettes?|contours?) (?:is |are )?(?:within normal limits|normal|unremarkable)",
+        r"(?:cardio)?mediastinal (?:silhouettes?|contours?) (?:is |are )?"
+        r"(?:within normal limits|normal|unremarkable)",
         r"normal (?:cardio)?mediastinal (?:silhouette|contours?)",
         r"mediastinum (?:size )?(?:is )?(?:within normal limits|normal)",
     ),

@@ -24,6 +24,4 @@ MESH_TO_FINDING = {
 
 def mesh_findings(mesh_terms: list[str]) -> set[str]:
     """Finding labels named by a report's MeSH major terms ("Cardiomegaly/mild" -> Cardiomegaly)."""
-    return {
-        MESH_TO_FINDING[t.split("/")[0]] for t in mesh_terms if t.split("/")[0] in MESH_TO_FINDING
-    }
+    return {MESH_TO_FINDING[t.split("/")[0]] for t in mesh_terms if t.split("/")[0] in MESH_TO_FINDING}

@@ -34,9 +34,7 @@ class Redactor:
             values.add(ident.replace("^", ", ").strip(", "))
         # Longest first, so "DOE^JANE" goes before "DOE".
         ordered = sorted((v for v in values if v), key=len, reverse=True)
-        self._known = (
-            re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE) if ordered else None
-        )
+        self._known = re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE) if ordered else None
 
     def __call__(self, text: str) -> str:
         """``text`` with identifiers removed."""

@@ -187,9 +187,7 @@ class CxrClassifier(Tool):
         gray = request.pixels().grayscale
         key = request.instance.path if request.instance else "image"
         positive = [i for i, label in enumerate(labels) if label and scores[i] >= THRESHOLD]
-        cams = dict(
-            zip(positive, grad_cams(model, model.features, x.float(), positive), strict=True)
-        )
+        cams = dict(zip(positive, grad_cams(model, model.features, x.float(), positive), strict=True))
         for index, label in enumerate(labels):
             if not label:
                 continue  # TorchXRayVision leaves labels a model was not trained on empty
@@ -205,7 +203,7 @@ class CxrClassifier(Tool):
                 heat = geometry.paste(cams[index])
                 row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
                 side, zone = describe_location(float(row), float(col), *heat.shape)
-                finding.side = side  # type: ignore[assignment]
+                finding.side = side
                 finding.location = f"{zone} zone, {side} side (saliency peak)"
                 finding.source = f"Grad-CAM peak at row {int(row)}, column {int(col)}"
                 finding.region = saliency_box(heat)

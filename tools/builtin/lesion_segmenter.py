@@ -22,6 +22,7 @@ from copilot.tools.contract import (
     Acceptance,
     Artifact,
     Finding,
+    Side,
     Tool,
     ToolManifest,
     ToolRequest,
@@ -101,12 +102,7 @@ class LesionSegmenter(Tool):
     def accepts(self, instance: InstanceRecord | None) -> Acceptance:
         """Frontal chest radiographs only."""
         base = super().accepts(instance)
-        if (
-            base.ok
-            and instance is not None
-            and instance.view
-            and instance.view not in FRONTAL_VIEWS
-        ):
+        if base.ok and instance is not None and instance.view and instance.view not in FRONTAL_VIEWS:
             return Acceptance(
                 ok=False, reason=f"anatomy model expects frontal views; this is {instance.view}"
             )
@@ -140,9 +136,7 @@ class LesionSegmenter(Tool):
     @property
     def anatomy_model(self) -> Any:
         """The shared PSPNet."""
-        return self.runtime.models.get(
-            f"{ANATOMY_MODEL}@{self.runtime.device_name}", self._load_anatomy
-        )
+        return self.runtime.models.get(f"{ANATOMY_MODEL}@{self.runtime.device_name}", self._load_anatomy)
 
     def load(self) -> None:
         """Load the anatomy model (MedSAM loads on the first lesion prompt)."""
@@ -174,9 +168,7 @@ class LesionSegmenter(Tool):
             artifacts += lesion_artifacts
             seg_out = request.options.get("seg_out")
             if seg_out:
-                artifacts.append(
-                    self._export(request, masks, geometry, lesion_masks, Path(seg_out))
-                )
+                artifacts.append(self._export(request, masks, geometry, lesion_masks, Path(seg_out)))
             results.append(
                 ToolResult(
                     tool=self.name,
@@ -197,11 +189,12 @@ class LesionSegmenter(Tool):
         right, left, heart = masks["Right Lung"], masks["Left Lung"], masks["Heart"]
         unit_note = None if spacing else "pixel spacing unknown: sizes in pixels"
         findings = []
-        for label, mask, side in (
+        structures: list[tuple[str, np.ndarray, Side | None]] = [
             ("Right lung area", right, "right"),
             ("Left lung area", left, "left"),
             ("Heart area", heart, None),
-        ):
+        ]
+        for label, mask, side in structures:
             area = mask_area(mask, spacing, scale)
             findings.append(
                 Finding(
@@ -212,7 +205,7 @@ class LesionSegmenter(Tool):
                     side=side,
                     text=unit_note,
                 )
-            )  # type: ignore[arg-type]
+            )
         for label, mask in (("Heart width", heart), ("Thoracic width", right | left)):
             w = width(mask, spacing, scale)
             findings.append(
@@ -251,9 +244,7 @@ class LesionSegmenter(Tool):
         ]
 
     def _prompts(self, request: ToolRequest) -> list[tuple[tuple[int, int, int, int], str]]:
-        boxes = [
-            (tuple(int(v) for v in b[:4]), "user box") for b in request.options.get("boxes", [])
-        ]
+        boxes = [(tuple(int(v) for v in b[:4]), "user box") for b in request.options.get("boxes", [])]
         prior = request.prior.get("cxr_classifier")
         if prior is not None and prior.ok:
             for f in prior.findings:
@@ -285,12 +276,8 @@ class LesionSegmenter(Tool):
         image = request.pixels()
         gray = image.grayscale
         rgb = np.repeat((gray * 255).astype(np.uint8)[..., None], 3, axis=-1)
-        inputs = processor(
-            images=rgb, input_boxes=[[list(b) for b, _ in prompts]], return_tensors="pt"
-        )
-        inputs = {
-            k: v.to(self.runtime.device_name) if hasattr(v, "to") else v for k, v in inputs.items()
-        }
+        inputs = processor(images=rgb, input_boxes=[[list(b) for b, _ in prompts]], return_tensors="pt")
+        inputs = {k: v.to(self.runtime.device_name) if hasattr(v, "to") else v for k, v in inputs.items()}
         with torch.inference_mode():
             out = model(**inputs, multimask_output=False)
         masks = (
@@ -320,7 +307,7 @@ class LesionSegmenter(Tool):
                     unit=area.unit,
                     side=side,
                     location=location,
-                    source=f"MedSAM prompted by {why}",  # type: ignore[arg-type]
+                    source=f"MedSAM prompted by {why}",
                     region=box,
                 )
             )
@@ -330,9 +317,7 @@ class LesionSegmenter(Tool):
             overlay[..., 2] = mask
             _save_rgb_overlay(gray, overlay, path)
             artifacts.append(
-                Artifact(
-                    kind="mask", path=str(path), label=label, description=f"MedSAM mask from {why}"
-                )
+                Artifact(kind="mask", path=str(path), label=label, description=f"MedSAM mask from {why}")
             )
             named[f"lesion {n}"] = mask
         return findings, artifacts, named, ""

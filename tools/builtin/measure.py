@@ -15,9 +15,7 @@ class Area:
     unit: str
 
 
-def mask_area(
-    mask: np.ndarray, spacing_mm: tuple[float, float] | None, pixel_scale: float = 1.0
-) -> Area:
+def mask_area(mask: np.ndarray, spacing_mm: tuple[float, float] | None, pixel_scale: float = 1.0) -> Area:
     """Area of a boolean mask. ``pixel_scale`` is original pixels per mask pixel along each axis.
 
     A 100 x 100 px square at 0.5 mm spacing is 50 mm x 50 mm = 25 cm2.
@@ -36,9 +34,7 @@ def horizontal_extent(mask: np.ndarray) -> tuple[int, int] | None:
     return int(cols[0]), int(cols[-1])
 
 
-def cardiothoracic_ratio(
-    heart: np.ndarray, right_lung: np.ndarray, left_lung: np.ndarray
-) -> float | None:
+def cardiothoracic_ratio(heart: np.ndarray, right_lung: np.ndarray, left_lung: np.ndarray) -> float | None:
     """Maximal transverse heart width over the thoracic width between the lungs' outer margins.
 
     The thoracic width is measured between the outer edges of the two lung masks (an
@@ -58,9 +54,7 @@ def cardiothoracic_ratio(
     return round(heart_width / thorax_width, 3) if thorax_width > 0 else None
 
 
-def width(
-    mask: np.ndarray, spacing_mm: tuple[float, float] | None, pixel_scale: float = 1.0
-) -> Area:
+def width(mask: np.ndarray, spacing_mm: tuple[float, float] | None, pixel_scale: float = 1.0) -> Area:
     """Maximal horizontal width of a mask in cm (or px when the spacing is unknown)."""
     ext = horizontal_extent(mask)
     if ext is None:

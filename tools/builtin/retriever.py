@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 
-from copilot.availability import Availability
 from copilot.tools.contract import Citation, Tool, ToolManifest, ToolRequest, ToolResult
+
+from copilot.availability import Availability
 
 K_REPORTS = 3
 K_KNOWLEDGE = 3
@@ -76,9 +77,7 @@ class Retriever(Tool):
             card = index.get("knowledge", label.lower().replace(" ", "-"))
             if card is not None:
                 seen.add((card.source, card.id))
-                citations.append(
-                    Citation(source=card.source, id=card.id, score=card.score, text=card.text)
-                )
+                citations.append(Citation(source=card.source, id=card.id, score=card.score, text=card.text))
         searches = [
             (knowledge_query, ["knowledge"], K_KNOWLEDGE),
             (report_query, ["iu-xray"], K_REPORTS),
@@ -93,9 +92,7 @@ class Retriever(Tool):
                 if (hit.source, hit.id) in seen:
                     continue
                 seen.add((hit.source, hit.id))
-                citations.append(
-                    Citation(source=hit.source, id=hit.id, score=hit.score, text=hit.text)
-                )
+                citations.append(Citation(source=hit.source, id=hit.id, score=hit.score, text=hit.text))
         detail = f"query focused on classifier findings: {focus}" if focus else ""
         return ToolResult(
             tool=self.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ _TYPE2_COPIED = (
 )
 
 
-def _property(label: str) -> tuple[object, object]:
+def _property(label: str) -> tuple[Any, Any]:
     from pydicom.sr.codedict import codes
 
     lower = label.lower()
@@ -68,9 +69,7 @@ def export_dicom_seg(
     out_dir = out_dir.expanduser()
     forbidden = study_root or Path(instance.path).parent
     if paths.is_within(out_dir, forbidden):
-        raise ToolError(
-            f"refusing to write into the study folder {forbidden}; name another output folder"
-        )
+        raise ToolError(f"refusing to write into the study folder {forbidden}; name another output folder")
     if instance.kind != "dicom":
         raise ToolError("DICOM SEG needs a DICOM source image")
     source = pydicom.dcmread(instance.path)

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -123,13 +123,15 @@ def saliency_box(heat: np.ndarray, level: float = 0.5) -> tuple[int, int, int, i
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
-def describe_location(row: float, col: float, height: int, width: int) -> tuple[str, str]:
+def describe_location(
+    row: float, col: float, height: int, width: int
+) -> tuple[Literal["left", "right"], str]:
     """(side, zone) of an image point on a frontal chest film in radiological convention.
 
     The patient's right is on the image's left. Zones are thirds of the image height (upper,
     mid, lower): an approximation of lung zones, stated as such.
     """
-    side = "right" if col < width / 2 else "left"
+    side: Literal["left", "right"] = "right" if col < width / 2 else "left"
     third = row / max(height, 1)
     zone = "upper" if third < 1 / 3 else "mid" if third < 2 / 3 else "lower"
     return side, zone

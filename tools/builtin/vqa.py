@@ -12,10 +12,10 @@ import time
 from typing import Any
 
 import numpy as np
+from copilot.tools.contract import Finding, Tool, ToolManifest, ToolRequest, ToolResult
 
 from copilot.availability import Availability
 from copilot.text.labeler import findings_in_question
-from copilot.tools.contract import Finding, Tool, ToolManifest, ToolRequest, ToolResult
 
 VLM_MODEL = "medgemma-4b-it"
 PULL = f"copilot models pull {VLM_MODEL}"
@@ -59,8 +59,7 @@ class VisualQA(Tool):
             return Availability(ok=True)
         return Availability(
             ok=True,
-            reason="VLM not installed: only questions about the "
-            "classifier's findings can be answered",
+            reason="VLM not installed: only questions about the classifier's findings can be answered",
             fix=PULL,
         )
 
@@ -84,12 +83,10 @@ class VisualQA(Tool):
         import torch
         from PIL import Image
 
-        model, processor = self.runtime.models.get(
-            f"{VLM_MODEL}@{self.runtime.device_name}", self._load
+        model, processor = self.runtime.models.get(f"{VLM_MODEL}@{self.runtime.device_name}", self._load)
+        image = Image.fromarray((np.clip(request.pixels().grayscale, 0, 1) * 255).astype(np.uint8)).convert(
+            "RGB"
         )
-        image = Image.fromarray(
-            (np.clip(request.pixels().grayscale, 0, 1) * 255).astype(np.uint8)
-        ).convert("RGB")
         messages = [
             {
                 "role": "system",
@@ -124,9 +121,7 @@ class VisualQA(Tool):
                 tool=self.name,
                 text=answer,
                 findings=[
-                    Finding(
-                        label="Answer", kind="answer", text=answer, source="vision-language model"
-                    )
+                    Finding(label="Answer", kind="answer", text=answer, source="vision-language model")
                 ],
                 provenance=self.provenance(time.perf_counter() - start),
             )

@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult
 
-CLIP_LIMIT = (
-    0.05  # more than 5% of pixels at pure black or white suggests burn-out or underexposure
-)
+CLIP_LIMIT = 0.05  # more than 5% of pixels at pure black or white suggests burn-out or underexposure
 RANGE_LIMIT = 0.35  # a 1st-99th percentile spread under 35% of full scale is low contrast
 
 
@@ -71,10 +69,6 @@ class ExposureCheck(Tool):
             problems.append(f"possible underexposure or heavy collimation ({dark:.1%} at black)")
         if spread < RANGE_LIMIT:
             problems.append(f"low contrast (range {spread:.2f} < {RANGE_LIMIT})")
-        verdict = (
-            "; ".join(problems) if problems else "exposure and contrast within the usual range"
-        )
+        verdict = "; ".join(problems) if problems else "exposure and contrast within the usual range"
         findings.append(Finding(label="exposure", kind="note", text=verdict))
-        return ToolResult(
-            tool=self.name, findings=findings, text=verdict, provenance=self.provenance()
-        )
+        return ToolResult(tool=self.name, findings=findings, text=verdict, provenance=self.provenance())
