@@ -20,12 +20,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _machine import machine_label  # noqa: E402
+from _machine import machine_label
 
 QUESTIONS = [
-    "Is there cardiomegaly, and what could cause it?", "r/o ptx", "Is there a pleural effusion?",
-    "How big is the heart?", "Any consolidation or pneumonia?", "hello", "which series are there?",
-    "Is there air in the pleural space?", "What is the differential for this opacity?",
+    "Is there cardiomegaly, and what could cause it?",
+    "r/o ptx",
+    "Is there a pleural effusion?",
+    "How big is the heart?",
+    "Any consolidation or pneumonia?",
+    "hello",
+    "which series are there?",
+    "Is there air in the pleural space?",
+    "What is the differential for this opacity?",
 ]
 
 
@@ -40,22 +46,38 @@ def main() -> None:
     os.environ["COPILOT_DATA_DIR"] = str(work / "data")
 
     from copilot.agents.planner import Plan
-    from copilot.api import Copilot
-    from copilot.study import index_folder
-    from copilot.testing import make_dicom
     from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult, invoke
     from copilot.tools.discovery import create_tools
 
+    from copilot.api import Copilot
+    from copilot.study import index_folder
+    from copilot.testing import make_dicom
+
     def fake(name: str, latency: float) -> Tool:
         class Fake(Tool):
-            manifest = ToolManifest(name=name, version="1", needs_image=False,
-                                    description=create_tools()[name].manifest.description,
-                                    questions=create_tools()[name].manifest.questions)
+            manifest = ToolManifest(
+                name=name,
+                version="1",
+                needs_image=False,
+                description=create_tools()[name].manifest.description,
+                questions=create_tools()[name].manifest.questions,
+            )
 
             def run(self, request: ToolRequest) -> ToolResult:
                 time.sleep(latency)
-                return ToolResult(tool=name, findings=[Finding(label="Cardiomegaly", score=0.7,
-                                  threshold=0.5, above_threshold=True, score_meaning="calibrated")])
+                return ToolResult(
+                    tool=name,
+                    findings=[
+                        Finding(
+                            label="Cardiomegaly",
+                            score=0.7,
+                            threshold=0.5,
+                            above_threshold=True,
+                            score_meaning="calibrated",
+                        )
+                    ],
+                )
+
         return Fake()
 
     names = ["cxr_classifier", "lesion_segmenter", "report_generator", "vqa", "retriever"]
@@ -71,9 +93,11 @@ def main() -> None:
         copilot.ask(study, QUESTIONS[i % len(QUESTIONS)])
         times.append((time.perf_counter() - start) * 1000)
     times.sort()
-    print(f"orchestration overhead per question (embedded planner, zero-latency tools): "
-          f"p50 {statistics.median(times):.1f} ms, p95 {times[int(0.95 * (len(times) - 1))]:.1f} ms "
-          f"(aim < 50 ms)")
+    print(
+        f"orchestration overhead per question (embedded planner, zero-latency tools): "
+        f"p50 {statistics.median(times):.1f} ms, p95 {times[int(0.95 * (len(times) - 1))]:.1f} ms "
+        f"(aim < 50 ms)"
+    )
 
     four = ["cxr_classifier", "lesion_segmenter", "vqa", "retriever"]
     slow = {n: fake(n, args.latency) for n in four}
@@ -90,8 +114,10 @@ def main() -> None:
     for name in four:  # the sequential tool loop
         invoke(slow[name], ToolRequest(question="four tools", instance=study.primary_instance()))
     sequential = time.perf_counter() - start
-    print(f"four tools of {args.latency:.2f} s each: sequential {sequential:.2f} s, ours (parallel) "
-          f"{ours:.2f} s, ratio {sequential / ours:.2f}x (slowest tool {args.latency:.2f} s)")
+    print(
+        f"four tools of {args.latency:.2f} s each: sequential {sequential:.2f} s, ours (parallel) "
+        f"{ours:.2f} s, ratio {sequential / ours:.2f}x (slowest tool {args.latency:.2f} s)"
+    )
 
 
 if __name__ == "__main__":

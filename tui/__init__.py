@@ -1,1 +1,1 @@
-"""Package."""
+"""The Textual terminal app (installed as ``copilot.tui``); the core never imports it."""

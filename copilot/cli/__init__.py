@@ -19,6 +19,7 @@ from copilot.cli import kb as _kb
 from copilot.cli import models as _models
 from copilot.cli import studies as _studies
 from copilot.cli import tools as _tools
+from copilot.cli import tui as _tui
 from copilot.errors import CopilotError
 
 app = typer.Typer(
@@ -50,7 +51,7 @@ def _root(
     )
 
 
-for module in (_studies, _ask, _kb, _tools, _models):
+for module in (_studies, _ask, _kb, _tools, _models, _tui):
     module.register(app)
 
 

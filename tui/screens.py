@@ -1,0 +1,101 @@
+"""Modal screens: help, export, a citation's full text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Markdown, Static
+
+HELP = """\
+# Clinical imaging copilot — keys
+
+| key | action |
+|---|---|
+| `/` | filter the study list |
+| `Enter` (in the tree) | open a study or series |
+| `a` | ask a question about the selected study |
+| `[` `]` | level darker / brighter |
+| `{` `}` | window narrower / wider |
+| `+` `-` | zoom in / out |
+| `0` | reset the view |
+| `o` | cycle saliency / mask overlays |
+| `ctrl+s` | export the conversation and findings to Markdown |
+| `ctrl+p` | command palette |
+| `?` / `F1` | this help |
+| `ctrl+q` | quit |
+
+Every statement in an answer ends with its source tool in brackets and the number behind it.
+Classifier scores are calibrated (0.5 is the operating threshold) and are not probabilities.
+The study folder is never written to.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Key bindings and what the answers mean."""
+
+    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 80; height: 80%; border: thick $primary; background: $surface; }
+    """
+
+    def compose(self) -> ComposeResult:
+        """The help text."""
+        with VerticalScroll():
+            yield Markdown(HELP)
+
+
+class TextScreen(ModalScreen[None]):
+    """Shows a long text (a citation) as plain text."""
+
+    BINDINGS = [Binding("escape,q", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    TextScreen { align: center middle; }
+    TextScreen > VerticalScroll { width: 90; height: 70%; border: thick $primary; background: $surface; padding: 1; }
+    """
+
+    def __init__(self, title: str, body: str) -> None:
+        super().__init__()
+        self._title, self._body = title, body
+
+    def compose(self) -> ComposeResult:
+        """Title and body, never interpreted as markup."""
+        with VerticalScroll():
+            yield Static(Text(self._title, style="bold"))
+            yield Static(Text(self._body))
+
+
+class ExportScreen(ModalScreen[Path | None]):
+    """Asks where to export; returns the folder or None."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    DEFAULT_CSS = """
+    ExportScreen { align: center middle; }
+    ExportScreen > Vertical { width: 80; height: auto; border: thick $primary; background: $surface; padding: 1; }
+    """
+
+    def __init__(self, default: Path) -> None:
+        super().__init__()
+        self._default = default
+
+    def compose(self) -> ComposeResult:
+        """Folder input and buttons."""
+        with Vertical():
+            yield Static(
+                "Export the conversation and findings as Markdown into folder (not the study folder):"
+            )
+            yield Input(str(self._default), id="export-path")
+            yield Button("Export", variant="primary", id="export-ok")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter exports."""
+        self.dismiss(Path(event.value).expanduser())
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        """The button exports."""
+        self.dismiss(Path(self.query_one(Input).value).expanduser())

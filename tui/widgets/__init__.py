@@ -1,0 +1,1 @@
+"""Widgets of the terminal app, each with its own CSS."""

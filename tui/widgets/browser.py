@@ -1,0 +1,82 @@
+"""The study browser: a filterable tree of patients, studies and series, plus skipped files."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, Tree
+
+from copilot.study.model import Study, StudySet
+
+
+class StudyBrowser(Vertical):
+    """Patients > studies > series; selecting a study or series posts ``StudySelected``."""
+
+    DEFAULT_CSS = """
+    StudyBrowser { width: 38; border-right: solid $primary-background; }
+    StudyBrowser Input { margin: 0 0 1 0; }
+    StudyBrowser Tree { height: 1fr; }
+    """
+
+    class StudySelected(Message):
+        """A study (and optionally a series) was chosen."""
+
+        def __init__(self, study: Study, series_uid: str | None) -> None:
+            super().__init__()
+            self.study = study
+            self.series_uid = series_uid
+
+    def __init__(self) -> None:
+        super().__init__(id="browser")
+        self.study_set: StudySet | None = None
+
+    def compose(self) -> ComposeResult:
+        """Filter box above the tree."""
+        yield Input(placeholder="Filter (patient, date, modality, description)", id="filter")
+        tree: Tree[tuple[Study, str | None]] = Tree("Studies", id="tree")
+        tree.show_root = False
+        yield tree
+
+    def show(self, study_set: StudySet, query: str = "") -> None:
+        """(Re)build the tree; header text is shown as plain text, never markup."""
+        self.study_set = study_set
+        tree = self.query_one(Tree)
+        tree.clear()
+        q = query.lower().strip()
+        patients: dict[str, list[Study]] = {}
+        for study in study_set.studies:
+            haystack = " ".join(
+                [study.patient_id, study.study_date, study.description, *study.modalities]
+            ).lower()
+            if q and q not in haystack:
+                continue
+            patients.setdefault(study.patient_id or "(no patient id)", []).append(study)
+        for patient, studies in patients.items():
+            pnode = tree.root.add(Text(f"{patient}"), expand=True)
+            for study in studies:
+                label = Text(
+                    f"{study.study_date or '—'} {study.description or ''} [{', '.join(study.modalities)}]"
+                )
+                snode = pnode.add(label, data=(study, None), expand=True)
+                for series in study.series:
+                    views = f" {series.view}" if series.view else ""
+                    snode.add_leaf(
+                        Text(
+                            f"{series.modality}{views} · {len(series.instances)} image(s) {series.description}"
+                        ),
+                        data=(study, series.series_uid),
+                    )
+
+    @on(Input.Changed, "#filter")
+    def _filter(self, event: Input.Changed) -> None:
+        if self.study_set is not None:
+            self.show(self.study_set, event.value)
+
+    @on(Tree.NodeSelected)
+    def _selected(self, event: Tree.NodeSelected[tuple[Study, str | None]]) -> None:
+        if event.node.data is not None:
+            study, series_uid = event.node.data
+            self.post_message(self.StudySelected(study, series_uid))
