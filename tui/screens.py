@@ -41,7 +41,9 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 80; height: 80%; border: thick $primary; background: $surface; }
+    HelpScreen > VerticalScroll {
+        width: 80; height: 80%; border: thick $primary; background: $surface;
+    }
     """
 
     def compose(self) -> ComposeResult:
@@ -56,7 +58,9 @@ class TextScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q", "dismiss", "Close")]
     DEFAULT_CSS = """
     TextScreen { align: center middle; }
-    TextScreen > VerticalScroll { width: 90; height: 70%; border: thick $primary; background: $surface; padding: 1; }
+    TextScreen > VerticalScroll {
+        width: 90; height: 70%; border: thick $primary; background: $surface; padding: 1;
+    }
     """
 
     def __init__(self, title: str, body: str) -> None:
@@ -76,7 +80,9 @@ class ExportScreen(ModalScreen[Path | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
     DEFAULT_CSS = """
     ExportScreen { align: center middle; }
-    ExportScreen > Vertical { width: 80; height: auto; border: thick $primary; background: $surface; padding: 1; }
+    ExportScreen > Vertical {
+        width: 80; height: auto; border: thick $primary; background: $surface; padding: 1;
+    }
     """
 
     def __init__(self, default: Path) -> None:

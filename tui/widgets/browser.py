@@ -63,12 +63,9 @@ class StudyBrowser(Vertical):
                 snode = pnode.add(label, data=(study, None), expand=True)
                 for series in study.series:
                     views = f" {series.view}" if series.view else ""
-                    snode.add_leaf(
-                        Text(
-                            f"{series.modality}{views} · {len(series.instances)} image(s) {series.description}"
-                        ),
-                        data=(study, series.series_uid),
-                    )
+                    count = len(series.instances)
+                    text = f"{series.modality}{views} · {count} image(s) {series.description}"
+                    snode.add_leaf(Text(text), data=(study, series.series_uid))
 
     @on(Input.Changed, "#filter")
     def _filter(self, event: Input.Changed) -> None:
