@@ -15,6 +15,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from copilot.config import Settings, get_settings
@@ -56,16 +57,29 @@ def read_headers(
     items = [(e.path, e.size, e.mtime_ns) for e in entries]
     workers = min(settings.workers(), max(1, len(items) // CHUNK))
     results: list[InstanceRecord | SkippedFile] = []
-    if len(items) < PARALLEL_THRESHOLD or workers <= 1:
+    # Worker processes are started only from the main thread: started from an app's worker
+    # thread (the terminal app's indexer) the pool was seen to stall under Textual, so there the
+    # headers are read in-process (the cache still makes reopening instant).
+    in_main = threading.current_thread() is threading.main_thread()
+    if len(items) < PARALLEL_THRESHOLD or workers <= 1 or not in_main:
         for start in range(0, len(items), CHUNK):
             results.extend(read_records(items[start : start + CHUNK], limit))
             if progress:
                 progress(len(results), len(items))
         return results
     chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        for chunk_result in pool.map(read_records, chunks, [limit] * len(chunks)):
-            results.extend(chunk_result)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+            for chunk_result in pool.map(read_records, chunks, [limit] * len(chunks)):
+                results.extend(chunk_result)
+                if progress:
+                    progress(len(results), len(items))
+    except (OSError, RuntimeError, BrokenProcessPool) as exc:
+        # Some hosts forbid or break subprocesses (frozen apps, odd __main__): index in-process.
+        log.warning("parallel indexing unavailable (%s); reading headers in this process", exc)
+        results = []
+        for chunk in chunks:
+            results.extend(read_records(chunk, limit))
             if progress:
                 progress(len(results), len(items))
     return results

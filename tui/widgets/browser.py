@@ -54,8 +54,10 @@ class StudyBrowser(Vertical):
             if q and q not in haystack:
                 continue
             patients.setdefault(study.patient_id or "(no patient id)", []).append(study)
+        # Large folders open collapsed: expanding thousands of nodes costs seconds of layout.
+        expand = len(patients) <= 50
         for patient, studies in patients.items():
-            pnode = tree.root.add(Text(f"{patient}"), expand=True)
+            pnode = tree.root.add(Text(f"{patient}"), expand=expand)
             for study in studies:
                 label = Text(
                     f"{study.study_date or '—'} {study.description or ''} [{', '.join(study.modalities)}]"
