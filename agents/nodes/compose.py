@@ -7,6 +7,7 @@ from typing import Any
 
 from copilot.agents.composer import Evidence, compose_statements, render
 from copilot.agents.context import Context
+from copilot.agents.planner import GREETING
 from copilot.agents.state import AgentState
 from copilot.tools.contract import ToolResult
 from langgraph.runtime import Runtime
@@ -30,6 +31,12 @@ def metadata_answer(ctx: Context) -> str:
     )
 
 
+GREETING_REPLY = (
+    'Hello. Ask me about this study: findings ("is there a pneumothorax?"), measurements '
+    '("what is the cardiothoracic ratio?"), a report draft, or the differential for a finding.'
+)
+
+
 def evidence_from(state: AgentState, ctx: Context) -> Evidence:
     """The composer's input, rebuilt from the state."""
     results = {k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()}
@@ -41,7 +48,9 @@ def evidence_from(state: AgentState, ctx: Context) -> Evidence:
         results=results,
         rejection=state.get("rejection", ""),
         plan_notes=state.get("plan_notes") or [],
-        metadata_answer=metadata_answer(ctx) if not plan and not state.get("rejection") else "",
+        metadata_answer=(GREETING_REPLY if GREETING.match(state["question"]) else metadata_answer(ctx))
+        if not plan and not state.get("rejection")
+        else "",
     )
 
 
