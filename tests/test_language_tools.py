@@ -141,60 +141,6 @@ def test_report_generator_without_model_or_classifier_is_honest(chest: object) -
     assert result.status == "unavailable" and "copilot models pull" in (result.fix or "")
 
 
-def _tiny_report_model(folder: Path) -> Path:
-    from transformers import (
-        BertConfig,
-        BertTokenizer,
-        VisionEncoderDecoderConfig,
-        VisionEncoderDecoderModel,
-        ViTConfig,
-        ViTImageProcessor,
-    )
-
-    words = [
-        "[PAD]",
-        "[UNK]",
-        "[CLS]",
-        "[SEP]",
-        "[MASK]",
-        "no",
-        "acute",
-        "findings",
-        "effusion",
-        ".",
-    ]
-    folder.mkdir(parents=True)
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
-    tokenizer = BertTokenizer(str(folder / "vocab.txt"))
-    encoder = ViTConfig(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=32,
-        patch_size=16,
-    )
-    decoder = BertConfig(
-        vocab_size=len(words),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        is_decoder=True,
-        add_cross_attention=True,
-    )
-    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
-    config.decoder_start_token_id, config.pad_token_id = (
-        tokenizer.cls_token_id,
-        tokenizer.pad_token_id,
-    )
-    config.eos_token_id = tokenizer.sep_token_id
-    VisionEncoderDecoderModel(config=config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
-
-
 def test_report_generator_loads_real_format_checkpoint(tmp_path: Path, demo_studies: Path) -> None:
     from copilot.tools.builtin.report_generator import (
         FINDINGS_MODEL,
@@ -204,10 +150,11 @@ def test_report_generator_loads_real_format_checkpoint(tmp_path: Path, demo_stud
 
     from copilot.models.registry import ModelRegistry
     from copilot.study import index_folder
+    from copilot.testing.checkpoints import make_tiny_report_model
 
     registry = ModelRegistry()
     for model_id in (FINDINGS_MODEL, IMPRESSION_MODEL):
-        registry.add(model_id, _tiny_report_model(tmp_path / model_id))
+        registry.add(model_id, make_tiny_report_model(tmp_path / model_id))
     record = index_folder(demo_studies / "00801").studies[0].primary_instance()
     result = invoke(ReportGenerator(), ToolRequest(instance=record, question="draft a report"))
     assert result.status == "ok", result.detail

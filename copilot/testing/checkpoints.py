@@ -89,3 +89,59 @@ def make_tiny_sam(folder: Path) -> Path:
     )
     processor.save_pretrained(folder)
     return folder
+
+
+def make_tiny_report_model(folder: Path) -> Path:
+    """A tiny VisionEncoderDecoder (ViT + BERT decoder) with BertTokenizer and ViTImageProcessor,
+    saved with save_pretrained: the format of the SwinV2-BERT report generators."""
+    from transformers import (
+        BertConfig,
+        BertTokenizer,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
+
+    words = [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+        "no",
+        "acute",
+        "findings",
+        "effusion",
+        ".",
+    ]
+    folder.mkdir(parents=True)
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"))
+    encoder = ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=16,
+    )
+    decoder = BertConfig(
+        vocab_size=len(words),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        is_decoder=True,
+        add_cross_attention=True,
+    )
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config.decoder_start_token_id, config.pad_token_id = (
+        tokenizer.cls_token_id,
+        tokenizer.pad_token_id,
+    )
+    config.eos_token_id = tokenizer.sep_token_id
+    VisionEncoderDecoderModel(config=config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
