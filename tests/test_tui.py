@@ -221,6 +221,7 @@ async def test_hostile_header_text_renders_as_text(tmp_path: Path, backend: Fake
         assert app.query_one("#skipped", DataTable).row_count == 1
 
 
+@pytest.mark.slow
 async def test_real_offline_backend_on_demo_studies(demo_studies: Path, kb_env: Path, tmp_path: Path) -> None:
     from copilot.api import Copilot
 

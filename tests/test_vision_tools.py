@@ -162,6 +162,7 @@ def test_classifier_refuses_tibia_and_lateral(fake_weights: Settings, tmp_path: 
     assert "frontal" in invoke(CxrClassifier(), ToolRequest(instance=lateral)).detail
 
 
+@pytest.mark.slow
 def test_segmenter_measures_and_exports_seg(isolated_dirs: Path, tmp_path: Path) -> None:
     import pydicom
     from copilot.tools.builtin.lesion_segmenter import LesionSegmenter
@@ -201,3 +202,20 @@ def test_segmenter_measures_and_exports_seg(isolated_dirs: Path, tmp_path: Path)
         ),
     )
     assert inside.status == "error" and "study folder" in inside.detail
+
+
+@pytest.mark.gpu
+def test_classifier_half_precision_on_gpu_matches_cpu(fake_weights: Settings, demo_studies: Path) -> None:
+    """On a GPU (fp16, channels-last) scores match the CPU's within fp16 tolerance."""
+    from copilot.tools.builtin.cxr_classifier import CxrClassifier
+
+    from copilot.runtime.context import Runtime
+
+    record = index_folder(demo_studies / "00801").studies[0].primary_instance()
+    cpu_settings = fake_weights.model_copy(update={"device": "cpu"})
+    gpu_settings = fake_weights.model_copy(update={"device": "cuda", "half_precision": True})
+    cpu = CxrClassifier(cpu_settings, Runtime(cpu_settings)).run(ToolRequest(instance=record))
+    gpu = CxrClassifier(gpu_settings, Runtime(gpu_settings)).run(ToolRequest(instance=record))
+    gpu_scores = {f.label: f.score or 0 for f in gpu.findings}
+    for f in cpu.findings:
+        assert abs((f.score or 0) - gpu_scores[f.label]) < 0.02
