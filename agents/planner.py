@@ -116,7 +116,7 @@ def split_parts(question: str) -> list[str]:
     return [p for p in parts if len(p) > 2] or [question]
 
 
-def _order(tools: set[str], available: dict[str, Tool]) -> list[str]:
+def order_by_dependencies(tools: set[str], available: dict[str, Tool]) -> list[str]:
     """Dependencies first (a tool after the tools it uses), then by name."""
     ordered: list[str] = []
     pending = sorted(tools)
@@ -231,7 +231,9 @@ class EmbeddedPlanner:
         dropped = sorted(chosen - available)
         if dropped:
             notes.append(f"not installed: {', '.join(dropped)}")
-        return Plan(tools=_order(available, tools), planner=self.name, focus=asked, notes=notes)
+        return Plan(
+            tools=order_by_dependencies(available, tools), planner=self.name, focus=asked, notes=notes
+        )
 
 
 class LLMPlanner:
@@ -324,4 +326,6 @@ class LLMPlanner:
                     notes.append(f"repaired tool name {raw!r} -> {fixed!r}")
                 names.append(fixed)
         asked = findings_in_question(expand_abbreviations(question)) or list(focus or [])
-        return Plan(tools=_order(set(names), tools), planner=self.name, focus=asked, notes=notes)
+        return Plan(
+            tools=order_by_dependencies(set(names), tools), planner=self.name, focus=asked, notes=notes
+        )

@@ -312,16 +312,20 @@ class Copilot:
         progress: Callable[[int, int], None] | None = None,
         tools: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Run every applicable image tool on every series' first image, batched per tool."""
+        """Run every applicable image tool on every series' first image, batched per tool.
+
+        Tools run in dependency order, so a tool that uses another's output (the segmenter's
+        MedSAM prompts from the classifier's saliency) gets it for the same image.
+        """
+        from copilot.agents.planner import order_by_dependencies
+        from copilot.tools.contract import ToolResult
+
         items = list(studies.studies if isinstance(studies, StudySet) else studies)
         targets = [(study, series.first) for study in items for series in study.series]
         chosen = {
             n: t
             for n, t in self.tools.items()
-            if (tools is None or n in tools)
-            and t.manifest.needs_image
-            and not t.manifest.question_dependent
-            and not t.manifest.uses
+            if (tools is None or n in tools) and t.manifest.needs_image and not t.manifest.question_dependent
         }
         rows: list[dict[str, Any]] = [
             {
@@ -333,13 +337,22 @@ class Copilot:
             }
             for s, inst in targets
         ]
+        results: list[dict[str, ToolResult]] = [{} for _ in targets]
         total, done = len(targets) * max(1, len(chosen)), 0
-        for name, tool in chosen.items():
+        for name in order_by_dependencies(set(chosen), chosen):
+            tool = chosen[name]
             for start in range(0, len(targets), batch_size):
-                chunk = targets[start : start + batch_size]
-                requests = [ToolRequest(instance=inst) for _, inst in chunk]
-                for offset, result in enumerate(invoke_batch(tool, requests)):
-                    rows[start + offset]["tools"][name] = result.model_dump(exclude_none=True)
+                chunk = range(start, min(start + batch_size, len(targets)))
+                requests = [
+                    ToolRequest(
+                        instance=targets[i][1],
+                        prior={k: v for k, v in results[i].items() if k in tool.manifest.uses and v.ok},
+                    )
+                    for i in chunk
+                ]
+                for i, result in zip(chunk, invoke_batch(tool, requests), strict=True):
+                    results[i][name] = result
+                    rows[i]["tools"][name] = result.model_dump(exclude_none=True)
                 done += len(chunk)
                 if progress:
                     progress(done, total)
