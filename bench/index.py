@@ -70,9 +70,10 @@ def main() -> None:
     from copilot.study import index_folder
 
     folder = args.keep or work / "studies"
-    if not any(folder.rglob("*.dcm")) if folder.exists() else True:
+    if not folder.exists() or not any(folder.rglob("*.dcm")):
         print(f"writing {args.files} synthetic files to {folder} ...", flush=True)
         make_copies(folder, args.files)
+        os.sync()  # flush the new files first: writeback during a timed run skews it
     n = sum(1 for _ in folder.rglob("*.dcm"))
     get_settings.cache_clear()
     print(f"machine: {machine_label()}")
