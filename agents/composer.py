@@ -70,7 +70,7 @@ def _finding_statements(ev: Evidence) -> list[Statement]:
     cls = ev.results.get("cxr_classifier")
     if cls is None or not cls.ok:
         if ev.asked and not ev.rejection:
-            why = f"the chest X-ray classifier {cls.status if cls else 'did not run'}" + (
+            why = f"the chest X-ray classifier {'was ' + cls.status if cls else 'did not run'}" + (
                 f" ({cls.detail})" if cls is not None and cls.detail else ""
             )
             names = ", ".join(a.lower() for a in ev.asked)

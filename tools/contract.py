@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from copilot.availability import Availability
-from copilot.errors import InputRejectedError, ToolUnavailableError
+from copilot.errors import InputRejectedError, ToolUnavailableError, WeightsMissingError
 from copilot.study.model import InstanceRecord
 
 if TYPE_CHECKING:
@@ -297,7 +297,7 @@ def _gate(tool: Tool, request: ToolRequest) -> ToolResult | None:
 
 
 def _failure(tool: Tool, exc: BaseException) -> ToolResult:
-    if isinstance(exc, ToolUnavailableError):
+    if isinstance(exc, ToolUnavailableError | WeightsMissingError):
         return ToolResult(tool=tool.name, status="unavailable", detail=exc.reason, fix=exc.fix)
     if isinstance(exc, InputRejectedError):
         return ToolResult(tool=tool.name, status="skipped", detail=str(exc))

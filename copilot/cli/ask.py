@@ -57,7 +57,7 @@ def ask(
     from rich.markdown import Markdown
     from rich.table import Table
 
-    stdout.print(Markdown(answer.text))
+    stdout.print(Markdown(answer.text), soft_wrap=False)
     table = Table(title="Tools", title_justify="left")
     for col in ("Tool", "Status", "Seconds", "Detail"):
         table.add_column(col, overflow="fold")
