@@ -189,3 +189,16 @@ def test_vqa_refuses_to_guess_open_questions(chest: object) -> None:
     )
     assert result.status == "unavailable"
     assert result.fix == "copilot models pull medgemma-4b-it"
+
+
+def test_vqa_loads_real_format_vlm(tmp_path: Path, chest: object) -> None:
+    from copilot.tools.builtin.vqa import VLM_MODEL, VisualQA
+
+    from copilot.models.registry import ModelRegistry
+    from copilot.testing.checkpoints import make_tiny_vlm
+
+    ModelRegistry().add(VLM_MODEL, make_tiny_vlm(tmp_path / "vlm"))
+    result = invoke(VisualQA(), ToolRequest(question="where does the central line end ?", instance=chest))
+    assert result.status == "ok", result.detail
+    assert result.findings[0].kind == "answer" and result.findings[0].source == "vision-language model"
+    assert isinstance(result.text, str)
