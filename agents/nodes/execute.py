@@ -25,12 +25,7 @@ def layers(plan: list[str], ctx: Context) -> list[list[str]]:
     done: set[str] = set()
     out: list[list[str]] = []
     while remaining:
-        ready = [
-            t
-            for t in remaining
-            if not (set(ctx.tools[t].manifest.uses) & set(remaining)) - {t}
-            or (set(ctx.tools[t].manifest.uses) & set(plan)) <= done
-        ]
+        ready = [t for t in remaining if (set(ctx.tools[t].manifest.uses) & set(plan)) - {t} <= done]
         if not ready:
             ready = list(remaining)
         out.append(ready)

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -336,15 +335,6 @@ class ModelRegistry:
         if folder is None:
             raise WeightsMissingError(f"{model_id} is not installed", card.pull_command)
         return self._check_files(card, folder)
-
-
-def ensure_model(
-    model_id: str,
-    settings: Settings | None = None,
-    progress: Callable[[int, int | None], None] | None = None,
-) -> Path:
-    """Shortcut: the local folder of ``model_id``, pulled when allowed."""
-    return ModelRegistry(settings).ensure(model_id, progress)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ without decoding anything.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import struct
@@ -150,13 +151,17 @@ def _fast_read(fp: BinaryIO) -> tuple[Any, Any, str] | None:
     return meta, ds, syntax
 
 
-def read_dicom(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> InstanceRecord:
+def read_dicom(
+    path: str, size: int, mtime_ns: int, max_decoded_bytes: int, fp: BinaryIO | None = None
+) -> InstanceRecord:
     """Read a DICOM file's header; raise :class:`UnreadableFileError` with a reason to skip it."""
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.uid import UID
 
-    with open(path, "rb") as fp:
+    # ``fp``: the caller's already open file (read_record opened it to sniff the format).
+    with open(path, "rb") if fp is None else contextlib.nullcontext(fp) as fp:
+        fp.seek(0)
         head = fp.read(132)
         has_preamble = head[128:132] == b"DICM"
         if not has_preamble and not _looks_like_dicom_without_preamble(head):
@@ -290,9 +295,9 @@ def read_record(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> 
             return SkippedFile(path=path, reason="empty file")
         with open(path, "rb") as fp:
             head = fp.read(8)
-        if head.startswith(PNG_MAGIC) or head.startswith(JPEG_MAGIC):
-            return read_plain_image(path, size, mtime_ns)
-        return read_dicom(path, size, mtime_ns, max_decoded_bytes)
+            if head.startswith(PNG_MAGIC) or head.startswith(JPEG_MAGIC):
+                return read_plain_image(path, size, mtime_ns)
+            return read_dicom(path, size, mtime_ns, max_decoded_bytes, fp)
     except UnreadableFileError as exc:
         return SkippedFile(path=path, reason=exc.reason)
     except PermissionError:
