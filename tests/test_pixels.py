@@ -131,3 +131,74 @@ def test_undecodable_pixels_raise_a_clear_error() -> None:
     rec = index_folder(str(src), use_cache=False).studies[0].primary_instance()
     with pytest.raises(PixelDataError, match="cannot decode"):
         load_pixels(rec)
+
+
+def test_stored_range_survives_the_display_stretch(tmp_path: Path) -> None:
+    """A flat 2000-2100 image is stretched to full range for display, but tools can see that
+    it uses 100 of the 4095 values a 12-bit file can hold."""
+    flat = np.full((64, 64), 2000, dtype=np.uint16)
+    flat[::2, ::2] = 2100
+    image = load_pixels(index_folder(make_dicom(tmp_path / "a.dcm", flat)).studies[0].primary_instance())
+    assert image.pixels.min() == 0.0 and image.pixels.max() == 1.0
+    assert image.bits_stored == 12 and image.stored_range == (0.0, 4095.0)
+    assert image.modality_values is not None
+    np.testing.assert_array_equal(image.modality_values, flat)
+    fraction = image.stored_fraction()
+    assert fraction is not None and fraction.dtype == np.float32 and fraction.shape == (64, 64)
+    assert float(fraction.max() - fraction.min()) == pytest.approx(100 / 4095, abs=1e-6)
+
+
+def test_stored_fraction_follows_display_polarity(tmp_path: Path) -> None:
+    ramp = np.tile(np.arange(64, dtype=np.uint16) * 60, (64, 1))
+    m1 = load_pixels(
+        index_folder(make_dicom(tmp_path / "m1.dcm", 4095 - ramp, photometric="MONOCHROME1"))
+        .studies[0]
+        .primary_instance()
+    )
+    fraction = m1.stored_fraction()
+    assert fraction is not None
+    np.testing.assert_array_equal(m1.modality_values, 4095 - ramp)  # stored, not inverted
+    np.testing.assert_allclose(fraction, ramp / 4095, atol=1e-6)  # inverted like pixels
+    assert _corr(fraction, m1.pixels) > 0.99
+
+
+def test_modality_values_are_rescaled_and_unwindowed() -> None:
+    """CT_small: signed 16-bit, intercept -1024, so values are Hounsfield units."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.pixels import apply_modality_lut
+
+    src = str(get_testdata_file("CT_small.dcm", download=False))
+    image = load_pixels(index_folder(src, use_cache=False).studies[0].primary_instance())
+    ds = pydicom.dcmread(src)
+    np.testing.assert_allclose(image.modality_values, apply_modality_lut(ds.pixel_array, ds))
+    assert image.bits_stored == 16
+    assert image.stored_range == (-32768.0 - 1024, 32767.0 - 1024)
+
+
+def test_stored_range_through_a_modality_lut() -> None:
+    """mlut_18: a Modality LUT Sequence, so the range is the LUT's output range."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    src = str(get_testdata_file("mlut_18.dcm", download=False))
+    image = load_pixels(index_folder(src, use_cache=False).studies[0].primary_instance())
+    lut = pydicom.dcmread(src).ModalityLUTSequence[0].LUTData
+    assert image.stored_range == (float(min(lut)), float(max(lut)))
+
+
+def test_plain_images_have_an_8_bit_range(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.full((32, 32), 100, np.uint8)).save(tmp_path / "a.png")
+    image = load_pixels(index_folder(tmp_path / "a.png", use_cache=False).studies[0].primary_instance())
+    assert image.bits_stored == 8 and image.stored_range == (0.0, 255.0)
+    fraction = image.stored_fraction()
+    assert fraction is not None and float(fraction.mean()) == pytest.approx(100 / 255)
+
+
+def test_hand_built_images_have_no_stored_range() -> None:
+    from copilot.study.pixels import PixelImage
+
+    image = PixelImage(np.zeros((4, 4), np.float32), None, "x", "MONOCHROME2")
+    assert image.stored_range is None and image.stored_fraction() is None

@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
+from copilot.errors import ConfigError
 from copilot.runtime.device import select_device
 from copilot.runtime.model_cache import ModelCache
 
@@ -37,6 +40,26 @@ def test_concurrent_requests_load_once() -> None:
     assert len(calls) == 1 and cache.loads == 1
 
 
-def test_cpu_selected_without_gpu() -> None:
+def _gpus(monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+def test_cpu_selected_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    _gpus(monkeypatch, cuda=False, mps=False)
+    assert select_device("auto") == "cpu"
     assert select_device("cpu") == "cpu"
-    assert select_device("auto") in ("cuda", "mps", "cpu")
+    for wanted in ("cuda", "mps"):
+        with pytest.raises(ConfigError, match=f"device '{wanted}' was requested but is not available"):
+            select_device(wanted)
+
+
+def test_gpu_preferred_in_order_cuda_then_mps(monkeypatch: pytest.MonkeyPatch) -> None:
+    _gpus(monkeypatch, cuda=True, mps=True)
+    assert select_device("auto") == "cuda"
+    assert select_device("mps") == "mps"
+    assert select_device("cpu") == "cpu"
+    _gpus(monkeypatch, cuda=False, mps=True)
+    assert select_device("auto") == "mps"

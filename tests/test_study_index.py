@@ -205,13 +205,21 @@ def test_pydicom_test_files(tmp_path: Path) -> None:
         "test-SR.dcm",
         "rtplan.dcm",
     ]
+    copied = set()
     for name in names:
         src = get_testdata_file(name, download=False)
         if src is not None:
             (tmp_path / name).write_bytes(Path(str(src)).read_bytes())
+            copied.add(name)
+    no_pixels = {"test-SR.dcm", "rtplan.dcm"}
+    assert no_pixels <= copied, "pydicom ships these two non-image files"
     study_set = index_folder(tmp_path)
     indexed = {Path(i.path).name for s in study_set.studies for i in s.instances()}
     skipped = {Path(k.path).name: k.reason for k in study_set.skipped}
     assert {"CT_small.dcm", "MR_small.dcm", "SC_rgb.dcm"} <= indexed
-    assert "no pixel data" in skipped.get("test-SR.dcm", "no pixel data")
-    assert "no pixel data" in skipped.get("rtplan.dcm", "no pixel data")
+    # Every file is either indexed or skipped with its reason, never both, never lost.
+    assert indexed | set(skipped) == copied
+    assert not indexed & set(skipped)
+    for name in no_pixels:
+        assert name in skipped, f"{name} has no image but was not skipped"
+        assert "no pixel data" in skipped[name]

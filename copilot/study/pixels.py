@@ -6,6 +6,13 @@ MONOCHROME2. Grayscale images are (H, W), colour ones (H, W, 3); a multi-frame o
 one frame (``frame``, default the middle one). The pipeline is pydicom's: decode through the
 installed pixel plug-ins (pylibjpeg, openjpeg, rle, pyjpegls), Modality LUT (rescale), VOI LUT
 or window, then inversion. The real pixel spacing comes with it, or None when unknown.
+
+The display image is stretched to its own range, so it cannot say how much of the detector's
+range the image used: a flat 2000-2100 image in a 12-bit file looks as contrasty as a full-range
+one. Tools that judge exposure or contrast, or need physical units (Hounsfield units on CT), use
+``modality_values`` (stored values after the Modality LUT, before windowing and stretching),
+``stored_range`` (the modality values the file's bit depth can hold) and ``bits_stored``, or
+``stored_fraction()`` (the image as a fraction of that range, same polarity as ``pixels``).
 """
 
 from __future__ import annotations
@@ -35,6 +42,16 @@ class PixelImage:
     photometric: str
     frame: int = 0
     frames: int = 1
+    modality_values: np.ndarray | None = None
+    """Stored values after the Modality LUT (rescale slope and intercept, e.g. Hounsfield units),
+    before VOI windowing, stretching and MONOCHROME1 inversion; same shape as ``pixels``.
+    None when not known (an image built by hand)."""
+    stored_range: tuple[float, float] | None = None
+    """(low, high): the modality values the stored bit depth can hold (BitsStored and
+    PixelRepresentation through the Modality LUT), e.g. (0, 4095) for unsigned 12-bit data
+    without rescale. None when not known."""
+    bits_stored: int | None = None
+    """Bits per stored sample (12 for most radiographs, 8 for PNG/JPEG), or None when not known."""
 
     @property
     def grayscale(self) -> np.ndarray:
@@ -43,6 +60,27 @@ class PixelImage:
             return self.pixels
         weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
         return np.asarray(self.pixels[..., :3] @ weights, dtype=np.float32)
+
+    def stored_fraction(self) -> np.ndarray | None:
+        """The image as (H, W) float32 in [0, 1] of ``stored_range``, 1 = brightest.
+
+        Unlike ``pixels`` it is not windowed or stretched, so its spread is the share of the
+        stored range the image uses. Colour is converted like ``grayscale``; MONOCHROME1 is
+        inverted like ``pixels``. None when the stored values or their range are not known.
+        """
+        if self.modality_values is None or self.stored_range is None:
+            return None
+        lo, hi = self.stored_range
+        if hi <= lo:
+            return None
+        values = np.asarray(self.modality_values, dtype=np.float32)
+        if values.ndim == 3:
+            weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            values = np.asarray(values[..., :3] @ weights, dtype=np.float32)
+        scaled = np.clip((values - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0)
+        if self.photometric == "MONOCHROME1":
+            scaled = 1.0 - scaled
+        return scaled.astype(np.float32, copy=False)
 
     @property
     def spacing_known(self) -> bool:
@@ -84,19 +122,66 @@ def check_decodable(record: InstanceRecord, settings: Settings) -> None:
 def _load_plain(record: InstanceRecord) -> PixelImage:
     from PIL import Image
 
+    def eight_bit(raw: np.ndarray, photometric: str) -> PixelImage:
+        pixels = raw.astype(np.float32) / 255.0
+        return PixelImage(
+            pixels,
+            None,
+            record.path,
+            photometric,
+            modality_values=raw,
+            stored_range=(0.0, 255.0),
+            bits_stored=8,
+        )
+
     with Image.open(record.path) as img:
         if img.mode in ("RGB", "RGBA", "P", "CMYK"):
-            rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+            rgb = np.asarray(img.convert("RGB"))
             # A colour file whose channels are equal is a grayscale radiograph saved as RGB.
-            if np.allclose(rgb[..., 0], rgb[..., 1], atol=2 / 255) and np.allclose(
-                rgb[..., 0], rgb[..., 2], atol=2 / 255
-            ):
-                return PixelImage(rgb[..., 0].copy(), None, record.path, "MONOCHROME2")
-            return PixelImage(rgb, None, record.path, "RGB")
+            r, g, b = (rgb[..., i].astype(np.int16) for i in range(3))
+            if np.abs(r - g).max() <= 2 and np.abs(r - b).max() <= 2:
+                return eight_bit(rgb[..., 0].copy(), "MONOCHROME2")
+            return eight_bit(rgb, "RGB")
+        mode = img.mode
         arr = np.asarray(img)
     if arr.dtype == np.uint8:
-        return PixelImage(arr.astype(np.float32) / 255.0, None, record.path, "MONOCHROME2")
-    return PixelImage(_normalise(arr), None, record.path, "MONOCHROME2")
+        return eight_bit(arr, "MONOCHROME2")
+    # 16-bit PNG/TIFF ("I;16", or "I" holding 16-bit values) can hold 0-65535.
+    sixteen = mode.startswith("I;16") or (
+        mode == "I" and arr.size > 0 and int(arr.min()) >= 0 and int(arr.max()) <= 65535
+    )
+    return PixelImage(
+        _normalise(arr),
+        None,
+        record.path,
+        "MONOCHROME2",
+        modality_values=arr,
+        stored_range=(0.0, 65535.0) if sixteen else None,
+        bits_stored=16 if sixteen else None,
+    )
+
+
+def _stored_range(ds: object, bits_stored: int) -> tuple[float, float] | None:
+    """The modality values that ``bits_stored`` bits can hold, through the Modality LUT."""
+    from pydicom.pixels import apply_modality_lut
+
+    if not 1 <= bits_stored <= 32:
+        return None
+    signed = int(getattr(ds, "PixelRepresentation", 0) or 0) == 1
+    lo, hi = (-(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1) if signed else (0, 2**bits_stored - 1)
+    # A linear rescale is monotonic, so its ends are enough; a LUT may not be, so probe it all.
+    lut = "ModalityLUTSequence" in ds  # type: ignore[operator]
+    probe = (
+        np.arange(lo, hi + 1, dtype=np.int64) if lut and bits_stored <= 16 else np.array([lo, hi], np.int64)
+    )
+    try:
+        mapped = np.asarray(apply_modality_lut(probe, ds), dtype=np.float64)  # type: ignore[arg-type]
+    except Exception:  # a malformed rescale or LUT: the range is unknown, not fatal
+        log.debug("stored range unknown", exc_info=True)
+        return None
+    if mapped.size == 0 or not np.all(np.isfinite(mapped)):
+        return None
+    return float(mapped.min()), float(mapped.max())
 
 
 def load_pixels(
@@ -127,10 +212,25 @@ def load_pixels(
     photometric = record.photometric
     if record.samples_per_pixel >= 3 or (arr.ndim == 3 and arr.shape[-1] == 3):
         # pydicom converts YBR to RGB by default; scale by the stored bit depth.
-        top = float(2 ** max(record.bits_stored, 8) - 1)
+        bits = max(record.bits_stored, 8)
+        top = float(2**bits - 1)
         rgb = np.clip(arr.astype(np.float32) / top, 0.0, 1.0)
-        return PixelImage(rgb, record.pixel_spacing_mm, record.path, "RGB", index or 0, frames)
-    out = apply_modality_lut(arr, ds)
+        return PixelImage(
+            rgb,
+            record.pixel_spacing_mm,
+            record.path,
+            "RGB",
+            index or 0,
+            frames,
+            modality_values=arr,
+            stored_range=(0.0, top),
+            bits_stored=bits,
+        )
+    out = np.asarray(apply_modality_lut(arr, ds))
+    # Integers stay as they are (half the memory of float32); rescaled values become float32.
+    # Neither the VOI LUT nor _normalise writes into its input, so this array is not copied.
+    modality = out if np.issubdtype(out.dtype, np.integer) else out.astype(np.float32)
+    bits_stored = record.bits_stored or None
     has_voi = "WindowCenter" in ds or "VOILUTSequence" in ds
     if has_voi:
         try:
@@ -141,5 +241,13 @@ def load_pixels(
     if photometric == "MONOCHROME1":
         img = 1.0 - img
     return PixelImage(
-        img, record.pixel_spacing_mm, record.path, photometric or "MONOCHROME2", index or 0, frames
+        img,
+        record.pixel_spacing_mm,
+        record.path,
+        photometric or "MONOCHROME2",
+        index or 0,
+        frames,
+        modality_values=modality,
+        stored_range=_stored_range(ds, bits_stored) if bits_stored else None,
+        bits_stored=bits_stored,
     )
