@@ -24,7 +24,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from copilot.config import Settings, get_settings
-from copilot.errors import CopilotError, LLMError, StudyError
+from copilot.errors import CopilotError, StudyError
+from copilot.llm import load_llm
 from copilot.study.model import Study, StudySet
 from copilot.tools.contract import Tool, ToolRequest, invoke_batch
 
@@ -82,23 +83,6 @@ class Event(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-def load_llm(spec: Any) -> Any:
-    """A LangChain chat model from a model string ("openai:gpt-4o-mini") or an instance."""
-    if spec is None or not isinstance(spec, str):
-        return spec
-    try:
-        from langchain.chat_models import init_chat_model
-
-        return init_chat_model(spec)
-    except ImportError as exc:
-        raise LLMError(
-            f"cannot load LLM {spec!r}: {exc} (install the provider package, e.g. "
-            "langchain-openai or langchain-ollama)"
-        ) from exc
-    except Exception as exc:
-        raise LLMError(f"cannot load LLM {spec!r}: {type(exc).__name__}: {exc}") from exc
-
-
 class Copilot:
     """The clinical imaging copilot: open study folders, ask questions, analyse in bulk."""
 
@@ -127,7 +111,7 @@ class Copilot:
     def llm(self) -> Any:
         """The chat model, or None for the embedded planner and template composer."""
         if self._llm is None and self._llm_spec is not None:
-            self._llm = load_llm(self._llm_spec)
+            self._llm = load_llm(self._llm_spec, self.settings)
         return self._llm
 
     @property

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     download_timeout_s: float = Field(
         default=10.0, gt=0, description="Connect/read timeout for weight downloads."
     )
+    url_mirrors: dict[str, str] = Field(
+        default_factory=dict,
+        description="URL prefix rewrites for weight downloads from plain URLs, e.g. "
+        '{"https://github.com/": "https://mirror.example.org/github/"} (an internal mirror); '
+        "Hugging Face repositories follow HF_ENDPOINT.",
+    )
     auto_pull_max_mb: int = Field(
         default=1024,
         ge=0,
@@ -81,6 +87,19 @@ class Settings(BaseSettings):
         description="Allow patient identifiers to reach the LLM (a trusted, local endpoint).",
     )
     llm_send_images: bool = Field(default=False, description="Allow images to be sent to the LLM.")
+    llm_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Per-request LLM time limit (connect, and each wait for the next bytes of "
+        "a reply); on timeout the embedded planner or template answer is used.",
+    )
+    llm_max_retries: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Retries of an LLM request that timed out or could not connect "
+        "(the worst wait per request is (1 + retries) x llm_timeout_s).",
+    )
     embedding_model: str = Field(
         default="all-minilm-l6-v2",
         description="Model registry id of the sentence encoder used by the retriever and planner.",

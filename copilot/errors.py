@@ -35,6 +35,11 @@ class PixelDataError(StudyError):
     """Pixel data is missing, inconsistent with its header, too large or undecodable."""
 
 
+class OutputError(CopilotError):
+    """An output destination is refused: it is (or is inside) a study's source files, is a
+    folder or a special file, or cannot be written."""
+
+
 class ToolError(CopilotError):
     """An expert tool failed or was misused."""
 
@@ -79,6 +84,20 @@ class WeightsMissingError(ModelError):
         self.fix = fix
 
 
+class DownloadError(WeightsMissingError):
+    """Weights could not be fetched (network, access, upstream); ``fix`` says what to do
+    instead, never the command that just failed."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        ModelError.__init__(self, f"{reason}; {fix}")
+        self.reason = reason
+        self.fix = fix
+
+
+class GatedModelError(DownloadError):
+    """The upstream repository is gated: its terms must be accepted and a token given."""
+
+
 class HashMismatchError(ModelError):
     """A weight file's sha256 differs from the one pinned in its model card."""
 
@@ -89,3 +108,17 @@ class PlannerError(CopilotError):
 
 class LLMError(CopilotError):
     """A chat model could not be configured or reached."""
+
+
+class LLMUnreachableError(LLMError):
+    """A chat model did not answer in time or refused the connection; while it stays
+    unreachable, further requests fail at once instead of waiting again."""
+
+
+def must_propagate(exc: BaseException) -> bool:
+    """True for the one ``BaseException`` that code containing failures never swallows: the
+    user's Ctrl-C (``KeyboardInterrupt``). Everything else raised by a decoder or a plug-in,
+    ``SystemExit`` and Rust panics (``pyo3_runtime.PanicException``) included, is contained and
+    reported as that item's failure."""
+    return isinstance(exc, KeyboardInterrupt)
+

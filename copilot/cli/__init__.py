@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from copilot import __version__
 from copilot.cli import ask as _ask
 from copilot.cli import kb as _kb
+from copilot.cli import llm as _llm
 from copilot.cli import models as _models
 from copilot.cli import studies as _studies
 from copilot.cli import tools as _tools
@@ -51,7 +52,7 @@ def _root(
     )
 
 
-for module in (_studies, _ask, _kb, _tools, _models, _tui):
+for module in (_studies, _ask, _kb, _tools, _models, _llm, _tui):
     module.register(app)
 
 
