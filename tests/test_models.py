@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from copilot.config import Settings
-from copilot.errors import HashMismatchError, UnknownModelError, WeightsMissingError
-from copilot.models.cards import ModelCard, ModelFile, shipped_cards
+from copilot.errors import (
+    DownloadError,
+    HashMismatchError,
+    ModelError,
+    UnknownModelError,
+    WeightsMissingError,
+)
+from copilot.models.cards import ModelCard, ModelFile, missing_files, shipped_cards
 from copilot.models.registry import ModelRegistry
 
 
@@ -59,14 +65,22 @@ def test_unreachable_network_fails_within_seconds(monkeypatch: pytest.MonkeyPatc
         cards={"tiny": _card("http://127.0.0.1:9/none.bin")},
     )
     start = time.monotonic()
-    with pytest.raises(WeightsMissingError, match="could not download tiny"):
+    with pytest.raises(DownloadError, match=r"could not download tiny.*offline") as caught:
         registry.pull("tiny")
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 3
+    assert "copilot models pull" not in caught.value.fix and "copilot models add tiny" in caught.value.fix
 
 
 def test_large_model_needs_explicit_pull(monkeypatch: pytest.MonkeyPatch) -> None:
+    from copilot.availability import forget_probes
+    from copilot.testing.fakehub import FakeHub
+
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    status = ModelRegistry(Settings(offline=False)).availability("medgemma-4b-it")
+    with FakeHub() as hub:  # a reachable hub: the size rule, not offline detection, answers
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        forget_probes()
+        status = ModelRegistry(Settings(offline=False)).availability("medgemma-4b-it")
+    forget_probes()
     assert not status.ok and "pulled only on request" in status.reason
 
 
@@ -141,3 +155,82 @@ def test_add_registers_weights_by_path(tmp_path: Path) -> None:
     )
     with pytest.raises(HashMismatchError):
         other.add("tiny", weights)
+
+
+def _hf_card(files: list[ModelFile]) -> ModelCard:
+    return ModelCard(
+        id="vlm",
+        title="vlm",
+        source="hf",
+        repo="org/vlm",
+        files=files,
+        allow=["model-*-of-*.safetensors"],
+        size_mb=1,
+        licence="MIT",
+        format="hf",
+        loader="none",
+        intended_use="tests",
+    )
+
+
+def test_shipped_cards_name_what_their_loaders_need() -> None:
+    cards = shipped_cards()
+    medsam = {n for f in cards["medsam-vit-base"].required_files for n in f.names}
+    assert "pytorch_model.bin" in medsam and "config.json" in medsam
+    assert cards["medsam-vit-base"].required_files[1].name == "pytorch_model.bin"  # upstream main
+    gemma = cards["medgemma-4b-it"]
+    needed = {f.name for f in gemma.required_files}
+    assert {"config.json", "model.safetensors.index.json", "tokenizer_config.json"} <= needed
+    assert gemma.gated and "HF_TOKEN" in gemma.licence and gemma.licence_page
+    assert cards["chexpert-mimic-cxr-findings"].size_mb == 245
+    assert cards["chexpert-mimic-cxr-impression"].size_mb == 271
+
+
+def test_index_makes_its_shards_required(tmp_path: Path) -> None:
+    import json
+
+    card = _hf_card(
+        [
+            ModelFile(name="config.json"),
+            ModelFile(name="model.safetensors.index.json", alternatives=["model.safetensors"]),
+        ]
+    )
+    (tmp_path / "config.json").write_text("{}")
+    assert missing_files(card, tmp_path) == ["model.safetensors.index.json (or model.safetensors)"]
+    (tmp_path / "model.safetensors.index.json").write_text(
+        json.dumps(
+            {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+        )
+    )
+    (tmp_path / "model-00001-of-00002.safetensors").write_bytes(b"1")
+    assert missing_files(card, tmp_path) == ["model-00002-of-00002.safetensors"]
+    registry = ModelRegistry(Settings(offline=True), cards={"vlm": card})
+    with pytest.raises(ModelError, match=r"model-00002-of-00002\.safetensors"):
+        registry.add("vlm", tmp_path)
+    (tmp_path / "model-00002-of-00002.safetensors").write_bytes(b"2")
+    registry.add("vlm", tmp_path)
+    assert registry.is_installed("vlm")
+    assert set(registry.lock()["vlm"]["files"]) == {
+        "config.json",
+        "model.safetensors.index.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    }
+
+
+def test_installed_only_when_present_and_verified(tmp_path: Path) -> None:
+    payload = b"weights"
+    registry = ModelRegistry(Settings(offline=True), cards={"tiny": _card("")})
+    folder = registry.root / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "w.bin").write_bytes(payload)
+    assert not registry.is_installed("tiny")  # placed by hand: never verified
+    assert "never verified" in (registry.problem("tiny") or "")
+    registry.add("tiny", folder)
+    assert registry.is_installed("tiny")
+    (folder / "w.bin").write_bytes(payload + b"!")
+    assert not registry.is_installed("tiny") and "changed since it was verified" in (
+        registry.problem("tiny") or ""
+    )
+    (folder / "w.bin").unlink()
+    assert not registry.is_installed("tiny")

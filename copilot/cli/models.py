@@ -1,4 +1,4 @@
-"""``copilot models list|pull|verify|add``."""
+"""``copilot models list|pull|verify|add|export|import``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-models_app = typer.Typer(help="Model weights: list, pull, verify, register.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Model weights: list, pull, verify, register, move between machines.", no_args_is_help=True
+)
 
 
 @models_app.command("list")
@@ -34,16 +36,17 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 def pull(
     model_ids: list[str] = typer.Argument(..., help="Model ids (see 'copilot models list')."),
 ) -> None:
-    """Download and verify models (with a progress bar)."""
+    """Download and verify models (with a progress bar); offline, say so within a second."""
     from copilot.cli.output import byte_progress, stdout
     from copilot.models.registry import ModelRegistry
 
     registry = ModelRegistry()
     for model_id in model_ids:
         registry.card(model_id)  # unknown ids fail before any download
+    for model_id in model_ids:
         with byte_progress(f"{model_id}") as progress:
             path = registry.pull(model_id, progress=progress)
-        stdout.print(f"{model_id}: installed in {path}")
+        stdout.print(f"{model_id}: installed in {path}", markup=False)
 
 
 @models_app.command("verify")
@@ -80,7 +83,38 @@ def add(
     checks = ModelRegistry().add(model_id, path)
     for check in checks:
         stdout.print(f"ok  {model_id}/{check.name}: {check.detail}", markup=False)
-    stdout.print(f"{model_id}: registered at {path}")
+    stdout.print(f"{model_id}: registered at {path}", markup=False)
+
+
+@models_app.command("export")
+def export(
+    model_ids: list[str] = typer.Argument(..., help="Installed model ids to bundle."),
+    out: Path = typer.Option(..., "--out", help="Bundle file to write (a tar with a manifest)."),
+) -> None:
+    """Write verified weights and their sha256 into one bundle for another machine."""
+    from copilot.cli.output import stdout
+    from copilot.models.bundle import describe, export_models
+    from copilot.models.registry import ModelRegistry
+
+    manifest = export_models(ModelRegistry(), model_ids, out)
+    for line in describe(manifest):
+        stdout.print(f"{line['id']}: {line['files']} files, {line['bytes']} bytes", markup=False)
+    stdout.print(f"wrote {out} (manifest sha256 {manifest.digest()})", markup=False)
+
+
+@models_app.command("import")
+def import_(
+    bundle: Path = typer.Argument(..., help="A bundle written by 'copilot models export'."),
+) -> None:
+    """Verify every file of a bundle against its sha256, then register its models."""
+    from copilot.cli.output import stdout
+    from copilot.models.bundle import describe, import_bundle
+    from copilot.models.registry import ModelRegistry
+
+    manifest = import_bundle(ModelRegistry(), bundle)
+    for line in describe(manifest):
+        stdout.print(f"{line['id']}: {line['files']} files verified and registered", markup=False)
+    stdout.print(f"imported {bundle} (manifest sha256 {manifest.digest()})", markup=False)
 
 
 def register(app: typer.Typer) -> None:

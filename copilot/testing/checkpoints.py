@@ -20,6 +20,14 @@ def _target(settings: Settings, model_id: str) -> Path:
     return folder / card.files[0].name
 
 
+def _register(settings: Settings, model_id: str, path: Path) -> Path:
+    """Record the file through the registry (a model counts as installed only once verified)."""
+    from copilot.models.registry import ModelRegistry
+
+    ModelRegistry(settings).add(model_id, path.parent)
+    return path
+
+
 def install_fake_densenet(settings: Settings, positive: tuple[int, ...] = (10,)) -> Path:
     """A TorchXRayVision DenseNet-121 pickled like the released file, biased so the listed
     label indices (10 = Cardiomegaly) come out above threshold."""
@@ -35,7 +43,7 @@ def install_fake_densenet(settings: Settings, positive: tuple[int, ...] = (10,))
             model.classifier.bias[index] = 8.0
     path = _target(settings, "xrv-densenet121-res224-all")
     torch.save(model, path)
-    return path
+    return _register(settings, "xrv-densenet121-res224-all", path)
 
 
 def install_fake_pspnet(settings: Settings) -> Path:
@@ -47,7 +55,7 @@ def install_fake_pspnet(settings: Settings) -> Path:
     state = {f"module.{k}": v for k, v in pspnet(14).state_dict().items()}
     path = _target(settings, "xrv-pspnet-chestx-det")
     torch.save(state, path)
-    return path
+    return _register(settings, "xrv-pspnet-chestx-det", path)
 
 
 def make_tiny_sam(folder: Path) -> Path:
