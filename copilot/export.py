@@ -1,4 +1,5 @@
-"""Export a conversation and its findings to Markdown, into a folder the user names."""
+"""Export a conversation and its findings to Markdown, into a folder the user names (never a
+study: see :mod:`copilot.outputs`)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from copilot import paths
+from copilot import outputs
 from copilot.errors import CopilotError
+from copilot.escape import escape_controls
 
 
-def conversation_markdown(summary: str, answers: Sequence[Any]) -> str:
-    """Markdown of every question, its answer, the tool trace and the findings table."""
-    lines = [
-        "# Copilot conversation",
-        "",
-        f"Study: {summary}",
-        f"Exported: {time.strftime('%Y-%m-%d %H:%M')}",
-        "",
-    ]
+def conversation_markdown(summary: str, answers: Sequence[Any], identity: str = "") -> str:
+    """Markdown of every question, its answer, the tool trace and the findings table.
+
+    ``identity`` names the study (patient ID, age/sex, date, description, UID) at the top and
+    under every question, so a printed page cannot be mistaken for another patient's."""
+    lines = ["# Copilot conversation", ""]
+    if identity:
+        lines.append(f"Patient and study: {identity}  ")
+    lines += [f"Study: {summary}  ", f"Exported: {time.strftime('%Y-%m-%d %H:%M')}", ""]
     for n, answer in enumerate(answers, start=1):
-        lines += [f"## Question {n}: {answer.question}", "", answer.text, "", "### Tools", ""]
+        lines += [f"## Question {n}: {answer.question}", ""]
+        if identity:
+            lines += [f"_{identity}_", ""]
+        lines += [answer.text, "", "### Tools", ""]
         lines += ["| tool | status | seconds | detail |", "|---|---|---|---|"]
         for t in answer.tools:
             lines.append(f"| {t.name} | {t.status} | {t.seconds:.2f} | {t.detail.replace('|', '/')} |")
@@ -32,29 +37,34 @@ def conversation_markdown(summary: str, answers: Sequence[Any]) -> str:
                 "",
                 "### Findings",
                 "",
-                "| tool | label | score/value | threshold | location |",
-                "|---|---|---|---|---|",
+                "| tool | label | score | threshold | measurement | location |",
+                "|---|---|---|---|---|---|",
             ]
             for f in scored:
-                number = f.get("score", f.get("value"))
+                score = "" if f.get("score") is None else f["score"]
                 unit = f" {f['unit']}" if f.get("unit") else ""
+                value = "" if f.get("value") is None else f"{f['value']}{unit}"
                 lines.append(
-                    f"| {f['tool']} | {f['label']} | {number}{unit} | {f.get('threshold', '')} | "
+                    f"| {f['tool']} | {f['label']} | {score} | {f.get('threshold', '')} | {value} | "
                     f"{f.get('location', '')} |"
                 )
         lines.append("")
     return "\n".join(lines)
 
 
-def export_conversation(folder: Path, study_root: Path, summary: str, answers: Sequence[Any]) -> Path:
-    """Write the conversation into ``folder`` (refusing the study folder); returns the file."""
-    folder = folder.expanduser()
-    if paths.is_within(folder, study_root):
-        raise CopilotError(f"refusing to write into the study folder {study_root}; choose another folder")
+def export_conversation(
+    folder: Path, study_root: Path, summary: str, answers: Sequence[Any], *, identity: str = ""
+) -> Path:
+    """Write the conversation into ``folder``; returns the file.
+
+    Through the write guard (:mod:`copilot.outputs`): refused when ``folder`` is, or is inside,
+    the study (``study_root``; a single-file study counts its folder) or any study opened in
+    this process, also through ``..`` or a symbolic link; the file is written to a temporary
+    name and renamed into place. Control characters in the text are escaped.
+    """
+    resolved = outputs.check_folder(folder, sources=[study_root])
     if not answers:
         raise CopilotError("nothing to export yet: ask a question first")
-    folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9_-]+", "-", f"copilot-{time.strftime('%Y%m%d-%H%M%S')}")
-    path = folder / f"{stem}.md"
-    path.write_text(conversation_markdown(summary, answers), encoding="utf-8")
-    return path
+    text = escape_controls(conversation_markdown(summary, answers, identity), keep="\n\t")
+    return outputs.write_text(resolved / f"{stem}.md", text, sources=[study_root])

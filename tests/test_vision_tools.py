@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from copilot.tools import ToolRequest, invoke
-from copilot.tools.builtin.measure import cardiothoracic_ratio, mask_area, width
-from copilot.tools.builtin.vision import describe_location, grad_cam, saliency_box, xrv_input
 
 from copilot.config import Settings, get_settings
 from copilot.study import index_folder
 from copilot.study.pixels import load_pixels
 from copilot.testing import check_tool, make_dicom
+from copilot.tools import ToolRequest, invoke
+from copilot.tools.builtin.measure import cardiothoracic_ratio, mask_area, width
+from copilot.tools.builtin.vision import describe_location, grad_cam, saliency_box, xrv_input
 from tests.conftest import NIH_IMAGES, need
 
 
@@ -136,9 +136,8 @@ def test_classifier_loads_real_format_and_reports_calibrated_findings(
 
 
 def test_classifier_batch_equals_single_and_loads_once(fake_weights: Settings, demo_studies: Path) -> None:
-    from copilot.tools.builtin.cxr_classifier import CxrClassifier
-
     from copilot.runtime.context import get_runtime
+    from copilot.tools.builtin.cxr_classifier import CxrClassifier
 
     studies = index_folder(demo_studies).studies[:3]
     requests = [ToolRequest(instance=s.primary_instance()) for s in studies]
@@ -149,8 +148,9 @@ def test_classifier_batch_equals_single_and_loads_once(fake_weights: Settings, d
 
 
 def test_classifier_refuses_tibia_and_lateral(fake_weights: Settings, tmp_path: Path) -> None:
-    from copilot.tools.builtin.cxr_classifier import CxrClassifier
     from pydicom.data import get_testdata_file
+
+    from copilot.tools.builtin.cxr_classifier import CxrClassifier
 
     tibia = get_testdata_file("RG3_UNCR.dcm", download=False)
     if tibia is None:
@@ -165,17 +165,18 @@ def test_classifier_refuses_tibia_and_lateral(fake_weights: Settings, tmp_path: 
 @pytest.mark.slow
 def test_segmenter_measures_and_exports_seg(isolated_dirs: Path, tmp_path: Path) -> None:
     import pydicom
-    from copilot.tools.builtin.lesion_segmenter import LesionSegmenter
 
     from copilot.models.registry import ModelRegistry
     from copilot.testing.checkpoints import install_fake_pspnet, make_tiny_sam
+    from copilot.tools.builtin.lesion_segmenter import LesionSegmenter
 
     settings = get_settings()
     install_fake_pspnet(settings)
     ModelRegistry(settings).add("medsam-vit-base", make_tiny_sam(tmp_path / "sam"))
     studies = tmp_path / "studies"
     with_spacing = index_folder(make_dicom(studies / "a.dcm", rows=256, columns=256, spacing_mm=0.7))
-    no_spacing = index_folder(make_dicom(tmp_path / "b.dcm", rows=256, columns=256, spacing_mm=None))
+    # A single-file study protects its folder from every write: keep it away from seg/.
+    no_spacing = index_folder(make_dicom(tmp_path / "b" / "b.dcm", rows=256, columns=256, spacing_mm=None))
     tool = LesionSegmenter()
     request = ToolRequest(
         instance=with_spacing.studies[0].primary_instance(),
@@ -207,9 +208,8 @@ def test_segmenter_measures_and_exports_seg(isolated_dirs: Path, tmp_path: Path)
 @pytest.mark.gpu
 def test_classifier_half_precision_on_gpu_matches_cpu(fake_weights: Settings, demo_studies: Path) -> None:
     """On a GPU (fp16, channels-last) scores match the CPU's within fp16 tolerance."""
-    from copilot.tools.builtin.cxr_classifier import CxrClassifier
-
     from copilot.runtime.context import Runtime
+    from copilot.tools.builtin.cxr_classifier import CxrClassifier
 
     record = index_folder(demo_studies / "00801").studies[0].primary_instance()
     cpu_settings = fake_weights.model_copy(update={"device": "cpu"})

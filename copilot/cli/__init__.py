@@ -46,10 +46,12 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail to stderr."),
 ) -> None:
     """Clinical imaging copilot: ask questions about DICOM studies."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    from copilot.escape import SafeFormatter
+
+    handler = logging.StreamHandler()
+    # Log lines carry file names and header values: control characters are shown escaped.
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
 
 
 for module in (_studies, _ask, _kb, _tools, _models, _llm, _tui):

@@ -25,12 +25,64 @@ def _copilot(llm: str | None) -> Any:
     return copilot
 
 
+def choose_study(studies: Any, key: str) -> Any:
+    """The one study ``key`` names: its UID, a UID prefix, its patient ID or a sub-folder of the
+    indexed folder (``p1`` or ``p1/study2``). An exact UID wins; otherwise every study any
+    reading matches is a candidate, and more than one is refused, saying which matched how."""
+    from copilot.errors import StudyError
+
+    exact = [s for s in studies.studies if s.study_uid == key]
+    if exact:
+        return exact[0]
+    root = Path(studies.root)
+    parts = Path(key).parts
+
+    def in_folder(study: Any) -> bool:
+        for inst in study.instances():
+            try:
+                rel = Path(inst.path).relative_to(root).parts[:-1]
+            except ValueError:
+                continue
+            if parts and any(rel[i : i + len(parts)] == parts for i in range(len(rel))):
+                return True
+        return False
+
+    readings = (
+        ("UID prefix", lambda s: s.study_uid.startswith(key)),
+        ("patient ID", lambda s: s.patient_id == key),
+        ("sub-folder", in_folder),
+    )
+    matched: dict[str, tuple[Any, list[str]]] = {}
+    for how, test in readings:
+        for s in studies.studies:
+            if test(s):
+                matched.setdefault(s.study_uid, (s, []))[1].append(how)
+    if len(matched) == 1:
+        return next(iter(matched.values()))[0]
+    if not matched:
+        raise StudyError(
+            f"no study in {studies.root} has the UID, UID prefix, patient ID or sub-folder {key!r} "
+            "(see 'copilot studies PATH')"
+        )
+    listed = "; ".join(
+        f"{s.study_uid} (patient {s.patient_id or '?'}, {s.study_date or 'no date'}, "
+        f"{s.description or 'no description'}: {' and '.join(hows)})"
+        for s, hows in list(matched.values())[:5]
+    )
+    more = f" and {len(matched) - 5} more" if len(matched) > 5 else ""
+    raise StudyError(
+        f"--study {key!r} matches {len(matched)} studies: {listed}{more}; give a longer UID prefix"
+    )
+
+
 def ask(
     path: Path = typer.Argument(..., help="Study folder (or file); read-only."),
     question: str = typer.Argument(..., help="The question, in plain language."),
     as_json: bool = typer.Option(False, "--json", help="Print the stable JSON contract."),
     llm: str = typer.Option(None, "--llm", help="LangChain model string, e.g. openai:gpt-4o-mini."),
-    study: str = typer.Option(None, "--study", help="Study Instance UID (or a unique prefix)."),
+    study: str = typer.Option(
+        None, "--study", help="Study Instance UID (or a unique prefix), patient ID or sub-folder name."
+    ),
     thread: str = typer.Option(None, "--thread", help="Conversation id: follow-ups resume it."),
 ) -> None:
     """Answer a question about a study, with every statement traced to its tool."""
@@ -38,7 +90,7 @@ def ask(
 
     copilot = _copilot(llm)
     studies = copilot.open(path)
-    target = copilot.pick(studies, study)
+    target = choose_study(studies, study) if study else copilot.pick(studies)
 
     def trace(event: dict[str, Any]) -> None:
         if as_json or not sys.stderr.isatty():
@@ -57,12 +109,16 @@ def ask(
     from rich.markdown import Markdown
     from rich.table import Table
 
-    stdout.print(Markdown(answer.text), soft_wrap=False)
+    from copilot.escape import escape_controls
+
+    stdout.print(f"Study: {escape_controls(target.identity())}", style="bold", markup=False, highlight=False)
+    stdout.print(Markdown(escape_controls(answer.text, keep="\n\t")), soft_wrap=False)
     table = Table(title="Tools", title_justify="left")
-    for col in ("Tool", "Status", "Seconds", "Detail"):
+    for col in ("Tool", "Status", "Seconds", "Detail / fix"):
         table.add_column(col, overflow="fold")
     for t in answer.tools:
-        table.add_row(safe(t.name), safe(t.status), f"{t.seconds:.2f}", safe(t.detail))
+        detail = t.detail + (f"\nfix: {t.fix}" if t.fix else "")
+        table.add_row(safe(t.name), safe(t.status), f"{t.seconds:.2f}", safe(detail))
     stdout.print(table)
     stdout.print(f"[dim]thread: {answer.thread_id} (continue with --thread {answer.thread_id})[/dim]")
 
@@ -96,23 +152,23 @@ def analyze(
     batch_size: int = typer.Option(16, "--batch-size", min=1, max=1024),
 ) -> None:
     """Run every applicable image tool on every study, batched, into a JSONL file."""
-    import json
-
-    from copilot import paths
+    from copilot import outputs
     from copilot.cli.output import progress_bar, stdout
-    from copilot.errors import CopilotError
+    from copilot.escape import dumps, escape_controls
 
+    # Before any work: a folder, an unwritable place or a path inside the study is refused.
+    # (A missing study path is left to open(), which says so.)
+    outputs.preflight(out, sources=[path] if path.exists() else [])
     copilot = _copilot(None)
     studies = copilot.open(path)
-    if paths.is_within(out.parent if out.suffix else out, Path(studies.root)):
-        raise CopilotError(f"refusing to write into the study folder {studies.root}; choose another --out")
     with progress_bar("Analysing") as bar:
         rows = copilot.analyze(studies, batch_size=batch_size, progress=bar)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8") as fh:
+    # Through the write guard again (the opened study is now protected too): a temporary file
+    # renamed into place, so a link named like the output never redirects the write.
+    with outputs.open_output(out, sources=[path, studies.root]) as fh:
         for row in rows:
-            fh.write(json.dumps(row, default=str) + "\n")
-    stdout.print(f"{len(rows)} images analysed -> {out}")
+            fh.write(dumps(row) + "\n")
+    stdout.print(f"{len(rows)} images analysed -> {escape_controls(str(out))}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

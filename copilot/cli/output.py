@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,21 +9,24 @@ from typing import Any
 
 from rich.console import Console
 
+from copilot.escape import dumps, escape_controls
+
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True)
 
 
 def print_json(data: Any) -> None:
-    """Write one JSON document to stdout (no rich markup processing)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    """Write one strict JSON document to stdout (NaN as null, terminal controls escaped)."""
+    sys.stdout.write(dumps(data) + "\n")
     sys.stdout.flush()
 
 
-def safe(text: str) -> str:
-    """Escape rich markup in untrusted text (DICOM headers) before display."""
+def safe(text: str, keep: str = "\n") -> str:
+    """Untrusted text (DICOM headers, paths, tool output) made safe for a rich table: control
+    and escape characters shown as ``\\xNN``, rich markup escaped."""
     from rich.markup import escape
 
-    return escape(text)
+    return escape(escape_controls(str(text), keep=keep))
 
 
 @contextmanager

@@ -3,23 +3,31 @@
 Rows are keyed by file path and hold the size and mtime the record was read at; a row whose
 size or mtime differs from the file's is stale and re-read. Skipped files are cached too, so
 a broken file is not re-parsed on every opening.
+
+The cache is owner-only (0600 in a 0700 folder): its records hold patient names, IDs and dates.
+A damaged cache is moved aside (``index.sqlite.broken-<time>``) with one warning and rebuilt,
+so it is not reported again on every run; a locked or read-only one is skipped for that run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from copilot.paths import private_file
 from copilot.study.model import InstanceRecord, SkippedFile
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5  # 4: header text with control characters escaped; 5: BurnedInAnnotation
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     root TEXT NOT NULL,
@@ -31,6 +39,15 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (root, path)
 );
 """
+
+
+def _damaged(exc: BaseException) -> bool:
+    """Whether an SQLite error means the file is damaged (not merely locked or read-only)."""
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return True  # "file is not a database", "database disk image is malformed"
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
+
 
 CachedRow = tuple[int, int, InstanceRecord | SkippedFile]
 _RECORDS: TypeAdapter[list[InstanceRecord]] = TypeAdapter(list[InstanceRecord])
@@ -48,19 +65,50 @@ class IndexCache:
         if self._conn is not None:
             return self._conn
         try:
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.db_path, timeout=10)
+            conn = self._open()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and not _damaged(exc):
+                # Locked, read-only, unwritable folder: work without the cache this time.
+                log.warning("index cache unavailable (%s): %s", self.db_path, exc)
+                return None
+            conn = self._rebuild(exc)
+        except OSError as exc:
+            log.warning("index cache unavailable (%s): %s", self.db_path, exc)
+            return None
+        self._conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        """Open (creating owner-only) and check the cache; raises sqlite3 errors."""
+        private_file(self.db_path)
+        conn = sqlite3.connect(self.db_path, timeout=10)
+        try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 conn.execute("DROP TABLE IF EXISTS files")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(_SCHEMA)
             conn.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.Error as exc:
-            # A broken cache must never stop indexing: work without it.
-            log.warning("index cache unavailable (%s): %s", self.db_path, exc)
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    def _rebuild(self, exc: BaseException) -> sqlite3.Connection | None:
+        """Move a damaged cache aside (``index.sqlite.broken-<time>``) and start a new one."""
+        self.close()
+        aside = self.db_path.with_name(f"{self.db_path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(self.db_path, aside)
+            os.chmod(aside, 0o600)  # it still holds patient data ('copilot forget --all' deletes it)
+            for suffix in ("-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(f"{self.db_path}{suffix}")
+            conn = self._open()
+        except (OSError, sqlite3.Error) as again:
+            log.warning("index cache damaged (%s) and cannot be rebuilt: %s", exc, again)
             return None
-        self._conn = conn
+        log.warning("index cache was damaged (%s); moved it to %s and rebuilt it", exc, aside)
         return conn
 
     def load(self) -> dict[str, CachedRow]:
@@ -75,7 +123,10 @@ class IndexCache:
                 (self.root,),
             ).fetchall()
         except sqlite3.Error as exc:
-            log.warning("index cache unreadable: %s", exc)
+            if _damaged(exc):
+                self._conn = self._rebuild(exc)  # every file is read again, once
+            else:
+                log.warning("index cache unreadable: %s", exc)
             return {}
         # One validation call for all records: pydantic parses one JSON array faster than
         # thousands of separate documents (this dominates the warm reopen time).
@@ -131,3 +182,29 @@ class IndexCache:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+
+
+def forget_study(db_path: Path, study_uid: str) -> list[str]:
+    """Delete the cached records of a study (its UID or a unique prefix); the file paths they
+    were for. The file is vacuumed, so nothing of them remains in it."""
+    if not db_path.exists():
+        return []
+    conn = sqlite3.connect(db_path, timeout=10)
+    try:
+        rows = conn.execute("SELECT root, path, record FROM files WHERE skipped = 0").fetchall()
+        doomed: list[tuple[str, str]] = []
+        for root, path, record in rows:
+            try:
+                uid = str(json.loads(record).get("study_uid", ""))
+            except ValueError:
+                continue
+            if uid == study_uid or (uid and uid.startswith(study_uid)):
+                doomed.append((root, path))
+        with conn:
+            conn.executemany("DELETE FROM files WHERE root = ? AND path = ?", doomed)
+        conn.execute("VACUUM")
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return [path for _, path in doomed]

@@ -15,9 +15,10 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from copilot.errors import UnreadableFileError
+from copilot.errors import UnreadableFileError, must_propagate
 from copilot.study.model import InstanceRecord, SkippedFile
 from copilot.study.rawvalues import HeaderReader
+from copilot.study.walk import open_regular
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,12 @@ def expected_pixel_bytes(rows: int, columns: int, frames: int, spp: int, bits: i
     """Bytes an uncompressed image of these dimensions occupies."""
     total_bits = rows * columns * frames * spp * bits
     return (total_bits + 7) // 8
+
+
+def max_pixel_bytes(declared: int) -> int:
+    """The most pixel-data bytes a file may store for an image of ``declared`` uncompressed
+    bytes: twice that (padding, compression that did not compress) plus 1 MiB of slack."""
+    return 2 * declared + 2**20
 
 
 def _pixel_element_header(fp: BinaryIO, explicit_vr: bool, little: bool) -> tuple[int, int, int] | None:
@@ -160,7 +167,7 @@ def read_dicom(
     from pydicom.uid import UID
 
     # ``fp``: the caller's already open file (read_record opened it to sniff the format).
-    with open(path, "rb") if fp is None else contextlib.nullcontext(fp) as fp:
+    with open_regular(path) if fp is None else contextlib.nullcontext(fp) as fp:
         fp.seek(0)
         head = fp.read(132)
         has_preamble = head[128:132] == b"DICM"
@@ -211,6 +218,8 @@ def read_dicom(
     bits = h.integer("BitsAllocated") or 0
     if rows <= 0 or columns <= 0 or bits <= 0:
         raise UnreadableFileError("image dimensions (Rows, Columns, BitsAllocated) missing or zero")
+    if frames < 1 or spp < 1:
+        raise UnreadableFileError(f"invalid NumberOfFrames ({frames}) or SamplesPerPixel ({spp})")
     declared = expected_pixel_bytes(rows, columns, frames, spp, bits)
     decoded = expected_pixel_bytes(rows, columns, frames, spp, max(bits, 8))
     if decoded > max_decoded_bytes:
@@ -234,6 +243,14 @@ def read_dicom(
             raise UnreadableFileError("uncompressed pixel data with undefined length")
         elif value_start >= size:
             raise UnreadableFileError("truncated: encapsulated pixel data is missing")
+        # What is read before decoding is bounded by what the dimensions declare, so a small
+        # image whose pixel element claims gigabytes never reaches a decoder.
+        stored = length if length != UNDEFINED_LENGTH else size - value_start
+        if stored > max_pixel_bytes(declared):
+            raise UnreadableFileError(
+                f"pixel data is {stored / 2**20:.0f} MB but {columns}x{rows}x{frames} frame(s) at "
+                f"{bits} bits needs at most {max_pixel_bytes(declared) / 2**20:.1f} MB"
+            )
     if syntax not in NATIVE_SYNTAXES and syntax != DEFLATED_SYNTAX:
         from pydicom.pixels import get_decoder
 
@@ -282,6 +299,7 @@ def read_dicom(
         bits_allocated=bits,
         bits_stored=h.integer("BitsStored") or bits,
         photometric=h.text("PhotometricInterpretation").upper(),
+        burned_in_annotation=h.text("BurnedInAnnotation").upper(),
         transfer_syntax=syntax,
         pixel_spacing_mm=spacing,
         spacing_source=spacing_source,
@@ -293,7 +311,7 @@ def read_record(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> 
     try:
         if size == 0:
             return SkippedFile(path=path, reason="empty file")
-        with open(path, "rb") as fp:
+        with open_regular(path) as fp:
             head = fp.read(8)
             if head.startswith(PNG_MAGIC) or head.startswith(JPEG_MAGIC):
                 return read_plain_image(path, size, mtime_ns)
@@ -304,7 +322,9 @@ def read_record(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> 
         return SkippedFile(path=path, reason="permission denied")
     except OSError as exc:
         return SkippedFile(path=path, reason=f"cannot read: {exc.strerror or exc}")
-    except Exception as exc:  # a hostile file must never stop the index
+    except BaseException as exc:  # a hostile file must never stop the index (Ctrl-C does)
+        if must_propagate(exc):
+            raise
         log.debug("unexpected error reading %s", path, exc_info=True)
         return SkippedFile(path=path, reason=f"unreadable: {type(exc).__name__}: {exc}")
 

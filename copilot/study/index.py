@@ -2,7 +2,9 @@
 
 Only headers are read (``stop_before_pixels``); pixels are decoded on demand by
 :mod:`copilot.study.pixels`. Files are opened read-only and nothing is written into the
-folder: the cache lives under the XDG cache dir.
+folder: the cache lives under the XDG cache dir, and the folder is registered with the write
+guard (:mod:`copilot.outputs`) so no output of the process can land in it. The walk stays
+inside the folder; worker processes end with this one.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from copilot import outputs
 from copilot.config import Settings, get_settings
 from copilot.errors import NothingReadableError
 from copilot.study.cache import IndexCache
 from copilot.study.header import read_records
 from copilot.study.model import InstanceRecord, Series, SkippedFile, Study, StudySet
 from copilot.study.walk import FileEntry, WalkProblem, walk_files
+from copilot.study.workers import init_worker
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +73,12 @@ def read_headers(
         return results
     chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=_pool_context(),
+            initializer=init_worker,  # workers end with this process, even on kill -9
+            initargs=(os.getpid(),),
+        ) as pool:
             for chunk_result in pool.map(read_records, chunks, [limit] * len(chunks)):
                 results.extend(chunk_result)
                 if progress:
@@ -154,6 +163,8 @@ def index_folder(
     if not root_path.exists():
         raise NothingReadableError(f"{path}: no such file or folder")
     root = str(root_path.resolve())
+    # Every output of this process (analysis, exports, SEG) now refuses to write in here.
+    outputs.protect(root_path, root)
 
     entries: list[FileEntry] = []
     skipped: list[SkippedFile] = []
@@ -195,6 +206,8 @@ def index_folder(
     records = [r for r in results.values() if isinstance(r, InstanceRecord)]
     skipped.extend(r for r in results.values() if isinstance(r, SkippedFile))
     if not records:
+        if len(skipped) == 1 and skipped[0].path == root:  # a single file (or FIFO) given
+            raise NothingReadableError(f"{path}: {skipped[0].reason}")
         detail = f" ({len(skipped)} file(s) skipped)" if skipped else ""
         raise NothingReadableError(f"{path}: no readable DICOM or image files{detail}")
     return group_records(root, records, skipped)

@@ -2,11 +2,13 @@
 
 Records hold header values only. Identifiers (names, IDs, dates, accession numbers,
 institutions) are kept for local display and for redaction; they are never put into prompts
-(see :mod:`copilot.study.summary`).
+(see :mod:`copilot.study.summary`). Names and birth dates are left out of every ``repr``, so
+a log line or a traceback never prints them.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Literal
 
@@ -32,17 +34,17 @@ class InstanceRecord(BaseModel):
     study_uid: str
     series_uid: str
     patient_id: str = ""
-    patient_name: str = ""
+    patient_name: str = Field(default="", repr=False)
     patient_age: str = ""
     patient_sex: str = ""
-    patient_birth_date: str = ""
+    patient_birth_date: str = Field(default="", repr=False)
     study_date: str = ""
     study_time: str = ""
     study_description: str = ""
     series_description: str = ""
     accession_number: str = ""
     institution: str = ""
-    physicians: list[str] = Field(default_factory=list)
+    physicians: list[str] = Field(default_factory=list, repr=False)
     modality: str = ""
     view: str = ""
     body_part: str = ""
@@ -56,6 +58,9 @@ class InstanceRecord(BaseModel):
     bits_allocated: int = 8
     bits_stored: int = 8
     photometric: str = ""
+    burned_in_annotation: str = Field(
+        default="", description="BurnedInAnnotation (YES/NO); empty when the header does not say."
+    )
     transfer_syntax: str = ""
     pixel_spacing_mm: tuple[float, float] | None = None
     spacing_source: str = ""
@@ -100,7 +105,7 @@ class Study(BaseModel):
 
     study_uid: str
     patient_id: str = ""
-    patient_name: str = ""
+    patient_name: str = Field(default="", repr=False)
     patient_age: str = ""
     patient_sex: str = ""
     study_date: str = ""
@@ -125,6 +130,24 @@ class Study(BaseModel):
             for value in inst.identifiers:
                 found.setdefault(value, None)
         return list(found)
+
+    def identity(self) -> str:
+        """One line naming the study for the person at the screen (never for a prompt):
+        patient ID, age/sex, date and description, e.g. ``P001 · 45y M · 2020-01-31 · CHEST PA``.
+        Age is shown as stored (``045Y`` -> ``45y``); the patient's name is not shown."""
+        age = re.fullmatch(r"0*(\d{1,3})([DWMY])", self.patient_age.strip())
+        age_text = f"{age.group(1)}{age.group(2).lower()}" if age else "age ?"
+        sex = self.patient_sex.strip().upper() or "sex ?"
+        date = self.study_date.strip()
+        if re.fullmatch(r"\d{8}", date):
+            date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+        parts = [
+            self.patient_id.strip() or "(no patient ID)",
+            f"{age_text} {sex}",
+            date or "(no date)",
+            self.description.strip() or "(no description)",
+        ]
+        return " · ".join(parts)
 
     def primary_instance(self) -> InstanceRecord:
         """The instance a question is about by default: the first image of the first series."""

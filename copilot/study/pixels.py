@@ -18,14 +18,19 @@ one. Tools that judge exposure or contrast, or need physical units (Hounsfield u
 from __future__ import annotations
 
 import logging
+import math
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from copilot.config import Settings, get_settings
-from copilot.errors import PixelDataError
-from copilot.study.header import expected_pixel_bytes
+from copilot.errors import PixelDataError, UnreadableFileError, must_propagate
+from copilot.study.header import expected_pixel_bytes, read_dicom
 from copilot.study.model import InstanceRecord
+from copilot.study.native import contained
+from copilot.study.walk import open_regular
 
 log = logging.getLogger(__name__)
 
@@ -184,29 +189,76 @@ def _stored_range(ds: object, bits_stored: int) -> tuple[float, float] | None:
     return float(mapped.min()), float(mapped.max())
 
 
+def _check_rescale(ds: Any, path: str) -> None:
+    """Refuse a rescale a number cannot come from (text, bytes, NaN, infinite, zero slope)."""
+    for keyword in ("RescaleSlope", "RescaleIntercept"):
+        if keyword not in ds:
+            continue
+        try:
+            raw = ds[keyword].value
+            value = float(raw)
+        except BaseException as exc:
+            if must_propagate(exc):
+                raise
+            raise PixelDataError(f"{path}: invalid {keyword} ({type(exc).__name__})") from exc
+        if not math.isfinite(value) or (keyword == "RescaleSlope" and value == 0):
+            raise PixelDataError(f"{path}: invalid {keyword} {value}")
+
+
 def load_pixels(
     record: InstanceRecord, frame: int | None = None, settings: Settings | None = None
 ) -> PixelImage:
-    """Decode one image (one frame of a multi-frame object) into the documented range."""
-    settings = settings or get_settings()
-    if record.kind == "image":
-        return _load_plain(record)
-    check_decodable(record, settings)
-    import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    """Decode one image (one frame of a multi-frame object) into the documented range.
 
+    Every failure is this image's :class:`PixelDataError`, whatever the decoder raised (a Rust
+    panic included). Nothing is allocated for an image larger than the configured limit: the
+    file is checked again as it is now (its pixel element against what Rows x Columns x frames
+    x samples x bits declare, and that size against the limit) before it is read and decoded.
+    """
+    settings = settings or get_settings()
+    check_decodable(record, settings)
+    if record.kind == "image":
+        return contained(lambda: _load_plain(record), f"{record.path}: cannot decode image")
+    import pydicom
+
+    limit = settings.max_decoded_mb * 2**20
     try:
-        ds = pydicom.dcmread(record.path, force=True)
-    except Exception as exc:
-        raise PixelDataError(f"{record.path}: cannot read: {exc}") from exc
-    frames = record.frames
+        fp = open_regular(record.path)
+    except UnreadableFileError as exc:
+        raise PixelDataError(f"{record.path}: {exc.reason}") from exc
+    except OSError as exc:
+        raise PixelDataError(f"{record.path}: cannot read: {exc.strerror or exc}") from exc
+    with fp:
+        size = os.fstat(fp.fileno()).st_size
+
+        def recheck() -> InstanceRecord:
+            try:
+                return read_dicom(record.path, size, record.mtime_ns, limit, fp)
+            except UnreadableFileError as exc:
+                raise PixelDataError(f"{record.path}: {exc.reason}") from exc
+
+        current = contained(recheck, f"{record.path}: cannot read")
+        check_decodable(current, settings)
+        fp.seek(0)
+        ds = contained(lambda: pydicom.dcmread(fp, force=True), f"{record.path}: cannot read")
+    frames = current.frames
     index = (frames // 2 if frame is None else frame) if frames > 1 else None
     if index is not None and not 0 <= index < frames:
         raise PixelDataError(f"{record.path}: frame {index} out of range (0-{frames - 1})")
-    try:
-        arr = ds.pixel_array if index is None else pydicom.pixels.pixel_array(ds, index=index)
-    except Exception as exc:  # decoders raise many types on corrupt data
-        raise PixelDataError(f"{record.path}: cannot decode pixel data: {exc}") from exc
+    arr = contained(
+        lambda: ds.pixel_array if index is None else pydicom.pixels.pixel_array(ds, index=index),
+        f"{record.path}: cannot decode pixel data",
+    )
+    _check_rescale(ds, record.path)
+    return contained(
+        lambda: _display(current, ds, arr, index, frames), f"{record.path}: invalid pixel values"
+    )
+
+
+def _display(record: InstanceRecord, ds: Any, arr: np.ndarray, index: int | None, frames: int) -> PixelImage:
+    """The decoded array through the display pipeline (Modality LUT, VOI, stretch, polarity)."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
     if index is not None and arr.ndim >= 3 and arr.shape[0] == frames and frames > 1:
         arr = arr[index]
     photometric = record.photometric

@@ -8,11 +8,14 @@ US fields the index needs, decoding the raw bytes directly is 10x cheaper. Anyth
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
+
+from copilot.escape import escape_controls
 
 _TEXT_VRS = frozenset(
     {
@@ -75,11 +78,14 @@ class HeaderReader:
         if value is None:
             return ""
         if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-            return "\\".join(str(v) for v in value)
-        return str(value).strip()
+            return escape_controls("\\".join(str(v) for v in value))
+        return escape_controls(str(value).strip())
 
     def text(self, keyword: str) -> str:
-        """The value as text (multi-values joined by a backslash); "" when absent."""
+        """The value as text (multi-values joined by a backslash); "" when absent.
+
+        Header text is data: control and escape characters (a window-title or clear-screen
+        sequence) are returned escaped as ``\\xNN``, so no output can act on them."""
         tag = _tag(keyword)
         elem = self.ds.get_item(tag)
         if elem is None:
@@ -89,7 +95,7 @@ class HeaderReader:
         vr = elem.VR or dictionary_VR(tag)
         if vr not in _TEXT_VRS or elem.value is None:
             return self._fallback(keyword)
-        return bytes(elem.value).decode(self.encoding, "replace").strip("\x00 ")
+        return escape_controls(bytes(elem.value).decode(self.encoding, "replace").strip("\x00 "))
 
     def integer(self, keyword: str) -> int | None:
         """An US/SS/IS value as int; None when absent or malformed."""
@@ -108,7 +114,7 @@ class HeaderReader:
         text = self.text(keyword).split("\\")[0].strip()
         try:
             return int(float(text)) if text else None
-        except ValueError:
+        except (ValueError, OverflowError):  # "abc", "inf"
             return None
 
     def floats(self, keyword: str) -> list[float]:
@@ -116,7 +122,10 @@ class HeaderReader:
         out = []
         for part in self.text(keyword).split("\\"):
             try:
-                out.append(float(part))
+                value = float(part)
             except ValueError:
                 return []
+            if not math.isfinite(value):  # "nan", "inf": not a measurement
+                return []
+            out.append(value)
         return out

@@ -1,14 +1,17 @@
-"""Export masks as a DICOM Segmentation (highdicom) into a folder the user names."""
+"""Export masks as a DICOM Segmentation (highdicom) into a folder the user names, never into
+a study (see :mod:`copilot.outputs`)."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from copilot import paths
-from copilot.errors import ToolError
+from copilot import outputs
+from copilot.errors import OutputError, ToolError
 from copilot.study.model import InstanceRecord
 
 _ANATOMY_CODES = {
@@ -60,16 +63,19 @@ def export_dicom_seg(
 ) -> Path:
     """Write a binary DICOM SEG of ``masks`` (label -> bool array at the image's size).
 
-    Refuses to write inside the study folder (``study_root`` or the instance's folder).
+    Goes through the write guard (:mod:`copilot.outputs`): refused inside any opened study,
+    ``study_root`` or the instance's own folder, whether named directly, through ``..`` or
+    through a symbolic link; written to a temporary file and renamed into place.
     """
     import highdicom as hd
     import pydicom
     from pydicom.sr.codedict import codes
 
-    out_dir = out_dir.expanduser()
-    forbidden = study_root or Path(instance.path).parent
-    if paths.is_within(out_dir, forbidden):
-        raise ToolError(f"refusing to write into the study folder {forbidden}; name another output folder")
+    sources: list[str | Path] = [instance.path, *([study_root] if study_root else [])]
+    try:
+        folder = outputs.check_folder(out_dir, sources=sources)
+    except OutputError as exc:
+        raise ToolError(str(exc)) from exc
     if instance.kind != "dicom":
         raise ToolError("DICOM SEG needs a DICOM source image")
     source = pydicom.dcmread(instance.path)
@@ -112,7 +118,16 @@ def export_dicom_seg(
         software_versions=version,
         device_serial_number="0",
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"SEG_{instance.sop_uid}.dcm"
-    seg.save_as(path)
-    return path
+    # The file name comes from a header value: keep only what a UID may hold.
+    name = re.sub(r"[^0-9.]", "", instance.sop_uid).strip(".")[:64] or pseudo_name(instance.path)
+    try:
+        with outputs.open_output(folder / f"SEG_{name}.dcm", "wb", sources=sources) as fh:
+            seg.save_as(fh)
+    except OutputError as exc:
+        raise ToolError(str(exc)) from exc
+    return folder / f"SEG_{name}.dcm"
+
+
+def pseudo_name(text: str) -> str:
+    """A file-name-safe digest of ``text``."""
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
