@@ -36,10 +36,11 @@ from typing import IO, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from copilot.errors import HashMismatchError, ModelError, WeightsMissingError
+from copilot.errors import HashMismatchError, ModelError, OutputError, WeightsMissingError
 from copilot.models.cards import missing_files
 from copilot.models.download import CHUNK
 from copilot.models.registry import ModelRegistry
+from copilot.outputs import open_output
 
 log = logging.getLogger(__name__)
 
@@ -166,18 +167,21 @@ def export_models(registry: ModelRegistry, model_ids: list[str], out: Path) -> B
             files=[],
         )
         plan.append((meta, folder, expected))
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    # The shared write guard: never into (or through a link into) an opened study, written to
+    # a temporary file beside ``out`` and renamed into place.
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        with (
+            open_output(out, "wb") as fh,
+            tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
             for meta, folder, expected in plan:
                 for name, sha in sorted(expected.items()):
                     path = folder / name
                     stat = path.stat()  # follows the Hugging Face cache's links to blobs
                     info = tarfile.TarInfo(f"models/{meta.id}/{name}")
                     info.size, info.mtime, info.mode = stat.st_size, int(stat.st_mtime), 0o644
-                    with open(path, "rb") as fh:
-                        reader = _HashingReader(fh)
+                    with open(path, "rb") as src:
+                        reader = _HashingReader(src)
                         tar.addfile(info, reader)
                     actual = reader.digest.hexdigest()
                     if actual != sha:
@@ -191,11 +195,10 @@ def export_models(registry: ModelRegistry, model_ids: list[str], out: Path) -> B
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
             tar.addfile(info, io.BytesIO(data))
-        os.replace(tmp, out)
+    except OutputError as exc:
+        raise ModelError(str(exc)) from exc
     except OSError as exc:
         raise ModelError(f"cannot write {out}: {exc.strerror or exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("exported %s to %s", ", ".join(m.id for m, _, _ in plan), out)
     return manifest
 
