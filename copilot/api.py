@@ -66,9 +66,10 @@ class Answer(BaseModel):
         return {
             "answer": self.text,
             "study_uid": self.study_uid,
+            "thread_id": self.thread_id,
             "plan": self.plan,
             "tools": [
-                {"name": t.name, "status": t.status, "seconds": t.seconds, "detail": t.detail}
+                {"name": t.name, "status": t.status, "seconds": t.seconds, "detail": t.detail, "fix": t.fix}
                 for t in self.tools
             ],
             "findings": self.findings,
@@ -145,20 +146,26 @@ class Copilot:
         with self._lock:
             if self._graph is None:
                 from copilot.agents.graph import build_graph
+                from copilot.runtime.threads import open_checkpointer
 
-                checkpointer: Any
-                if self._persist:
-                    from langgraph.checkpoint.sqlite import SqliteSaver
-
-                    path = self.settings.data_dir / "threads.sqlite"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    checkpointer = SqliteSaver(sqlite3.connect(path, check_same_thread=False))
-                else:
-                    from langgraph.checkpoint.memory import InMemorySaver
-
-                    checkpointer = InMemorySaver()
+                checkpointer, problem = open_checkpointer(self.settings, self._persist)
+                if problem:
+                    self._warn_in_memory(problem)
                 self._graph = build_graph(checkpointer)
             return self._graph
+
+    def _warn_in_memory(self, problem: str) -> None:
+        """One line: turns are answered but not kept (a broken or unwritable data folder)."""
+        log.warning("conversation threads are kept in memory only, not saved: %s", problem)
+
+    def _degrade(self, problem: str) -> None:
+        """Switch to an in-memory thread store after the persistent one failed mid-turn."""
+        from copilot.agents.graph import build_graph
+        from copilot.runtime.threads import memory_checkpointer
+
+        with self._lock:
+            self._graph = build_graph(memory_checkpointer())
+        self._warn_in_memory(problem)
 
     # -- studies -------------------------------------------------------------------------
     def open(self, path: str | Path, progress: Callable[[int, int], None] | None = None) -> StudySet:
@@ -177,21 +184,31 @@ class Copilot:
         if len(target.studies) == 1:
             return target.studies[0]
         raise StudyError(
-            f"{len(target.studies)} studies in {target.root}: choose one with --study UID "
-            "(see 'copilot studies PATH')"
+            f"{len(target.studies)} studies in {target.root}: choose one with --study (a UID "
+            "prefix, a patient ID or a sub-folder; see 'copilot studies PATH')"
         )
 
     def plan(self, question: str) -> Any:
-        """The tools a question needs (``Plan``), without running them."""
-        return self.planner.plan(question, self.tools, None)
+        """The tools a question needs (``Plan``), without running them; an LLM planner is sent
+        the question de-identified, as in :meth:`ask`."""
+        from copilot.text.redact import Redactor
+
+        return self.planner.plan(
+            question, self.tools, None, redact=Redactor(trusted=self.settings.llm_trusted)
+        )
 
     # -- asking --------------------------------------------------------------------------
     def _redactor(self, study: Study) -> Callable[[str], str]:
-        if self.settings.llm_trusted:
-            return lambda text: text
+        """The de-identification pass of everything sent to the LLM about ``study``."""
         from copilot.text.redact import Redactor
 
-        return Redactor(study.identifiers)
+        instances = list(study.instances())
+        return Redactor(
+            study.identifiers,
+            paths=[i.path for i in instances],
+            institutions={i.institution for i in instances if i.institution},
+            trusted=self.settings.llm_trusted,
+        )
 
     def ask(
         self,
@@ -202,7 +219,11 @@ class Copilot:
         study_uid: str | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> Answer:
-        """Answer ``question`` about a study; ``thread_id`` continues a conversation."""
+        """Answer ``question`` about a study; ``thread_id`` continues a conversation.
+
+        A thread belongs to the study of its first question: continuing it on another study
+        raises :class:`StudyError` (one patient's conversation never shapes another's answer).
+        """
         from copilot.agents.context import Context
         from copilot.tools.contract import ToolResult
 
@@ -220,9 +241,13 @@ class Copilot:
             emit=on_event,
             redact=self._redactor(study),
         )
-        state = self.graph.invoke(
-            {"question": question}, {"configurable": {"thread_id": thread}}, context=context
-        )
+        if thread_id:  # one turn of a thread at a time, across processes
+            from copilot.runtime.threads import thread_lock
+
+            with thread_lock(self.settings, thread):
+                state = self._run_turn(study, thread, True, question, context)
+        else:
+            state = self._run_turn(study, thread, False, question, context)
         results = {k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()}
         findings, artifacts = [], []
         for name, res in results.items():
@@ -246,6 +271,25 @@ class Copilot:
             verification=state.get("verification") or [],
             plan_notes=state.get("plan_notes") or [],
         )
+
+    def _run_turn(self, study: Study, thread: str, resumed: bool, question: str, context: Any) -> Any:
+        """Run one turn; when the thread store fails, run it again on an in-memory thread."""
+        for attempt in (1, 2):
+            try:
+                owner = self.thread_study(thread) if resumed else None
+                if owner is not None and owner != study.study_uid:
+                    raise StudyError(
+                        f"thread {thread!r} belongs to another study (UID {owner}), not "
+                        f"{study.study_uid}; start a new conversation (omit --thread) to ask about this one"
+                    )
+                return self.graph.invoke(
+                    {"question": question}, {"configurable": {"thread_id": thread}}, context=context
+                )
+            except sqlite3.Error as exc:
+                if attempt == 2:
+                    raise CopilotError(f"conversation store failed: {exc}") from exc
+                self._degrade(f"{type(exc).__name__}: {exc}")
+        raise AssertionError("unreachable")
 
     async def astream(
         self,
@@ -283,9 +327,17 @@ class Copilot:
         await task
 
     def history(self, thread_id: str) -> list[dict[str, Any]]:
-        """The finished turns of a conversation thread (survives restarts)."""
+        """The finished turns of a conversation thread (survives restarts): each a dict with
+        ``question`` and ``answer``. Show them before resuming a thread, so no earlier turn the
+        user cannot see shapes an answer."""
         snapshot = self.graph.get_state({"configurable": {"thread_id": thread_id}})
         return list(snapshot.values.get("history") or []) if snapshot else []
+
+    def thread_study(self, thread_id: str) -> str | None:
+        """The Study Instance UID a thread belongs to, or None for a new thread."""
+        snapshot = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        owner = snapshot.values.get("study_uid") if snapshot else None
+        return str(owner) if owner else None
 
     # -- bulk analysis -------------------------------------------------------------------
     def analyze(
@@ -299,7 +351,9 @@ class Copilot:
         """Run every applicable image tool on every series' first image, batched per tool.
 
         Tools run in dependency order, so a tool that uses another's output (the segmenter's
-        MedSAM prompts from the classifier's saliency) gets it for the same image.
+        MedSAM prompts from the classifier's saliency) gets it for the same image. Each batch
+        has the per-tool time limit (``tool_timeout_s``); a tool that exceeds it is abandoned
+        (it cannot keep the process alive) and its remaining images are reported, not sent.
         """
         from copilot.agents.planner import order_by_dependencies
         from copilot.tools.contract import ToolResult
@@ -322,6 +376,7 @@ class Copilot:
             for s, inst in targets
         ]
         results: list[dict[str, ToolResult]] = [{} for _ in targets]
+        hung: dict[str, str] = {}  # tools that timed out: their later batches are not sent
         total, done = len(targets) * max(1, len(chosen)), 0
         for name in order_by_dependencies(set(chosen), chosen):
             tool = chosen[name]
@@ -334,10 +389,27 @@ class Copilot:
                     )
                     for i in chunk
                 ]
-                for i, result in zip(chunk, invoke_batch(tool, requests), strict=True):
+                for i, result in zip(chunk, self._timed_batch(tool, requests, hung), strict=True):
                     results[i][name] = result
                     rows[i]["tools"][name] = result.model_dump(exclude_none=True)
                 done += len(chunk)
                 if progress:
                     progress(done, total)
         return rows
+
+    def _timed_batch(self, tool: Tool, requests: list[ToolRequest], hung: dict[str, str]) -> list[Any]:
+        """``invoke_batch`` within the per-tool time limit; error results when it is exceeded."""
+        from copilot.runtime.deadline import call_with_timeout
+        from copilot.tools.contract import ToolResult
+
+        timeout = self.settings.tool_timeout_s
+        if tool.name in hung:
+            detail, seconds = f"not run: {tool.name} {hung[tool.name]} on an earlier batch", 0.0
+        else:
+            finished, batch = call_with_timeout(lambda: invoke_batch(tool, requests), timeout)
+            if finished and batch is not None:
+                return batch
+            detail, seconds = f"timed out after {timeout:g}s", timeout
+            hung[tool.name] = detail
+            log.warning("%s %s; its remaining images are not sent to it", tool.name, detail)
+        return [ToolResult(tool=tool.name, status="error", detail=detail, seconds=seconds) for _ in requests]

@@ -32,6 +32,8 @@ def make_demo_folder(folder: Path | None = None) -> Path:
     from pydicom.data import get_testdata_file
 
     target = (folder or default_demo_folder()).expanduser()
+    if target.exists() and not target.is_dir():
+        raise CopilotError(f"{target} is a file, not a folder: name a new or existing folder for the demo")
     for name, rel in DEMO_FILES.items():
         src = get_testdata_file(name, download=False)
         if src is None:
@@ -39,7 +41,13 @@ def make_demo_folder(folder: Path | None = None) -> Path:
         dest = target / rel
         if dest.exists():
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(str(src), dest)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(str(src), dest)
+        except OSError as exc:
+            raise CopilotError(
+                f"cannot lay out the demo in {target}: {exc.strerror or exc} ({exc.filename or dest}); "
+                "choose another folder"
+            ) from exc
         log.debug("demo: %s -> %s", src, dest)
     return target

@@ -12,10 +12,9 @@ import threading
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 
-from copilot.tools.contract import Tool
-
 from copilot.config import Settings
-from copilot.errors import ToolError, UnknownToolError
+from copilot.errors import ToolError, UnknownToolError, must_propagate
+from copilot.tools.contract import Tool
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,9 @@ def _load(ep: EntryPoint) -> PluginEntry:
     dist = ep.dist.name if ep.dist is not None else "?"
     try:
         obj = ep.load()
-    except Exception as exc:  # a broken plug-in must not take the app down
+    except BaseException as exc:  # a broken plug-in must not take the app down (SystemExit too)
+        if must_propagate(exc):
+            raise
         log.warning("tool plug-in %r (%s) failed to import: %s", ep.name, dist, exc)
         return PluginEntry(ep.name, ep.value, dist, None, f"import failed: {type(exc).__name__}: {exc}")
     problem = None
@@ -58,17 +59,42 @@ def _load(ep: EntryPoint) -> PluginEntry:
     return PluginEntry(ep.name, ep.value, dist, obj, None)
 
 
+#: The built-in tools' names are part of the contract: no other distribution may take them.
+RESERVED = frozenset({"cxr_classifier", "lesion_segmenter", "report_generator", "vqa", "retriever"})
+BUILTIN_DISTRIBUTION = "dicom-copilot"
+
+
+def is_builtin(ep: EntryPoint) -> bool:
+    """True for an entry point of this project's own distribution pointing at a built-in."""
+    dist = (ep.dist.name if ep.dist is not None else "").lower().replace("_", "-")
+    return dist == BUILTIN_DISTRIBUTION and ep.value.startswith("copilot.tools.builtin.")
+
+
+def _refused(ep: EntryPoint) -> PluginEntry:
+    dist = ep.dist.name if ep.dist is not None else "?"
+    why = f"refused: {ep.name!r} is reserved for the built-in tool; rename the plug-in's tool"
+    log.warning("tool plug-in %r (%s) %s", ep.name, dist, why)
+    return PluginEntry(ep.name, ep.value, dist, None, why)
+
+
 _cache: dict[str, PluginEntry] | None = None
 _lock = threading.Lock()
 
 
 def discover(refresh: bool = False) -> dict[str, PluginEntry]:
-    """Every installed tool plug-in by name (cached per process; ``refresh`` re-reads)."""
+    """Every installed tool plug-in by name (cached per process; ``refresh`` re-reads).
+
+    A third-party plug-in using a built-in's name (:data:`RESERVED`) is never loaded: it is
+    listed, not ok, under ``"NAME (distribution)"``, and the built-in keeps the name."""
     global _cache
     with _lock:
         if _cache is None or refresh:
             found: dict[str, PluginEntry] = {}
-            for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+            for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.name, not is_builtin(e))):
+                if ep.name in RESERVED and not is_builtin(ep):
+                    refused = _refused(ep)
+                    found[f"{ep.name} ({refused.distribution})"] = refused
+                    continue
                 if ep.name in found:
                     log.warning("tool %r is provided twice; keeping %s", ep.name, found[ep.name].target)
                     continue
@@ -94,7 +120,17 @@ def create_tool(name: str, settings: Settings | None = None) -> Tool:
 
 
 def create_tools(settings: Settings | None = None, names: list[str] | None = None) -> dict[str, Tool]:
-    """Instances of every working tool (or of ``names``), keyed by name."""
+    """Instances of every working tool (or of ``names``), keyed by name. Without ``names``, a
+    plug-in whose constructor fails is left out with a warning instead of failing them all."""
     plugins = discover()
-    wanted = names if names is not None else [n for n, e in plugins.items() if e.ok]
-    return {n: create_tool(n, settings) for n in wanted}
+    if names is not None:
+        return {n: create_tool(n, settings) for n in names}
+    tools: dict[str, Tool] = {}
+    for name in (n for n, e in plugins.items() if e.ok):
+        try:
+            tools[name] = create_tool(name, settings)
+        except BaseException as exc:
+            if must_propagate(exc):
+                raise
+            log.warning("tool plug-in %r left out: its constructor failed: %s", name, exc)
+    return tools

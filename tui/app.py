@@ -1,47 +1,100 @@
 """The terminal app: ``copilot tui PATH``.
 
-It talks to the core only through the public Python API (an object with ``open`` and ``ask``,
-normally :class:`copilot.Copilot`); indexing, image decoding and questions run in worker
-threads so the interface never freezes; errors arrive as notifications.
+It talks to the core only through the public Python API (an object with ``open``, ``ask`` and,
+optionally, ``history``; normally :class:`copilot.Copilot`); indexing, image decoding and
+questions run in worker threads so the interface never freezes; errors arrive as notifications.
+
+Rules the screen keeps:
+
+- One patient at a time, always visible: questions go to the study the banner above the ask
+  box names, which is the study the tree's cursor is on; every answer's header names it too.
+  Re-indexing keeps that study, or clears the selection and says so; it never switches.
+- A conversation belongs to one study (thread ``tui:<StudyUID>``): selecting a study shows
+  its conversation, including turns saved by earlier sessions, since they shape follow-ups.
+- One question per study at a time: the ask box is busy (elapsed time and step) until the
+  answer arrives; each question has its own trace.
 """
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 # textual-image asks the terminal for its graphics support at import, before Textual starts.
 import textual_image.widget  # noqa: F401
-from copilot.tui.screens import ExportScreen, HelpScreen, TextScreen
-from copilot.tui.widgets.browser import StudyBrowser
-from copilot.tui.widgets.panels import ChatPanel, CitationList, FindingsTable, TracePanel
-from copilot.tui.widgets.viewer import ImageViewer
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.command import Hit, Hits, Provider
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
+from textual.events import Resize
 from textual.widgets import DataTable, Footer, Header, Input, OptionList, ProgressBar, TabbedContent, TabPane
 
 from copilot.study.model import Study, StudySet
+from copilot.tui.runs import Run
+from copilot.tui.screens import ExportScreen, HelpScreen, TextScreen
+from copilot.tui.widgets.browser import StudyBrowser
+from copilot.tui.widgets.panels import (
+    AnswerBlock,
+    AskBox,
+    ChatPanel,
+    CitationList,
+    FindingsTable,
+    TracePanel,
+)
+from copilot.tui.widgets.viewer import ImageViewer
+
+#: Widths (columns) below which the side panes shrink, then the study list collapses.
+MEDIUM, NARROW = 140, 100
+
+#: The right pane's tabs (title, id); the digit keys 1-5 show them.
+TABS: tuple[tuple[str, str], ...] = (
+    ("Chat", "tab-chat"),
+    ("Trace", "tab-trace"),
+    ("Findings", "tab-findings"),
+    ("Sources", "tab-sources"),
+    ("Skipped", "tab-skipped"),
+)
 
 
 class CopilotCommands(Provider):
-    """The app's own commands in the command palette."""
+    """The app's own commands in the command palette, listed before anything is typed."""
+
+    def _commands(self) -> list[tuple[str, Any, str]]:
+        app = self.app
+        assert isinstance(app, CopilotApp)
+        return [
+            (
+                "Export conversation to Markdown",
+                app.action_export,
+                "This study's questions, answers and findings",
+            ),
+            ("New conversation", app.action_new_conversation, "Earlier questions stop shaping follow-ups"),
+            ("Next study", lambda: app.action_step_study(1), "Ask about the next study in the list"),
+            ("Previous study", lambda: app.action_step_study(-1), "Ask about the previous study in the list"),
+            (
+                "Show or hide the study list",
+                app.action_toggle_browser,
+                "The study tree (folded at small sizes)",
+            ),
+            ("Cycle window preset", app.action_window_preset, "The file's own windows first"),
+            ("Cycle overlay", app.action_overlay, "Saliency maps and masks on the image"),
+            ("Reset image view", app.action_reset_view, "The file's window, no zoom"),
+            ("Re-index folder", app.action_reindex, "Read the folder again; the selected study stays"),
+            ("Show help", app.action_help, "Keys and what the answers mean"),
+        ]
+
+    async def discover(self) -> Hits:
+        """Every command, before anything is typed."""
+        for name, callback, help_text in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         """Match commands by name."""
-        app = self.app
-        assert isinstance(app, CopilotApp)
-        commands = [
-            ("Export conversation to Markdown", app.action_export, "Write questions, answers and findings"),
-            ("Cycle overlay", app.action_overlay, "Saliency maps and masks on the image"),
-            ("Reset image view", app.action_reset_view, "Full window, no zoom"),
-            ("Re-index folder", app.action_reindex, "Read the folder again (cache makes it fast)"),
-            ("Show help", app.action_help, "Keys and what the answers mean"),
-        ]
         matcher = self.matcher(query)
-        for name, callback, help_text in commands:
+        for name, callback, help_text in self._commands():
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)
@@ -56,14 +109,18 @@ class CopilotApp(App[None]):
     BINDINGS = [
         Binding("slash", "focus_filter", "Filter"),
         Binding("a", "focus_ask", "Ask"),
-        Binding("left_square_bracket", "level(-0.05)", "Level-", show=False),
-        Binding("right_square_bracket", "level(0.05)", "Level+", show=False),
-        Binding("left_curly_bracket", "width(-0.1)", "Window-", show=False),
-        Binding("right_curly_bracket", "width(0.1)", "Window+", show=False),
+        Binding("b", "toggle_browser", "Studies", show=False),
+        Binding("left_square_bracket", "brighter(-1)", "Darker", show=False),
+        Binding("right_square_bracket", "brighter(1)", "Brighter", show=False),
+        Binding("left_curly_bracket", "widen(0.8)", "Window-", show=False),
+        Binding("right_curly_bracket", "widen(1.25)", "Window+", show=False),
+        Binding("w", "window_preset", "Window", show=False),
         Binding("plus,equals_sign", "zoom(1.25)", "Zoom+", show=False),
         Binding("minus", "zoom(0.8)", "Zoom-", show=False),
         Binding("0", "reset_view", "Reset", show=False),
         Binding("o", "overlay", "Overlay"),
+        *(Binding(str(n), f"tab('{tab}')", title, show=False) for n, (title, tab) in enumerate(TABS, 1)),
+        Binding("ctrl+n", "new_conversation", "New chat", show=False),
         Binding("ctrl+s", "export", "Export"),
         Binding("question_mark,f1", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit"),
@@ -85,6 +142,12 @@ class CopilotApp(App[None]):
         self.study_set: StudySet | None = None
         self.study: Study | None = None
         self.answers: dict[str, list[Any]] = {}
+        self.runs: list[Run] = []
+        self.busy: dict[str, Run] = {}
+        self.threads: dict[str, str] = {}
+        self._shown_run: dict[str, Run] = {}
+        self._blocks: dict[int, AnswerBlock] = {}
+        self._lost = ""
 
     @property
     def backend(self) -> Any:
@@ -96,31 +159,63 @@ class CopilotApp(App[None]):
         return self._backend
 
     def compose(self) -> ComposeResult:
-        """Header, three columns, progress and footer."""
+        """Header, three columns (the right one ends with the ask box), footer."""
         yield Header()
         yield ProgressBar(id="index-progress", show_eta=False)
         with Horizontal(id="main"):
             yield StudyBrowser()
             yield ImageViewer(self._image_widget)
-            with Vertical(id="right"), TabbedContent(id="tabs"):
-                with TabPane("Chat", id="tab-chat"):
-                    yield ChatPanel()
-                with TabPane("Trace", id="tab-trace"):
-                    yield TracePanel()
-                with TabPane("Findings", id="tab-findings"):
-                    yield FindingsTable()
-                with TabPane("Sources", id="tab-sources"):
-                    yield CitationList()
-                with TabPane("Skipped", id="tab-skipped"):
-                    skipped: DataTable[str] = DataTable(id="skipped")
-                    skipped.add_columns("file", "reason")
-                    yield skipped
+            with Vertical(id="right"):
+                with TabbedContent(id="tabs"):
+                    with TabPane(f"1 {TABS[0][0]}", id=TABS[0][1]):
+                        yield ChatPanel()
+                    with TabPane(f"2 {TABS[1][0]}", id=TABS[1][1]):
+                        yield TracePanel()
+                    with TabPane(f"3 {TABS[2][0]}", id=TABS[2][1]):
+                        yield FindingsTable()
+                    with TabPane(f"4 {TABS[3][0]}", id=TABS[3][1]):
+                        yield CitationList()
+                    with TabPane(f"5 {TABS[4][0]}", id=TABS[4][1]):
+                        skipped: DataTable[str] = DataTable(id="skipped")
+                        skipped.add_columns("reason", "file")
+                        yield skipped
+                yield AskBox(id="ask-box")
         yield Footer()
 
     def on_mount(self) -> None:
-        """Start indexing in a worker."""
+        """Fit the layout to the terminal and start indexing in a worker."""
         self.sub_title = self.path.name
+        self._layout_for(self.size.width)
+        self.set_interval(0.25, self._tick)
+        self._refresh_ask_box()
         self.index_folder()
+
+    # -- layout --------------------------------------------------------------------------
+    def on_resize(self, event: Resize) -> None:
+        """Side panes shrink, then the study list folds away (``b`` shows it)."""
+        self._layout_for(event.size.width)
+
+    @property
+    def columns(self) -> Horizontal:
+        """The three columns; their classes carry the layout for the terminal's size."""
+        return self.query_one("#main", Horizontal)
+
+    def _layout_for(self, width: int) -> None:
+        main = self.columns
+        main.set_class(NARROW <= width < MEDIUM, "-medium")
+        main.set_class(width < NARROW, "-narrow")
+
+    def action_toggle_browser(self) -> None:
+        """Show or hide the study list (hidden by default when the terminal is narrow)."""
+        main = self.columns
+        if main.has_class("-narrow"):
+            main.toggle_class("-browser-open")
+            opened = main.has_class("-browser-open")
+        else:
+            main.toggle_class("-browser-closed")
+            opened = not main.has_class("-browser-closed")
+        if opened:
+            self.query_one("#tree").focus()
 
     # -- indexing ------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="index")
@@ -140,139 +235,325 @@ class CopilotApp(App[None]):
         self.call_from_thread(self._indexed, study_set)
 
     def _indexed(self, study_set: StudySet) -> None:
+        first_time = self.study_set is None
         self.study_set = study_set
         self.query_one(ProgressBar).add_class("hidden")
-        self.query_one(StudyBrowser).show(study_set)
+        browser = self.query_one(StudyBrowser)
+        browser.show(study_set, self.query_one("#filter", Input).value)
         table = self.query_one("#skipped", DataTable)
         table.clear()
-        from rich.text import Text
-
+        root = Path(study_set.root)
         for k in study_set.skipped:
-            table.add_row(Text(k.path), Text(k.reason))
-        if study_set.skipped:
-            self.notify(f"{len(study_set.skipped)} file(s) skipped: see the Skipped tab", timeout=4)
-        if study_set.studies:
-            self.select_study(study_set.studies[0], None)
-        self.query_one("#tree").focus()
+            try:
+                shown = str(Path(k.path).relative_to(root))
+            except ValueError:
+                shown = k.path
+            table.add_row(Text(k.reason), Text(shown))
+        if study_set.skipped and first_time:
+            self.notify(f"{len(study_set.skipped)} file(s) skipped: see the Skipped tab (5)", timeout=4)
+        if first_time:
+            if study_set.studies:
+                self.select_study(study_set.studies[0], None)
+            self.query_one("#tree").focus()
+            return
+        # Re-indexed: keep the selected study, or clear the selection visibly; never switch.
+        if self.study is None:
+            self.notify(f"Re-indexed: {len(study_set.studies)} studies", timeout=4)
+            return
+        same = next((s for s in study_set.studies if s.study_uid == self.study.study_uid), None)
+        if same is not None:
+            self.select_study(same, None, keep_view=True)
+            self.notify(
+                f"Re-indexed: {len(study_set.studies)} studies; still on {same.identity()}", timeout=4
+            )
+        else:
+            lost = self.study.identity()
+            self.deselect_study(f"The study of {lost} is no longer in the folder: select a study")
+            self.notify(
+                f"{lost} is no longer in the folder; no study is selected",
+                title="Re-indexed",
+                severity="warning",
+                timeout=10,
+            )
 
     # -- selection and image -------------------------------------------------------------
     @on(StudyBrowser.StudySelected)
     def _on_selected(self, event: StudyBrowser.StudySelected) -> None:
         self.select_study(event.study, event.series_uid)
+        self.columns.remove_class("-browser-open")
 
-    def select_study(self, study: Study, series_uid: str | None) -> None:
-        """Make ``study`` current and show its (or the series') first image."""
+    def select_study(self, study: Study, series_uid: str | None, *, keep_view: bool = False) -> None:
+        """Make ``study`` the one questions go to: banner, tree cursor, its conversation,
+        trace, findings and sources, and the (series') first image."""
+        switched = self.study is None or self.study.study_uid != study.study_uid
         self.study = study
-        series = next((s for s in study.series if s.series_uid == series_uid), study.series[0])
-        self.load_image(series.first, f"{series.modality} {series.view}".strip())
-        answers = self.answers.get(study.study_uid, [])
+        self._lost = ""
+        uid = study.study_uid
+        self.query_one(StudyBrowser).highlight(uid)
+        chat = self.query_one(ChatPanel)
+        first_visit = not chat.has_log(uid)
+        chat.show_study(uid)
+        if first_visit:
+            self.load_history(study, self.thread_for(study))
+        if switched or not keep_view:
+            series = next((s for s in study.series if s.series_uid == series_uid), study.series[0])
+            self.load_image(series.first, f"{series.modality} {series.view}".strip())
+        self._show_study_panels()
+        self._refresh_ask_box()
+
+    def deselect_study(self, why: str) -> None:
+        """No study is selected (and the screen says why)."""
+        self.study = None
+        self._lost = why
+        self.query_one(StudyBrowser).highlight(None)
+        self.query_one(ChatPanel).show_study(None)
+        self.query_one(ImageViewer).set_image(None)
+        self._show_study_panels()
+        self._refresh_ask_box()
+
+    def _show_study_panels(self) -> None:
+        uid = self.study.study_uid if self.study else None
+        answers = self.answers.get(uid, []) if uid else []
         self.query_one(FindingsTable).show(answers[-1].findings if answers else [])
+        self.query_one(CitationList).show(answers)
+        runs = [r for r in self.runs if uid and r.study.study_uid == uid]
+        shown = self._shown_run.get(uid or "") or (runs[-1] if runs else None)
+        self.query_one(TracePanel).show(runs, shown)
+
+    def action_step_study(self, delta: int) -> None:
+        """Select the next (or previous) study of the list."""
+        studies = self.query_one(StudyBrowser).visible_studies()
+        if not studies:
+            return
+        uids = [s.study_uid for s in studies]
+        here = uids.index(self.study.study_uid) if self.study and self.study.study_uid in uids else -1
+        target = studies[(here + delta) % len(studies)] if here >= 0 else studies[0]
+        self.select_study(target, None)
 
     @work(thread=True, exclusive=True, group="image")
     def load_image(self, record: Any, caption: str) -> None:
-        """Decode pixels off the UI thread."""
+        """Decode pixels and read the file's windows off the UI thread."""
         from copilot.study.pixels import load_pixels
+        from copilot.study.voi import window_presets
 
         try:
-            gray = load_pixels(record).grayscale
+            image = load_pixels(record)
+            presets = window_presets(record)
         except Exception as exc:
             self.call_from_thread(self.notify, str(exc), title="Cannot show image", severity="warning")
             return
-        self.call_from_thread(self.query_one(ImageViewer).set_image, gray, caption)
+        self.call_from_thread(self._show_image, record, image, caption, presets)
+
+    def _show_image(self, record: Any, image: Any, caption: str, presets: list[Any]) -> None:
+        if self.study is None or record.study_uid != self.study.study_uid:
+            return  # the user moved on while it decoded
+        viewer = self.query_one(ImageViewer)
+        viewer.set_image(image, caption, presets)
+        answers = self.answers.get(self.study.study_uid, [])
+        if answers:
+            viewer.set_overlays(self._overlays(answers[-1]))
+
+    # -- conversations -------------------------------------------------------------------
+    def thread_for(self, study: Study) -> str:
+        """The conversation thread of a study (one per study; ctrl+n starts a new one)."""
+        return self.threads.setdefault(study.study_uid, f"tui:{study.study_uid}")
+
+    @work(thread=True, group="history")
+    def load_history(self, study: Study, thread_id: str) -> None:
+        """Saved turns of the study's thread, shown before they can shape a follow-up."""
+        history = getattr(self.backend, "history", None)
+        if history is None:
+            return
+        try:
+            turns = list(history(thread_id))
+        except Exception as exc:
+            self.call_from_thread(self._history_failed, study, exc)
+            return
+        if turns:
+            self.call_from_thread(
+                self.query_one(ChatPanel).show_history, study.study_uid, study.identity(), turns
+            )
+
+    def _history_failed(self, study: Study, exc: Exception) -> None:
+        # The saved conversation cannot be shown, so it must not be used: start a new one.
+        self.threads[study.study_uid] = f"tui:{study.study_uid}:{uuid.uuid4().hex[:8]}"
+        self.query_one(ChatPanel).note(
+            study.study_uid, f"The saved conversation could not be read ({exc}); starting a new one."
+        )
+
+    def action_new_conversation(self) -> None:
+        """Start a new conversation about the current study."""
+        if self.study is None:
+            self.notify("Select a study first", severity="warning")
+            return
+        if self.study.study_uid in self.busy:
+            self.notify("Wait for the current answer first", severity="warning")
+            return
+        uid = self.study.study_uid
+        self.threads[uid] = f"tui:{uid}:{uuid.uuid4().hex[:8]}"
+        self.query_one(ChatPanel).note(uid, "New conversation: the questions above no longer shape answers.")
 
     # -- asking --------------------------------------------------------------------------
     @on(Input.Submitted, "#ask")
     def _on_ask(self, event: Input.Submitted) -> None:
-        question = event.value.strip()
+        self.submit_question(event.value)
+
+    def submit_question(self, text: str) -> bool:
+        """Send a question about the selected study; refused (with a message, the text kept)
+        when no study is selected or this study's previous question is still running."""
+        question = text.strip()
         if not question:
-            return
+            return False
         if self.study is None:
             self.notify("Select a study first", severity="warning")
-            return
-        event.input.value = ""
-        self.query_one(ChatPanel).start(question)
-        self.ask(self.study, question)
+            return False
+        study = self.study
+        running = self.busy.get(study.study_uid)
+        if running is not None:
+            self.notify(
+                f"Still answering “{running.question}” about {study.identity()} "
+                f"({running.step}, {running.elapsed:.0f}s): one question per study at a time. "
+                "Your question is kept in the box.",
+                title="Question not sent",
+                severity="warning",
+                timeout=6,
+            )
+            return False
+        self.query_one("#ask", Input).value = ""
+        run = Run(len(self.runs) + 1, study, question, self.thread_for(study))
+        self.runs.append(run)
+        self.busy[study.study_uid] = run
+        self._shown_run[study.study_uid] = run
+        self._blocks[run.number] = self.query_one(ChatPanel).start(run, study.identity())
+        self._show_study_panels()
+        self._refresh_ask_box()
+        self.ask(run)
+        return True
 
     @work(thread=True, group="ask")
-    def ask(self, study: Study, question: str) -> None:
-        """Ask the core API; events update the trace and stream the answer."""
+    def ask(self, run: Run) -> None:
+        """Ask the core API; this question's events update its own trace and answer."""
 
         def on_event(event: dict[str, Any]) -> None:
-            self.call_from_thread(self._event, event)
+            self.call_from_thread(self._event, run, event)
 
         try:
-            answer = self.backend.ask(study, question, f"tui:{study.study_uid}", on_event=on_event)
+            answer = self.backend.ask(run.study, run.question, run.thread_id, on_event=on_event)
         except Exception as exc:
-            self.call_from_thread(self._failed, exc)
+            self.call_from_thread(self._failed, run, exc)
             return
-        self.call_from_thread(self._answered, study, answer)
+        self.call_from_thread(self._answered, run, answer)
 
-    def _event(self, event: dict[str, Any]) -> None:
+    def _event(self, run: Run, event: dict[str, Any]) -> None:
+        run.apply(event)
+        if event.get("kind") == "answer_token" and run.busy:
+            self._blocks[run.number].token(event["text"])
+        self._refresh_trace(run)
+
+    def _refresh_trace(self, run: Run) -> None:
         trace = self.query_one(TracePanel)
-        kind = event["kind"]
-        if kind == "plan":
-            trace.plan(event["tools"], event["planner"], event.get("notes", []))
-        elif kind == "tool_started":
-            trace.update_tool(event["tool"], "running")
-        elif kind == "tool_finished":
-            status = event["status"] + (" (cached)" if event.get("cached") else "")
-            trace.update_tool(
-                event["tool"], status, event.get("seconds"), event.get("detail", ""), event.get("fix")
-            )
-        elif kind == "answer_token":
-            self.query_one(ChatPanel).token(event["text"])
+        if trace.run is run:
+            trace.refresh_run()
+        if self.study is not None and self.study.study_uid == run.study.study_uid:
+            self._refresh_ask_box()
 
-    def _answered(self, study: Study, answer: Any) -> None:
-        self.answers.setdefault(study.study_uid, []).append(answer)
-        self.query_one(ChatPanel).finish(answer.text)
-        self.query_one(FindingsTable).show(answer.findings)
-        self.query_one(CitationList).show(answer.citations)
-        primary = study.primary_instance().path
-        overlays = [
+    def _answered(self, run: Run, answer: Any) -> None:
+        run.done(answer)
+        uid = run.study.study_uid
+        self.busy.pop(uid, None)
+        self.answers.setdefault(uid, []).append(answer)
+        self._blocks[run.number].finish(answer.text)
+        current = self.study is not None and self.study.study_uid == uid
+        if current:
+            self._show_study_panels()
+            overlays = self._overlays(answer)
+            self.query_one(ImageViewer).set_overlays(overlays)
+            if overlays:
+                self.notify(f"{len(overlays)} overlay(s) available: press o", timeout=4)
+        else:
+            self.notify(f"Answer ready for {run.study.identity()}", title="Answered", timeout=6)
+        self._refresh_trace(run)
+        self._refresh_ask_box()
+        if current and self.focused is None:  # the busy ask box gave its focus up
+            self.query_one("#ask", Input).focus()
+
+    @staticmethod
+    def _overlays(answer: Any) -> list[tuple[str, str]]:
+        return [
             (a.get("label") or a["kind"], a["path"])
             for a in answer.artifacts
             if a.get("media_type", "image/png") == "image/png"
         ]
-        if self.study is study and primary:
-            self.query_one(ImageViewer).set_overlays(overlays)
-        if overlays:
-            self.notify(f"{len(overlays)} overlay(s) available: press o", timeout=4)
 
-    def _failed(self, exc: Exception) -> None:
-        self.query_one(ChatPanel).finish(f"**Error:** {exc}")
+    def _failed(self, run: Run, exc: Exception) -> None:
+        run.failed(str(exc))
+        self.busy.pop(run.study.study_uid, None)
+        self._blocks[run.number].finish(f"**The question could not be answered:** {exc}")
         self.notify(str(exc), title="Question failed", severity="error", timeout=10)
+        self._refresh_trace(run)
+        self._refresh_ask_box()
+
+    def _refresh_ask_box(self) -> None:
+        box = self.query_one(AskBox)
+        if self.study is None:
+            box.show(None, "", False, self._lost)
+            return
+        run = self.busy.get(self.study.study_uid)
+        others = len(self.busy) - (1 if run else 0)
+        elsewhere = f" · {others} other stud{'y' if others == 1 else 'ies'} answering" if others else ""
+        status = (run.status_line() if run else "ready") + elsewhere
+        box.show(self.study.identity(), status, run is not None)
+
+    def _tick(self) -> None:
+        """Elapsed time of the questions in flight."""
+        if not self.busy:
+            return
+        self._refresh_ask_box()
+        trace = self.query_one(TracePanel)
+        if trace.run is not None and trace.run.busy:
+            trace.refresh_run()
 
     @on(OptionList.OptionSelected, "#citations")
     def _open_citation(self, event: OptionList.OptionSelected) -> None:
-        citation = self.query_one(CitationList).citations[int(event.option.id or 0)]
-        self.push_screen(
-            TextScreen(f"[{citation['n']}] {citation['source']}:{citation['id']}", citation["text"])
-        )
+        citation = self.query_one(CitationList).citations.get(event.option.id or "")
+        if citation is not None:
+            title = f"[{citation['n']}] {citation['source']}:{citation['id']}"
+            self.push_screen(TextScreen(title, citation["text"]))
 
     # -- actions -------------------------------------------------------------------------
     def action_focus_filter(self) -> None:
-        """Focus the study filter."""
+        """Focus the study filter (showing the study list if it is folded)."""
+        if self.columns.has_class("-narrow"):
+            self.columns.add_class("-browser-open")
+        self.columns.remove_class("-browser-closed")
         self.query_one("#filter", Input).focus()
 
     def action_focus_ask(self) -> None:
         """Focus the question box."""
-        self.query_one(TabbedContent).active = "tab-chat"
         self.query_one("#ask", Input).focus()
 
-    def action_level(self, delta: float) -> None:
-        """Change the display level."""
-        self.query_one(ImageViewer).adjust(center=delta)
+    def action_tab(self, tab: str) -> None:
+        """Show a tab of the right pane."""
+        self.query_one(TabbedContent).active = tab
 
-    def action_width(self, delta: float) -> None:
-        """Change the display window width."""
-        self.query_one(ImageViewer).adjust(width=delta)
+    def action_brighter(self, steps: int) -> None:
+        """Brighter (``]``) or darker (``[``)."""
+        self.query_one(ImageViewer).brighter(steps)
+
+    def action_widen(self, factor: float) -> None:
+        """Wider (``}``, less contrast) or narrower (``{``) window."""
+        self.query_one(ImageViewer).widen(factor)
+
+    def action_window_preset(self) -> None:
+        """The next window preset (the file's own ones first)."""
+        self.notify(self.query_one(ImageViewer).cycle_preset(), timeout=2)
 
     def action_zoom(self, factor: float) -> None:
         """Zoom in or out."""
-        self.query_one(ImageViewer).adjust(zoom=factor)
+        self.query_one(ImageViewer).zoom_by(factor)
 
     def action_reset_view(self) -> None:
-        """Reset window, zoom and overlays."""
+        """The file's window, no zoom, overlays off."""
         self.query_one(ImageViewer).reset()
 
     def action_overlay(self) -> None:
@@ -284,15 +565,19 @@ class CopilotApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_reindex(self) -> None:
-        """Index the folder again."""
+        """Index the folder again (the selected study stays selected)."""
         self.query_one(ProgressBar).remove_class("hidden")
         self.index_folder()
 
     def action_export(self) -> None:
         """Ask for a folder, then export the current study's conversation."""
+        study = self.study
+        if study is None:
+            self.notify("Select a study first", severity="warning")
+            return
 
         def done(folder: Path | None) -> None:
-            if folder is None or self.study is None:
+            if folder is None:
                 return
             from copilot.errors import CopilotError
             from copilot.export import export_conversation
@@ -302,15 +587,16 @@ class CopilotApp(App[None]):
                 path = export_conversation(
                     folder,
                     Path(self.study_set.root if self.study_set else self.path),
-                    study_summary(self.study),
-                    self.answers.get(self.study.study_uid, []),
+                    study_summary(study),
+                    self.answers.get(study.study_uid, []),
+                    identity=f"{study.identity()} · Study UID {study.study_uid}",
                 )
             except (CopilotError, OSError) as exc:
                 self.notify(str(exc), title="Export failed", severity="error", timeout=8)
                 return
-            self.notify(f"Exported to {path}", title="Export", timeout=6)
+            self.notify(f"Exported {study.identity()} to {path}", title="Export", timeout=6)
 
-        self.push_screen(ExportScreen(self.export_dir), done)
+        self.push_screen(ExportScreen(self.export_dir, study.identity()), done)
 
 
 def create_app(path: Path, backend: Any = None, **kwargs: Any) -> CopilotApp:

@@ -14,24 +14,34 @@ from textual.widgets import Button, Input, Markdown, Static
 HELP = """\
 # Clinical imaging copilot — keys
 
+Questions go to the study named above the ask box (patient ID, age/sex, date, description);
+every answer's header names it again. Each study has its own conversation.
+
 | key | action |
 |---|---|
 | `/` | filter the study list |
-| `Enter` (in the tree) | open a study or series |
+| `Enter` (in the list) | open a study or series |
+| `n` / `p` (image focused) | next / previous study (also Page Down / Page Up) |
+| `b` | show or hide the study list (folded on small terminals) |
 | `a` | ask a question about the selected study |
-| `[` `]` | level darker / brighter |
-| `{` `}` | window narrower / wider |
-| `+` `-` | zoom in / out |
-| `0` | reset the view |
+| `ctrl+n` | new conversation about this study |
+| `1`-`5` | Chat, Trace, Findings, Sources, Skipped |
+| `[` / `]` | darker / brighter |
+| `{` / `}` | narrower window (more contrast) / wider window |
+| `w` | next window preset (the file's own windows first) |
+| `+` / `-` | zoom in / out |
+| arrows (image focused) | pan when zoomed |
+| `0` | reset the view to the file's window |
 | `o` | cycle saliency / mask overlays |
-| `ctrl+s` | export the conversation and findings to Markdown |
-| `ctrl+p` | command palette |
+| `ctrl+s` | export this study's conversation and findings to Markdown |
+| `ctrl+p` | command palette (lists every command) |
 | `?` / `F1` | this help |
 | `ctrl+q` | quit |
 
-Every statement in an answer ends with its source tool in brackets and the number behind it.
-Classifier scores are calibrated (0.5 is the operating threshold) and are not probabilities.
-The study folder is never written to.
+The image keeps its true proportions (from the pixel spacing); window values are in the file's
+stored units. Every statement in an answer ends with its source tool in brackets and the number
+behind it. Classifier scores are calibrated (0.5 is the operating threshold) and are not
+probabilities. The study folder is never written to.
 """
 
 
@@ -85,15 +95,18 @@ class ExportScreen(ModalScreen[Path | None]):
     }
     """
 
-    def __init__(self, default: Path) -> None:
+    def __init__(self, default: Path, identity: str = "") -> None:
         super().__init__()
         self._default = default
+        self._identity = identity
 
     def compose(self) -> ComposeResult:
-        """Folder input and buttons."""
+        """Which study, folder input and buttons."""
         with Vertical():
+            if self._identity:
+                yield Static(Text(f"Patient {self._identity}", style="bold"))
             yield Static(
-                "Export the conversation and findings as Markdown into folder (not the study folder):"
+                "Export this study's conversation and findings as Markdown into (not the study folder):"
             )
             yield Input(str(self._default), id="export-path")
             yield Button("Export", variant="primary", id="export-ok")

@@ -123,27 +123,41 @@ def ask(
     stdout.print(f"[dim]thread: {answer.thread_id} (continue with --thread {answer.thread_id})[/dim]")
 
 
+def _planner(llm: str | None) -> tuple[Any, Any]:
+    """(planner, tools) for ``copilot plan``. The embedded planner needs only the tools'
+    manifests and the routing model: no study stack, no LangGraph, no model framework."""
+    from copilot.config import get_settings
+
+    settings = get_settings()
+    if llm is not None or settings.llm is not None:
+        copilot = _copilot(llm)
+        return copilot.planner, copilot.tools
+    from copilot.agents.planner import EmbeddedPlanner
+    from copilot.tools.discovery import create_tools
+
+    sys.stderr.write(EMBEDDED_NOTE + "\n")
+    return EmbeddedPlanner(settings), create_tools(settings)
+
+
 def plan(
     question: str = typer.Argument(..., help="The question, or - to read one per line from stdin."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     llm: str = typer.Option(None, "--llm", help="LangChain model string."),
 ) -> None:
     """The tools a question needs (the planner loads once for '-' input)."""
-    from copilot.cli.output import print_json, stdout
+    from copilot.escape import dumps
 
-    copilot = _copilot(llm)
+    planner, tools = _planner(llm)
     questions = [q.strip() for q in sys.stdin] if question == "-" else [question]
     for q in questions:
         if not q:
             continue
-        result = copilot.plan(q)
+        result = planner.plan(q, tools)
         if as_json or question == "-":
-            print_json(result.to_contract())
+            sys.stdout.write(dumps(result.to_contract()) + "\n")
         else:
-            stdout.print(
-                f"tools: {', '.join(result.tools) or '(none)'} (planner: {result.planner})",
-                markup=False,
-            )
+            sys.stdout.write(f"tools: {', '.join(result.tools) or '(none)'} (planner: {result.planner})\n")
+        sys.stdout.flush()
 
 
 def analyze(

@@ -168,7 +168,7 @@ def check(
         for note in report.notes:
             stdout.print(f"  note: {safe(note)}")
     if not report.ok:
-        raise typer.Exit(1)
+        raise SystemExit(1)  # typer.Exit is swallowed by main()'s standalone_mode=False
 
 
 def register(app: typer.Typer) -> None:

@@ -40,7 +40,7 @@ def _values(value: object) -> list[object]:
         return []
     if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
         return [value]
-    return list(value)  # type: ignore[call-overload]
+    return list(value)
 
 
 def window_presets(record: InstanceRecord) -> list[Window]:

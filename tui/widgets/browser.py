@@ -32,6 +32,7 @@ class StudyBrowser(Vertical):
     def __init__(self) -> None:
         super().__init__(id="browser")
         self.study_set: StudySet | None = None
+        self.selected_uid: str | None = None
 
     def compose(self) -> ComposeResult:
         """Filter box above the tree."""
@@ -68,6 +69,32 @@ class StudyBrowser(Vertical):
                     count = len(series.instances)
                     text = f"{series.modality}{views} · {count} image(s) {series.description}"
                     snode.add_leaf(Text(text), data=(study, series.series_uid))
+
+        if self.selected_uid is not None:
+            self.highlight(self.selected_uid)
+
+    def visible_studies(self) -> list[Study]:
+        """The studies in the tree (after the filter), in display order."""
+        tree: Tree[tuple[Study, str | None]] = self.query_one(Tree)
+        return [
+            snode.data[0]
+            for pnode in tree.root.children
+            for snode in pnode.children
+            if snode.data is not None
+        ]
+
+    def highlight(self, study_uid: str | None) -> None:
+        """Put the tree's cursor on the study being asked about (or nowhere), so the tree
+        never points at another study than the banner names."""
+        self.selected_uid = study_uid
+        tree: Tree[tuple[Study, str | None]] = self.query_one(Tree)
+        for pnode in tree.root.children:
+            for snode in pnode.children:
+                if snode.data is not None and snode.data[0].study_uid == study_uid:
+                    pnode.expand()
+                    self.call_after_refresh(tree.move_cursor, snode)
+                    return
+        self.call_after_refresh(tree.move_cursor, None)
 
     @on(Input.Changed, "#filter")
     def _filter(self, event: Input.Changed) -> None:

@@ -1,0 +1,110 @@
+"""One question in flight or answered: its study, its step, its trace (no Textual here).
+
+Every question is a :class:`Run` bound to exactly one study; events from the core update only
+their own run, so two questions never mix in a trace, and the step shown next to the ask box
+(planning, each tool, composing) is the run's own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from copilot.study.model import Study
+
+
+@dataclass
+class ToolState:
+    """One tool's line in a question's trace."""
+
+    status: str = "planned"
+    seconds: float | None = None
+    detail: str = ""
+    fix: str | None = None
+
+
+@dataclass
+class Run:
+    """A question about one study, from submission to answer (or failure)."""
+
+    number: int
+    study: Study
+    question: str
+    thread_id: str
+    started: float = field(default_factory=time.monotonic)
+    clock: str = field(default_factory=lambda: time.strftime("%H:%M"))
+    step: str = "planning"
+    plan: list[str] = field(default_factory=list)
+    planner: str = ""
+    notes: list[str] = field(default_factory=list)
+    tools: dict[str, ToolState] = field(default_factory=dict)
+    answer: Any = None
+    error: str | None = None
+    finished: float | None = None
+
+    @property
+    def busy(self) -> bool:
+        """True until the answer (or the failure) arrives."""
+        return self.finished is None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the question was sent (until it finished)."""
+        return (self.finished or time.monotonic()) - self.started
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """Update the step and the trace from one core event."""
+        kind = event.get("kind")
+        if kind == "plan":
+            self.plan = list(event.get("tools") or [])
+            self.planner = str(event.get("planner") or "")
+            self.notes = list(event.get("notes") or [])
+            for tool in self.plan:
+                self.tools.setdefault(tool, ToolState())
+            self.step = "running tools" if self.plan else "composing"
+        elif kind == "tool_started":
+            self.tools.setdefault(event["tool"], ToolState()).status = "running"
+            self._tool_step()
+        elif kind == "tool_finished":
+            state = self.tools.setdefault(event["tool"], ToolState())
+            state.status = str(event.get("status", "")) + (" (cached)" if event.get("cached") else "")
+            state.seconds = event.get("seconds")
+            state.detail = str(event.get("detail") or "")
+            state.fix = event.get("fix")
+            self._tool_step()
+        elif kind == "answer_token":
+            self.step = "composing"
+        elif kind == "answer_done":
+            self.step = "checking the answer"
+
+    def _tool_step(self) -> None:
+        running = [name for name, s in self.tools.items() if s.status == "running"]
+        waiting = [name for name, s in self.tools.items() if s.status in ("planned", "running")]
+        if running:
+            self.step = f"running {', '.join(running)}"
+        elif not waiting:
+            self.step = "composing"
+
+    def done(self, answer: Any) -> None:
+        """The answer arrived: the trace takes the answer's own tool statuses."""
+        self.answer = answer
+        self.finished = time.monotonic()
+        self.step = "answered"
+        for t in getattr(answer, "tools", []):
+            state = self.tools.setdefault(t.name, ToolState())
+            if not state.status.startswith(t.status):  # keep "(cached)"
+                state.status = t.status
+            state.seconds = t.seconds
+            state.detail = t.detail or state.detail
+            state.fix = t.fix or state.fix
+
+    def failed(self, message: str) -> None:
+        """The question failed as a whole."""
+        self.error = message
+        self.finished = time.monotonic()
+        self.step = "failed"
+
+    def status_line(self) -> str:
+        """``answering 3.2s · running cxr_classifier`` while busy."""
+        return f"answering {self.elapsed:.1f}s · {self.step}"
