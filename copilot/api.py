@@ -26,7 +26,8 @@ from pydantic import BaseModel, Field
 from copilot.config import Settings, get_settings
 from copilot.errors import CopilotError, StudyError
 from copilot.llm import load_llm
-from copilot.study.model import Study, StudySet
+from copilot.study.model import InstanceRecord, Study, StudySet
+from copilot.study.query import StudyQuery
 from copilot.tools.contract import Tool, ToolRequest, invoke_batch
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ class Answer(BaseModel):
     statements: list[dict[str, Any]] = Field(default_factory=list)
     verification: list[str] = Field(default_factory=list)
     plan_notes: list[str] = Field(default_factory=list)
+    provenance: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per tool that ran: its version, model id and revision, device (for the "
+        "algorithm identification of DICOM results).",
+    )
 
     def to_contract(self) -> dict[str, Any]:
         """The JSON of ``copilot ask --json`` (stable contract)."""
@@ -168,11 +174,39 @@ class Copilot:
         self._warn_in_memory(problem)
 
     # -- studies -------------------------------------------------------------------------
-    def open(self, path: str | Path, progress: Callable[[int, int], None] | None = None) -> StudySet:
-        """Index a folder (read-only; cached under the XDG cache dir)."""
+    def open(
+        self,
+        path: str | Path,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        query: StudyQuery | None = None,
+    ) -> StudySet:
+        """Index a folder (read-only; cached under the XDG cache dir), or list the studies of a
+        DICOMweb server given its base URL (``http://host:8042/dicom-web``: QIDO-RS and
+        headers only; pixels are fetched when a question needs them). ``query`` keeps only the
+        studies matching its patient, date and modality filters (sent to the server as QIDO-RS
+        parameters)."""
+        from copilot.study.dicomweb import index_dicomweb, is_dicomweb_url
+
+        if is_dicomweb_url(path):
+            return index_dicomweb(str(path), self.settings, query=query, progress=progress)
         from copilot.study import index_folder
 
-        return index_folder(path, self.settings, progress=progress)
+        found = index_folder(path, self.settings, progress=progress)
+        return query.apply(found) if query is not None else found
+
+    def fetch(
+        self,
+        target: Study | Sequence[InstanceRecord],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Path]:
+        """Bring the instances a question needs into the local cache: a study's primary
+        instance (what the tools analyse), or the given instances. Instances of a folder are
+        already local; those of a DICOMweb server are fetched once (WADO-RS), verified."""
+        from copilot.study.dicomweb import fetch_instances
+
+        records = [target.primary_instance()] if isinstance(target, Study) else list(target)
+        return fetch_instances(records, self.settings, progress=progress)
 
     @staticmethod
     def pick(target: Study | StudySet, study_uid: str | None = None) -> Study:
@@ -230,6 +264,7 @@ class Copilot:
         if not question.strip():
             raise CopilotError("empty question")
         study = self.pick(target, study_uid)
+        self.fetch(study)  # a DICOMweb study: its image now, so a vanished study fails here, once
         thread = thread_id or uuid.uuid4().hex
         context = Context(
             settings=self.settings,
@@ -253,6 +288,7 @@ class Copilot:
         for name, res in results.items():
             findings += [{"tool": name, **f.model_dump(exclude_none=True)} for f in res.findings]
             artifacts += [{"tool": name, **a.model_dump()} for a in res.artifacts]
+        provenance = {n: r.provenance.model_dump() for n, r in results.items() if r.provenance is not None}
         return Answer(
             text=state.get("answer", ""),
             study_uid=study.study_uid,
@@ -270,6 +306,7 @@ class Copilot:
             statements=state.get("statements") or [],
             verification=state.get("verification") or [],
             plan_notes=state.get("plan_notes") or [],
+            provenance=provenance,
         )
 
     def _run_turn(self, study: Study, thread: str, resumed: bool, question: str, context: Any) -> Any:
@@ -360,6 +397,7 @@ class Copilot:
 
         items = list(studies.studies if isinstance(studies, StudySet) else studies)
         targets = [(study, series.first) for study in items for series in study.series]
+        self.fetch([inst for _, inst in targets])  # DICOMweb studies: only these images
         chosen = {
             n: t
             for n, t in self.tools.items()

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         description="Allow patient identifiers to reach the LLM (a trusted, local endpoint).",
     )
     llm_send_images: bool = Field(default=False, description="Allow images to be sent to the LLM.")
+    llm_send_burned_in: bool = Field(
+        default=False,
+        description="Also send images that have, or may have, burned-in annotations "
+        "(BurnedInAnnotation=YES, or unknown on a secondary capture or plain image file).",
+    )
     llm_timeout_s: float = Field(
         default=20.0,
         gt=0,
@@ -100,6 +105,29 @@ class Settings(BaseSettings):
         description="Retries of an LLM request that timed out or could not connect "
         "(the worst wait per request is (1 + retries) x llm_timeout_s).",
     )
+    dicomweb_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token sent to DICOMweb servers (QIDO/WADO/STOW); never printed.",
+    )
+    dicomweb_username: str | None = Field(
+        default=None, description="Basic-auth user name for DICOMweb servers (with dicomweb_password)."
+    )
+    dicomweb_password: SecretStr | None = Field(
+        default=None, description="Basic-auth password for DICOMweb servers; never printed."
+    )
+    dicomweb_timeout_s: float = Field(
+        default=30.0, gt=0, description="Connect/read time limit of each DICOMweb request."
+    )
+    dicomweb_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Retries of a DICOMweb request that could not connect, timed out or got "
+        "HTTP 408/429/502/503/504, with exponential back-off.",
+    )
+    dicomweb_backoff_s: float = Field(
+        default=0.5, ge=0, description="First back-off wait between DICOMweb retries (doubles each time)."
+    )
     embedding_model: str = Field(
         default="all-minilm-l6-v2",
         description="Model registry id of the sentence encoder used by the retriever and planner.",
@@ -112,6 +140,12 @@ class Settings(BaseSettings):
     kb_corpus: Path | None = Field(
         default=None,
         description="Path to NLMCXR_reports.tgz; default: the copy inside torchxrayvision.",
+    )
+    kb_max_file_mb: float = Field(
+        default=20.0, gt=0, description="`kb add` skips a file larger than this (with its reason)."
+    )
+    kb_max_total_mb: float = Field(
+        default=200.0, gt=0, description="`kb add` refuses a corpus whose files add up to more than this."
     )
 
     @classmethod

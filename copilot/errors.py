@@ -35,6 +35,28 @@ class PixelDataError(StudyError):
     """Pixel data is missing, inconsistent with its header, too large or undecodable."""
 
 
+class DicomwebError(StudyError):
+    """A DICOMweb server (QIDO-RS, WADO-RS, STOW-RS) could not be used; the message is one line
+    and never holds credentials."""
+
+
+class DicomwebUnreachableError(DicomwebError):
+    """The server refused the connection, could not be resolved or did not answer in time."""
+
+
+class DicomwebAuthError(DicomwebError):
+    """The server refused the credentials (HTTP 401) or the access (HTTP 403)."""
+
+
+class DicomwebGoneError(DicomwebError):
+    """A study, series or instance listed by the server is no longer there (HTTP 404/410)."""
+
+
+class DicomObjectError(CopilotError):
+    """A DICOM result object (SR, SEG) cannot be built from an answer, or a file to send is
+    not a DICOM object that can be sent."""
+
+
 class OutputError(CopilotError):
     """An output destination is refused: it is (or is inside) a study's source files, is a
     folder or a special file, or cannot be written."""

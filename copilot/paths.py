@@ -37,3 +37,28 @@ def is_within(path: Path, folder: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) readable by the owner only (0700); an existing
+    folder we own is narrowed to 0700 (not a shared sticky one such as /tmp, not the home
+    folder). Conversation threads and caches hold patient data."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name != "posix":
+        return path
+    st = path.stat()
+    shared = st.st_mode & 0o1000 or path.resolve() in (Path("/"), Path.home().resolve())
+    if st.st_mode & 0o777 != 0o700 and st.st_uid == os.getuid() and not shared:
+        os.chmod(path, 0o700)  # never a sticky /tmp or the home folder a setting pointed at
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` if missing, owner-only (0600), in a 0700 folder; an existing file is
+    narrowed to 0600. SQLite gives its -wal, -shm and -journal files the same mode."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    if os.name == "posix" and path.stat().st_mode & 0o777 != 0o600:
+        os.chmod(path, 0o600)
+    return path

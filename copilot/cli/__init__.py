@@ -15,6 +15,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 
 from copilot import __version__
 from copilot.cli import ask as _ask
+from copilot.cli import forget as _forget
 from copilot.cli import kb as _kb
 from copilot.cli import llm as _llm
 from copilot.cli import models as _models
@@ -54,7 +55,7 @@ def _root(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
 
 
-for module in (_studies, _ask, _kb, _tools, _models, _llm, _tui):
+for module in (_studies, _ask, _kb, _forget, _tools, _models, _llm, _tui):
     module.register(app)
 
 

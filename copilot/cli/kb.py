@@ -1,7 +1,9 @@
-"""``copilot kb search`` and ``copilot kb add``."""
+"""``copilot kb search``, ``kb add``, ``kb list`` and ``kb remove``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -39,13 +41,93 @@ def search(
 def add(
     path: Path = typer.Argument(..., help="A .txt/.md/.jsonl file or a folder of them."),
     name: str = typer.Option(None, "--name", help="Corpus name (default: the file or folder name)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace the corpus of that name."),
+    force: bool = typer.Option(False, "--force", help="Allow a system folder (/etc, your home folder...)."),
 ) -> None:
-    """Add your own documents to the knowledge base (indexed once, cited by name)."""
-    from copilot.cli.output import stdout
+    """Add your own documents to the knowledge base (indexed once, cited by name).
+
+    Files above the per-file limit, and files that are not UTF-8 text, are skipped with their
+    reason; the corpus is registered only when indexing succeeded.
+    """
+    from copilot.cli.output import safe, stderr, stdout
     from copilot.kb.index import shared_index
 
-    count = shared_index().add_corpus(path, name)
-    stdout.print(f"Indexed {count} passages from {path}")
+    with _stage_progress() as progress:
+        report = shared_index().add(path, name, progress=progress, force=force, replace=replace)
+    for skipped in report.skipped:
+        stderr.print(
+            f"[yellow]skipped[/yellow] {safe(skipped.path)}: {safe(skipped.reason)}", highlight=False
+        )
+    stdout.print(
+        f"Indexed {report.passages} passages from {report.files} file(s) of {safe(str(path))} "
+        f"as corpus {safe(report.name)!r}" + (f" ({len(report.skipped)} skipped)" if report.skipped else "")
+    )
+
+
+@kb_app.command("list")
+def list_corpora(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The knowledge corpora: built-in ones and those added with 'kb add'."""
+    from copilot.cli.output import print_json, safe, stdout
+    from copilot.kb.index import shared_index
+
+    rows = shared_index().list_corpora()
+    if as_json:
+        print_json({"corpora": rows})
+        return
+    from rich.table import Table
+
+    table = Table(title="Knowledge corpora", title_justify="left")
+    for col in ("Name", "Kind", "Passages", "Path", "Added"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        passages = row.get("passages")
+        table.add_row(
+            safe(row["name"]),
+            row["kind"],
+            "not built yet" if passages is None else str(passages),
+            safe(str(row.get("path", ""))),
+            safe(str(row.get("added") or "")),
+        )
+    stdout.print(table)
+
+
+@kb_app.command("remove")
+def remove(name: str = typer.Argument(..., help="The corpus name (see 'copilot kb list').")) -> None:
+    """Remove a corpus added with 'kb add' (its index is deleted; your files are not touched)."""
+    from copilot.cli.output import safe, stdout
+    from copilot.kb.index import shared_index
+
+    shared_index().remove(name)
+    stdout.print(f"Removed corpus {safe(name)!r}")
+
+
+@contextmanager
+def _stage_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback (stage, done, total): one bar per stage, on a terminal only."""
+    from copilot.cli.output import stderr
+
+    if not stderr.is_terminal:
+        yield lambda stage, done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
+
+    with Progress(
+        "[bold]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            label = "Reading files" if stage == "reading" else "Embedding passages"
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done, total=total)
+
+        yield update
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import tarfile
 import xml.etree.ElementTree as ET
@@ -113,37 +114,132 @@ def read_knowledge_cards() -> Iterator[Passage]:
         )
 
 
+#: File kinds a user corpus may hold.
+USER_SUFFIXES = (".txt", ".md", ".markdown", ".jsonl")
+
+
+class SkippedDocument(BaseModel):
+    """A file of a user corpus that was not indexed, with the reason."""
+
+    path: str
+    reason: str
+
+
+class CorpusFiles(BaseModel):
+    """The files ``kb add`` would index (within the size limits) and those it skips."""
+
+    files: list[str] = Field(default_factory=list)
+    total_bytes: int = 0
+    skipped: list[SkippedDocument] = Field(default_factory=list)
+
+
+def list_user_files(path: Path, max_file_bytes: int) -> CorpusFiles:
+    """The text, Markdown and JSONL files under ``path`` within ``max_file_bytes`` each.
+
+    Hidden files and folders (``.git``, ``.ssh``) and symbolic links are not followed; files of
+    other kinds are skipped silently in a folder and with a reason when named directly.
+    """
+    out = CorpusFiles()
+
+    def consider(file: Path, named: bool) -> None:
+        if file.is_symlink():
+            out.skipped.append(SkippedDocument(path=str(file), reason="symbolic link (not followed)"))
+            return
+        if file.suffix.lower() not in USER_SUFFIXES:
+            if named:
+                out.skipped.append(
+                    SkippedDocument(path=str(file), reason=f"not a {', '.join(USER_SUFFIXES)} file")
+                )
+            return
+        try:
+            size = file.stat().st_size
+        except OSError as exc:
+            out.skipped.append(SkippedDocument(path=str(file), reason=f"cannot read: {exc.strerror or exc}"))
+            return
+        if size > max_file_bytes:
+            out.skipped.append(
+                SkippedDocument(
+                    path=str(file),
+                    reason=f"{size / 2**20:.1f} MB, above the {max_file_bytes / 2**20:.0f} MB per-file limit "
+                    "(COPILOT_KB_MAX_FILE_MB)",
+                )
+            )
+            return
+        out.files.append(str(file))
+        out.total_bytes += size
+
+    if path.is_file():
+        consider(path, named=True)
+        return out
+    for folder, dirs, names in os.walk(path, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if not name.startswith("."):
+                consider(Path(folder) / name, named=False)
+    return out
+
+
+def _text_of(file: Path) -> str:
+    """A file's text; :class:`UnicodeDecodeError` (or ValueError for binary data) otherwise."""
+    data = file.read_bytes()
+    if b"\x00" in data[:65536]:
+        raise ValueError("binary data (NUL bytes), not text")
+    return data.decode("utf-8")
+
+
+def read_user_file(file: Path, source: str) -> tuple[list[Passage], str | None]:
+    """One file's passages and, when some or all of it was skipped, why (never raises for bad
+    content: a file that is not UTF-8 text is skipped with its reason)."""
+    try:
+        text = _text_of(file)
+    except UnicodeDecodeError as exc:
+        return [], f"not UTF-8 text (byte {exc.start}: {exc.reason})"
+    except ValueError as exc:
+        return [], str(exc)
+    except OSError as exc:
+        return [], f"cannot read: {exc.strerror or exc}"
+    passages: list[Passage] = []
+    if file.suffix.lower() != ".jsonl":
+        chunks = [c.strip() for c in re.split(r"\n\s*\n", text) if c.strip()]
+        for n, chunk in enumerate(chunks, start=1):
+            passages.append(
+                Passage(
+                    source=source, id=f"{file.stem}:{n}", text=chunk, citation=f"{file.name}, paragraph {n}"
+                )
+            )
+        return passages, None if passages else "no text"
+    bad: list[str] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            bad.append(f"line {n}: not JSON")
+            continue
+        if not isinstance(row, dict) or not str(row.get("text", "")).strip():
+            bad.append(f"line {n}: no 'text' field")
+            continue
+        passages.append(
+            Passage(
+                source=source,
+                id=str(row.get("id", f"{file.stem}:{n}")),
+                text=str(row["text"]),
+                title=str(row.get("title", "")),
+                citation=str(row.get("citation", f"{file.name} line {n}")),
+            )
+        )
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        return passages, f"{len(bad)} line(s) skipped: {bad[0]}{more}"
+    return passages, None if passages else "no text"
+
+
 def read_user_corpus(path: Path, source: str) -> Iterator[Passage]:
-    """A user's documents: .txt/.md files (split on blank lines) or JSONL ({"id", "text"})."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        suffix = file.suffix.lower()
-        if suffix == ".jsonl":
-            for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise CopilotError(f"{file}:{n}: not JSON: {exc}") from exc
-                if not isinstance(row, dict) or not str(row.get("text", "")).strip():
-                    raise CopilotError(f"{file}:{n}: each line needs a 'text' field")
-                yield Passage(
-                    source=source,
-                    id=str(row.get("id", f"{file.stem}:{n}")),
-                    text=str(row["text"]),
-                    title=str(row.get("title", "")),
-                    citation=str(row.get("citation", f"{file.name} line {n}")),
-                )
-        elif suffix in (".txt", ".md", ".markdown"):
-            chunks = [c.strip() for c in re.split(r"\n\s*\n", file.read_text(encoding="utf-8")) if c.strip()]
-            for n, chunk in enumerate(chunks, start=1):
-                yield Passage(
-                    source=source,
-                    id=f"{file.stem}:{n}",
-                    text=chunk,
-                    citation=f"{file.name}, paragraph {n}",
-                )
+    """A user's documents: .txt/.md files (split on blank lines) or JSONL ({"id", "text"});
+    files that are not text are left out (``kb add`` reports them)."""
+    for file in list_user_files(path, max_file_bytes=2**62).files:
+        yield from read_user_file(Path(file), source)[0]
 
 
 def fingerprint(paths: list[Path]) -> str:

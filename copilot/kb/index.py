@@ -1,7 +1,10 @@
 """The retrieval index: dense MiniLM vectors plus negation-aware BM25, per corpus, persisted.
 
 Each corpus (IU reports, knowledge cards, each user corpus) is embedded once and stored under
-``<data_dir>/kb/<corpus>/``; it is rebuilt only when its files (or the embedding model) change.
+``<data_dir>/kb/<corpus>/`` (owner-only folders: a user's documents may hold patient data). The
+built-in corpora are rebuilt when their files (or the embedding model) change. A user corpus is
+a snapshot made by ``copilot kb add``, which indexes into a temporary folder and registers the
+corpus only when that succeeded; searches never rebuild it (``kb add --replace`` refreshes it).
 Queries combine cosine similarity with BM25 over tokens in which negated finding mentions are
 marked (``no_effusion``), then drop passages that negate a finding the query asks for: a search
 for "pleural effusion" does not return "no pleural effusion" reports.
@@ -9,12 +12,16 @@ for "pleural effusion" does not return "no pleural effusion" reports.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
+import os
+import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,13 +33,16 @@ from copilot.kb.corpus import (
     IU_SOURCE,
     KB_SOURCE,
     Passage,
+    SkippedDocument,
     default_iu_path,
     fingerprint,
+    list_user_files,
     read_iu_reports,
     read_knowledge_cards,
-    read_user_corpus,
+    read_user_file,
 )
 from copilot.kb.embedder import Embedder
+from copilot.paths import private_dir
 from copilot.text.labeler import label_text, negation_marked_tokens
 
 log = logging.getLogger(__name__)
@@ -40,6 +50,81 @@ log = logging.getLogger(__name__)
 Mode = Literal["hybrid", "dense"]
 DENSE_WEIGHT = 0.6
 Progress = Callable[[str, int, int], None]
+
+
+CORPUS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Folders whose contents are the system's, not documents (``kb add`` needs ``--force``).
+SYSTEM_FOLDERS = (
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/boot",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/run",
+    "/var/lib",
+    "/var/log",
+    "/var/cache",
+    "/var/spool",
+    "/var/run",
+    "/snap",
+    "/opt",
+    "/private/etc",
+    "/System",
+    "/Library",
+    "/Applications",
+)
+
+
+def system_folder(path: Path) -> str | None:
+    """What makes ``path`` a system location (the root, the home folder itself, a folder of
+    the operating system or a hidden folder such as ~/.ssh), or None."""
+    resolved = path.resolve()
+    if resolved == Path(resolved.anchor):
+        return "the file system's root"
+    if resolved == Path.home().resolve():
+        return "your home folder (with its hidden configuration and keys)"
+    if os.name == "nt":
+        windir = Path(os.environ.get("SYSTEMROOT", r"C:\Windows"))
+        for folder in (windir, Path(r"C:\Program Files"), Path(r"C:\Program Files (x86)")):
+            if resolved == folder or folder in resolved.parents:
+                return f"a system folder ({folder})"
+    for name in SYSTEM_FOLDERS:
+        folder = Path(name)
+        if resolved == folder or folder in resolved.parents:
+            return f"a system folder ({folder})"
+    if any(part.startswith(".") and part not in (".", "..") for part in resolved.parts):
+        return "a hidden folder"
+    return None
+
+
+def _safe_name(stem: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip(".-_")[:64]
+    return name or "corpus"
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+@dataclass
+class AddedCorpus:
+    """What ``kb add`` indexed: the corpus name, passages, files, and each file skipped with why."""
+
+    name: str
+    passages: int
+    files: int
+    skipped: list[SkippedDocument] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -84,31 +169,158 @@ class KnowledgeIndex:
     def _user_corpora_file(self) -> Path:
         return self.root / "user_corpora.json"
 
+    def _registry(self) -> dict[str, dict[str, Any]]:
+        """Registered user corpora: name -> {"path", "added", "passages", "files", "bytes"}."""
+        try:
+            raw = json.loads(self._user_corpora_file().read_text())
+        except (FileNotFoundError, ValueError, OSError):
+            return {}
+        if not isinstance(raw, dict):
+            return {}
+        # Older registries mapped name -> path.
+        return {str(k): (v if isinstance(v, dict) else {"path": str(v)}) for k, v in raw.items()}
+
+    def _write_registry(self, registry: dict[str, dict[str, Any]]) -> None:
+        private_dir(self.root)
+        tmp = self._user_corpora_file().with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(registry, indent=2))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self._user_corpora_file())
+
     def user_corpora(self) -> dict[str, str]:
         """User corpora added with ``copilot kb add``: name -> path."""
-        try:
-            return dict(json.loads(self._user_corpora_file().read_text()))
-        except (FileNotFoundError, ValueError):
-            return {}
+        return {name: str(entry.get("path", "")) for name, entry in self._registry().items()}
+
+    def list_corpora(self) -> list[dict[str, Any]]:
+        """Every corpus: the built-in ones, then the user's (name, kind, path, passages...)."""
+        out: list[dict[str, Any]] = []
+        for name in (KB_SOURCE, IU_SOURCE):
+            meta = _read_meta(self.root / name)
+            out.append({"name": name, "kind": "built-in", "passages": meta.get("count")})
+        for name, entry in sorted(self._registry().items()):
+            meta = _read_meta(self.root / name)
+            out.append(
+                {
+                    "name": name,
+                    "kind": "user",
+                    "path": entry.get("path", ""),
+                    "passages": meta.get("count", entry.get("passages")),
+                    "files": entry.get("files"),
+                    "bytes": entry.get("bytes"),
+                    "added": entry.get("added"),
+                    "indexed": (self.root / name / "meta.json").exists(),
+                }
+            )
+        return out
 
     def add_corpus(self, path: Path, name: str | None = None, progress: Progress | None = None) -> int:
-        """Add a user corpus (text, Markdown or JSONL files) and index it; returns passages."""
-        path = path.expanduser().resolve()
+        """Add a user corpus (see :meth:`add`); returns its number of passages."""
+        return self.add(path, name, progress=progress).passages
+
+    def add(
+        self,
+        path: Path,
+        name: str | None = None,
+        *,
+        progress: Progress | None = None,
+        force: bool = False,
+        replace: bool = False,
+    ) -> AddedCorpus:
+        """Validate, read and embed a user corpus into a temporary folder; register it only
+        when all of that succeeded (a failure leaves the knowledge base as it was).
+
+        Refused: a missing path, a reserved, malformed or taken name (unless ``replace``), a
+        system folder (unless ``force``), files adding up to more than ``kb_max_total_mb``, and
+        a corpus with no text. Files above ``kb_max_file_mb``, not UTF-8 text, or partly
+        malformed are skipped with their reason (in the returned report).
+        """
+        path = path.expanduser()
         if not path.exists():
             raise CopilotError(f"{path}: no such file or folder")
-        name = name or path.stem
+        path = path.resolve()
+        name = name or _safe_name(path.stem or path.name)
+        if not CORPUS_NAME.fullmatch(name):
+            raise CopilotError(
+                f"invalid corpus name {name!r}: use letters, digits, '.', '_' and '-' (at most 64), "
+                "starting with a letter or digit"
+            )
         if name in (IU_SOURCE, KB_SOURCE):
             raise CopilotError(f"corpus name {name!r} is reserved")
-        corpora = self.user_corpora()
-        corpora[name] = str(path)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._user_corpora_file().write_text(json.dumps(corpora, indent=2))
+        registry = self._registry()
+        if name in registry and not replace:
+            raise CopilotError(
+                f"a corpus named {name!r} already exists (from {registry[name].get('path')}); choose "
+                f"another --name, or replace it with --replace (or 'copilot kb remove {name}')"
+            )
+        system = system_folder(path)
+        if system and not force:
+            raise CopilotError(
+                f"{path} is {system}; adding it would index system files. Pass --force if you mean it"
+            )
+        limit_file = int(self.settings.kb_max_file_mb * 2**20)
+        limit_total = int(self.settings.kb_max_total_mb * 2**20)
+        listing = list_user_files(path, limit_file)
+        if listing.total_bytes > limit_total:
+            raise CopilotError(
+                f"{path}: {len(listing.files)} files of {listing.total_bytes / 2**20:.0f} MB, above the "
+                f"{limit_total / 2**20:.0f} MB limit for one corpus (COPILOT_KB_MAX_TOTAL_MB)"
+            )
+        skipped = list(listing.skipped)
+        passages: list[Passage] = []
+        for n, file in enumerate(listing.files, start=1):
+            found, why = read_user_file(Path(file), name)
+            passages += found
+            if why:
+                skipped.append(SkippedDocument(path=file, reason=why))
+            if progress:
+                progress("reading", n, len(listing.files))
+        if not passages:
+            reasons = "; ".join(f"{Path(k.path).name}: {k.reason}" for k in skipped[:3])
+            raise CopilotError(
+                f"{path}: no .txt, .md or .jsonl passages found" + (f" ({reasons})" if reasons else "")
+            )
+        private_dir(self.root)
+        tmp = Path(tempfile.mkdtemp(prefix=f".add-{name}-", dir=self.root))
+        try:
+            self._build(name, tmp, passages, stamp=f"user|{self.embedder.model_id}", progress=progress)
+            final = self.root / name
+            with self._lock:
+                old = None
+                if final.exists():
+                    old = final.with_name(f".old-{name}-{os.getpid()}")
+                    os.replace(final, old)
+                os.replace(tmp, final)
+                registry = self._registry()
+                registry[name] = {
+                    "path": str(path),
+                    "added": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "passages": len(passages),
+                    "files": len(listing.files),
+                    "bytes": listing.total_bytes,
+                }
+                self._write_registry(registry)
+                self._corpora = None
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return AddedCorpus(name=name, passages=len(passages), files=len(listing.files), skipped=skipped)
+
+    def remove(self, name: str) -> None:
+        """Unregister a user corpus and delete its index."""
+        if name in (IU_SOURCE, KB_SOURCE):
+            raise CopilotError(f"{name!r} is built in and cannot be removed")
+        registry = self._registry()
+        if name not in registry:
+            known = ", ".join(sorted(registry)) or "none"
+            raise CopilotError(f"no user corpus named {name!r} (user corpora: {known})")
         with self._lock:
+            del registry[name]
+            self._write_registry(registry)
             self._corpora = None
-        corpus = self._load_or_build(name, [path], lambda: read_user_corpus(path, name), progress)
-        if not corpus.passages:
-            raise CopilotError(f"{path}: no .txt, .md or .jsonl passages found")
-        return len(corpus.passages)
+        if CORPUS_NAME.fullmatch(name):
+            shutil.rmtree(self.root / name, ignore_errors=True)
 
     def _sources(self) -> list[tuple[str, list[Path], Callable[[], Any]]]:
         out: list[tuple[str, list[Path], Callable[[], Any]]] = []
@@ -129,10 +341,6 @@ class KnowledgeIndex:
             out.append((IU_SOURCE, [iu_path], iu_reader))
         else:
             log.warning("IU report corpus not found; install torchxrayvision or set COPILOT_KB_CORPUS")
-        for name, path in self.user_corpora().items():
-            p = Path(path)
-            if p.exists():
-                out.append((name, [p], functools.partial(read_user_corpus, p, name)))
         return out
 
     # -- building and loading ----------------------------------------------------------
@@ -152,6 +360,12 @@ class KnowledgeIndex:
             except (OSError, ValueError) as exc:
                 log.warning("rebuilding damaged index %s: %s", name, exc)
         passages = list(reader())
+        return self._build(name, folder, passages, stamp=stamp, progress=progress)
+
+    def _build(
+        self, name: str, folder: Path, passages: list[Passage], *, stamp: str, progress: Progress | None
+    ) -> _Corpus:
+        """Embed ``passages`` and write the index files into ``folder`` (owner-only)."""
         texts = [p.text for p in passages]
 
         def on_progress(done: int, total: int) -> None:
@@ -161,12 +375,14 @@ class KnowledgeIndex:
         vectors = self.embedder.encode(texts, batch_size=16, progress=on_progress)
         tokens = [negation_marked_tokens(t) for t in texts]
         labels = [dict(label_text(t)) for t in texts]
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)
         with open(folder / "passages.jsonl", "w", encoding="utf-8") as fh:
             for p, tok, lab in zip(passages, tokens, labels, strict=True):
                 fh.write(json.dumps({"passage": p.model_dump(), "tokens": tok, "labels": lab}) + "\n")
         np.save(folder / "vectors.npy", vectors)
-        meta_file.write_text(json.dumps({"stamp": stamp, "count": len(passages)}))
+        (folder / "meta.json").write_text(json.dumps({"stamp": stamp, "count": len(passages)}))
+        for file in folder.iterdir():
+            os.chmod(file, 0o600)
         log.info("indexed %s: %d passages", name, len(passages))
         return _Corpus(name, passages, vectors, tokens, labels, _bm25(tokens))
 
@@ -184,13 +400,28 @@ class KnowledgeIndex:
         return _Corpus(name, passages, vectors, tokens, labels, _bm25(tokens))
 
     def corpora(self, progress: Progress | None = None) -> dict[str, _Corpus]:
-        """Every corpus, loaded from disk or built once."""
+        """Every corpus: the built-ins loaded or built once, user corpora as ``kb add`` stored
+        them (never rebuilt by a search). A damaged user corpus is left out with a warning."""
         with self._lock:
             if self._corpora is None:
-                self._corpora = {
+                corpora = {
                     name: self._load_or_build(name, paths, reader, progress)
                     for name, paths, reader in self._sources()
                 }
+                for name in self._registry():
+                    if name in corpora or not CORPUS_NAME.fullmatch(name):
+                        continue
+                    try:
+                        corpora[name] = self._load(name, self.root / name)
+                    except (OSError, ValueError, KeyError) as exc:
+                        log.warning(
+                            "knowledge corpus %r is damaged and left out (%s); add it again with "
+                            "'copilot kb add --replace' or remove it with 'copilot kb remove %s'",
+                            name,
+                            exc,
+                            name,
+                        )
+                self._corpora = corpora
             return self._corpora
 
     # -- searching ---------------------------------------------------------------------

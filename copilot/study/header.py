@@ -211,22 +211,8 @@ def read_dicom(
     if missing:
         raise UnreadableFileError(f"missing {', '.join(missing)}")
 
-    rows = h.integer("Rows") or 0
-    columns = h.integer("Columns") or 0
-    frames = h.integer("NumberOfFrames") or 1
-    spp = h.integer("SamplesPerPixel") or 1
-    bits = h.integer("BitsAllocated") or 0
-    if rows <= 0 or columns <= 0 or bits <= 0:
-        raise UnreadableFileError("image dimensions (Rows, Columns, BitsAllocated) missing or zero")
-    if frames < 1 or spp < 1:
-        raise UnreadableFileError(f"invalid NumberOfFrames ({frames}) or SamplesPerPixel ({spp})")
+    rows, columns, frames, spp, bits = image_geometry(h, max_decoded_bytes)
     declared = expected_pixel_bytes(rows, columns, frames, spp, bits)
-    decoded = expected_pixel_bytes(rows, columns, frames, spp, max(bits, 8))
-    if decoded > max_decoded_bytes:
-        raise UnreadableFileError(
-            f"declared image {columns}x{rows}x{frames} frame(s) needs {decoded / 2**20:.0f} MB, "
-            f"above the {max_decoded_bytes / 2**20:.0f} MB limit"
-        )
     if pixel_header is not None:
         _, length, value_start = pixel_header
         if length != UNDEFINED_LENGTH:
@@ -263,6 +249,41 @@ def read_dicom(
                 f"unsupported transfer syntax {UID(syntax).name} (no decoder installed)"
             )
 
+    return build_record(h, path, size, mtime_ns, sop_class, syntax)
+
+
+def image_geometry(h: HeaderReader, max_decoded_bytes: int) -> tuple[int, int, int, int, int]:
+    """(rows, columns, frames, samples per pixel, bits allocated) of a header, checked: raises
+    :class:`UnreadableFileError` when they are missing or invalid, or when the decoded image
+    would exceed ``max_decoded_bytes``."""
+    rows = h.integer("Rows") or 0
+    columns = h.integer("Columns") or 0
+    frames = h.integer("NumberOfFrames") or 1
+    spp = h.integer("SamplesPerPixel") or 1
+    bits = h.integer("BitsAllocated") or 0
+    if rows <= 0 or columns <= 0 or bits <= 0:
+        raise UnreadableFileError("image dimensions (Rows, Columns, BitsAllocated) missing or zero")
+    if frames < 1 or spp < 1:
+        raise UnreadableFileError(f"invalid NumberOfFrames ({frames}) or SamplesPerPixel ({spp})")
+    decoded = expected_pixel_bytes(rows, columns, frames, spp, max(bits, 8))
+    if decoded > max_decoded_bytes:
+        raise UnreadableFileError(
+            f"declared image {columns}x{rows}x{frames} frame(s) needs {decoded / 2**20:.0f} MB, "
+            f"above the {max_decoded_bytes / 2**20:.0f} MB limit"
+        )
+    return rows, columns, frames, spp, bits
+
+
+def build_record(
+    h: HeaderReader, path: str, size: int, mtime_ns: int, sop_class: str, syntax: str, **extra: Any
+) -> InstanceRecord:
+    """The record of a checked DICOM header (the folder indexer and DICOMweb metadata share it,
+    so a study reads the same from both); ``extra`` sets further fields."""
+    rows = h.integer("Rows") or 0
+    columns = h.integer("Columns") or 0
+    frames = h.integer("NumberOfFrames") or 1
+    spp = h.integer("SamplesPerPixel") or 1
+    bits = h.integer("BitsAllocated") or 0
     spacing, spacing_source = _spacing(h)
     physicians = [h.text(k) for k in ("ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName")]
     return InstanceRecord(
@@ -303,6 +324,7 @@ def read_dicom(
         transfer_syntax=syntax,
         pixel_spacing_mm=spacing,
         spacing_source=spacing_source,
+        **extra,
     )
 
 

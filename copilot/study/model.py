@@ -64,6 +64,11 @@ class InstanceRecord(BaseModel):
     transfer_syntax: str = ""
     pixel_spacing_mm: tuple[float, float] | None = None
     spacing_source: str = ""
+    remote: str = Field(
+        default="",
+        description="The DICOMweb base URL (without credentials) this instance is retrieved from "
+        "by WADO-RS into ``path`` (the cache) when its pixels are first needed; empty for a file.",
+    )
 
     @property
     def identifiers(self) -> list[str]:

@@ -1,45 +1,128 @@
 """Removing patient identifiers from text before it leaves the machine.
 
-Known identifiers of the study (names, IDs, birth and study dates, accession numbers,
-institutions, physicians) are replaced wherever they appear, in any case and with DICOM's
-``^`` name separators undone; generic patterns catch dates, DICOM UIDs and long digit runs
-(record numbers) that were not in the header.
+:class:`Redactor` is the one pass every text sent to an LLM goes through (the question, the
+de-identified summary, quoted header text, tool results and details, knowledge passages):
+
+1. paths: the study's own file and folder names, then anything shaped like a path
+   (``[PATH]``): a path never reaches an LLM, not even a trusted one;
+2. known identifiers of the study (names, IDs, birth and study dates, accession numbers,
+   institutions, physicians) wherever they appear, in any case, with DICOM's ``^`` name
+   separators undone, the name parts on their own, the usual nicknames of a first name and the
+   distinctive words of an institution ("St Elsewhere" of "St Elsewhere Hospital")
+   (``[REDACTED]``);
+3. identifiers no header announced (:mod:`copilot.text.deid`: dates in any format, phone
+   numbers, national identifiers, ward and bed, ages over 89, person names) (``[DATE]``...).
+
+``Redactor(trusted=True)`` (``llm_trusted``) keeps identifiers but still removes paths.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import PurePath
+
+from copilot.text.deid import PATTERNS, Span, deidentify, find_phi, nicknames_of
+from copilot.text.names import CLINICAL_WORDS
+
+__all__ = ["REDACTED", "Redactor", "redact_text"]
 
 REDACTED = "[REDACTED]"
-_GENERIC = [
-    re.compile(r"\b\d+(?:\.\d+){4,}\b"),  # DICOM UIDs
-    re.compile(r"\b(?:19|20)\d{2}[-/.]?(?:0[1-9]|1[0-2])[-/.]?(?:0[1-9]|[12]\d|3[01])\b"),  # dates
-    re.compile(r"\b(?:0?[1-9]|[12]\d|3[01])[-/.](?:0?[1-9]|1[0-2])[-/.](?:19|20)?\d{2}\b"),
-    re.compile(r"\b[A-Z]{0,4}\d{6,}\b"),  # record and accession numbers
-]
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+#: Words of institution names too generic to identify one ("General Hospital").
+GENERIC_INSTITUTION_WORDS = _words(
+    """
+    the of and for at st saint hospital hospitals medical center centre clinic clinics general
+    university health healthcare regional community memorial infirmary royal national county
+    city trust foundation institute radiology imaging department dept children's childrens
+    women's womens services service group care practice nhs district teaching
+    """
+)
+_PATH_PATTERNS = [p for kind, p in PATTERNS if kind == "PATH"]
+
+
+def _variants(ident: str) -> set[str]:
+    ident = ident.strip()
+    if len(ident) < 2:
+        return set()
+    spaced = re.sub(r"\s+", " ", ident.replace("^", " ")).strip()
+    out = {ident, spaced, ident.replace("^", ", ").strip(", ")}
+    parts = [p for p in re.split(r"[\^\s,]+", ident) if p]
+    if len(parts) >= 2:
+        out.add(f"{parts[1]} {parts[0]}")  # DOE^JANE -> JANE DOE
+    return {v for v in out if v}
+
+
+def _institution_words(name: str) -> set[str]:
+    words = [w for w in re.findall(r"[A-Za-z][\w'&-]*", name)]
+    keep = {w for w in words if len(w) >= 4 and w.lower() not in GENERIC_INSTITUTION_WORDS}
+    return {w for w in keep if w.lower() not in CLINICAL_WORDS}
+
+
+def _path_parts(paths: Iterable[str]) -> set[str]:
+    """File and folder names of the study that could identify (not "data", "chest")."""
+    out: set[str] = set()
+    for raw in paths:
+        p = PurePath(raw)
+        out.add(str(p))
+        for part in (*p.parts[1:], p.stem):
+            if len(part) >= 3 and part.lower() not in CLINICAL_WORDS and not part.isdigit():
+                out.add(part)
+    return out
+
+
+def _alternation(values: Iterable[str]) -> re.Pattern[str] | None:
+    ordered = sorted({v for v in values if v.strip()}, key=len, reverse=True)
+    if not ordered:
+        return None
+    # Longest first, so "DOE^JANE" goes before "DOE"; word edges, so "DOE" keeps "Doesn't".
+    body = "|".join(re.escape(v) for v in ordered)
+    return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
 
 
 class Redactor:
-    """Replaces a study's identifiers and identifier-like patterns with ``[REDACTED]``."""
+    """Replaces a study's identifiers and identifier-like text (see the module docstring)."""
 
-    def __init__(self, identifiers: Iterable[str] = ()) -> None:
-        values: set[str] = set()
+    def __init__(
+        self,
+        identifiers: Iterable[str] = (),
+        *,
+        paths: Iterable[str] = (),
+        institutions: Iterable[str] = (),
+        trusted: bool = False,
+    ) -> None:
+        self.trusted = trusted
+        known: set[str] = set()
         for ident in identifiers:
-            ident = ident.strip()
-            if len(ident) < 2:
-                continue
-            values.add(ident)
-            values.add(ident.replace("^", " ").strip())
-            values.add(ident.replace("^", ", ").strip(", "))
-        # Longest first, so "DOE^JANE" goes before "DOE".
-        ordered = sorted((v for v in values if v), key=len, reverse=True)
-        self._known = re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE) if ordered else None
+            known |= _variants(ident)
+            known.update(nicknames_of(ident))  # a first name on its own: JENNIFER -> Jen
+        for name in institutions:
+            known |= _institution_words(name)
+        self._paths = _alternation(_path_parts(paths))
+        self._known = None if trusted else _alternation(known)
 
     def __call__(self, text: str) -> str:
         """``text`` with identifiers removed."""
+        if self._paths is not None:
+            text = self._paths.sub("[PATH]", text)
+        if self.trusted:
+            for pattern in _PATH_PATTERNS:
+                text = pattern.sub("[PATH]", text)
+            return text
         if self._known is not None:
             text = self._known.sub(REDACTED, text)
-        for pattern in _GENERIC:
-            text = pattern.sub(REDACTED, text)
-        return text
+        return deidentify(text)
+
+    def spans(self, text: str) -> list[Span]:
+        """Where :func:`copilot.text.deid.find_phi` finds identifiers (no known ones)."""
+        return find_phi(text)
+
+
+def redact_text(text: str) -> str:
+    """De-identify text that belongs to no study (``copilot plan --llm``)."""
+    return Redactor()(text)

@@ -1,0 +1,40 @@
+"""``copilot forget``: delete what the copilot stored about a thread, a study, or everything."""
+
+from __future__ import annotations
+
+import typer
+
+
+def forget(
+    thread: str = typer.Option(None, "--thread", help="A conversation thread id."),
+    study: str = typer.Option(None, "--study", help="A Study Instance UID (or a unique prefix)."),
+    everything: bool = typer.Option(
+        False, "--all", help="Every thread, the header index cache and all artifacts."
+    ),
+) -> None:
+    """Delete stored patient data: a thread, everything about a study, or all of it.
+
+    Threads hold questions, answers and tool results; the index cache holds header values
+    (names, IDs, dates) of every indexed file; artifacts are heatmaps and masks. Model weights
+    and knowledge corpora are kept.
+    """
+    from copilot.cli.output import stdout
+    from copilot.config import get_settings
+    from copilot.runtime.forget import forget as purge
+
+    done = purge(get_settings(), thread_id=thread, study_uid=study, everything=everything)
+    if everything:
+        stdout.print(f"Deleted {len(done.files)} stored file(s) and folder(s) of patient data.", markup=False)
+        return
+    parts = [f"{len(done.threads)} thread(s)"]
+    if study:
+        parts += [
+            f"{done.indexed_files} indexed file record(s)",
+            f"{done.artifact_folders} artifact folder(s)",
+        ]
+    stdout.print("Forgot " + ", ".join(parts) + ".", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this command to the CLI."""
+    app.command("forget")(forget)

@@ -1,0 +1,87 @@
+"""Purging what the copilot stored about patients: a thread, a study, or everything.
+
+Stored patient data (docs/configuration.md): conversation threads (``<data_dir>/threads.sqlite``:
+questions, answers, tool results, the study's de-identified summary and header text), the
+header index cache (``<cache_dir>/index.sqlite``: names, IDs, dates, accession numbers and
+file paths of every indexed file) and tool artifacts (``<cache_dir>/artifacts/``: heatmaps and
+masks of the images). Deleted rows are vacuumed out of the SQLite files, not just unlinked.
+Model weights and knowledge corpora are not patient data and are kept (``copilot kb remove``
+removes a corpus).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from copilot.config import Settings
+from copilot.errors import CopilotError
+from copilot.runtime.threads import StoreUnavailable, forget_threads, threads_path
+from copilot.study.cache import forget_study
+
+__all__ = ["Forgotten", "artifact_folder", "forget"]
+
+
+@dataclass
+class Forgotten:
+    """What was deleted."""
+
+    threads: list[str] = field(default_factory=list)
+    indexed_files: int = 0
+    artifact_folders: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+def artifact_folder(settings: Settings, image_path: str) -> Path:
+    """The artifacts folder of one image (the tools' ``vision.artifact_path`` layout)."""
+    return settings.artifacts_dir / hashlib.sha256(image_path.encode()).hexdigest()[:16]
+
+
+def _remove_file(path: Path, out: Forgotten) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        candidate = Path(f"{path}{suffix}")
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(candidate)
+            out.files.append(str(candidate))
+
+
+def forget(
+    settings: Settings,
+    *,
+    thread_id: str | None = None,
+    study_uid: str | None = None,
+    everything: bool = False,
+) -> Forgotten:
+    """Delete one thread, everything about one study, or every stored patient datum."""
+    if not (thread_id or study_uid or everything):
+        raise CopilotError("say what to forget: --thread ID, --study UID or --all")
+    out = Forgotten()
+    if everything:
+        _remove_file(threads_path(settings), out)
+        _remove_file(settings.index_cache_path, out)
+        for aside in settings.index_cache_path.parent.glob(f"{settings.index_cache_path.name}.broken-*"):
+            _remove_file(aside, out)
+        for folder in (settings.artifacts_dir, settings.data_dir / "locks"):
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                out.files.append(str(folder))
+        return out
+    try:
+        out.threads = forget_threads(settings, thread_id=thread_id, study_uid=study_uid)
+    except StoreUnavailable as exc:
+        raise CopilotError(str(exc)) from exc
+    if thread_id and not study_uid and not out.threads:
+        raise CopilotError(f"no conversation thread {thread_id!r} is stored")
+    if study_uid:
+        paths = forget_study(settings.index_cache_path, study_uid)
+        out.indexed_files = len(paths)
+        for path in paths:
+            folder = artifact_folder(settings, path)
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                out.artifact_folders += 1
+    return out
