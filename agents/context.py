@@ -2,35 +2,85 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from copilot.config import Settings
+from copilot.paths import private_dir
+from copilot.study.model import Study
 from copilot.tools.contract import Tool, ToolResult
 
-from copilot.config import Settings
-from copilot.study.model import Study
-
 EventSink = Callable[[dict[str, Any]], None]
+log = logging.getLogger(__name__)
+#: Folder of persisted tool results under the cache dir.
+RESULTS_DIR = "tool-results"
 
 
 @dataclass
 class ResultCache:
-    """Tool results per (image, tool, tool version, model) for a session; thread-safe."""
+    """Tool results per (image, tool, tool version + inputs), thread-safe; in memory for the
+    session and, once :meth:`persist` names a folder, on disk across processes (a second
+    ``copilot ask`` about the same image reuses the results without loading any model).
+
+    Disk entries are JSON files named by a hash of the key, written atomically, owner-only; an
+    entry whose artifacts (heatmaps, masks) are gone is a miss.
+    """
 
     _data: dict[tuple[str, str, str], ToolResult] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    directory: Path | None = None
+
+    def persist(self, directory: Path) -> None:
+        """Keep results under ``directory`` as well (created owner-only on first write)."""
+        self.directory = directory
+
+    def _file(self, key: tuple[str, str, str]) -> Path | None:
+        if self.directory is None:
+            return None
+        digest = hashlib.sha256("\x1f".join(key).encode()).hexdigest()
+        return self.directory / digest[:2] / f"{digest}.json"
 
     def get(self, key: tuple[str, str, str]) -> ToolResult | None:
         """A cached result, or None."""
         with self._lock:
-            return self._data.get(key)
+            hit = self._data.get(key)
+        if hit is not None:
+            return hit
+        path = self._file(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            result = ToolResult.model_validate_json(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            log.debug("ignoring unreadable cached result %s: %s", path, exc)
+            return None
+        if any(not Path(a.path).exists() for a in result.artifacts):
+            return None
+        with self._lock:
+            self._data[key] = result
+        return result
 
     def put(self, key: tuple[str, str, str], result: ToolResult) -> None:
         """Remember a successful result."""
         with self._lock:
             self._data[key] = result
+        path = self._file(key)
+        if path is None:
+            return
+        try:
+            private_dir(path.parent)
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(result.model_dump_json(), encoding="utf-8")
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except OSError as exc:  # a full or read-only cache must not fail the answer
+            log.warning("could not cache %s result on disk: %s", key[1], exc)
 
 
 @dataclass

@@ -1,21 +1,28 @@
-"""The planner graph: understand -> plan -> execute -> compose -> verify."""
+"""The planner graph: understand -> plan -> execute -> review (-> execute, bounded) -> compose -> verify."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+from langgraph.graph import END, START, StateGraph
+
 from copilot.agents.context import Context
 from copilot.agents.nodes.compose import compose
 from copilot.agents.nodes.execute import execute
 from copilot.agents.nodes.plan import plan
+from copilot.agents.nodes.review import review
 from copilot.agents.nodes.understand import understand
 from copilot.agents.state import AgentState
-from langgraph.graph import END, START, StateGraph
 
 
 def route_after_plan(state: AgentState) -> Literal["execute", "compose"]:
     """Skip execution when the plan is empty (greetings, header questions, refused images)."""
-    return "execute" if state.get("plan") else "compose"
+    return "execute" if state.get("round_tools") else "compose"
+
+
+def route_after_review(state: AgentState) -> Literal["execute", "compose"]:
+    """Another round when the review planned tools for it, else write the answer."""
+    return "execute" if state.get("round_tools") else "compose"
 
 
 def build_graph(checkpointer: Any = None) -> Any:
@@ -26,12 +33,14 @@ def build_graph(checkpointer: Any = None) -> Any:
     graph.add_node("understand", understand)
     graph.add_node("plan", plan)
     graph.add_node("execute", execute)
+    graph.add_node("review", review)
     graph.add_node("compose", compose)
     graph.add_node("verify", verify)
     graph.add_edge(START, "understand")
     graph.add_edge("understand", "plan")
     graph.add_conditional_edges("plan", route_after_plan, ["execute", "compose"])
-    graph.add_edge("execute", "compose")
+    graph.add_edge("execute", "review")
+    graph.add_conditional_edges("review", route_after_review, ["execute", "compose"])
     graph.add_edge("compose", "verify")
     graph.add_edge("verify", END)
     return graph.compile(checkpointer=checkpointer)

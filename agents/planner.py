@@ -1,16 +1,20 @@
-"""Planners: which tools a question needs.
+"""Planners: which tools a question needs, and whether the results call for another round.
 
-Two planners behind one interface (``plan(question, tools, focus) -> Plan``):
+Two planners behind one interface:
 
-- :class:`EmbeddedPlanner` (default, offline): rules for the built-in experts, plus semantic
-  routing with MiniLM over every tool's description and example questions (so paraphrases and
-  third-party plug-ins are routed too), per part of a multi-part question.
-- :class:`LLMPlanner`: any LangChain chat model, tool calling over the tools' manifests;
-  malformed or unknown tool calls are repaired or rejected, and any failure falls back to the
-  embedded planner.
+- :class:`EmbeddedPlanner` (default, offline, no model framework): the router
+  (:mod:`copilot.routing`) splits the question into parts and classifies each into intents
+  with a small trained model; :mod:`copilot.agents.matching` matches the intents to the
+  installed tools' manifests. After the tools ran, :mod:`copilot.agents.review` may plan a
+  bounded second round from what came back.
+- :class:`LLMPlanner`: any LangChain chat model calling tools whose schemas come from the
+  manifests (description, intents, example questions, input schema). It sees each round's
+  results and may call more tools, up to :data:`MAX_ROUNDS`; malformed or unknown calls are
+  repaired or rejected, and any failure falls back to the embedded planner.
 
 Planners see only the question and tool manifests, never DICOM header text, so header text
-cannot steer a plan.
+cannot steer a plan. This module names no tool: everything it knows about tools comes from
+their manifests.
 """
 
 from __future__ import annotations
@@ -19,104 +23,51 @@ import difflib
 import json
 import logging
 import re
-import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-from copilot.tools.contract import Tool
+from copilot.agents.matching import Catalogue, match_part
+from copilot.agents.review import adaptive_round
+from copilot.routing.analysis import Analysis, analyze
+from copilot.routing.intents import INTENT_HELP
+from copilot.tools.contract import Tool, ToolResult
 
-from copilot.config import Settings
-from copilot.text.labeler import findings_in_question
+if TYPE_CHECKING:
+    from copilot.config import Settings
+
+__all__ = ["MAX_ROUNDS", "EmbeddedPlanner", "LLMPlanner", "Plan", "order_by_dependencies"]
 
 log = logging.getLogger(__name__)
 
-SEMANTIC_THRESHOLD = 0.55
-GREETING = re.compile(
-    r"^\s*(hi|hello|hey|thanks|thank you|good (morning|afternoon|evening)|ok|okay|bye)\b[\s!.?]*$",
-    re.I,
-)
-METADATA = re.compile(
-    r"\b(which|what|how many) (series|images|studies|views?|modalit\w*)\b|\bhow old\b|"
-    r"\b(patient'?s? )?(age|sex|gender)\b|\bwhen was (the|this) (study|exam|film)\b|"
-    r"\bwhat (body part|view|projection)\b|\bis (it|this) (a|an) (pa|ap|lateral)\b",
-    re.I,
-)
-MEASURE = re.compile(
-    r"\b(how (big|large|wide)|size of|measure\w*|ratio|ctr|area|width|extent|segment\w*|outline|mask)\b",
-    re.I,
-)
-CAUSE = re.compile(
-    r"\b(caus\w*|differential|why|explain|next step|management|what should|"
-    r"recommend\w*|similar (reports?|cases?)|background|treat\w*|significan\w*)\b",
-    re.I,
-)
-DEFINITION = re.compile(r"\bwhat (is|are|does) (an? )?[a-z]+", re.I)
-REPORT = re.compile(r"\b(report|draft|impression|dictat\w*|write[- ]?up)\b", re.I)
-OPEN = re.compile(
-    r"\b(describe|what do you see|what can you see|tube|line|catheter|pacemaker|device|"
-    r"where does|position of|which side)\b",
-    re.I,
-)
-FINDINGS = re.compile(
-    r"\b(finding\w*|abnormal\w*|normal|anything (wrong|abnormal)|what is wrong|"
-    r"pathology|is there|are there|any\b|r/o|rule out|evidence of|signs? of)",
-    re.I,
-)
-#: Built-in tools the rules above route; semantic routing adds them only when no rule fired.
-RULED_TOOLS = frozenset({"cxr_classifier", "lesion_segmenter", "retriever", "report_generator", "vqa"})
-PRONOUN = re.compile(r"\b(it|this|that|these|those|they|them)\b", re.I)
-PART_SPLIT = re.compile(
-    r"\?|;|\band (?:also )?(?=what|why|how|is|are|could|can|where|which|draft|write|describe)|\balso\b",
-    re.I,
-)
-
-#: Expand clinical abbreviations before routing.
-ABBREVIATIONS = {
-    r"\br/o\b": "rule out",
-    r"\bptx\b": "pneumothorax",
-    r"\bcmg\b": "cardiomegaly",
-    r"\bctr\b": "cardiothoracic ratio",
-    r"\beff\b": "effusion",
-    r"\bpna\b": "pneumonia",
-    r"\bdx\b": "diagnosis",
-    r"\bddx\b": "differential diagnosis",
-    r"\bcxr\b": "chest x-ray",
-    r"\bett\b": "endotracheal tube",
-    r"\bngt\b": "nasogastric tube",
-    r"\bfx\b": "fracture",
-}
+#: Rounds of tool calls per question, the first included.
+MAX_ROUNDS = 3
+PlannerName = Literal["embedded", "llm"]
+HEADER_NOTE = "answered from the study's header, no expert needed"
 
 
 @dataclass
 class Plan:
-    """The tools a question needs, which planner chose them, and notes (repairs, rejections)."""
+    """The tools a question needs, which planner chose them, and what the planner understood."""
 
     tools: list[str]
-    planner: str
+    planner: PlannerName
     focus: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    intents: list[str] = field(default_factory=list)
+    #: Header fields the question asks about (answered from the DICOM header).
+    header: list[str] = field(default_factory=list)
+    #: Arguments per tool (from the LLM's tool calls), passed as ``ToolRequest.options``.
+    args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: What the answer must say about what no tool can do.
+    caveats: list[str] = field(default_factory=list)
 
     def to_contract(self) -> dict[str, Any]:
         """The JSON of ``copilot plan --json``."""
         return {"tools": self.tools, "planner": self.planner}
 
 
-def expand_abbreviations(question: str) -> str:
-    """Spell out the abbreviations clinicians type ("r/o ptx" -> "rule out pneumothorax")."""
-    out = question
-    for pattern, full in ABBREVIATIONS.items():
-        out = re.sub(pattern, full, out, flags=re.I)
-    return out
-
-
-def split_parts(question: str) -> list[str]:
-    """Parts of a multi-part question ("is there X, and what could cause it?")."""
-    parts = [p.strip(" ,.") for p in PART_SPLIT.split(question)]
-    return [p for p in parts if len(p) > 2] or [question]
-
-
-def order_by_dependencies(tools: set[str], available: dict[str, Tool]) -> list[str]:
+def order_by_dependencies(tools: set[str], available: Mapping[str, Tool]) -> list[str]:
     """Dependencies first (a tool after the tools it uses), then by name."""
     ordered: list[str] = []
     pending = sorted(tools)
@@ -134,162 +85,195 @@ def order_by_dependencies(tools: set[str], available: dict[str, Tool]) -> list[s
     return ordered
 
 
+def _catalogue(tools: Mapping[str, Tool]) -> Catalogue:
+    return Catalogue({name: tool.manifest for name, tool in tools.items()})
+
+
 class EmbeddedPlanner:
-    """Rules plus MiniLM semantic routing, fully offline."""
+    """The router plus manifest matching, fully offline."""
 
-    name = "embedded"
+    name: PlannerName = "embedded"
 
-    def __init__(self, settings: Settings, use_semantics: bool = True) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
-        self.use_semantics = use_semantics
-        self._vectors: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()
+        self._catalogues: dict[tuple[str, ...], Catalogue] = {}
 
-    def _tool_vectors(self, tools: dict[str, Tool]) -> dict[str, np.ndarray]:
-        from copilot.kb.embedder import Embedder
+    def catalogue(self, tools: Mapping[str, Tool]) -> Catalogue:
+        """The manifests of ``tools``, indexed (cached per tool set)."""
+        key = tuple(sorted(tools))
+        if key not in self._catalogues:
+            self._catalogues[key] = _catalogue(tools)
+        return self._catalogues[key]
 
-        with self._lock:
-            missing = [n for n in tools if n not in self._vectors]
-            if missing:
-                embedder = Embedder(self.settings)
-                for name in missing:
-                    m = tools[name].manifest
-                    texts = [*m.questions, m.description.split(". ")[0]]
-                    self._vectors[name] = embedder.encode(texts)
-            return {n: self._vectors[n] for n in tools}
-
-    def _semantic(self, part: str, tools: dict[str, Tool]) -> dict[str, float]:
-        if not self.use_semantics or not tools:
-            return {}
-        from copilot.kb.embedder import Embedder
-
-        try:
-            vectors = self._tool_vectors(tools)
-            q = Embedder(self.settings).encode([part])[0]
-        except Exception as exc:  # no embedding model: rules alone still plan
-            log.warning("semantic routing unavailable: %s", exc)
-            self.use_semantics = False
-            return {}
-        return {name: float(np.max(v @ q)) for name, v in vectors.items()}
+    def analyze(self, question: str, focus: list[str] | None = None) -> Analysis:
+        """The router's reading of ``question`` (parts, intents, what each names)."""
+        return analyze(question, tuple(focus or ()))
 
     def plan(
         self,
         question: str,
-        tools: dict[str, Tool],
+        tools: Mapping[str, Tool],
         focus: list[str] | None = None,
-        redact: Any = None,
+        redact: Callable[[str], str] | None = None,
     ) -> Plan:
-        """Choose tools for ``question`` among ``tools``; ``focus`` resolves "it" in follow-ups."""
-        text = expand_abbreviations(question)
-        asked = findings_in_question(text)
-        if not asked and focus and PRONOUN.search(text):
-            asked = list(focus)
-        if GREETING.match(text) or (METADATA.search(text) and not asked and not MEASURE.search(text)):
-            return Plan(
-                tools=[],
-                planner=self.name,
-                focus=asked,
-                notes=["answered from the study's header, no expert needed"],
-            )
+        """Choose tools for ``question``; ``focus`` (earlier findings) resolves "it" in follow-ups."""
+        analysis = self.analyze(question, focus)
+        cat = self.catalogue(tools)
         chosen: set[str] = set()
         notes: list[str] = []
-        for part in split_parts(text):
-            part_findings = findings_in_question(part) or (asked if PRONOUN.search(part) else [])
-            rule_hits: set[str] = set()
-            if REPORT.search(part):
-                rule_hits |= {"report_generator", "cxr_classifier", "lesion_segmenter", "retriever"}
-            if MEASURE.search(part):
-                rule_hits.add("lesion_segmenter")
-                if part_findings:
-                    rule_hits.add("cxr_classifier")
-            defines = DEFINITION.search(part) and not MEASURE.search(part) and not FINDINGS.search(part)
-            if CAUSE.search(part) or defines:
-                rule_hits.add("retriever")
-                if part_findings:
-                    rule_hits.add("cxr_classifier")
-            if OPEN.search(part):
-                rule_hits |= {"vqa", "cxr_classifier"}
-            if part_findings or FINDINGS.search(part):
-                rule_hits.add("cxr_classifier")
-            scores = self._semantic(part, tools)
-            # Rules decide for the built-in experts; semantics route plug-ins and fill gaps.
-            semantic_hits = {
-                n
-                for n, s in scores.items()
-                if s >= SEMANTIC_THRESHOLD and (n not in RULED_TOOLS or not rule_hits)
-            }
-            if semantic_hits - rule_hits:
-                notes.append(f"semantic routing added {', '.join(sorted(semantic_hits - rule_hits))}")
-            hits = rule_hits | semantic_hits
-            if not hits and scores:
-                best = max(scores, key=lambda n: scores[n])
-                if scores[best] >= SEMANTIC_THRESHOLD - 0.15:
-                    hits.add(best)
-                    notes.append(f"closest tool {best} ({scores[best]:.2f})")
-            chosen |= hits
-        available = {n for n in chosen if n in tools}
-        dropped = sorted(chosen - available)
-        if dropped:
-            notes.append(f"not installed: {', '.join(dropped)}")
+        caveats: list[str] = []
+        for part in analysis.parts:
+            found = match_part(part, cat)
+            chosen |= found.tools
+            notes += [n for n in found.notes if n not in notes]
+            caveats += [c for c in found.caveats if c not in caveats]
+        if analysis.no_expert and not chosen:
+            notes.append(HEADER_NOTE if analysis.header or "header" in analysis.intents else "greeting")
+        elif not chosen:
+            notes.append("no installed tool answers this question")
         return Plan(
-            tools=order_by_dependencies(available, tools), planner=self.name, focus=asked, notes=notes
+            tools=order_by_dependencies(chosen & set(tools), tools),
+            planner=self.name,
+            focus=list(analysis.findings) or list(focus or []),
+            notes=notes,
+            intents=list(analysis.intents),
+            header=list(analysis.header),
+            caveats=caveats,
+        )
+
+    def review(
+        self,
+        question: str,
+        tools: Mapping[str, Tool],
+        plan: Plan,
+        results: Mapping[str, ToolResult],
+        round_no: int,
+        redact: Callable[[str], str] | None = None,
+        used_inputs: Mapping[str, list[str]] | None = None,
+    ) -> Plan:
+        """Tools for another round, from what came back (empty plan: answer now)."""
+        extra, notes = adaptive_round(plan.intents, results, self.catalogue(tools), tools, used_inputs)
+        if round_no >= MAX_ROUNDS:
+            extra, notes = [], []
+        return Plan(
+            tools=order_by_dependencies(set(extra), tools),
+            planner=self.name,
+            focus=plan.focus,
+            notes=notes,
+            intents=plan.intents,
+            header=plan.header,
         )
 
 
 class LLMPlanner:
-    """Tool calling with any LangChain chat model; repairs or rejects bad calls."""
+    """Tool calling with any LangChain chat model; repairs or rejects bad calls; bounded rounds."""
 
-    name = "llm"
+    name: PlannerName = "llm"
 
     def __init__(self, llm: Any, fallback: EmbeddedPlanner) -> None:
         self.llm = llm
         self.fallback = fallback
 
     @staticmethod
-    def tool_schemas(tools: dict[str, Tool]) -> list[dict[str, Any]]:
-        """OpenAI-style function schemas built from the manifests."""
+    def tool_schemas(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
+        """OpenAI-style function schemas built from the manifests (arguments from their input schema)."""
         schemas = []
         for name, tool in tools.items():
             m = tool.manifest
+            parameters = m.input_schema()
+            parameters["properties"] = {
+                **parameters["properties"],
+                "reason": {"type": "string", "description": "Why this tool is needed."},
+            }
+            answers = "; ".join(f"{i} ({INTENT_HELP[i]})" for i in m.intents)
+            labels = f" Finding labels: {', '.join(m.labels)}." if m.labels and "finding" in m.intents else ""
+            description = (
+                f"{m.description}{' Answers: ' + answers + '.' if answers else ''}{labels} "
+                f"Example questions: {'; '.join(m.questions[:4])}"
+            )
             schemas.append(
                 {
                     "type": "function",
-                    "function": {
-                        "name": name,
-                        "description": f"{m.description} Example questions: {'; '.join(m.questions[:4])}",
-                        "parameters": {
-                            "type": "object",
-                            "properties": {
-                                "reason": {
-                                    "type": "string",
-                                    "description": "Why this tool is needed.",
-                                }
-                            },
-                            "required": [],
-                        },
-                    },
+                    "function": {"name": name, "description": description, "parameters": parameters},
                 }
             )
         return schemas
 
-    def _repair(self, raw: str, tools: dict[str, Tool]) -> str | None:
+    def _repair(self, raw: str, tools: Mapping[str, Tool]) -> str | None:
         name = re.sub(r"[^a-z0-9_]", "_", raw.strip().lower().replace("-", "_").replace(" ", "_"))
         if name in tools:
             return name
         close = difflib.get_close_matches(name, list(tools), n=1, cutoff=0.75)
         return close[0] if close else None
 
+    def _calls(self, reply: Any, notes: list[str]) -> list[dict[str, Any]]:
+        calls = list(getattr(reply, "tool_calls", None) or [])
+        for bad in getattr(reply, "invalid_tool_calls", None) or []:
+            calls.append({"name": bad.get("name") or "", "args": {}})
+        content = getattr(reply, "content", "")
+        if not calls and isinstance(content, str) and content.strip().startswith(("[", "{")):
+            try:  # some servers put the calls in the text
+                data = json.loads(content)
+                items = data if isinstance(data, list) else data.get("tools", [])
+                calls = [
+                    {"name": i, "args": {}}
+                    if isinstance(i, str)
+                    else {"name": i.get("name", ""), "args": i.get("args", {})}
+                    for i in items
+                ]
+            except (ValueError, AttributeError):
+                notes.append("unparseable planner reply rejected")
+        return calls
+
+    def _plan_from(self, reply: Any, tools: Mapping[str, Tool], base: Plan, notes: list[str]) -> Plan:
+        names: list[str] = []
+        args: dict[str, dict[str, Any]] = {}
+        for call in self._calls(reply, notes):
+            raw = str(call.get("name") or "")
+            fixed = self._repair(raw, tools)
+            if fixed is None:
+                notes.append(f"rejected unknown tool {raw!r}")
+                continue
+            if fixed != raw:
+                notes.append(f"repaired tool name {raw!r} -> {fixed!r}")
+            names.append(fixed)
+            allowed = set(tools[fixed].manifest.input_schema()["properties"])
+            given = call.get("args") or {}
+            if isinstance(given, dict):
+                kept = {k: v for k, v in given.items() if k in allowed}
+                if kept:
+                    args[fixed] = kept
+        return Plan(
+            tools=order_by_dependencies(set(names), tools),
+            planner=self.name,
+            focus=base.focus,
+            notes=notes,
+            intents=base.intents,
+            header=base.header,
+            args=args,
+        )
+
     def plan(
         self,
         question: str,
-        tools: dict[str, Tool],
+        tools: Mapping[str, Tool],
         focus: list[str] | None = None,
-        redact: Any = None,
+        redact: Callable[[str], str] | None = None,
     ) -> Plan:
         """Ask the model (text passed through ``redact`` first); fall back on any failure."""
-        from copilot.prompts import load_prompt
         from langchain_core.messages import HumanMessage, SystemMessage
 
+        from copilot.prompts import load_prompt
+
+        understood = self.fallback.analyze(question, focus)
+        base = Plan(
+            [],
+            self.name,
+            list(understood.findings) or list(focus or []),
+            [],
+            list(understood.intents),
+            list(understood.header),
+        )
         notes: list[str] = []
         try:
             bound = self.llm.bind_tools(self.tool_schemas(tools))
@@ -305,27 +289,70 @@ class LLMPlanner:
             plan = self.fallback.plan(question, tools, focus)
             plan.notes.append(f"LLM planner failed ({type(exc).__name__}); embedded plan used")
             return plan
-        names: list[str] = []
-        calls = list(getattr(reply, "tool_calls", None) or [])
-        for bad in getattr(reply, "invalid_tool_calls", None) or []:
-            calls.append({"name": bad.get("name") or "", "args": {}})
-        if not calls and isinstance(reply.content, str) and reply.content.strip().startswith(("[", "{")):
-            try:  # some servers put the calls in the text
-                data = json.loads(reply.content)
-                items = data if isinstance(data, list) else data.get("tools", [])
-                calls = [{"name": i if isinstance(i, str) else i.get("name", "")} for i in items]
-            except (ValueError, AttributeError):
-                notes.append("unparseable planner reply rejected")
-        for call in calls:
-            raw = str(call.get("name") or "")
-            fixed = self._repair(raw, tools)
-            if fixed is None:
-                notes.append(f"rejected unknown tool {raw!r}")
-            else:
-                if fixed != raw:
-                    notes.append(f"repaired tool name {raw!r} -> {fixed!r}")
-                names.append(fixed)
-        asked = findings_in_question(expand_abbreviations(question)) or list(focus or [])
-        return Plan(
-            tools=order_by_dependencies(set(names), tools), planner=self.name, focus=asked, notes=notes
+        return self._plan_from(reply, tools, base, notes)
+
+    def review(
+        self,
+        question: str,
+        tools: Mapping[str, Tool],
+        plan: Plan,
+        results: Mapping[str, ToolResult],
+        round_no: int,
+        redact: Callable[[str], str] | None = None,
+        used_inputs: Mapping[str, list[str]] | None = None,
+    ) -> Plan:
+        """Show the model what came back; it may call more tools (none: answer now)."""
+        if round_no >= MAX_ROUNDS:
+            return Plan([], self.name, plan.focus, [], plan.intents, plan.header)
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        from copilot.prompts import load_prompt
+
+        summary = "\n".join(
+            f"- {name}: {res.status}{' (' + res.detail + ')' if res.detail else ''}"
+            f"{': ' + _result_text(res) if res.ok else ''}"
+            for name, res in results.items()
         )
+        notes: list[str] = []
+        try:
+            bound = self.llm.bind_tools(self.tool_schemas(tools))
+            reply = bound.invoke(
+                [
+                    SystemMessage(content=load_prompt("planner")),
+                    HumanMessage(
+                        content=(redact or str)(
+                            f"Question: {question}\n\nRound {round_no} of {MAX_ROUNDS} finished. "
+                            f"Results:\n{summary}\n\n"
+                            "Call more tools only if the results leave part of the question unanswered and "
+                            "another tool can answer it; otherwise call no tool."
+                        )
+                    ),
+                ]
+            )
+        except Exception as exc:
+            log.warning("LLM planner review failed (%s); using the embedded review", exc)
+            fallback = self.fallback.review(question, tools, plan, results, round_no, used_inputs=used_inputs)
+            fallback.planner = self.name
+            return fallback
+        next_plan = self._plan_from(reply, tools, plan, notes)
+        # Only tools that did not already answer, or that can now use new inputs, run again.
+        next_plan.tools = [t for t in next_plan.tools if t not in results or not results[t].ok]
+        return next_plan
+
+
+def _result_text(result: ToolResult, limit: int = 400) -> str:
+    """A short plain-text digest of a result for the LLM (findings with numbers, text)."""
+    bits = []
+    for f in result.findings[:12]:
+        if f.score is not None:
+            bits.append(f"{f.label} {f.score:.2f}{' (flagged)' if f.above_threshold else ''}")
+        elif f.value is not None:
+            bits.append(f"{f.label} {f.value}{' ' + f.unit if f.unit else ''}")
+        elif f.text:
+            bits.append(f"{f.label}: {f.text}")
+    if result.text:
+        bits.append(result.text)
+    if result.citations:
+        bits.append(f"{len(result.citations)} passages")
+    text = "; ".join(bits)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

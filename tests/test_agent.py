@@ -19,13 +19,14 @@ from copilot.study.model import Study
 from copilot.testing import make_dicom
 from copilot.testing.chat import FakeChatModel
 from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult
+from copilot.tools.builtin.cxr_classifier import CxrClassifier
 from copilot.tools.discovery import create_tools
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "graph.mmd"
 
 
 class FakeClassifier(Tool):
-    """Scores like the real classifier, instantly."""
+    """Scores like the real classifier, instantly; words its result as the real one does."""
 
     manifest = ToolManifest(
         name="cxr_classifier",
@@ -35,7 +36,10 @@ class FakeClassifier(Tool):
         description="Fake chest X-ray classifier scoring cardiomegaly and effusion for tests.",
         questions=("Is there cardiomegaly?",),
         labels=("Cardiomegaly", "Effusion", "Pneumothorax"),
+        intents=("finding",),
     )
+
+    statements = CxrClassifier.statements
     calls = 0
 
     def run(self, request: ToolRequest) -> ToolResult:
@@ -125,8 +129,14 @@ def test_graph_structure_snapshot() -> None:
         ("hello", []),
         ("which series are there?", []),
         ("What is the cardiothoracic ratio?", ["lesion_segmenter"]),
-        ("Draft a report", ["cxr_classifier", "lesion_segmenter", "retriever", "report_generator"]),
-        ("describe the tubes and lines", ["cxr_classifier", "vqa"]),
+        ("Draft a report", ["cxr_classifier", "lesion_segmenter", "report_generator"]),
+        ("Summarize this report", ["cxr_classifier", "lesion_segmenter", "report_generator"]),
+        ("describe the tubes and lines", ["vqa"]),
+        ("Is the patient intubated?", ["vqa"]),
+        ("Is there free air under the diaphragm?", ["vqa"]),
+        ("Which lobe shows consolidation?", ["cxr_classifier", "lesion_segmenter"]),
+        ("What is X in the right lung?", ["cxr_classifier", "lesion_segmenter", "vqa"]),
+        ("What modality is this?", []),
         ("Is the image quality adequate?", ["exposure_check"]),
     ],
 )
@@ -196,6 +206,7 @@ def test_answer_traces_statements_and_names_unavailable_tools(study: Study, kb_e
         "status": "ok",
         "seconds": answer.tools[0].seconds,
         "detail": "",
+        "fix": None,
     }
 
 
@@ -260,7 +271,8 @@ def test_header_injection_changes_neither_plan_nor_answer(tmp_path: Path) -> Non
 
 def test_phi_never_reaches_the_llm(study: Study) -> None:
     plan_reply = AIMessage(content="", tool_calls=[{"name": "cxr_classifier", "args": {}, "id": "1"}])
-    llm = FakeChatModel.scripted([plan_reply, "Cardiomegaly is flagged [cxr_classifier: 0.74]."])
+    done = AIMessage(content="")  # the review round: no more tools
+    llm = FakeChatModel.scripted([plan_reply, done, "Cardiomegaly is flagged [cxr_classifier: 0.74]."])
     copilot = copilot_with({"cxr_classifier": FakeClassifier()}, llm=llm)
     answer = copilot.ask(study, "Patient DOE^JANE MRN123456 seen 2024-03-15: is there cardiomegaly?")
     assert answer.planner == "llm" and answer.plan == ["cxr_classifier"]
@@ -282,7 +294,8 @@ def test_phi_never_reaches_the_llm(study: Study) -> None:
 
 def test_llm_contradiction_is_flagged(study: Study) -> None:
     plan_reply = AIMessage(content="", tool_calls=[{"name": "cxr_classifier", "args": {}, "id": "1"}])
-    llm = FakeChatModel.scripted([plan_reply, "There is a large pneumothorax and no cardiomegaly."])
+    done = AIMessage(content="")  # the review round: no more tools
+    llm = FakeChatModel.scripted([plan_reply, done, "There is a large pneumothorax and no cardiomegaly."])
     answer = copilot_with({"cxr_classifier": FakeClassifier()}, llm=llm).ask(study, "Any pneumothorax?")
     assert len(answer.verification) == 2
     assert "**Verification**" in answer.text and "pneumothorax" in answer.text.split("**Verification**")[1]
@@ -320,7 +333,8 @@ def test_astream_yields_typed_events_then_the_answer(study: Study) -> None:
 
 def test_metadata_question_needs_no_tool(study: Study) -> None:
     answer = copilot_with({"cxr_classifier": FakeClassifier()}).ask(study, "which series are there?")
-    assert answer.plan == [] and "This study has 1 series" in answer.text and "MRN" not in answer.text
+    assert answer.plan == [] and "From the DICOM header" in answer.text and "MRN" not in answer.text
+    assert "1 series" in answer.text
 
 
 def test_analyze_batches_every_image(tmp_path: Path) -> None:
@@ -349,7 +363,7 @@ def test_ask_cli_with_real_offline_tools(
     )
     assert code == 0, err
     data = json.loads(out)
-    assert set(data) == {"answer", "study_uid", "plan", "tools", "findings", "citations"}
+    assert set(data) == {"answer", "study_uid", "thread_id", "plan", "tools", "findings", "citations"}
     statuses = {t["name"]: t["status"] for t in data["tools"]}
     assert statuses == {"cxr_classifier": "unavailable", "retriever": "ok"}
     assert "copilot models pull xrv-densenet121-res224-all" in data["answer"]

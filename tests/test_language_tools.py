@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from copilot.tools import Citation, Finding, ToolRequest, ToolResult, invoke
-from copilot.tools.builtin.cxr_classifier import LABELS, display_label
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from copilot.text.labeler import label_text
+from copilot.tools import Citation, Finding, ToolRequest, ToolResult, invoke
+from copilot.tools.builtin.cxr_classifier import LABELS, display_label
 
 DISPLAY = [display_label(x) for x in LABELS]
 
@@ -142,15 +142,14 @@ def test_report_generator_without_model_or_classifier_is_honest(chest: object) -
 
 
 def test_report_generator_loads_real_format_checkpoint(tmp_path: Path, demo_studies: Path) -> None:
+    from copilot.models.registry import ModelRegistry
+    from copilot.study import index_folder
+    from copilot.testing.checkpoints import make_tiny_report_model
     from copilot.tools.builtin.report_generator import (
         FINDINGS_MODEL,
         IMPRESSION_MODEL,
         ReportGenerator,
     )
-
-    from copilot.models.registry import ModelRegistry
-    from copilot.study import index_folder
-    from copilot.testing.checkpoints import make_tiny_report_model
 
     registry = ModelRegistry()
     for model_id in (FINDINGS_MODEL, IMPRESSION_MODEL):
@@ -192,10 +191,9 @@ def test_vqa_refuses_to_guess_open_questions(chest: object) -> None:
 
 
 def test_vqa_loads_real_format_vlm(tmp_path: Path, chest: object) -> None:
-    from copilot.tools.builtin.vqa import VLM_MODEL, VisualQA
-
     from copilot.models.registry import ModelRegistry
     from copilot.testing.checkpoints import make_tiny_vlm
+    from copilot.tools.builtin.vqa import VLM_MODEL, VisualQA
 
     ModelRegistry().add(VLM_MODEL, make_tiny_vlm(tmp_path / "vlm"))
     result = invoke(VisualQA(), ToolRequest(question="where does the central line end ?", instance=chest))

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from copilot.errors import UnknownToolError
+from copilot.study import index_folder
+from copilot.testing import check_tool, make_dicom
 from copilot.tools import (
     Finding,
     Tool,
@@ -20,10 +24,6 @@ from copilot.tools import (
     invoke_batch,
 )
 from copilot.tools import discovery as discovery_module
-
-from copilot.errors import UnknownToolError
-from copilot.study import index_folder
-from copilot.testing import check_tool, make_dicom
 
 
 class MeanTool(Tool):

@@ -1,5 +1,6 @@
 """The expert-tool contract and plug-in discovery (installed as ``copilot.tools``)."""
 
+from copilot.availability import Availability
 from copilot.tools.contract import (
     Acceptance,
     Artifact,
@@ -7,6 +8,7 @@ from copilot.tools.contract import (
     Finding,
     Provenance,
     Tool,
+    ToolInput,
     ToolManifest,
     ToolRequest,
     ToolResult,
@@ -14,8 +16,7 @@ from copilot.tools.contract import (
     invoke_batch,
 )
 from copilot.tools.discovery import create_tool, create_tools, discover
-
-from copilot.availability import Availability
+from copilot.tools.statements import Question, Statement
 
 __all__ = [
     "Acceptance",
@@ -24,7 +25,10 @@ __all__ = [
     "Citation",
     "Finding",
     "Provenance",
+    "Question",
+    "Statement",
     "Tool",
+    "ToolInput",
     "ToolManifest",
     "ToolRequest",
     "ToolResult",

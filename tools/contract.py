@@ -21,16 +21,24 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from copilot.availability import Availability
-from copilot.errors import InputRejectedError, ToolUnavailableError, WeightsMissingError
-from copilot.study.model import InstanceRecord
+from copilot.errors import (
+    InputRejectedError,
+    ToolError,
+    ToolUnavailableError,
+    WeightsMissingError,
+    must_propagate,
+)
+from copilot.routing.intents import ToolIntent
 
 if TYPE_CHECKING:
     from copilot.config import Settings
     from copilot.runtime.context import Runtime
+    from copilot.study.model import InstanceRecord
     from copilot.study.pixels import PixelImage
+    from copilot.tools.statements import Question, Statement
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +46,26 @@ ToolStatus = Literal["ok", "unavailable", "error", "skipped"]
 Side = Literal["left", "right", "bilateral", "midline"]
 
 
+class ToolInput(BaseModel):
+    """One argument a planner may pass to a tool (arrives in ``ToolRequest.options``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    description: str
+    type: Literal["string", "number", "integer", "boolean", "array"] = "string"
+    enum: tuple[str, ...] = ()
+
+
 class ToolManifest(BaseModel):
-    """What a tool is, for the planner, the tool list and the contract check."""
+    """What a tool is, for the planner, the tool list and the contract check.
+
+    The tool is the unit of knowledge: what it can answer (``intents``, ``labels``,
+    ``anatomy``, example ``questions``), what it would have added when it cannot run
+    (``would_add``) and the arguments it takes (``inputs``) live here, and how its result reads
+    lives in :meth:`Tool.statements`; the planner, composer and verifier know tools only
+    through these.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -66,6 +92,33 @@ class ToolManifest(BaseModel):
         default=False,
         description="Its output depends on the question's wording (not cached across).",
     )
+    intents: tuple[ToolIntent, ...] = Field(
+        default=(),
+        description="Question intents it answers (docs/routing.md). A tool declaring 'open' is a "
+        "generalist: it gets every image question no specialist covers. Empty: routed by the "
+        "similarity of a question to its example questions only.",
+    )
+    anatomy: tuple[str, ...] = Field(
+        default=(), description="Anatomical structures it segments or measures (heart, lungs, trachea...)."
+    )
+    would_add: str = Field(
+        default="", description="What it would have added to an answer, for when it could not run."
+    )
+    inputs: tuple[ToolInput, ...] = Field(
+        default=(), description="Arguments a planner may pass (finding, region, free-text question)."
+    )
+
+    def input_schema(self) -> dict[str, Any]:
+        """JSON schema of the tool's arguments (for LLM tool calling)."""
+        properties: dict[str, Any] = {}
+        for arg in self.inputs:
+            prop: dict[str, Any] = {"type": arg.type, "description": arg.description}
+            if arg.type == "array":
+                prop["items"] = {"type": "string", **({"enum": list(arg.enum)} if arg.enum else {})}
+            elif arg.enum:
+                prop["enum"] = list(arg.enum)
+            properties[arg.name] = prop
+        return {"type": "object", "properties": properties, "required": []}
 
 
 class Finding(BaseModel):
@@ -146,11 +199,22 @@ class ToolRequest(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     question: str = ""
-    instance: InstanceRecord | None = None
+    instance: Any = Field(default=None, description="copilot.study.model.InstanceRecord or None")
     image: Any = Field(default=None, description="copilot.study.pixels.PixelImage or None")
     study_summary: str = ""
     prior: dict[str, ToolResult] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("instance")
+    @classmethod
+    def _instance_record(cls, value: Any) -> InstanceRecord | None:
+        """An InstanceRecord (or None); the study model is imported only when a request carries
+        one, so that reading manifests (``copilot plan``) never loads the DICOM stack."""
+        if value is None:
+            return None
+        from copilot.study.model import InstanceRecord
+
+        return value if isinstance(value, InstanceRecord) else InstanceRecord.model_validate(value)
 
     def pixels(self) -> PixelImage:
         """The decoded image, loading it on first use."""
@@ -261,6 +325,18 @@ class Tool:
         """Handle many requests; the default runs them one by one. Override to batch."""
         return [self.run(r) for r in requests]
 
+    def statements(self, result: ToolResult, question: Question) -> list[Statement]:
+        """The result as sentences of an answer, each with its number and section.
+
+        Override to word results the way only this tool knows (thresholds, units, what a
+        score means); the default (:func:`copilot.tools.statements.default_statements`) puts
+        answers and notes under **Answer**, measurements under **Measurements** and scored
+        findings into words against each finding's own threshold.
+        """
+        from copilot.tools.statements import default_statements
+
+        return default_statements(self.manifest, result, question)
+
     def provenance(self, seconds: float = 0.0, model_id: str | None = None) -> Provenance:
         """Provenance for a result of this tool."""
         revision = None
@@ -284,13 +360,16 @@ class Tool:
 
 
 def _gate(tool: Tool, request: ToolRequest) -> ToolResult | None:
-    """A non-ok result when the tool cannot or will not run this request, else None."""
-    availability = tool.available()
+    """A non-ok result when the tool cannot or will not run this request, else None.
+    A plug-in whose ``available()`` or ``accepts()`` fails is unavailable or skipped, with why."""
+    from copilot.tools.results import accepts_safely, available_safely
+
+    availability = available_safely(tool)
     if not availability.ok:
         return ToolResult(
             tool=tool.name, status="unavailable", detail=availability.reason, fix=availability.fix
         )
-    acceptance = tool.accepts(request.instance)
+    acceptance = accepts_safely(tool, request.instance)
     if not acceptance.ok:
         return ToolResult(tool=tool.name, status="skipped", detail=acceptance.reason)
     return None
@@ -306,23 +385,47 @@ def _failure(tool: Tool, exc: BaseException) -> ToolResult:
 
 
 def invoke(tool: Tool, request: ToolRequest) -> ToolResult:
-    """Run one request with gating, lazy setup, timing and error capture. Never raises."""
+    """Run one request with gating, lazy setup, timing and error capture. Never raises, except
+    Ctrl-C: ``SystemExit`` and other ``BaseException`` s of plug-in code become an error result.
+    The result is checked (type, finite numbers, size limits) before anyone stores or prints it."""
+    from copilot.tools.results import checked_result
+
     start = time.perf_counter()
     try:
-        result = _gate(tool, request)
+        result: object = _gate(tool, request)
         if result is None:
             tool.setup()
             result = tool.run(request)
-    except Exception as exc:
+    except BaseException as exc:
+        if must_propagate(exc):
+            raise
         result = _failure(tool, exc)
-    result.seconds = round(time.perf_counter() - start, 4)
-    return result
+    checked = checked_result(tool.name, result)
+    checked.seconds = round(time.perf_counter() - start, 4)
+    return checked
+
+
+def _run_batch(tool: Tool, requests: list[ToolRequest]) -> list[object] | BaseException:
+    """``tool.run_batch(requests)``, or what it raised (a wrong result count included)."""
+    try:
+        batch: list[object] = list(tool.run_batch(requests))
+        if len(batch) != len(requests):
+            raise ToolError(f"run_batch returned {len(batch)} results for {len(requests)} requests")
+        return batch
+    except BaseException as exc:
+        if must_propagate(exc):
+            raise
+        return exc
 
 
 def invoke_batch(tool: Tool, requests: Sequence[ToolRequest]) -> list[ToolResult]:
-    """Run many requests through ``run_batch``; rejected inputs are skipped individually."""
+    """Run many requests through ``run_batch``; rejected inputs are skipped individually.
+
+    When the batch fails, each request is run again alone, so a failing item never charges
+    its error to the others. Never raises, except Ctrl-C; results are checked like
+    :func:`invoke`'s."""
     start = time.perf_counter()
-    results: list[ToolResult | None] = [None] * len(requests)
+    results: list[object | None] = [None] * len(requests)
     runnable: list[int] = []
     for i, request in enumerate(requests):
         gated = _gate(tool, request)
@@ -332,15 +435,33 @@ def invoke_batch(tool: Tool, requests: Sequence[ToolRequest]) -> list[ToolResult
             results[i] = gated
     if runnable:
         try:
-            tool.setup()
-            batch = tool.run_batch([requests[i] for i in runnable])
-            for i, res in zip(runnable, batch, strict=True):
-                results[i] = res
-        except Exception as exc:
+            tool.setup()  # a failed load is the tool's failure: every request shares it
+        except BaseException as exc:
+            if must_propagate(exc):
+                raise
             for i in runnable:
                 results[i] = _failure(tool, exc)
+            runnable = []
+    if runnable:
+        batch = _run_batch(tool, [requests[i] for i in runnable])
+        if isinstance(batch, BaseException) and len(runnable) > 1:
+            # One bad input must not fail the others: each request again on its own.
+            log.info("tool %s: batch failed (%s); retrying item by item", tool.name, batch)
+            for i in runnable:
+                alone = _run_batch(tool, [requests[i]])
+                results[i] = _failure(tool, alone) if isinstance(alone, BaseException) else alone[0]
+        elif isinstance(batch, BaseException):
+            results[runnable[0]] = _failure(tool, batch)
+        else:
+            for i, res in zip(runnable, batch, strict=True):
+                results[i] = res
+    from copilot.tools.results import checked_result
+
     elapsed = round(time.perf_counter() - start, 4)
-    out = [r if r is not None else ToolResult(tool=tool.name, status="error") for r in results]
+    out = [
+        checked_result(tool.name, r) if r is not None else ToolResult(tool=tool.name, status="error")
+        for r in results
+    ]
     for r in out:
         r.seconds = elapsed
     return out

@@ -11,10 +11,13 @@ import logging
 import threading
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
-from copilot.config import Settings
 from copilot.errors import ToolError, UnknownToolError, must_propagate
 from copilot.tools.contract import Tool
+
+if TYPE_CHECKING:
+    from copilot.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,75 +1,70 @@
-"""compose: the explained answer from the structured evidence (template, or an LLM)."""
+"""compose: the explained answer from the tools' statements (template, or an LLM)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from copilot.agents.composer import Evidence, compose_statements, render
-from copilot.agents.context import Context
-from copilot.agents.planner import GREETING
-from copilot.agents.state import AgentState
-from copilot.tools.contract import ToolResult
 from langgraph.runtime import Runtime
 
-from copilot.study.summary import age_band, describe_sex
+from copilot.agents.composer import Evidence, compose_statements, render
+from copilot.agents.context import Context
+from copilot.agents.header import header_answer
+from copilot.agents.state import AgentState
+from copilot.tools.contract import ToolResult
+from copilot.tools.statements import Question
 
 log = logging.getLogger(__name__)
-
-
-def metadata_answer(ctx: Context) -> str:
-    """Facts from the header for questions that need no expert (series, views, age band)."""
-    study = ctx.study
-    series = "; ".join(
-        f"series {s.number or '?'}: {s.modality or '?'} {s.view or ''} ({len(s.instances)} image"
-        f"{'s' if len(s.instances) != 1 else ''})".replace("  ", " ")
-        for s in study.series
-    )
-    return (
-        f"This study has {len(study.series)} series ({series}); patient {age_band(study.patient_age)}, "
-        f"{describe_sex(study.patient_sex)}."
-    )
-
 
 GREETING_REPLY = (
     'Hello. Ask me about this study: findings ("is there a pneumothorax?"), measurements '
     '("what is the cardiothoracic ratio?"), a report draft, or the differential for a finding.'
 )
+IMAGE_INTENTS = {"finding", "open", "location", "measurement", "devices", "technique", "report", "comparison"}
 
 
 def evidence_from(state: AgentState, ctx: Context) -> Evidence:
     """The composer's input, rebuilt from the state."""
     results = {k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()}
-    plan = state.get("plan") or []
+    intents = list(state.get("intents") or [])
+    header = list(state.get("header") or [])
+    answer = ""
+    if header or ("header" in intents and not results):
+        answer = header_answer(ctx.study, header)
+    elif intents == ["greeting"] and not results:
+        answer = GREETING_REPLY
+    rejection = state.get("rejection", "")
+    if rejection and not (set(intents) & IMAGE_INTENTS):
+        rejection = ""
     return Evidence(
-        question=state["question"],
+        question=Question(
+            text=state["question"], findings=tuple(state.get("focus") or ()), intents=tuple(intents)
+        ),
         summary=state.get("summary", ""),
-        asked=state.get("focus") or [],
         results=results,
-        rejection=state.get("rejection", ""),
+        tools=ctx.tools,
+        rejection=rejection,
         plan_notes=state.get("plan_notes") or [],
-        metadata_answer=(GREETING_REPLY if GREETING.match(state["question"]) else metadata_answer(ctx))
-        if not plan and not state.get("rejection")
-        else "",
+        header_answer=answer,
+        caveats=list(state.get("caveats") or []),
     )
 
 
 def _llm_answer(ctx: Context, state: AgentState, ev: Evidence, template: str) -> str:
-    from copilot.prompts import load_prompt
     from langchain_core.messages import HumanMessage, SystemMessage
+
+    from copilot.agents.llm_evidence import composer_message
+    from copilot.prompts import load_prompt
+    from copilot.study.privacy import image_may_be_sent
 
     redact = ctx.redact
     content: list[Any] = [
         {
             "type": "text",
-            "text": redact(
-                f"Question: {state['question']}\n\nStudy: {ev.summary}\n\n"
-                f"<study-data>\n{state.get('header_quote', '')}\n</study-data>\n\n"
-                f"Evidence (structured, with tools and numbers):\n{template}"
-            ),
+            "text": redact(composer_message(state, ev, template)),
         }
     ]
-    if ctx.settings.llm_send_images:
+    if image_may_be_sent(ctx.study.primary_instance(), ctx.settings):
         import base64
         import io
 
@@ -118,6 +113,7 @@ def compose(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
             ctx.event("answer_token", text=word + " ")
     return {
         "answer": answer,
-        "statements": [vars(s) for s in statements],
+        "template": template,
+        "statements": [s.model_dump() for s in statements],
         "citations": citations,
     }

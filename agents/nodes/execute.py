@@ -1,20 +1,24 @@
-"""execute: run the planned tools in parallel, dependencies first, each with a time limit.
+"""execute: run one round's tools in parallel, dependencies first, each with a time limit.
 
-Failures and unavailability are captured per tool. Results are cached per (image, tool, tool
-version) for the session, so follow-up questions do not recompute.
+Failures and unavailability are captured per tool. Each tool receives the earlier results it
+``uses`` (this round's and earlier rounds') and the planner's arguments for it. Results are
+cached per (image, tool, tool version, inputs) for the session, so follow-up questions do not
+recompute.
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from copilot.agents.context import Context
-from copilot.agents.state import AgentState
-from copilot.tools.contract import ToolRequest, ToolResult, invoke
 from langgraph.runtime import Runtime
+
+from copilot.agents.context import RESULTS_DIR, Context
+from copilot.agents.state import AgentState
+from copilot.runtime.deadline import DaemonPool
+from copilot.tools.contract import ToolRequest, ToolResult, invoke
 
 log = logging.getLogger(__name__)
 
@@ -40,28 +44,38 @@ def _cache_key(ctx: Context, name: str, request: ToolRequest) -> tuple[str, str,
     sop = request.instance.sop_uid if request.instance else "-"
     priors = ",".join(sorted(request.prior))
     question = request.question if m.question_dependent else ""
-    return (sop, name, f"{m.version}|{','.join(m.models)}|{priors}|{question}")
+    options = repr(sorted(request.options.items())) if request.options else ""
+    return (sop, name, f"{m.version}|{','.join(m.models)}|{priors}|{question}|{options}")
 
 
 def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Run the plan; return every tool's result (as dicts, for the checkpoint)."""
+    """Run this round's tools; return every tool's latest result (as dicts, for the checkpoint)."""
     ctx = runtime.context
+    if ctx.cache.directory is None:
+        ctx.cache.persist(ctx.settings.cache_dir / RESULTS_DIR)
     instance = ctx.study.primary_instance()
-    results: dict[str, ToolResult] = {}
+    results: dict[str, ToolResult] = {
+        k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()
+    }
+    inputs = dict(state.get("inputs") or {})
+    args = state.get("args") or {}
+    round_tools = [t for t in state.get("round_tools") or [] if t in ctx.tools]
     timeout = ctx.settings.tool_timeout_s
-    pool = ThreadPoolExecutor(max_workers=max(1, len(state.get("plan") or [])))
+    pool = DaemonPool()  # a tool that times out is abandoned, never waited for at exit
     try:
-        for layer in layers(state.get("plan") or [], ctx):
+        for layer in layers(round_tools, ctx):
             futures = {}
             for name in layer:
                 tool = ctx.tools[name]
-                prior = {k: v for k, v in results.items() if k in tool.manifest.uses and v.ok}
+                prior = {k: v for k, v in results.items() if k in tool.manifest.uses and v.ok and k != name}
                 request = ToolRequest(
                     question=state["question"],
                     instance=instance,
                     study_summary=state.get("summary", ""),
                     prior=prior,
+                    options=dict(args.get(name) or {}),
                 )
+                inputs[name] = sorted(prior)
                 key = _cache_key(ctx, name, request)
                 cached = ctx.cache.get(key)
                 if cached is not None:
@@ -77,9 +91,10 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
                     continue
                 ctx.event("tool_started", tool=name)
                 futures[name] = (pool.submit(invoke, tool, request), key)
+            deadline = time.monotonic() + timeout  # the layer's tools started together
             for name, (future, key) in futures.items():
                 try:
-                    result = future.result(timeout=timeout)
+                    result = future.result(timeout=max(0.0, deadline - time.monotonic()))
                 except FutureTimeout:
                     result = ToolResult(
                         tool=name,
@@ -103,4 +118,9 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
                 )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    return {"results": {k: v.model_dump() for k, v in results.items()}}
+    return {
+        "results": {k: v.model_dump() for k, v in results.items()},
+        "inputs": inputs,
+        "round": int(state.get("round") or 0) + 1,
+        "round_tools": [],
+    }

@@ -1,19 +1,20 @@
 """understand: the study in question, its de-identified summary, header text as quoted data,
-and whether the image is one the chest tools accept."""
+and whether any image tool accepts the study's image."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from copilot.agents.context import Context
-from copilot.agents.state import AgentState
 from langgraph.runtime import Runtime
 
+from copilot.agents.context import Context
+from copilot.agents.state import AgentState
 from copilot.study.summary import quoted_header_text, study_summary
+from copilot.tools.results import accepts_safely
 
 
 def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Summarise the study and check the primary image against the chest classifier."""
+    """Summarise the study and check its primary image against every image tool."""
     ctx = runtime.context
     study = ctx.study
     update: dict[str, Any] = {
@@ -24,19 +25,23 @@ def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "rejection": "",
         # Per-question fields are reset; the thread's history is kept.
         "plan": [],
+        "round_tools": [],
+        "round": 0,
+        "args": {},
+        "inputs": {},
+        "caveats": [],
         "results": {},
         "statements": [],
         "citations": [],
         "verification": [],
     }
-    classifier = ctx.tools.get("cxr_classifier")
-    if classifier is not None:
-        verdict = classifier.accepts(study.primary_instance())
-        if not verdict.ok:
-            update["accepted"] = False
-            update["rejection"] = (
-                f"The chest X-ray experts do not apply to this study: {verdict.reason}. "
-                "No chest X-ray scores are given for it."
-            )
+    instance = study.primary_instance()
+    verdicts = [accepts_safely(t, instance) for t in ctx.tools.values() if t.manifest.needs_image]
+    if verdicts and not any(v.ok for v in verdicts):
+        reasons = "; ".join(dict.fromkeys(v.reason for v in verdicts if v.reason))
+        update["accepted"] = False
+        update["rejection"] = (
+            f"The image experts do not apply to this study: {reasons}. No image scores are given for it."
+        )
     ctx.event("understood", summary=update["summary"], accepted=update["accepted"])
     return update

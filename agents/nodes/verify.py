@@ -1,20 +1,24 @@
-"""verify: the report labeler checks the answer against the experts' findings.
+"""verify: the report labeler checks the answer against the experts' scored findings.
 
-A finding asserted present that the classifier scored below threshold, or stated absent when
-the classifier flagged it, is a contradiction: it is flagged in the answer. Background
-knowledge and quoted reports are not assertions about this patient and are not checked.
+Every tool result's findings that carry a score and a threshold are evidence, whichever tool
+produced them (built-in or plug-in). A finding the answer asserts present that such a tool
+scored below its threshold, or denies when a tool flagged it, is a contradiction and is flagged
+in the answer. Background knowledge and quoted reports are not assertions about this patient
+and are not checked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from langgraph.runtime import Runtime
 
 from copilot.agents.context import Context
 from copilot.agents.state import AgentState, Turn
-from copilot.tools.contract import ToolResult
-from langgraph.runtime import Runtime
-
+from copilot.agents.verification import check_llm_answer
 from copilot.text.labeler import label_text
+from copilot.tools.contract import Finding, ToolResult
 
 CHECKED_SECTIONS = ("**Answer**", "**Other findings**", "**Measurements**")
 
@@ -32,38 +36,46 @@ def assertion_text(answer: str, statements: list[dict[str, Any]], llm_written: b
     return "\n".join(kept)
 
 
-def contradictions(text: str, classifier: ToolResult | None) -> list[str]:
-    """Statements in ``text`` that contradict the classifier."""
-    if classifier is None or not classifier.ok:
-        return []
-    scores = {f.label: f for f in classifier.findings}
+def contradictions(text: str, results: Mapping[str, ToolResult]) -> list[str]:
+    """Statements in ``text`` that contradict a tool's scored findings (each with its own threshold)."""
+    scored: dict[str, tuple[str, Finding]] = {}
+    for name, result in results.items():
+        if not result.ok:
+            continue
+        for f in result.findings:
+            if f.score is not None and f.above_threshold is not None:
+                scored.setdefault(f.label.lower(), (name, f))
     problems = []
     for label, status in label_text(text).items():
-        f = scores.get(label)
-        if f is None or f.score is None:
+        hit = scored.get(label.lower())
+        if hit is None:
             continue
+        tool, f = hit
+        score = f.score or 0.0
+        threshold = f"{f.threshold:g} " if f.threshold is not None else ""
         if status == "present" and not f.above_threshold:
             problems.append(
-                f"the answer states {label.lower()} but the classifier scored it "
-                f"{f.score:.2f}, below the 0.5 threshold"
+                f"the answer states {label.lower()} but {tool} scored it {score:.2f}, below its "
+                f"{threshold}threshold"
             )
         if status == "absent" and f.above_threshold:
-            problems.append(
-                f"the answer denies {label.lower()} but the classifier flagged it ({f.score:.2f})"
-            )
+            problems.append(f"the answer denies {label.lower()} but {tool} flagged it ({score:.2f})")
     return problems
 
 
 def verify(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Flag contradictions between the answer and the experts; record the finished turn."""
     ctx = runtime.context
-    results = state.get("results") or {}
-    classifier = ToolResult.model_validate(results["cxr_classifier"]) if "cxr_classifier" in results else None
+    results = {k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()}
     answer = state.get("answer", "")
-    text = assertion_text(answer, state.get("statements") or [], ctx.llm is not None)
-    problems = contradictions(text, classifier)
-    if problems:
-        answer += "\n\n**Verification**\n" + "\n".join(f"- Check: {p}." for p in problems)
+    template = state.get("template") or ""
+    if ctx.llm is not None and not (template and answer.startswith(template)):  # LLM-written
+        answer, problems = check_llm_answer(answer, results, template or None)
+    else:
+        text = assertion_text(answer, state.get("statements") or [], False)
+        problems = contradictions(text, results)
+        if problems:
+            answer += "\n\n**Verification**\n" + "\n".join(f"- Check: {p}." for p in problems)
     ctx.event("answer_done")
     turn: Turn = {
         "question": state["question"],

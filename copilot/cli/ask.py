@@ -76,7 +76,9 @@ def choose_study(studies: Any, key: str) -> Any:
 
 
 def ask(
-    path: Path = typer.Argument(..., help="Study folder (or file); read-only."),
+    path: str = typer.Argument(
+        ..., help="Study folder (or file), or a DICOMweb base URL (http://host:8042/dicom-web); read-only."
+    ),
     question: str = typer.Argument(..., help="The question, in plain language."),
     as_json: bool = typer.Option(False, "--json", help="Print the stable JSON contract."),
     llm: str = typer.Option(None, "--llm", help="LangChain model string, e.g. openai:gpt-4o-mini."),
@@ -84,13 +86,23 @@ def ask(
         None, "--study", help="Study Instance UID (or a unique prefix), patient ID or sub-folder name."
     ),
     thread: str = typer.Option(None, "--thread", help="Conversation id: follow-ups resume it."),
+    sr: Path = typer.Option(
+        None, "--sr", help="Also write the answer as a DICOM SR (TID 1500) to this file (not in the study)."
+    ),
+    seg: Path = typer.Option(
+        None, "--seg", help="Also write the anatomy masks as a DICOM SEG into this folder (not the study)."
+    ),
 ) -> None:
     """Answer a question about a study, with every statement traced to its tool."""
-    from copilot.cli.output import print_json, safe, stdout
+    from copilot.cli.output import print_json, progress_bar, safe, stdout
 
+    sources = _local_sources(path)
+    _preflight(sr, seg, sources)  # a refused destination fails before any work
     copilot = _copilot(llm)
     studies = copilot.open(path)
     target = choose_study(studies, study) if study else copilot.pick(studies)
+    with progress_bar("Fetching", enabled=not as_json) as progress:
+        copilot.fetch(target, progress=progress)
 
     def trace(event: dict[str, Any]) -> None:
         if as_json or not sys.stderr.isatty():
@@ -103,6 +115,7 @@ def ask(
             stderr.print(f"[dim]{event['tool']}: {event['status']} ({event['seconds']:.1f}s)[/dim]")
 
     answer = copilot.ask(target, question, thread, on_event=trace)
+    _write_dicom(copilot, answer, target, sr, seg, sources)
     if as_json:
         print_json(answer.to_contract())
         return
@@ -121,6 +134,59 @@ def ask(
         table.add_row(safe(t.name), safe(t.status), f"{t.seconds:.2f}", safe(detail))
     stdout.print(table)
     stdout.print(f"[dim]thread: {answer.thread_id} (continue with --thread {answer.thread_id})[/dim]")
+
+
+def _local_sources(path: str) -> list[str]:
+    """The study sources to protect for a path argument (none for a DICOMweb URL)."""
+    from copilot.study.dicomweb import is_dicomweb_url
+
+    return [] if is_dicomweb_url(path) or not Path(path).exists() else [path]
+
+
+def _preflight(sr: Path | None, seg: Path | None, sources: list[str]) -> None:
+    from copilot import outputs
+
+    if sr is not None:
+        outputs.preflight(sr, sources=sources)
+    if seg is not None:
+        outputs.check_folder(seg, sources=sources)
+
+
+def _write_dicom(
+    copilot: Any, answer: Any, study: Any, sr: Path | None, seg: Path | None, sources: list[str]
+) -> None:
+    """Write the SR and SEG asked for with --sr and --seg; one line each on stderr."""
+    from copilot.cli.output import stderr
+    from copilot.escape import escape_controls
+
+    if sr is not None:
+        from copilot.dicomout.sr import write_sr
+
+        written = write_sr(answer, study, sr, sources=sources)
+        stderr.print(f"DICOM SR written: {escape_controls(str(written))}", markup=False, highlight=False)
+    if seg is not None:
+        written = write_seg(copilot, study, seg)
+        stderr.print(f"DICOM SEG written: {escape_controls(str(written))}", markup=False, highlight=False)
+
+
+SEG_TOOL = "lesion_segmenter"
+
+
+def write_seg(copilot: Any, study: Any, folder: Path) -> Path:
+    """Run the segmenter on the study's primary image with DICOM SEG export into ``folder``;
+    raises :class:`DicomObjectError` with the tool's reason (and fix) when it cannot."""
+    from copilot.errors import DicomObjectError
+    from copilot.tools.contract import ToolRequest, invoke
+
+    tool = copilot.tools.get(SEG_TOOL)
+    if tool is None:
+        raise DicomObjectError(f"cannot write a DICOM SEG: the {SEG_TOOL} tool is not installed")
+    result = invoke(tool, ToolRequest(instance=study.primary_instance(), options={"seg_out": str(folder)}))
+    written = [a.path for a in result.artifacts if a.kind == "seg"]
+    if not result.ok or not written:
+        fix = f" (fix: {result.fix})" if result.fix else ""
+        raise DicomObjectError(f"cannot write a DICOM SEG: {SEG_TOOL} {result.status}: {result.detail}{fix}")
+    return Path(written[0])
 
 
 def _planner(llm: str | None) -> tuple[Any, Any]:
@@ -145,14 +211,17 @@ def plan(
     llm: str = typer.Option(None, "--llm", help="LangChain model string."),
 ) -> None:
     """The tools a question needs (the planner loads once for '-' input)."""
+    from copilot.config import get_settings
     from copilot.escape import dumps
+    from copilot.text.redact import Redactor
 
     planner, tools = _planner(llm)
+    redact = Redactor(trusted=get_settings().llm_trusted)  # what an LLM planner is sent, as in ask
     questions = [q.strip() for q in sys.stdin] if question == "-" else [question]
     for q in questions:
         if not q:
             continue
-        result = planner.plan(q, tools)
+        result = planner.plan(q, tools, redact=redact)
         if as_json or question == "-":
             sys.stdout.write(dumps(result.to_contract()) + "\n")
         else:
@@ -161,7 +230,7 @@ def plan(
 
 
 def analyze(
-    path: Path = typer.Argument(..., help="Study folder; read-only."),
+    path: str = typer.Argument(..., help="Study folder, or a DICOMweb base URL; read-only."),
     out: Path = typer.Option(..., "--out", help="JSONL file to write (outside the study folder)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, max=1024),
 ) -> None:
@@ -172,14 +241,14 @@ def analyze(
 
     # Before any work: a folder, an unwritable place or a path inside the study is refused.
     # (A missing study path is left to open(), which says so.)
-    outputs.preflight(out, sources=[path] if path.exists() else [])
+    outputs.preflight(out, sources=_local_sources(path))
     copilot = _copilot(None)
     studies = copilot.open(path)
     with progress_bar("Analysing") as bar:
         rows = copilot.analyze(studies, batch_size=batch_size, progress=bar)
     # Through the write guard again (the opened study is now protected too): a temporary file
     # renamed into place, so a link named like the output never redirects the write.
-    with outputs.open_output(out, sources=[path, studies.root]) as fh:
+    with outputs.open_output(out, sources=[*_local_sources(path), *_local_sources(studies.root)]) as fh:
         for row in rows:
             fh.write(dumps(row) + "\n")
     stdout.print(f"{len(rows)} images analysed -> {escape_controls(str(out))}", markup=False, highlight=False)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from copilot.tools.builtin.vision import (
     artifact_path,
     describe_location,
@@ -27,12 +28,15 @@ from copilot.tools.contract import (
     Artifact,
     Finding,
     Tool,
+    ToolInput,
     ToolManifest,
     ToolRequest,
     ToolResult,
 )
+from copilot.tools.statements import Question, Section, Statement, score_words
 
-from copilot.study.model import InstanceRecord
+if TYPE_CHECKING:
+    from copilot.study.model import InstanceRecord
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +100,22 @@ class CxrClassifier(Tool):
             "What are the findings on this chest X-ray?",
             "Is the heart enlarged?",
             "Is there a nodule or mass?",
-            "Where is the opacity?",
             "Is this chest film normal?",
+            "Are the lungs clear?",
         ),
         labels=tuple(display_label(label) for label in LABELS),
         models=(MODEL_ID,),
         gpu_memory_mb=300,
+        intents=("finding", "comparison"),
+        would_add="calibrated scores for 18 chest findings with saliency maps",
+        inputs=(
+            ToolInput(
+                name="findings",
+                type="array",
+                description="Findings the question asks about (all 18 are scored either way).",
+                enum=tuple(display_label(label) for label in LABELS),
+            ),
+        ),
     )
 
     def accepts(self, instance: InstanceRecord | None) -> Acceptance:
@@ -220,3 +234,67 @@ class CxrClassifier(Tool):
             findings.append(finding)
         findings.sort(key=lambda f: -(f.score or 0))
         return findings, artifacts
+
+    def statements(self, result: ToolResult, question: Question) -> list[Statement]:
+        """Asked findings answered with their calibrated score, other flagged findings listed.
+
+        Each finding is worded against its own threshold; a finding the question asks about is
+        answered whether flagged or not, others only when flagged; when nothing is asked and
+        nothing is flagged, the highest score is reported.
+        """
+        if not result.ok:
+            return []
+        by_label = {f.label.lower(): f for f in result.findings}
+        out: list[Statement] = []
+        shown: set[str] = set()
+        for label in question.findings:
+            f = by_label.get(label.lower())
+            if f is None or f.score is None:
+                continue
+            threshold = f"{f.threshold:g}" if f.threshold is not None else "the"
+            if f.above_threshold:
+                where = f", saliency peak in the {f.location}" if f.location else ""
+                text = (
+                    f"{f.label} is {score_words(f)} by the chest X-ray classifier "
+                    f"(calibrated score {f.score:.2f}{where})."
+                )
+            else:
+                text = (
+                    f"No {f.label.lower()} flagged by the chest X-ray classifier "
+                    f"(calibrated score {f.score:.2f}, below the {threshold} threshold)."
+                )
+            out.append(
+                Statement(
+                    text=text, tool=self.name, section="answer", value=f.score, show_value=True, label=f.label
+                )
+            )
+            shown.add(f.label.lower())
+        flagged = [f for f in result.findings if f.above_threshold and f.label.lower() not in shown]
+        overview: Section = "answer" if not question.findings else "findings"
+        for f in flagged:
+            where = f" ({f.location})" if f.location else ""
+            out.append(
+                Statement(
+                    text=f"{f.label} is {score_words(f)}{where}, calibrated score {f.score or 0:.2f}.",
+                    tool=self.name,
+                    section=overview,
+                    value=f.score,
+                    show_value=True,
+                    label=f.label,
+                )
+            )
+        if not question.findings and not flagged:
+            top = max(result.findings, key=lambda f: f.score or 0, default=None)
+            if top is not None and top.score is not None:
+                threshold = f"{top.threshold:g}" if top.threshold is not None else "its"
+                out.append(
+                    Statement(
+                        text=f"No finding is above the classifier's {threshold} operating threshold "
+                        f"(highest: {top.label.lower()}, {top.score:.2f}).",
+                        tool=self.name,
+                        section=overview,
+                        value=top.score,
+                        show_value=True,
+                    )
+                )
+        return out

@@ -13,9 +13,11 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from copilot.availability import Availability
 from copilot.tools.builtin.measure import cardiothoracic_ratio, mask_area, width
 from copilot.tools.builtin.vision import artifact_path, describe_location, xrv_input
 from copilot.tools.contract import (
@@ -24,13 +26,15 @@ from copilot.tools.contract import (
     Finding,
     Side,
     Tool,
+    ToolInput,
     ToolManifest,
     ToolRequest,
     ToolResult,
 )
+from copilot.tools.statements import Question, Statement
 
-from copilot.availability import Availability
-from copilot.study.model import InstanceRecord
+if TYPE_CHECKING:
+    from copilot.study.model import InstanceRecord
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,31 @@ class LesionSegmenter(Tool):
         models=(ANATOMY_MODEL, LESION_MODEL),
         gpu_memory_mb=1200,
         uses=("cxr_classifier",),
+        intents=("location", "measurement"),
+        anatomy=(
+            "heart",
+            "lungs",
+            "thorax",
+            "clavicles",
+            "scapulae",
+            "hila",
+            "aorta",
+            "diaphragm",
+            "mediastinum",
+            "trachea",
+            "spine",
+        ),
+        would_add=(
+            "anatomy measurements (areas in cm2, cardiothoracic ratio) and lesion masks with their location"
+        ),
+        inputs=(
+            ToolInput(
+                name="boxes",
+                type="array",
+                description="Boxes 'x0,y0,x1,y1' in image pixels to outline as lesions (besides the "
+                "classifier's saliency boxes).",
+            ),
+        ),
     )
 
     def available(self) -> Availability:
@@ -244,7 +273,8 @@ class LesionSegmenter(Tool):
         ]
 
     def _prompts(self, request: ToolRequest) -> list[tuple[tuple[int, int, int, int], str]]:
-        boxes = [(tuple(int(v) for v in b[:4]), "user box") for b in request.options.get("boxes", [])]
+        given = [b.split(",") if isinstance(b, str) else b for b in request.options.get("boxes", [])]
+        boxes = [(tuple(int(float(v)) for v in b[:4]), "user box") for b in given if len(b) >= 4]
         prior = request.prior.get("cxr_classifier")
         if prior is not None and prior.ok:
             for f in prior.findings:
@@ -350,6 +380,40 @@ class LesionSegmenter(Tool):
             media_type="application/dicom",
             description=f"{len(full)} segments as a DICOM Segmentation",
         )
+
+    def statements(self, result: ToolResult, question: Question) -> list[Statement]:
+        """Measurements with their units; for "where" questions, each lesion mask's location."""
+        if not result.ok:
+            return []
+        out: list[Statement] = []
+        for f in result.findings:
+            if f.kind != "measurement" or f.value is None:
+                continue
+            unit = "" if f.unit == "ratio" else f" {f.unit}"
+            lesion = f.label.startswith("Lesion")
+            extra = f" ({f.source})" if f.source and lesion else ""
+            note = f"; {f.text}" if f.text and f.label == "Cardiothoracic ratio" else ""
+            out.append(
+                Statement(
+                    text=f"{f.label}: {f.value}{unit}{extra}{note}.",
+                    tool=self.name,
+                    section="measurements",
+                    value=f.value,
+                    unit=f.unit,
+                    label=f.label,
+                )
+            )
+            if lesion and f.location and "location" in question.intents:
+                out.append(
+                    Statement(
+                        text=f"{f.label.removesuffix(' area')} lies in the {f.location}"
+                        f"{f' ({f.source})' if f.source else ''}.",
+                        tool=self.name,
+                        section="answer",
+                        label=f.label,
+                    )
+                )
+        return out
 
 
 def _save_rgb_overlay(gray: np.ndarray, color: np.ndarray, path: Path, alpha: float = 0.4) -> None:

@@ -15,6 +15,9 @@ import time
 from typing import Any
 
 import numpy as np
+
+from copilot.availability import Availability
+from copilot.text.labeler import label_text
 from copilot.tools.contract import (
     Citation,
     Finding,
@@ -23,9 +26,7 @@ from copilot.tools.contract import (
     ToolRequest,
     ToolResult,
 )
-
-from copilot.availability import Availability
-from copilot.text.labeler import label_text
+from copilot.tools.statements import Question, Statement
 
 FINDINGS_MODEL = "chexpert-mimic-cxr-findings"
 IMPRESSION_MODEL = "chexpert-mimic-cxr-impression"
@@ -120,6 +121,8 @@ class ReportGenerator(Tool):
         models=(FINDINGS_MODEL, IMPRESSION_MODEL),
         gpu_memory_mb=900,
         uses=("cxr_classifier", "lesion_segmenter", "retriever"),
+        intents=("report",),
+        would_add="a findings and impression draft",
     )
 
     def _model_ready(self) -> bool:
@@ -207,3 +210,25 @@ class ReportGenerator(Tool):
             findings=[Finding(label="Report", kind="note", text=text, source=", ".join(used))],
             provenance=self.provenance(time.perf_counter() - start, None),
         )
+
+    def statements(self, result: ToolResult, question: Question) -> list[Statement]:
+        """The draft under **Report draft**, saying how it was made; quoted reports as sources."""
+        if not result.ok or not result.text:
+            return []
+        out = [
+            Statement(
+                text=f"Draft report ({result.detail}):\n{result.text}", tool=self.name, section="report"
+            )
+        ]
+        for c in result.citations:
+            out.append(
+                Statement(
+                    text=c.text,
+                    tool=self.name,
+                    section="background",
+                    value=c.score,
+                    assertion=False,
+                    citation=c,
+                )
+            )
+        return out

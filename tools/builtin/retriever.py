@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
-from copilot.tools.contract import Citation, Tool, ToolManifest, ToolRequest, ToolResult
-
 from copilot.availability import Availability
+from copilot.tools.contract import Citation, Tool, ToolInput, ToolManifest, ToolRequest, ToolResult
+from copilot.tools.statements import Question, Statement
 
 K_REPORTS = 3
 K_KNOWLEDGE = 3
@@ -43,6 +43,9 @@ class Retriever(Tool):
         models=("all-minilm-l6-v2",),
         uses=("cxr_classifier",),
         question_dependent=True,
+        intents=("knowledge",),
+        would_add="similar reports and background knowledge with citations",
+        inputs=(ToolInput(name="query", description="What to look up (defaults to the question)."),),
     )
 
     def available(self) -> Availability:
@@ -68,7 +71,7 @@ class Retriever(Tool):
         if prior is not None and prior.ok:
             positives = [f.label for f in prior.findings if f.above_threshold]
         focus = " and ".join(positives)
-        question = request.question.strip()
+        question = str(request.options.get("query") or request.question).strip()
         knowledge_query = f"{focus}. {question}" if focus else question
         report_query = focus or question
         citations: list[Citation] = []
@@ -100,3 +103,23 @@ class Retriever(Tool):
             detail=detail,
             provenance=self.provenance(time.perf_counter() - start),
         )
+
+    def statements(self, result: ToolResult, question: Question) -> list[Statement]:
+        """Each passage as background (not a claim about this patient), with its citation."""
+        if not result.ok:
+            return []
+        kinds = {"knowledge": "Knowledge", "iu-xray": "Similar report"}
+        out = []
+        for c in result.citations:
+            snippet = c.text if len(c.text) < 320 else c.text[:317].rsplit(" ", 1)[0] + "..."
+            out.append(
+                Statement(
+                    text=f"{kinds.get(c.source, c.source)} {{ref}} {c.id}: {snippet}",
+                    tool=self.name,
+                    section="background",
+                    value=c.score,
+                    assertion=False,
+                    citation=c,
+                )
+            )
+        return out

@@ -7,11 +7,12 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from copilot.study.pixels import PixelImage
+if TYPE_CHECKING:
+    from copilot.study.pixels import PixelImage
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,12 @@ import time
 from typing import Any
 
 import numpy as np
-from copilot.tools.contract import Finding, Tool, ToolManifest, ToolRequest, ToolResult
 
 from copilot.availability import Availability
-from copilot.text.labeler import findings_in_question
+from copilot.routing.lexicon import mentions
+from copilot.routing.text import normalise
+from copilot.tools.contract import Finding, Tool, ToolInput, ToolManifest, ToolRequest, ToolResult
+from copilot.tools.statements import Question, Statement
 
 VLM_MODEL = "medgemma-4b-it"
 PULL = f"copilot models pull {VLM_MODEL}"
@@ -35,17 +37,25 @@ class VisualQA(Tool):
         version="1.0.0",
         modalities=("DX", "CR", "OT"),
         questions=(
-            "What do you see in this image?",
             "Is there a line or tube, and where does it end?",
-            "Describe the abnormality",
-            "Which side is affected?",
             "Is the endotracheal tube in a good position?",
+            "Is there free air under the diaphragm?",
+            "Is the trachea midline?",
+            "Is the patient rotated?",
+            "What are the two round densities above the heart?",
+            "Describe the borders of the lesion",
         ),
-        labels=("Answer",),
+        labels=(),
         models=(VLM_MODEL,),
         gpu_memory_mb=9000,
         uses=("cxr_classifier",),
         question_dependent=True,
+        intents=("open", "finding", "location", "devices", "technique"),
+        would_add="an answer from a vision-language model to what the other experts cannot check "
+        "(devices and lines, positioning, anatomy, findings outside the classifier's labels)",
+        inputs=(
+            ToolInput(name="question", description="The question to ask about the image, in plain words."),
+        ),
     )
 
     def _model_ready(self) -> bool:
@@ -96,7 +106,7 @@ class VisualQA(Tool):
                 "role": "user",
                 "content": [
                     {"type": "image", "image": image},
-                    {"type": "text", "text": request.question},
+                    {"type": "text", "text": str(request.options.get("question") or request.question)},
                 ],
             },
         ]
@@ -125,9 +135,11 @@ class VisualQA(Tool):
                 ],
                 provenance=self.provenance(time.perf_counter() - start),
             )
-        asked = findings_in_question(request.question)
+        named = mentions(normalise(request.question))
+        asked = list(named.findings)
+        signs = [label for label in named.signs if label not in asked]
         classifier = request.prior.get("cxr_classifier")
-        if not asked:
+        if not asked and not signs:
             return ToolResult(
                 tool=self.name,
                 status="unavailable",
@@ -142,20 +154,22 @@ class VisualQA(Tool):
                 detail="cannot answer: no VQA model and no classifier result",
                 fix=PULL,
             )
-        by_label = {f.label: f for f in classifier.findings}
+        by_label = {f.label.lower(): f for f in classifier.findings}
         answers = []
-        for label in asked:
-            f = by_label.get(label)
+        for label in [*asked, *signs]:
+            f = by_label.get(label.lower())
             if f is None or f.score is None:
                 answers.append(
-                    Finding(
-                        label=label,
-                        kind="answer",
-                        text=f"{label}: the classifier does not score this.",
-                    )
+                    Finding(label=label, kind="answer", text=f"{label}: the classifier does not score this.")
                 )
                 continue
             verdict = "yes, flagged" if f.above_threshold else "not flagged"
+            threshold = f"{f.threshold:g}" if f.threshold is not None else "its"
+            sign = (
+                f" (the question names a sign of {label.lower()}; the sign itself was not checked)"
+                if label in signs
+                else ""
+            )
             answers.append(
                 Finding(
                     label=label,
@@ -164,17 +178,46 @@ class VisualQA(Tool):
                     threshold=f.threshold,
                     above_threshold=f.above_threshold,
                     score_meaning=f.score_meaning,
-                    text=f"{label}: {verdict} by the classifier (score {f.score:.2f}, threshold 0.5).",
+                    text=(
+                        f"{label}: {verdict} by the classifier (score {f.score:.2f}, threshold "
+                        f"{threshold}){sign}."
+                    ),
                     source="cxr_classifier",
                     location=f.location,
                     side=f.side,
                 )
             )
+        unchecked = list(named.terms)
+        detail = "answered from the classifier's findings (no VQA model installed)"
+        if unchecked:
+            detail += f"; not checked: {', '.join(unchecked)}"
         text = " ".join(a.text or "" for a in answers)
         return ToolResult(
             tool=self.name,
             text=text,
             findings=answers,
-            detail="answered from the classifier's findings (no VQA model installed)",
+            detail=detail,
+            fix=PULL,
             provenance=self.provenance(time.perf_counter() - start, None),
         )
+
+    def statements(self, result: ToolResult, question: Question) -> list[Statement]:
+        """The model's answer, or the classifier-mapped answers, under **Answer**."""
+        if not result.ok:
+            return []
+        mapped = [f for f in result.findings if f.kind == "answer" and f.source == "cxr_classifier"]
+        if mapped:
+            return [
+                Statement(
+                    text=f.text or f.label,
+                    tool=self.name,
+                    section="answer",
+                    value=f.score,
+                    show_value=f.score is not None,
+                    label=f.label,
+                )
+                for f in mapped
+            ]
+        if result.text:
+            return [Statement(text=result.text, tool=self.name, section="answer", assertion=True)]
+        return []

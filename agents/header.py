@@ -1,0 +1,77 @@
+"""Answers read from the DICOM header (modality, body part, view, sex, age, series, date).
+
+Header questions need no expert: the answer quotes the header and says so. Only coarse,
+de-identified facts are given (age as a decade band, never names, IDs or exact dates). A field
+the header lacks (plain PNG/JPEG files carry none) is reported as missing, and the planner adds
+the generalist to look at the image instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from copilot.study.model import Study
+from copilot.study.summary import MODALITY_NAMES, age_band, describe_sex
+
+__all__ = ["header_answer", "missing_fields"]
+
+#: Modalities that say nothing about the image (plain image files).
+UNKNOWN_MODALITIES = {"", "OT"}
+
+
+def _value(study: Study, name: str) -> str | None:
+    series = study.series
+    if name == "modality":
+        found = [m for m in study.modalities if m not in UNKNOWN_MODALITIES]
+        return ", ".join(f"{MODALITY_NAMES.get(m, m)} ({m})" for m in found) or None
+    if name == "body_part":
+        parts = list(dict.fromkeys(s.body_part.lower() for s in series if s.body_part))
+        return ", ".join(parts) or None
+    if name == "view":
+        views = list(dict.fromkeys(s.view for s in series if s.view))
+        return ", ".join(views) or None
+    if name == "sex":
+        return describe_sex(study.patient_sex) if study.patient_sex.upper() in ("F", "M", "O") else None
+    if name == "age":
+        band = age_band(study.patient_age)
+        return band if band != "unknown age" else None
+    if name == "series":
+        counts = "; ".join(
+            f"series {s.number or '?'}: {s.modality or '?'} {s.view or ''} ({len(s.instances)} image"
+            f"{'s' if len(s.instances) != 1 else ''})".replace("  ", " ")
+            for s in series
+        )
+        return f"{len(series)} series ({counts})"
+    if name == "date":
+        return (
+            "recorded in the header (dates are not shown: they identify the patient)"
+            if study.study_date
+            else None
+        )
+    return None
+
+
+LABELS = {
+    "modality": "Modality",
+    "body_part": "Body part",
+    "view": "View",
+    "sex": "Patient sex",
+    "age": "Patient age",
+    "series": "Series",
+    "date": "Study date",
+}
+
+
+def missing_fields(study: Study, fields: Sequence[str]) -> list[str]:
+    """The asked fields the header does not hold (an image must be looked at instead)."""
+    return [f for f in fields if f in ("modality", "body_part", "view") and _value(study, f) is None]
+
+
+def header_answer(study: Study, fields: Sequence[str]) -> str:
+    """The asked fields as read from the header, saying so; all coarse facts when none is named."""
+    asked = list(fields) or ["series", "age", "sex"]
+    bits = []
+    for name in asked:
+        value = _value(study, name)
+        bits.append(f"{LABELS[name]}: {value if value is not None else 'not recorded in the header'}")
+    return "From the DICOM header: " + "; ".join(bits) + "."

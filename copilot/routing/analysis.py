@@ -1,0 +1,167 @@
+"""A question, analysed: its parts, each with intents (the model), what it names (the lexicon)
+and, for header questions, which header fields it asks about (exact rules)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from copilot.routing.intents import HeaderField, Intent
+from copilot.routing.lexicon import Mentions, mentions
+from copilot.routing.model import IntentModel, load_model
+from copilot.routing.text import normalise, split_parts
+
+__all__ = ["GREETING", "Analysis", "Part", "analyze", "header_fields"]
+
+GREETING = re.compile(
+    r"^\s*(?:hi|hello|hey|hey there|thanks|thank you|thx|cheers|good (?:morning|afternoon|evening)|ok|okay|"
+    r"bye|"
+    r"goodbye)\b(?:[\s,!.?]+(?:there|doc|that helps|very much|a lot|again|copilot))*[\s!.?]*$",
+    re.I,
+)
+_HEADER: dict[HeaderField, re.Pattern[str]] = {
+    "modality": re.compile(
+        r"\b(?:modality|modalities|(?:type|kind|sort) of (?:medical )?(?:image|imaging|scan|radiograph|film|"
+        r"study|x-ray)|"
+        r"is (?:this|it) (?:a |an )?(?:mri|mr|ct|x-ray|chest x-ray|radiograph|chest radiograph|plain film|"
+        r"ultrasound|pet|mammogram|kub|special kind)|(?:taken|acquired|obtained) (?:with|via|by|using)|"
+        r"how was (?:this|the) (?:image|film|x-ray|picture) (?:taken|acquired)|imaging (?:is|was) used|"
+        r"what (?:imaging|image) modality|ct scan|mri scan)\b"
+    ),
+    "body_part": re.compile(
+        r"\b(?:body part|part of the (?:human )?body|organ systems? (?:is |are )?(?:imaged|pictured|shown|"
+        r"visualized|"
+        r"primarily|being)|what organ system|study of the|image of the|exist in the|which part do|"
+        r"what was imaged|where does the (?:picture|image)|region imaged|is this (?:a )?chest (?:film|study|"
+        r"x-ray))\b"
+    ),
+    "view": re.compile(
+        r"\b(?:view|projection|plane|planes|orientation|oriented|laterality|pa|ap|lateral|coronal|sagittal|"
+        r"axial|"
+        r"transverse|frontal|posteroanterior|anteroposterior|anterior[- ]posterior)\b"
+    ),
+    "sex": re.compile(r"\b(?:sex|gender|male|female|man or (?:a )?woman)\b"),
+    "age": re.compile(r"\b(?:age|how old|years old|aged)\b"),
+    "series": re.compile(r"\b(?:series|how many (?:images|pictures|files)|number of images)\b"),
+    "date": re.compile(r"\b(?:when was|what date|which date|date of)\b"),
+}
+
+
+#: Least probability of the next likeliest intent when a "header" question names no header field.
+HEADER_FALLBACK = 0.1
+
+
+def header_fields(part: str) -> tuple[HeaderField, ...]:
+    """The header fields a normalised part asks about (exact word rules)."""
+    return tuple(name for name, pattern in _HEADER.items() if pattern.search(part))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a question: its text, intents, what it names and inherited findings."""
+
+    text: str
+    intents: tuple[Intent, ...]
+    mentions: Mentions
+    header: tuple[HeaderField, ...] = ()
+    inherited: tuple[str, ...] = ()
+    probabilities: dict[Intent, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def findings(self) -> tuple[str, ...]:
+        """Labels the part asks about: named, or inherited through "it"/"this" from earlier."""
+        return self.mentions.findings or self.inherited
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A whole question, analysed part by part."""
+
+    question: str
+    parts: tuple[Part, ...]
+
+    @property
+    def intents(self) -> tuple[Intent, ...]:
+        """Every intent of every part, in order, once."""
+        return tuple(dict.fromkeys(i for p in self.parts for i in p.intents))
+
+    @property
+    def findings(self) -> tuple[str, ...]:
+        """Every finding label the question asks about (the focus of a follow-up)."""
+        return tuple(dict.fromkeys(f for p in self.parts for f in p.findings))
+
+    @property
+    def header(self) -> tuple[HeaderField, ...]:
+        """Header fields asked about by header parts."""
+        return tuple(dict.fromkeys(h for p in self.parts if "header" in p.intents for h in p.header))
+
+    @property
+    def no_expert(self) -> bool:
+        """True when every part is a greeting or a header question."""
+        return all(set(p.intents) <= {"greeting", "header"} and p.intents for p in self.parts)
+
+
+_DEFINITION = re.compile(
+    r"(?:what (?:is|are)|define|definition of|meaning of|explain)\s+(?:an?\s+)?(?P<term>[a-z][a-z "
+    r"-]{2,40}?)\??"
+)
+
+
+def _defines(part: str) -> bool:
+    """True for "what is atelectasis?", "define consolidation": the rest names only a finding."""
+    m = _DEFINITION.fullmatch(part)
+    if m is None:
+        return False
+    term = m.group("term")
+    found = mentions(term)
+    return (
+        found.named
+        and not found.deictic
+        and not term.startswith(("the ", "this ", "that "))
+        and len(term.split()) <= 4
+    )
+
+
+def _settle_header(
+    intents: tuple[Intent, ...], probs: dict[Intent, float], fields: tuple[HeaderField, ...]
+) -> tuple[Intent, ...]:
+    """Exact rules around the model's header intent: a header question names a header field (else
+    the next likeliest intent stands), and a header question is not also an open image question."""
+    if "header" not in intents:
+        return intents
+    if not fields:
+        rest = tuple(i for i in intents if i != "header")
+        if rest:
+            return rest
+        others = sorted((p, i) for i, p in probs.items() if i not in ("header", "greeting"))
+        return (others[-1][1],) if others and others[-1][0] >= HEADER_FALLBACK else ()
+    return tuple(i for i in intents if i != "open")
+
+
+def analyze(
+    question: str, focus: tuple[str, ...] | list[str] = (), model: IntentModel | None = None
+) -> Analysis:
+    """Split ``question`` into parts and classify each; ``focus`` (the findings of the previous
+    turn) resolves "it"/"this" in follow-ups."""
+    model = model or load_model()
+    text = normalise(question)
+    if GREETING.match(text):
+        return Analysis(question, (Part(text, ("greeting",), Mentions()),))
+    parts: list[Part] = []
+    carried = tuple(focus)
+    for piece in split_parts(text):
+        found = mentions(piece)
+        intents, probs = model.predict(piece)
+        intents = tuple(i for i in intents if i != "greeting")  # greetings are matched exactly, above
+        fields = header_fields(piece)
+        intents = _settle_header(intents, probs, fields)
+        if _DEFINITION.fullmatch(piece) and _defines(piece):
+            intents = ("knowledge",)
+        if "report" in intents and "open" in intents and not found.named and not found.structures:
+            intents = tuple(i for i in intents if i != "open")
+        elliptic = not found.named and not found.structures and len(piece.split()) <= 4
+        inherited = carried if not found.findings and (found.pronoun or elliptic) else ()
+        parts.append(Part(piece, intents, found, fields, inherited, probs))
+        if found.findings:
+            carried = found.findings
+    return Analysis(question, tuple(parts))

@@ -1,0 +1,163 @@
+"""How a tool's result becomes sentences of an answer.
+
+Every tool turns its own result into :class:`Statement` objects with
+:meth:`copilot.tools.Tool.statements`, because only the tool knows what its numbers mean. The
+composer orders and renders them; the verifier checks the ones that assert something about the
+patient. :func:`default_statements` serves plug-ins that do not override it: answers and notes
+go under **Answer**, measurements under **Measurements**, scored findings are put into words
+with :func:`score_words` against each finding's own threshold.
+
+Score words are fixed bands relative to the finding's threshold (documented in docs/answers.md):
+well above (threshold + 0.35 or more), above, a little below (within 0.2), well below. Scores
+are described as what their ``score_meaning`` says, never as probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from copilot.tools.contract import Citation, Finding, ToolManifest, ToolResult
+
+__all__ = [
+    "SCORE_BANDS",
+    "Question",
+    "Section",
+    "Statement",
+    "default_statements",
+    "describe_threshold",
+    "score_words",
+]
+
+Section = Literal["answer", "findings", "measurements", "report", "background"]
+
+#: (offset from the finding's threshold, words): the first band whose lower bound the score reaches.
+SCORE_BANDS: tuple[tuple[float, str], ...] = (
+    (0.35, "strongly flagged (well above the {t} threshold)"),
+    (0.0, "flagged (above the {t} threshold)"),
+    (-0.2, "not flagged, though not far below the {t} threshold"),
+    (float("-inf"), "not flagged (well below the {t} threshold)"),
+)
+
+
+@dataclass(frozen=True)
+class Question:
+    """What a tool needs to know about the question to word its result."""
+
+    text: str
+    #: Finding labels asked about: named in the question or carried over from the conversation.
+    findings: tuple[str, ...] = ()
+    #: The question's intents (copilot.routing.intents), e.g. ("finding", "location").
+    intents: tuple[str, ...] = ()
+
+    def asks(self, label: str) -> bool:
+        """True when the question asks about finding ``label`` (case-insensitive)."""
+        return label.lower() in {f.lower() for f in self.findings}
+
+
+class Statement(BaseModel):
+    """One sentence of an answer, the tool it came from and the number behind it."""
+
+    text: str
+    tool: str
+    section: Section = "findings"
+    value: float | None = None
+    unit: str | None = None
+    #: Show ``value`` in the source tag ("[tool: 0.74]"): for scores, not for measurements.
+    show_value: bool = False
+    #: A claim about this patient (checked by the verifier); False for knowledge and quotes.
+    assertion: bool = True
+    #: The finding label the statement is about, when it is about one.
+    label: str | None = None
+    #: A retrieved passage; the composer numbers citations across tools.
+    citation: Citation | None = None
+
+
+def describe_threshold(finding: Finding) -> str:
+    """ "0.5" for a finding whose threshold is 0.5 ("its" when it has none)."""
+    return f"{finding.threshold:g}" if finding.threshold is not None else "its"
+
+
+def score_words(finding: Finding) -> str:
+    """Fixed words for a scored finding relative to its own threshold (see SCORE_BANDS)."""
+    score = finding.score or 0.0
+    threshold = finding.threshold if finding.threshold is not None else 0.5
+    for offset, words in SCORE_BANDS:
+        if score >= threshold + offset:
+            return words.format(t=describe_threshold(finding))
+    return SCORE_BANDS[-1][1].format(t=describe_threshold(finding))
+
+
+def _flagged(finding: Finding) -> bool:
+    if finding.above_threshold is not None:
+        return finding.above_threshold
+    return finding.threshold is not None and (finding.score or 0.0) >= finding.threshold
+
+
+def default_statements(manifest: ToolManifest, result: ToolResult, question: Question) -> list[Statement]:
+    """Statements for any tool's result: what it answered, found and measured."""
+    if not result.ok:
+        return []
+    name = manifest.name
+    out: list[Statement] = []
+    for f in result.findings:
+        if f.kind == "measurement" and f.value is not None:
+            unit = f" {f.unit}" if f.unit and f.unit != "ratio" else ""
+            note = f" ({f.text})" if f.text else ""
+            out.append(
+                Statement(
+                    text=f"{f.label}: {f.value:g}{unit}{note}.",
+                    tool=name,
+                    section="measurements",
+                    value=f.value,
+                    unit=f.unit,
+                    label=f.label,
+                )
+            )
+        elif f.score is not None:
+            asked = question.asks(f.label)
+            if not asked and not _flagged(f):
+                continue
+            meaning = f"; {f.score_meaning}" if f.score_meaning else ""
+            if _flagged(f):
+                text = f"{f.label} is {score_words(f)} by {name} (score {f.score:.2f}{meaning})."
+            else:  # worded as a negation, so the verifier reads it as one
+                text = (
+                    f"No {f.label.lower()} flagged by {name} (score {f.score:.2f}, "
+                    f"{score_words(f).removeprefix('not flagged ').strip('()')}{meaning})."
+                )
+            out.append(
+                Statement(
+                    text=text,
+                    tool=name,
+                    section="answer" if asked else "findings",
+                    value=f.score,
+                    show_value=True,
+                    label=f.label,
+                )
+            )
+        else:
+            detail = f.text or ""
+            value = f" {f.value:g}{' ' + f.unit if f.unit else ''}" if f.value is not None else ""
+            sentence = f"{f.label}:{value}{' — ' + detail if detail else ''}".rstrip(":")
+            out.append(
+                Statement(
+                    text=sentence + ("" if sentence.endswith(".") else "."),
+                    tool=name,
+                    section="answer",
+                    value=f.value,
+                    unit=f.unit,
+                    label=f.label,
+                )
+            )
+    if not out and result.text:
+        out.append(Statement(text=result.text, tool=name, section="answer"))
+    for c in result.citations:
+        out.append(
+            Statement(
+                text=c.text, tool=name, section="background", value=c.score, assertion=False, citation=c
+            )
+        )
+    return out
