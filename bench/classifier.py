@@ -37,12 +37,11 @@ def main() -> None:
     os.environ["COPILOT_DEVICE"] = args.device
     os.environ["COPILOT_HALF_PRECISION"] = "0" if args.no_half else "1"
 
-    from copilot.tools import ToolRequest
-    from copilot.tools.builtin.cxr_classifier import CxrClassifier
-
     from copilot.config import get_settings
     from copilot.models.registry import ModelRegistry
     from copilot.study.pixels import PixelImage
+    from copilot.tools import ToolRequest
+    from copilot.tools.builtin.cxr_classifier import CxrClassifier
 
     settings = get_settings()
     weights = "real"

@@ -23,9 +23,10 @@ DEMO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "demo-st
 
 async def time_to_interactive(folder: Path) -> float:
     """Seconds from app creation to the tree holding every study and the first image drawn."""
+    from textual_image.widget import HalfcellImage
+
     from copilot.tui.app import create_app
     from copilot.tui.widgets.viewer import ImageViewer
-    from textual_image.widget import HalfcellImage
 
     start = time.perf_counter()
     app = create_app(folder, image_widget=HalfcellImage)
