@@ -90,6 +90,16 @@ class Event(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+def _same_patient(target: Study | StudySet, study: Study) -> tuple[Study, ...] | None:
+    """The other studies of ``study``'s patient opened with it (None: only the study was given)."""
+    if isinstance(target, Study):
+        return None
+    pid = study.patient_id.strip()
+    return tuple(
+        s for s in target.studies if s.study_uid != study.study_uid and pid and s.patient_id.strip() == pid
+    )
+
+
 class Copilot:
     """The clinical imaging copilot: open study folders, ask questions, analyse in bulk."""
 
@@ -275,6 +285,7 @@ class Copilot:
             cache=self.cache,
             emit=on_event,
             redact=self._redactor(study),
+            others=_same_patient(target, study),
         )
         if thread_id:  # one turn of a thread at a time, across processes
             from copilot.runtime.threads import thread_lock

@@ -33,6 +33,7 @@ from textual.events import Resize
 from textual.widgets import DataTable, Footer, Header, Input, OptionList, ProgressBar, TabbedContent, TabPane
 
 from copilot.study.model import Study, StudySet
+from copilot.study.volume import MASK_MEDIA_TYPE
 from copilot.tui.runs import Run
 from copilot.tui.screens import ExportScreen, HelpScreen, TextScreen
 from copilot.tui.widgets.browser import StudyBrowser
@@ -44,7 +45,10 @@ from copilot.tui.widgets.panels import (
     FindingsTable,
     TracePanel,
 )
-from copilot.tui.widgets.viewer import ImageViewer
+from copilot.tui.widgets.viewer import ImageViewer, SliceStack
+
+#: Decoded slices kept for scrolling back and forth.
+SLICE_CACHE = 64
 
 #: Widths (columns) below which the side panes shrink, then the study list collapses.
 MEDIUM, NARROW = 140, 100
@@ -70,6 +74,11 @@ class CopilotCommands(Provider):
                 "Export conversation to Markdown",
                 app.action_export,
                 "This study's questions, answers and findings",
+            ),
+            (
+                "Export last answer as DICOM SR",
+                app.action_export_sr,
+                "Measurements, scores and text as a DICOM Structured Report for the PACS",
             ),
             ("New conversation", app.action_new_conversation, "Earlier questions stop shaping follow-ups"),
             ("Next study", lambda: app.action_step_study(1), "Ask about the next study in the list"),
@@ -122,13 +131,14 @@ class CopilotApp(App[None]):
         *(Binding(str(n), f"tab('{tab}')", title, show=False) for n, (title, tab) in enumerate(TABS, 1)),
         Binding("ctrl+n", "new_conversation", "New chat", show=False),
         Binding("ctrl+s", "export", "Export"),
+        Binding("ctrl+r", "export_sr", "Export SR", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit"),
     ]
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         backend: Any = None,
         *,
         image_widget: type[Any] | None = None,
@@ -147,6 +157,7 @@ class CopilotApp(App[None]):
         self.threads: dict[str, str] = {}
         self._shown_run: dict[str, Run] = {}
         self._blocks: dict[int, AnswerBlock] = {}
+        self._slices: dict[tuple[str, int | None], Any] = {}
         self._lost = ""
 
     @property
@@ -184,7 +195,7 @@ class CopilotApp(App[None]):
 
     def on_mount(self) -> None:
         """Fit the layout to the terminal and start indexing in a worker."""
-        self.sub_title = self.path.name
+        self.sub_title = self.path if isinstance(self.path, str) else self.path.name
         self._layout_for(self.size.width)
         self.set_interval(0.25, self._tick)
         self._refresh_ask_box()
@@ -297,7 +308,7 @@ class CopilotApp(App[None]):
             self.load_history(study, self.thread_for(study))
         if switched or not keep_view:
             series = next((s for s in study.series if s.series_uid == series_uid), study.series[0])
-            self.load_image(series.first, f"{series.modality} {series.view}".strip())
+            self.show_series(series)
         self._show_study_panels()
         self._refresh_ask_box()
 
@@ -335,10 +346,11 @@ class CopilotApp(App[None]):
         """Decode pixels and read the file's windows off the UI thread."""
         from copilot.study.pixels import load_pixels
         from copilot.study.voi import window_presets
+        from copilot.study.volume import presets_for
 
         try:
             image = load_pixels(record)
-            presets = window_presets(record)
+            presets = window_presets(record) + presets_for(record.modality)
         except Exception as exc:
             self.call_from_thread(self.notify, str(exc), title="Cannot show image", severity="warning")
             return
@@ -352,6 +364,52 @@ class CopilotApp(App[None]):
         answers = self.answers.get(self.study.study_uid, [])
         if answers:
             viewer.set_overlays(self._overlays(answers[-1]))
+
+    def show_series(self, series: Any) -> None:
+        """Show a series: a volume scrolls slice by slice (from the middle), anything else
+        shows its first image."""
+        caption = f"{series.modality} {series.view}".strip()
+        if series.description and series.volume is not None:
+            caption = f"{series.modality} {series.description}".strip()
+        stack = SliceStack.from_series(series, caption)
+        if stack is None:
+            self.load_image(series.first, caption)
+            return
+        self._slices.clear()
+        self.query_one(ImageViewer).set_stack(stack)
+
+    @on(ImageViewer.SliceRequested)
+    def _on_slice_requested(self, event: ImageViewer.SliceRequested) -> None:
+        self.load_slice(event.stack, event.index)
+
+    @work(thread=True, exclusive=True, group="image")
+    def load_slice(self, stack: SliceStack, index: int) -> None:
+        """Decode one slice of a volume off the UI thread (recent slices are kept decoded)."""
+        from copilot.study.pixels import load_pixels
+        from copilot.study.voi import window_presets
+        from copilot.study.volume import presets_for
+
+        record, frame = stack.slices[index]
+        key = (record.path, frame)
+        try:
+            image = self._slices.get(key) or load_pixels(record, frame)
+            presets = window_presets(record) + presets_for(record.modality)
+        except Exception as exc:
+            self.call_from_thread(self.notify, str(exc), title="Cannot show slice", severity="warning")
+            return
+        self._slices[key] = image
+        while len(self._slices) > SLICE_CACHE:
+            self._slices.pop(next(iter(self._slices)))
+        self.call_from_thread(self._show_slice, stack, index, image, presets)
+
+    def _show_slice(self, stack: SliceStack, index: int, image: Any, presets: list[Any]) -> None:
+        viewer = self.query_one(ImageViewer)
+        first = viewer.display_data is None
+        viewer.show_slice(stack, index, image, presets)
+        if first and self.study is not None:
+            answers = self.answers.get(self.study.study_uid, [])
+            if answers:
+                viewer.set_overlays(self._overlays(answers[-1]))
 
     # -- conversations -------------------------------------------------------------------
     def thread_for(self, study: Study) -> str:
@@ -482,7 +540,7 @@ class CopilotApp(App[None]):
         return [
             (a.get("label") or a["kind"], a["path"])
             for a in answer.artifacts
-            if a.get("media_type", "image/png") == "image/png"
+            if a.get("media_type", "image/png") in ("image/png", MASK_MEDIA_TYPE)
         ]
 
     def _failed(self, run: Run, exc: Exception) -> None:
@@ -586,7 +644,7 @@ class CopilotApp(App[None]):
             try:
                 path = export_conversation(
                     folder,
-                    Path(self.study_set.root if self.study_set else self.path),
+                    self._source_root(study),
                     study_summary(study),
                     self.answers.get(study.study_uid, []),
                     identity=f"{study.identity()} · Study UID {study.study_uid}",
@@ -598,7 +656,45 @@ class CopilotApp(App[None]):
 
         self.push_screen(ExportScreen(self.export_dir, study.identity()), done)
 
+    def _source_root(self, study: Study) -> Path:
+        """The folder holding the study's files (a DICOMweb study: its local mirror)."""
+        root = self.study_set.root if self.study_set else self.path
+        if isinstance(root, str) and root.lower().startswith(("http://", "https://")):
+            return Path(study.primary_instance().path).parent
+        return Path(root)
 
-def create_app(path: Path, backend: Any = None, **kwargs: Any) -> CopilotApp:
+    def action_export_sr(self) -> None:
+        """Ask for a folder, then write the current study's last answer as a DICOM SR."""
+        study = self.study
+        if study is None:
+            self.notify("Select a study first", severity="warning")
+            return
+        answers = self.answers.get(study.study_uid, [])
+        if not answers:
+            self.notify("Ask a question first: the SR holds an answer", severity="warning")
+            return
+        answer = answers[-1]
+
+        def done(folder: Path | None) -> None:
+            if folder is None:
+                return
+            import time
+
+            from copilot.dicomout.sr import write_sr
+            from copilot.errors import CopilotError
+
+            name = f"copilot-sr-{time.strftime('%Y%m%d-%H%M%S')}.dcm"
+            try:
+                path = write_sr(answer, study, folder / name, sources=[self._source_root(study)])
+            except (CopilotError, OSError) as exc:
+                self.notify(str(exc), title="SR export failed", severity="error", timeout=8)
+                return
+            self.notify(f"DICOM SR of {study.identity()} written to {path}", title="Export SR", timeout=6)
+
+        prompt = "Write this study's last answer as a DICOM SR (measurements, scores, text) into:"
+        self.push_screen(ExportScreen(self.export_dir, study.identity(), prompt=prompt), done)
+
+
+def create_app(path: Path | str, backend: Any = None, **kwargs: Any) -> CopilotApp:
     """The app factory shared by the CLI and the tests."""
     return CopilotApp(path, backend, **kwargs)

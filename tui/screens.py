@@ -28,9 +28,10 @@ every answer's header names it again. Each study has its own conversation.
 | `1`-`5` | Chat, Trace, Findings, Sources, Skipped |
 | `[` / `]` | darker / brighter |
 | `{` / `}` | narrower window (more contrast) / wider window |
-| `w` | next window preset (the file's own windows first) |
+| `w` | next window preset: the file's own first; on CT, lung, mediastinum, bone, brain, abdomen (HU) |
 | `+` / `-` | zoom in / out |
 | arrows (image focused) | pan when zoomed |
+| wheel, `↑` / `↓` (not zoomed), `.` / `,` | next / previous slice of a CT or MR series (Home/End) |
 | `0` | reset the view to the file's window |
 | `o` | cycle saliency / mask overlays |
 | `ctrl+s` | export this study's conversation and findings to Markdown |
@@ -95,19 +96,20 @@ class ExportScreen(ModalScreen[Path | None]):
     }
     """
 
-    def __init__(self, default: Path, identity: str = "") -> None:
+    def __init__(self, default: Path, identity: str = "", prompt: str | None = None) -> None:
         super().__init__()
         self._default = default
         self._identity = identity
+        self._prompt = prompt or (
+            "Export this study's conversation and findings as Markdown into (not the study folder):"
+        )
 
     def compose(self) -> ComposeResult:
         """Which study, folder input and buttons."""
         with Vertical():
             if self._identity:
                 yield Static(Text(f"Patient {self._identity}", style="bold"))
-            yield Static(
-                "Export this study's conversation and findings as Markdown into (not the study folder):"
-            )
+            yield Static(self._prompt)
             yield Input(str(self._default), id="export-path")
             yield Button("Export", variant="primary", id="export-ok")
 

@@ -114,7 +114,8 @@ def ask(
         elif event["kind"] == "tool_finished":
             stderr.print(f"[dim]{event['tool']}: {event['status']} ({event['seconds']:.1f}s)[/dim]")
 
-    answer = copilot.ask(target, question, thread, on_event=trace)
+    # The folder goes along so the answer knows the patient's other studies (e.g. a prior).
+    answer = copilot.ask(studies, question, thread, study_uid=target.study_uid, on_event=trace)
     _write_dicom(copilot, answer, target, sr, seg, sources)
     if as_json:
         print_json(answer.to_contract())
@@ -244,6 +245,8 @@ def analyze(
     outputs.preflight(out, sources=_local_sources(path))
     copilot = _copilot(None)
     studies = copilot.open(path)
+    with progress_bar("Fetching") as bar:  # a DICOMweb server's studies: each series' first image
+        copilot.fetch([se.first for s in studies.studies for se in s.series], progress=bar)
     with progress_bar("Analysing") as bar:
         rows = copilot.analyze(studies, batch_size=batch_size, progress=bar)
     # Through the write guard again (the opened study is now protected too): a temporary file

@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 
 def studies(
-    path: Path = typer.Argument(..., help="Folder (or file) of DICOM studies; read-only."),
+    path: str = typer.Argument(
+        ...,
+        help="Folder (or file) of DICOM studies, or a DICOMweb base URL "
+        "(http://host:8042/dicom-web); read-only.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the stable JSON contract."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Ignore and do not update the index cache."),
+    patient: str = typer.Option(None, "--patient", help="Only this patient ID (wildcards * and ?)."),
+    date: str = typer.Option(
+        None, "--date", help="Only studies of this date or range: YYYYMMDD, YYYYMMDD-YYYYMMDD, A..B (ISO)."
+    ),
+    modality: str = typer.Option(None, "--modality", help="Only studies with this modality (DX, CR, CT...)."),
 ) -> None:
-    """Index a folder of DICOM studies and list them, with every skipped file and why."""
+    """Index a folder of DICOM studies, or list a DICOMweb server's (QIDO-RS), with every
+    skipped file and why; the filters go to the server as QIDO-RS parameters."""
     from copilot.cli.output import print_json, progress_bar, safe, stdout
     from copilot.study import index_folder
+    from copilot.study.dicomweb import index_dicomweb, is_dicomweb_url
+    from copilot.study.query import StudyQuery
 
-    with progress_bar("Indexing", enabled=not as_json) as progress:
-        study_set = index_folder(path, use_cache=not no_cache, progress=progress)
+    query = StudyQuery(patient=patient, date=date, modality=modality)
+    with progress_bar("Listing" if is_dicomweb_url(path) else "Indexing", enabled=not as_json) as progress:
+        if is_dicomweb_url(path):
+            study_set = index_dicomweb(path, query=query, progress=progress)
+        else:
+            study_set = query.apply(index_folder(Path(path), use_cache=not no_cache, progress=progress))
     if as_json:
         print_json(study_set.to_contract())
         return
@@ -38,6 +55,7 @@ def studies(
             safe(s.study_uid),
         )
     stdout.print(table)
+    _print_volumes(study_set)
     if study_set.skipped:
         skipped = Table(title=f"{len(study_set.skipped)} skipped files")
         skipped.add_column("Path", overflow="fold")
@@ -45,6 +63,45 @@ def studies(
         for k in study_set.skipped:
             skipped.add_row(safe(k.path), safe(k.reason))
         stdout.print(skipped)
+
+
+def _print_volumes(study_set: Any) -> None:
+    """A table of the cross-sectional series: each as a volume (slices, spacing, orientation)
+    with what is wrong with it, or why it is not one."""
+    from rich.table import Table
+
+    from copilot.cli.output import safe, stdout
+    from copilot.study.geometry import why_not_volume
+
+    rows = []
+    for s in study_set.studies:
+        for se in s.series:
+            v = se.volume
+            reason = why_not_volume(se.instances) if v is None else ""
+            if v is None and not reason:
+                continue
+            spacing = "x".join(f"{x:g}" for x in v.spacing_mm) if v and v.spacing_mm else "-"
+            state = "; ".join(v.problems) if v and v.problems else ("ok" if v else f"not a volume: {reason}")
+            notes = "; ".join(v.notes) if v else ""
+            rows.append(
+                (
+                    safe(s.patient_id),
+                    safe(f"{se.number if se.number is not None else '-'} {se.description}".strip()),
+                    safe(se.modality),
+                    str(v.slices) if v else str(sum(i.frames for i in se.instances)),
+                    spacing,
+                    v.orientation if v else "-",
+                    safe(state + (f" ({notes})" if notes else "")),
+                )
+            )
+    if not rows:
+        return
+    table = Table(title=f"{len(rows)} cross-sectional series")
+    for col in ("Patient", "Series", "Mod.", "Slices", "Spacing mm", "Plane", "As a volume"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    stdout.print(table)
 
 
 def demo(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import struct
 import uuid
 from pathlib import Path
@@ -42,6 +43,73 @@ def _spacing(h: HeaderReader) -> tuple[tuple[float, float] | None, str]:
         if len(values) >= 2 and values[0] > 0 and values[1] > 0:
             return (values[0], values[1]), keyword
     return None, ""
+
+
+def _first_float(values: list[float]) -> float | None:
+    return values[0] if values and values[0] > 0 else None
+
+
+def _item(ds: Any, keyword: str) -> Any:
+    """The first item of sequence ``keyword`` in ``ds``, or None."""
+    seq = ds.get(keyword) if ds is not None else None
+    return seq[0] if seq else None
+
+
+def _functional(shared: Any, frame: Any, sequence: str) -> Any:
+    """A functional group macro's item for one frame: per-frame first, then shared."""
+    return _item(frame, sequence) or _item(shared, sequence)
+
+
+def plane_geometry(h: HeaderReader) -> dict[str, Any]:
+    """Plane geometry of a header (Image Plane module, or the functional groups of an enhanced
+    multi-frame object): position, orientation, per-frame positions, thicknesses, ImageType,
+    frame of reference, and the pixel spacing an enhanced object keeps in its shared groups.
+    Malformed values are left out, never fatal."""
+    out: dict[str, Any] = {
+        "image_type": h.text("ImageType").upper(),
+        "frame_of_reference": h.text("FrameOfReferenceUID"),
+        "slice_thickness": _first_float(h.floats("SliceThickness")),
+        "slice_spacing": _first_float(h.floats("SpacingBetweenSlices")),
+    }
+    position = h.floats("ImagePositionPatient")
+    if len(position) == 3:
+        out["image_position"] = tuple(position)
+    orientation = h.floats("ImageOrientationPatient")
+    if len(orientation) == 6:
+        out["image_orientation"] = tuple(orientation)
+    if h.ds.get_item(0x52009230) is None:  # PerFrameFunctionalGroupsSequence
+        return out
+    try:
+        shared = _item(h.ds, "SharedFunctionalGroupsSequence")
+        frames = h.ds.get("PerFrameFunctionalGroupsSequence") or []
+        positions: list[tuple[float, ...]] = []
+        for frame in frames:
+            plane = _functional(shared, frame, "PlanePositionSequence")
+            values = [float(v) for v in plane.ImagePositionPatient] if plane is not None else []
+            if len(values) != 3 or not all(math.isfinite(v) for v in values):
+                positions = []
+                break
+            positions.append(tuple(values))
+        out["frame_positions"] = positions
+        first = frames[0] if frames else None
+        plane_orientation = _functional(shared, first, "PlaneOrientationSequence")
+        if plane_orientation is not None and "image_orientation" not in out:
+            cosines = [float(v) for v in plane_orientation.ImageOrientationPatient]
+            if len(cosines) == 6 and all(math.isfinite(v) for v in cosines):
+                out["image_orientation"] = tuple(cosines)
+        measures = _functional(shared, first, "PixelMeasuresSequence")
+        if measures is not None:
+            spacing = [float(v) for v in measures.get("PixelSpacing") or []]
+            if len(spacing) == 2 and all(math.isfinite(v) and v > 0 for v in spacing):
+                out["pixel_spacing_mm"] = (spacing[0], spacing[1])
+                out["spacing_source"] = "PixelMeasuresSequence"
+            thickness = measures.get("SliceThickness")
+            if thickness is not None and float(thickness) > 0 and out["slice_thickness"] is None:
+                out["slice_thickness"] = float(thickness)
+    except Exception:  # a malformed functional group leaves the object without plane geometry
+        log.debug("functional groups unreadable", exc_info=True)
+        out["frame_positions"] = []
+    return out
 
 
 def expected_pixel_bytes(rows: int, columns: int, frames: int, spp: int, bits: int) -> int:
@@ -285,6 +353,11 @@ def build_record(
     spp = h.integer("SamplesPerPixel") or 1
     bits = h.integer("BitsAllocated") or 0
     spacing, spacing_source = _spacing(h)
+    geometry = plane_geometry(h)
+    if spacing is None and "pixel_spacing_mm" in geometry:
+        spacing, spacing_source = geometry["pixel_spacing_mm"], geometry["spacing_source"]
+    geometry.pop("pixel_spacing_mm", None)
+    geometry.pop("spacing_source", None)
     physicians = [h.text(k) for k in ("ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName")]
     return InstanceRecord(
         path=path,
@@ -324,6 +397,7 @@ def build_record(
         transfer_syntax=syntax,
         pixel_spacing_mm=spacing,
         spacing_source=spacing_source,
+        **geometry,
         **extra,
     )
 

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from copilot.study.geometry import VolumeSummary
+
 
 class SkippedFile(BaseModel):
     """A file that was not indexed, with a one-line reason."""
@@ -64,6 +66,20 @@ class InstanceRecord(BaseModel):
     transfer_syntax: str = ""
     pixel_spacing_mm: tuple[float, float] | None = None
     spacing_source: str = ""
+    image_position: tuple[float, float, float] | None = Field(
+        default=None, description="ImagePositionPatient (mm, LPS) of a single-frame image."
+    )
+    image_orientation: tuple[float, float, float, float, float, float] | None = Field(
+        default=None, description="ImageOrientationPatient (row then column direction cosines)."
+    )
+    frame_positions: list[tuple[float, float, float]] = Field(
+        default_factory=list,
+        description="Per-frame ImagePositionPatient of an enhanced multi-frame object, in frame order.",
+    )
+    slice_thickness: float | None = None
+    slice_spacing: float | None = Field(default=None, description="SpacingBetweenSlices.")
+    image_type: str = Field(default="", description="ImageType, e.g. ORIGINAL\\PRIMARY\\AXIAL.")
+    frame_of_reference: str = ""
     remote: str = Field(
         default="",
         description="The DICOMweb base URL (without credentials) this instance is retrieved from "
@@ -98,6 +114,10 @@ class Series(BaseModel):
     description: str = ""
     number: int | None = None
     instances: list[InstanceRecord] = Field(default_factory=list)
+    volume: VolumeSummary | None = Field(
+        default=None,
+        description="The volume its slices form (None: not a volume); see copilot.study.geometry.",
+    )
 
     @property
     def first(self) -> InstanceRecord:
@@ -194,6 +214,7 @@ class StudySet(BaseModel):
                             "modality": se.modality,
                             "view": se.view,
                             "instances": len(se.instances),
+                            **({"volume": se.volume.to_contract()} if se.volume else {}),
                         }
                         for se in s.series
                     ],

@@ -222,6 +222,14 @@ def load_pixels(
     import pydicom
 
     limit = settings.max_decoded_mb * 2**20
+    if record.remote and not os.path.exists(record.path):
+        from copilot.errors import DicomwebError
+        from copilot.study.dicomweb import fetch_instances
+
+        try:  # an instance listed on a DICOMweb server is fetched on first use
+            fetch_instances([record], settings)
+        except DicomwebError as exc:
+            raise PixelDataError(str(exc)) from exc
     try:
         fp = open_regular(record.path)
     except UnreadableFileError as exc:
@@ -279,6 +287,9 @@ def _display(record: InstanceRecord, ds: Any, arr: np.ndarray, index: int | None
             bits_stored=bits,
         )
     out = np.asarray(apply_modality_lut(arr, ds))
+    frame_rescale = _frame_rescale(ds, index or 0)
+    if frame_rescale is not None:  # an enhanced object keeps its rescale in functional groups
+        out = arr.astype(np.float32) * np.float32(frame_rescale[0]) + np.float32(frame_rescale[1])
     # Integers stay as they are (half the memory of float32); rescaled values become float32.
     # Neither the VOI LUT nor _normalise writes into its input, so this array is not copied.
     modality = out if np.issubdtype(out.dtype, np.integer) else out.astype(np.float32)
@@ -300,6 +311,40 @@ def _display(record: InstanceRecord, ds: Any, arr: np.ndarray, index: int | None
         index or 0,
         frames,
         modality_values=modality,
-        stored_range=_stored_range(ds, bits_stored) if bits_stored else None,
+        stored_range=_rescaled_range(_stored_range(ds, bits_stored), frame_rescale) if bits_stored else None,
         bits_stored=bits_stored,
     )
+
+
+def _frame_rescale(ds: Any, index: int) -> tuple[float, float] | None:
+    """(slope, intercept) of frame ``index`` of an enhanced multi-frame object, from its
+    Pixel Value Transformation functional group (per-frame, else shared); None when the
+    dataset has a top-level rescale or Modality LUT (pydicom applies those) or none at all."""
+    if "RescaleSlope" in ds or "ModalityLUTSequence" in ds or "PerFrameFunctionalGroupsSequence" not in ds:
+        return None
+    try:
+        groups = (
+            [ds.PerFrameFunctionalGroupsSequence[index]]
+            if index < len(ds.PerFrameFunctionalGroupsSequence)
+            else []
+        )
+        groups += list(ds.get("SharedFunctionalGroupsSequence") or [])[:1]
+        for group in groups:
+            item = group.get("PixelValueTransformationSequence")
+            if item:
+                slope, intercept = float(item[0].RescaleSlope), float(item[0].RescaleIntercept)
+                if math.isfinite(slope) and math.isfinite(intercept) and slope != 0:
+                    return slope, intercept
+    except (AttributeError, TypeError, ValueError, IndexError):
+        log.debug("no usable Pixel Value Transformation", exc_info=True)
+    return None
+
+
+def _rescaled_range(
+    stored: tuple[float, float] | None, rescale: tuple[float, float] | None
+) -> tuple[float, float] | None:
+    """The stored range through a functional-group rescale (unchanged without one)."""
+    if stored is None or rescale is None:
+        return stored
+    ends = sorted(v * rescale[0] + rescale[1] for v in stored)
+    return ends[0], ends[1]

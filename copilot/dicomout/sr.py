@@ -1,0 +1,478 @@
+"""An answer as a DICOM Structured Report: a TID 1500 measurement report (highdicom).
+
+What goes in, and where:
+
+- **Measurements** (a finding with a value: areas in cm², widths, the cardiothoracic ratio) are
+  TID 300 measurements with UCUM units and the tool that measured them (TID 4019 algorithm
+  identification: tool name, tool version, ``model_id=...`` and ``model_revision=...`` as
+  parameters), grouped per tool in a TID 1501 measurement group; sides and organs become
+  finding sites (SNOMED CT).
+- **Scored findings** (a calibrated score, or a value with a threshold) each get their own
+  measurement group: the score (unit ``{score}``: calibrated, not a probability), the threshold,
+  and a qualitative evaluation "above/below operating threshold".
+- **Text** goes in the report's Qualitative Evaluations container (TID 1500 rows 12-15): the
+  question, the composed answer, what each score means, text findings (a report draft, a VQA
+  answer) and each tool that could not run, with why.
+- **References**: every group names the source image (the study's primary instance, which the
+  tools analysed); the SR's patient and study modules are copied from it, so the report files
+  under the same patient and study in a PACS. They go only to the user's folder or PACS.
+
+Names without a standard code use the private coding scheme ``99COPILOT`` whose meanings are
+the tool's own labels. The document is marked partial and unverified: a machine wrote it.
+:func:`read_sr` reads one back (with highdicom) into plain data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from copilot import __version__, outputs
+from copilot.errors import DicomObjectError
+from copilot.escape import escape_controls
+from copilot.study.model import InstanceRecord, Study
+
+if TYPE_CHECKING:
+    import highdicom as hd
+    from pydicom import Dataset
+
+__all__ = ["SCHEME", "SRContents", "SRMeasurement", "build_sr", "read_sr", "write_sr"]
+
+log = logging.getLogger(__name__)
+
+SCHEME = "99COPILOT"
+SERIES_NUMBER = 901
+SERIES_DESCRIPTION = "copilot answer (AI, unverified)"
+#: UCUM code and meaning per unit string the tools use; anything else becomes a UCUM annotation.
+UNITS: dict[str, tuple[str, str]] = {
+    "cm2": ("cm2", "square centimeter"),
+    "mm2": ("mm2", "square millimeter"),
+    "cm": ("cm", "centimeter"),
+    "mm": ("mm", "millimeter"),
+    "ratio": ("1", "no units"),
+    "%": ("%", "percent"),
+    "px": ("{px}", "pixels"),
+    "px2": ("{px2}", "square pixels"),
+}
+SCORE_UNIT = ("{score}", "calibrated score")
+ABOVE = "Above operating threshold"
+BELOW = "Below operating threshold"
+_TYPE2 = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+
+
+@dataclass(frozen=True)
+class SRMeasurement:
+    """One measurement read back from an SR."""
+
+    label: str
+    value: float
+    unit: str | None
+    tool: str
+    tool_version: str
+    model_id: str | None = None
+    group: str = ""
+
+
+@dataclass
+class SRContents:
+    """What :func:`read_sr` recovers from an SR written by :func:`write_sr`."""
+
+    study_uid: str
+    patient_id: str
+    measurements: list[SRMeasurement] = field(default_factory=list)
+    evaluations: dict[str, str] = field(default_factory=dict)
+    texts: list[tuple[str, str]] = field(default_factory=list)
+    source_sop_uids: list[str] = field(default_factory=list)
+
+    def text(self, name: str) -> str | None:
+        """The first text item with this name (e.g. ``"Answer"``), or None."""
+        return next((t for n, t in self.texts if n == name), None)
+
+
+# -- codes ----------------------------------------------------------------------------------
+def _meaning(text: str) -> str:
+    """A Code Meaning (LO): no controls or backslashes, at most 64 characters."""
+    clean = escape_controls(str(text)).replace("\\", "/").strip()
+    return (clean or "unnamed")[:64]
+
+
+def _code(meaning: str) -> hd.sr.CodedConcept:
+    """A private concept whose meaning is ``meaning`` (a tool's own label)."""
+    import highdicom as hd
+
+    meaning = _meaning(meaning)
+    value = re.sub(r"[^A-Z0-9]+", "-", meaning.upper()).strip("-")[:64] or "UNNAMED"
+    return hd.sr.CodedConcept(value=value, scheme_designator=SCHEME, meaning=meaning)
+
+
+def _unit(unit: str | None) -> hd.sr.CodedConcept:
+    import highdicom as hd
+
+    if unit is None or unit == "":
+        code, meaning = UNITS["ratio"]
+    elif unit in UNITS:
+        code, meaning = UNITS[unit]
+    else:
+        safe = re.sub(r"[^A-Za-z0-9.^/_-]", "_", unit)[:30] or "unit"
+        code, meaning = f"{{{safe}}}", _meaning(unit)
+    return hd.sr.CodedConcept(value=code, scheme_designator="UCUM", meaning=meaning)
+
+
+def _unit_back(code: str) -> str | None:
+    """The tool's unit string for a UCUM code written by :func:`_unit` (None for a score)."""
+    if code == SCORE_UNIT[0]:
+        return None
+    for unit, (ucum, _) in UNITS.items():
+        if ucum == code:
+            return unit
+    return code[1:-1] if code.startswith("{") and code.endswith("}") else code
+
+
+def _sites(finding: Mapping[str, Any]) -> list[hd.sr.FindingSite]:
+    """Organ and side of a finding as SNOMED CT finding sites (none when not known)."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    label = str(finding.get("label", "")).lower()
+    organ = (
+        codes.SCT.Heart
+        if "heart" in label or "cardi" in label
+        else codes.SCT.Lung
+        if "lung" in label or "lesion" in label
+        else codes.SCT.Thorax
+        if "thora" in label
+        else None
+    )
+    side = {"left": codes.SCT.Left, "right": codes.SCT.Right, "bilateral": codes.SCT.RightAndLeft}.get(
+        str(finding.get("side") or "")
+    )
+    if organ is None or (organ == codes.SCT.Heart and "ratio" in label):
+        return []
+    return [hd.sr.FindingSite(anatomic_location=organ, laterality=side)]
+
+
+def _algorithm(tool: str, provenance: Mapping[str, Any] | None) -> hd.sr.AlgorithmIdentification:
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    prov = provenance or {}
+    parameters = [
+        f"{key}={_meaning(str(prov[name]))}"
+        for key, name in (("model_id", "model_id"), ("model_revision", "model_revision"))
+        if prov.get(name)
+    ]
+    return hd.sr.AlgorithmIdentification(
+        name=_meaning(tool),
+        version=_meaning(str(prov.get("tool_version") or "unknown")),
+        parameters=parameters or None,
+        family=codes.cid7162.ArtificialIntelligence,
+    )
+
+
+# -- building -------------------------------------------------------------------------------
+def _evidence(instance: InstanceRecord) -> Dataset:
+    """The source image's header (never its pixels) for the patient, study and evidence
+    modules; built from the index record when the file is not at hand."""
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    ds: Dataset | None = None
+    if instance.kind == "dicom" and os.path.isfile(instance.path):
+        try:
+            ds = pydicom.dcmread(instance.path, stop_before_pixels=True)
+        except Exception as exc:  # an unreadable source: fall back to the record
+            log.debug("cannot read %s for the SR context: %s", instance.path, exc)
+    if ds is None:
+        ds = Dataset()
+        ds.PatientName = instance.patient_name
+        ds.PatientID = instance.patient_id
+        ds.PatientBirthDate = instance.patient_birth_date
+        ds.PatientSex = instance.patient_sex
+        ds.StudyDate = instance.study_date
+        ds.StudyTime = instance.study_time
+        ds.AccessionNumber = instance.accession_number
+        ds.StudyInstanceUID = instance.study_uid
+        ds.SeriesInstanceUID = instance.series_uid
+        ds.SOPInstanceUID = instance.sop_uid
+        ds.SOPClassUID = instance.sop_class or "1.2.840.10008.5.1.4.1.1.7"
+        ds.Modality = instance.modality or "OT"
+    for keyword in _TYPE2:  # type 2 attributes the SR copies must exist (they may be empty)
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    return ds
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _groups(
+    answer: Any, source: Any, provenance: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[hd.sr.MeasurementsAndQualitativeEvaluations], list[tuple[str, str]]]:
+    """Measurement groups (per tool; per scored finding) and text items from the findings."""
+    import highdicom as hd
+
+    per_tool: dict[str, list[hd.sr.Measurement]] = {}
+    groups: list[hd.sr.MeasurementsAndQualitativeEvaluations] = []
+    texts: list[tuple[str, str]] = []
+    meanings: dict[str, str] = {}
+    for finding in answer.findings:
+        tool = str(finding.get("tool") or "unknown")
+        label = str(finding.get("label") or "unnamed")
+        algo = _algorithm(tool, provenance.get(tool))
+        value, score = _number(finding.get("value")), _number(finding.get("score"))
+        threshold = _number(finding.get("threshold"))
+        if finding.get("score_meaning"):
+            meanings.setdefault(tool, str(finding["score_meaning"]))
+        if score is not None or (value is not None and threshold is not None):
+            # A scored finding (or a value judged against a threshold): its own group.
+            if score is not None:
+                shown, name = score, f"{label} score"
+                unit = hd.sr.CodedConcept(SCORE_UNIT[0], "UCUM", SCORE_UNIT[1])
+            else:
+                assert value is not None
+                shown, name, unit = value, label, _unit(finding.get("unit"))
+            measurements = [
+                hd.sr.Measurement(
+                    name=_code(name),
+                    value=shown,
+                    unit=unit,
+                    algorithm_id=algo,
+                    finding_sites=_sites(finding) or None,
+                )
+            ]
+            evaluations = []
+            if threshold is not None:
+                measurements.append(
+                    hd.sr.Measurement(
+                        name=_code(f"{label} threshold"), value=threshold, unit=unit, algorithm_id=algo
+                    )
+                )
+                above = finding.get("above_threshold")
+                if above is None:
+                    above = shown >= threshold
+                evaluations.append(
+                    hd.sr.QualitativeEvaluation(_code(label), _code(ABOVE if above else BELOW))
+                )
+            groups.append(
+                hd.sr.MeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=hd.sr.TrackingIdentifier(
+                        uid=hd.UID(), identifier=_meaning(f"{tool}: {label}")
+                    ),
+                    finding_type=_code(label),
+                    algorithm_id=algo,
+                    measurements=measurements,
+                    qualitative_evaluations=evaluations or None,
+                    source_images=[source],
+                )
+            )
+        elif value is not None:
+            per_tool.setdefault(tool, []).append(
+                hd.sr.Measurement(
+                    name=_code(label),
+                    value=value,
+                    unit=_unit(finding.get("unit")),
+                    algorithm_id=algo,
+                    finding_sites=_sites(finding) or None,
+                )
+            )
+        elif finding.get("text"):
+            texts.append((label, f"{finding['text']} [{tool}]"))
+    for tool, measurements in per_tool.items():
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=hd.UID(), identifier=_meaning(f"{tool} measurements")
+                ),
+                algorithm_id=_algorithm(tool, provenance.get(tool)),
+                measurements=measurements,
+                source_images=[source],
+            )
+        )
+    texts = [("Score meaning", f"{tool}: {meaning}") for tool, meaning in meanings.items()] + texts
+    return groups, texts
+
+
+def build_sr(answer: Any, study: Study) -> Any:
+    """The answer as a highdicom ``ComprehensiveSR`` about ``study`` (see the module rules).
+
+    ``answer`` is an :class:`copilot.api.Answer` (or anything with its ``text``, ``question``,
+    ``findings``, ``tools`` and ``provenance``). Raises :class:`DicomObjectError` when the
+    answer is about another study or the report cannot be built."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    if getattr(answer, "study_uid", study.study_uid) != study.study_uid:
+        raise DicomObjectError(
+            f"the answer is about study {answer.study_uid}, not {study.study_uid}: the SR would file it "
+            "under the wrong patient"
+        )
+    instance = study.primary_instance()
+    if instance.kind != "dicom":
+        raise DicomObjectError("a DICOM SR needs a DICOM source image (this study is a plain image file)")
+    evidence = _evidence(instance)
+    source = hd.sr.SourceImageForMeasurementGroup(
+        referenced_sop_class_uid=evidence.SOPClassUID, referenced_sop_instance_uid=evidence.SOPInstanceUID
+    )
+    provenance: Mapping[str, Mapping[str, Any]] = getattr(answer, "provenance", None) or {}
+    try:
+        groups, texts = _groups(answer, source, provenance)
+        if not groups:  # TID 1500 needs one group: the image the answer is about, unmeasured
+            groups.append(
+                hd.sr.MeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier="copilot answer"),
+                    source_images=[source],
+                )
+            )
+        device = hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device,
+            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+                uid=generate_uid(entropy_srcs=["dicom-copilot device"]),
+                name="copilot",
+                manufacturer_name="copilot",
+                model_name="clinical imaging copilot",
+            ),
+        )
+        report = hd.sr.MeasurementReport(
+            observation_context=hd.sr.ObservationContext(observer_device_context=device),
+            procedure_reported=codes.SCT.ImagingProcedure,
+            imaging_measurements=groups,
+        )
+        items = [("Question", str(getattr(answer, "question", "") or "")), ("Answer", str(answer.text or ""))]
+        items += texts
+        items += [
+            (
+                "Not checked",
+                f"{t.name}: {t.status}"
+                + (f": {t.detail}" if t.detail else "")
+                + (f" (fix: {t.fix})" if t.fix else ""),
+            )
+            for t in getattr(answer, "tools", [])
+            if t.status != "ok"
+        ]
+        container = hd.sr.ContainerContentItem(
+            name=hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations"),
+            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+        )
+        container.ContentSequence = hd.sr.ContentSequence(
+            [
+                hd.sr.TextContentItem(
+                    name=_code(name),
+                    value=escape_controls(text, keep="\n\t\r"),
+                    relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+                )
+                for name, text in items
+                if text.strip()
+            ]
+        )
+        report[0].ContentSequence.append(container)
+        sr = hd.sr.ComprehensiveSR(
+            evidence=[evidence],
+            content=report[0],
+            series_instance_uid=hd.UID(),
+            series_number=SERIES_NUMBER,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer="copilot",
+            is_complete=False,
+            is_verified=False,
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise DicomObjectError(f"cannot build the DICOM SR: {exc}") from exc
+    sr.SeriesDescription = SERIES_DESCRIPTION
+    sr.SoftwareVersions = __version__
+    sr.ManufacturerModelName = "clinical imaging copilot"
+    return sr
+
+
+def write_sr(
+    answer: Any, study: Study, out: str | os.PathLike[str], *, sources: Sequence[str | os.PathLike[str]] = ()
+) -> Path:
+    """Write the answer's SR to ``out`` through the write guard (never into a study: the
+    study's files and ``sources`` are protected); returns the path written."""
+    sr = build_sr(answer, study)
+    protected = [*sources, *(i.path for i in study.instances())]
+    with outputs.open_output(out, "wb", sources=protected) as fh:
+        sr.save_as(fh, enforce_file_format=True)
+    return Path(os.path.realpath(Path(out).expanduser()))
+
+
+# -- reading back ---------------------------------------------------------------------------
+def _algorithm_of(item: Any) -> tuple[str, str, str | None]:
+    """(tool, version, model id) from a content item's TID 4019 children."""
+    from pydicom.sr.codedict import codes
+
+    name = version = ""
+    model = None
+    for child in getattr(item, "ContentSequence", []) or []:
+        concept = child.ConceptNameCodeSequence[0]
+        key = (concept.CodeValue if "CodeValue" in concept else "", concept.CodingSchemeDesignator)
+        text = str(getattr(child, "TextValue", ""))
+        if key == (codes.DCM.AlgorithmName.value, "DCM"):
+            name = text
+        elif key == (codes.DCM.AlgorithmVersion.value, "DCM"):
+            version = text
+        elif key == (codes.DCM.AlgorithmParameters.value, "DCM") and text.startswith("model_id="):
+            model = text.removeprefix("model_id=")
+    return name, version, model
+
+
+def read_sr(path: str | os.PathLike[str]) -> SRContents:
+    """Read an SR written by :func:`write_sr` back with highdicom: every measurement (label,
+    value, unit, tool, version, model id), every qualitative evaluation and text item."""
+    import highdicom as hd
+
+    try:
+        sr = hd.sr.srread(path)
+    except Exception as exc:
+        raise DicomObjectError(f"{path}: not a readable DICOM SR ({type(exc).__name__})") from exc
+    report = sr.content
+    if not isinstance(report, hd.sr.MeasurementReport):
+        raise DicomObjectError(f"{path}: not a TID 1500 measurement report")
+    out = SRContents(study_uid=str(sr.StudyInstanceUID), patient_id=str(sr.get("PatientID", "")))
+    for group in report.get_image_measurement_groups():
+        for image in group.source_images:
+            if image.referenced_sop_instance_uid not in out.source_sop_uids:
+                out.source_sop_uids.append(image.referenced_sop_instance_uid)
+        for m in group.get_measurements():
+            tool, version, model = _algorithm_of(m[0])
+            out.measurements.append(
+                SRMeasurement(
+                    label=m.name.meaning,
+                    value=float(m.value),
+                    unit=_unit_back(m.unit.value),
+                    tool=tool,
+                    tool_version=version,
+                    model_id=model,
+                    group=group.tracking_identifier or "",
+                )
+            )
+        for evaluation in group.get_qualitative_evaluations():
+            if evaluation.name.scheme_designator == SCHEME:  # not the algorithm family
+                value = evaluation.value  # a CodedConcept (highdicom types it as a number)
+                out.evaluations[evaluation.name.meaning] = str(getattr(value, "meaning", value))
+    for item in report[0].ContentSequence:
+        if item.ValueType == "CONTAINER" and item.ConceptNameCodeSequence[0].CodeValue == "C0034375":
+            for text in item.ContentSequence:
+                out.texts.append((text.ConceptNameCodeSequence[0].CodeMeaning, str(text.TextValue)))
+    return out
