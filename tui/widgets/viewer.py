@@ -5,6 +5,13 @@ half-block characters elsewhere).
 Geometry rule: the image is shown at its physical aspect ratio, (columns x column spacing) /
 (rows x row spacing), whatever the pane's shape and the terminal's cell shape; the unused
 part of the pane is left empty (letterboxed), never filled by stretching.
+
+Volumes (CT, MR series): the viewer holds a :class:`SliceStack` (the slices in order along the
+slice normal, from the header analysis) and scrolls it with the mouse wheel, Up/Down (when not
+zoomed), ``,``/``.`` and Home/End; each step posts :class:`ImageViewer.SliceRequested` and the
+app decodes that slice off the UI thread. The window, zoom and overlay stay as they were while
+scrolling. Masks of the tools (label-map volumes) are drawn on the slice they belong to,
+matched by the slice's position along the normal.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from PIL import Image as PILImage
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container
-from textual.events import Resize
+from textual.events import MouseScrollDown, MouseScrollUp, Resize
+from textual.message import Message
 from textual.widgets import Static
 
 from copilot.study.voi import Window, apply_window
@@ -64,6 +72,94 @@ def crop(arr: np.ndarray, zoom: float, cx: float, cy: float) -> np.ndarray:
     y0 = int(np.clip(round(cy * h - ch / 2), 0, h - ch))
     x0 = int(np.clip(round(cx * w - cw / 2), 0, w - cw))
     return arr[y0 : y0 + ch, x0 : x0 + cw]
+
+
+#: Overlay colours (RGB 0-1) by mask label value, cycled.
+MASK_COLOURS = (
+    (1.0, 0.25, 0.1),
+    (0.1, 0.8, 0.3),
+    (0.2, 0.5, 1.0),
+    (1.0, 0.85, 0.1),
+    (0.9, 0.2, 0.9),
+    (0.1, 0.9, 0.9),
+)
+#: Positions (mm along the normal) closer than this are the same slice.
+SAME_SLICE_MM = 0.05
+
+
+@dataclass
+class SliceStack:
+    """A series shown slice by slice: each slice's record and frame, in order along the slice
+    normal, with its position (mm) along it."""
+
+    series_uid: str
+    slices: list[tuple[Any, int | None]]
+    positions_mm: list[float]
+    plane: str
+    caption: str
+    modality: str = ""
+
+    @classmethod
+    def from_series(cls, series: Any, caption: str = "") -> SliceStack | None:
+        """The stack of a :class:`copilot.study.model.Series` that forms a volume (even a
+        broken one: gaps are shown as they are), else None."""
+        summary = series.volume
+        if summary is None or not summary.order:
+            return None
+        slices = []
+        for ref in summary.order:
+            record = series.instances[ref.instance]
+            slices.append((record, ref.frame if record.frames > 1 else None))
+        return cls(
+            series.series_uid,
+            slices,
+            [ref.position_mm for ref in summary.order],
+            summary.orientation,
+            caption,
+            series.modality,
+        )
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+
+def mask_slice(path: str, series_uid: str, position_mm: float, cache: dict[str, Any]) -> np.ndarray | None:
+    """The label-map slice of a tool's mask volume (``.npz``) at ``position_mm`` of series
+    ``series_uid``, or None when the file is of another series or has no such slice."""
+    data = cache.get(path)
+    if data is None:
+        try:
+            with np.load(path) as npz:
+                data = (str(npz["series_uid"]), np.asarray(npz["positions_mm"]), npz["labels"])
+        except (OSError, KeyError, ValueError):
+            data = ("", np.zeros(0), np.zeros((0, 0, 0)))
+        cache[path] = data
+    uid, positions, labels = data
+    if uid != series_uid or positions.size == 0:
+        return None
+    k = int(np.argmin(np.abs(positions - position_mm)))
+    if abs(float(positions[k]) - position_mm) > SAME_SLICE_MM:
+        return None
+    return np.asarray(labels[k])
+
+
+def blend_mask(gray: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """RGB float (H, W, 3) of ``gray`` (0-1) with each label value tinted in its colour; the
+    mask is resized (nearest) to the image when their shapes differ."""
+    if labels.shape != gray.shape:
+        labels = np.asarray(
+            PILImage.fromarray(labels.astype(np.int32)).resize(
+                (gray.shape[1], gray.shape[0]), PILImage.Resampling.NEAREST
+            )
+        )
+    rgb = np.repeat(gray[..., None], 3, axis=-1).astype(np.float32)
+    for value in np.unique(labels):
+        if value == 0:
+            continue
+        colour = np.asarray(MASK_COLOURS[(int(value) - 1) % len(MASK_COLOURS)], dtype=np.float32)
+        where = labels == value
+        rgb[where] = rgb[where] * (1 - alpha) + colour * alpha
+    return rgb
 
 
 @dataclass
@@ -116,8 +212,18 @@ def make_display(image: Any, presets: list[Window] | None = None) -> Display:
 
 
 class ImageViewer(Container, can_focus=True):
-    """Shows the selected image. With focus: arrows pan when zoomed, ``n``/``p`` (or Page
-    Down/Up) step through the studies. Window, zoom and overlays have app-wide keys."""
+    """Shows the selected image. With focus: arrows pan when zoomed (Up/Down scroll a volume's
+    slices when not), ``,``/``.`` and the mouse wheel scroll slices, Home/End jump to the first
+    and last, ``n``/``p`` (or Page Down/Up) step through the studies. Window, zoom and
+    overlays have app-wide keys."""
+
+    class SliceRequested(Message):
+        """The viewer moved to slice ``index`` of its stack; the app decodes and shows it."""
+
+        def __init__(self, stack: SliceStack, index: int) -> None:
+            super().__init__()
+            self.stack = stack
+            self.index = index
 
     DEFAULT_CSS = """
     ImageViewer { width: 1fr; height: 1fr; layout: vertical; }
@@ -127,8 +233,12 @@ class ImageViewer(Container, can_focus=True):
     """
 
     BINDINGS = [
-        Binding("up", "pan(0, -1)", "Pan", show=False),
-        Binding("down", "pan(0, 1)", "Pan", show=False),
+        Binding("up", "up_key", "Pan / slice", show=False),
+        Binding("down", "down_key", "Pan / slice", show=False),
+        Binding("full_stop", "slice(1)", "Next slice", show=False),
+        Binding("comma", "slice(-1)", "Prev slice", show=False),
+        Binding("home", "slice_to(0)", "First slice", show=False),
+        Binding("end", "slice_to(-1)", "Last slice", show=False),
         Binding("left", "pan(-1, 0)", "Pan", show=False),
         Binding("right", "pan(1, 0)", "Pan", show=False),
         Binding("n,pagedown", "app.step_study(1)", "Next study"),
@@ -145,6 +255,9 @@ class ImageViewer(Container, can_focus=True):
         self.zoom, self.cx, self.cy = 1.0, 0.5, 0.5
         self.overlays: list[tuple[str, str]] = []
         self.overlay_index = -1
+        self.stack: SliceStack | None = None
+        self.slice_index = 0
+        self._masks: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         """The image, centred in its box, and a status line."""
@@ -179,13 +292,107 @@ class ImageViewer(Container, can_focus=True):
 
     def set_image(self, image: Any, caption: str = "", presets: list[Window] | None = None) -> None:
         """Show a new image (a PixelImage, an (H, W) array in [0, 1], or None to clear),
-        starting from the file's own window; resets zoom, pan and overlays."""
+        starting from the file's own window; resets zoom, pan and overlays (and leaves any
+        slice stack)."""
+        self.stack = None
+        self._show_new(image, caption, presets)
+
+    def _show_new(self, image: Any, caption: str, presets: list[Window] | None) -> None:
         self.display_data = None if image is None else make_display(image, presets)
         self.overlays, self.overlay_index = [], -1
         self.caption = caption
         self._reset_view()
         self.refresh_image()
         self.call_after_refresh(self.fit)
+
+    # -- slices --------------------------------------------------------------------------
+    def set_stack(self, stack: SliceStack, index: int | None = None) -> None:
+        """Scroll ``stack`` from slice ``index`` (default the middle one); the first slice is
+        shown when the app answers the :class:`SliceRequested` this posts."""
+        self.stack = stack
+        self.display_data = None
+        self.overlays, self.overlay_index = [], -1
+        self.caption = stack.caption
+        self.slice_index = len(stack) // 2 if index is None else max(0, min(index, len(stack) - 1))
+        self.refresh_image()
+        self.post_message(self.SliceRequested(stack, self.slice_index))
+
+    def show_slice(
+        self, stack: SliceStack, index: int, image: Any, presets: list[Window] | None = None
+    ) -> None:
+        """Show decoded slice ``index`` of ``stack`` (ignored when the viewer moved on). The
+        first slice starts from the file's window; later ones keep window, zoom and overlay."""
+        if stack is not self.stack or index != self.slice_index:
+            return
+        if self.display_data is None:
+            overlays, overlay_index = self.overlays, self.overlay_index
+            self._show_new(image, stack.caption, presets)
+            self.overlays, self.overlay_index = overlays, overlay_index
+            self.refresh_image()
+            return
+        kept = (self.preset_index, self.display_data.presets)
+        self.display_data = make_display(image, presets)
+        if len(self.display_data.presets) == len(kept[1]):
+            self.preset_index = kept[0]
+        self.refresh_image()
+
+    def step_slice(self, delta: int) -> bool:
+        """Move ``delta`` slices (clamped to the stack); True when the slice changed."""
+        if self.stack is None:
+            return False
+        target = max(0, min(self.slice_index + delta, len(self.stack) - 1))
+        if target == self.slice_index:
+            return False
+        self.slice_index = target
+        if self.is_mounted:
+            self.query_one("#viewer-status", Static).update(self.status_text())
+        self.post_message(self.SliceRequested(self.stack, target))
+        return True
+
+    def action_slice(self, delta: int) -> None:
+        """Next (``.``) or previous (``,``) slice."""
+        self.step_slice(delta)
+
+    def action_slice_to(self, index: int) -> None:
+        """First (Home) or last (End) slice."""
+        if self.stack is not None:
+            self.step_slice((index % len(self.stack)) - self.slice_index)
+
+    def action_up_key(self) -> None:
+        """Pan up when zoomed; otherwise the next slice (towards the end of the stack)."""
+        if self.stack is not None and self.zoom <= 1.0:
+            self.step_slice(1)
+        else:
+            self.action_pan(0, -1)
+
+    def action_down_key(self) -> None:
+        """Pan down when zoomed; otherwise the previous slice."""
+        if self.stack is not None and self.zoom <= 1.0:
+            self.step_slice(-1)
+        else:
+            self.action_pan(0, 1)
+
+    def on_mouse_scroll_up(self, event: MouseScrollUp) -> None:
+        """The wheel scrolls slices."""
+        if self.step_slice(1):
+            event.stop()
+
+    def on_mouse_scroll_down(self, event: MouseScrollDown) -> None:
+        """The wheel scrolls slices."""
+        if self.step_slice(-1):
+            event.stop()
+
+    def set_preset(self, name: str) -> bool:
+        """Switch to the preset called ``name`` (``lung``, ``bone``...); False when none is."""
+        if not self.display_data:
+            return False
+        for i, preset in enumerate(self.display_data.presets):
+            if preset.name.lower() == name.lower():
+                self.preset_index = i
+                self.center, self.window_width = preset.center, preset.width
+                self.refresh_image()
+                return True
+        return False
 
     def _reset_view(self) -> None:
         self.preset_index = 0
@@ -261,18 +468,28 @@ class ImageViewer(Container, can_focus=True):
         data = self.display_data
         if data is None:
             return None
-        if self.overlay_index >= 0:
-            arr = np.asarray(PILImage.open(self.overlays[self.overlay_index][1]).convert("RGB"))
+        overlay = self.overlays[self.overlay_index][1] if self.overlay_index >= 0 else None
+        if overlay is not None and not overlay.endswith(".npz"):
+            arr = np.asarray(PILImage.open(overlay).convert("RGB"))
             return PILImage.fromarray(crop(arr, self.zoom, self.cx, self.cy))
-        part = crop(data.values, self.zoom, self.cx, self.cy)
         if data.stored:
-            shown = apply_window(part, self.window)
+            shown = apply_window(data.values, self.window)
         else:  # display units in [0, 1]: a plain linear window
             low = self.center - self.window_width / 2
-            shown = np.clip((part - low) / max(self.window_width, 1e-3), 0.0, 1.0)
+            shown = np.clip((data.values - low) / max(self.window_width, 1e-3), 0.0, 1.0)
         if data.monochrome1:
             shown = 1.0 - shown
-        return PILImage.fromarray((shown * 255).astype(np.uint8)).convert("RGB")
+        labels = self._mask_here(overlay) if overlay is not None else None
+        rgb = blend_mask(shown, labels) if labels is not None else shown
+        part = crop(rgb, self.zoom, self.cx, self.cy)
+        image = PILImage.fromarray((np.clip(part, 0, 1) * 255).astype(np.uint8))
+        return image.convert("RGB")
+
+    def _mask_here(self, path: str) -> np.ndarray | None:
+        """The slice of a mask volume overlay that belongs to the slice shown."""
+        if self.stack is None:
+            return None
+        return mask_slice(path, self.stack.series_uid, self.stack.positions_mm[self.slice_index], self._masks)
 
     def fit(self) -> None:
         """Size the image to its physical aspect ratio inside the box (letterboxed)."""
@@ -304,12 +521,21 @@ class ImageViewer(Container, can_focus=True):
     def status_text(self) -> str:
         """Caption, window (stored units when known), zoom and overlay."""
         data = self.display_data
+        where = self.slice_text()
         if data is None:
-            return "No image selected"
+            return f"{self.caption} · {where} · loading" if where else "No image selected"
         fmt = "{:.0f}" if data.stored else "{:.2f}"
         units = "" if data.stored else " (display units)"
         overlay = "" if self.overlay_index < 0 else f" · overlay {self.overlays[self.overlay_index][0]}"
+        place = f" · {where}" if where else ""
         return (
-            f"{self.caption} · {self.preset_name}: WL {fmt.format(self.center)} "
+            f"{self.caption}{place} · {self.preset_name}: WL {fmt.format(self.center)} "
             f"WW {fmt.format(self.window_width)}{units} · zoom {self.zoom:.1f}x{overlay}"
         )
+
+    def slice_text(self) -> str:
+        """``slice 12/40 · -22.5 mm`` for a stack (position along the slice normal), else ""."""
+        if self.stack is None:
+            return ""
+        position = self.stack.positions_mm[self.slice_index]
+        return f"slice {self.slice_index + 1}/{len(self.stack)} · {position:.1f} mm"
