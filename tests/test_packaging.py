@@ -79,6 +79,9 @@ def test_wheel_entry_points_resolve_inside_the_wheel(wheel: zipfile.ZipFile) -> 
         "report_generator",
         "vqa",
         "retriever",
+        "ct_organ_segmenter",
+        "lung_nodule_detector",
+        "brain_tumor_segmenter",
     }
     for target in targets.values():
         module = target.split(":", 1)[0]

@@ -63,7 +63,18 @@ def _load(ep: EntryPoint) -> PluginEntry:
 
 
 #: The built-in tools' names are part of the contract: no other distribution may take them.
-RESERVED = frozenset({"cxr_classifier", "lesion_segmenter", "report_generator", "vqa", "retriever"})
+RESERVED = frozenset(
+    {
+        "cxr_classifier",
+        "lesion_segmenter",
+        "report_generator",
+        "vqa",
+        "retriever",
+        "ct_organ_segmenter",
+        "lung_nodule_detector",
+        "brain_tumor_segmenter",
+    }
+)
 BUILTIN_DISTRIBUTION = "dicom-copilot"
 
 

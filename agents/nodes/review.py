@@ -7,6 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from copilot.agents.context import Context
+from copilot.agents.modality import eligible_tools
 from copilot.agents.planner import Plan
 from copilot.agents.state import AgentState
 from copilot.tools.contract import ToolResult
@@ -28,7 +29,7 @@ def review(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     nxt = ctx.planner.review(
         state["question"],
-        ctx.tools,
+        eligible_tools(ctx.tools, ctx.study.modalities),
         done,
         results,
         int(state.get("round") or 1),

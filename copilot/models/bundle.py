@@ -219,13 +219,17 @@ def read_manifest(tar: tarfile.TarFile) -> BundleManifest:
     return manifest
 
 
-def _safe_name(name: str) -> bool:
-    return (
-        bool(name)
-        and "/" not in name
-        and "\\" not in name
-        and name not in (".", "..")
-        and not name.startswith(".")
+def _safe_name(name: str, card_paths: frozenset[str] = frozenset()) -> bool:
+    """A plain file name, or one of the card's own sub-folder paths (a MONAI bundle's
+    ``configs/inference.json``) whose every part is a plain name."""
+    parts = name.split("/") if name in card_paths else [name]
+    return all(
+        bool(part)
+        and "/" not in part
+        and "\\" not in part
+        and part not in (".", "..")
+        and not part.startswith(".")
+        for part in parts
     )
 
 
@@ -257,8 +261,9 @@ def import_bundle(registry: ModelRegistry, bundle: Path) -> BundleManifest:
             for model in manifest.models:
                 card = registry.card(model.id)  # unknown ids refuse the bundle
                 pins = {f.name: f.sha256 for f in card.files if f.sha256}
+                nested = frozenset(n for cf in card.files for n in cf.names if "/" in n)
                 for f in model.files:
-                    if not _safe_name(f.name):
+                    if not _safe_name(f.name, nested):
                         raise ModelError(f"refusing bundle: unsafe file name {f.name!r} in {model.id}")
                     if f.name in pins and pins[f.name] != f.sha256:
                         raise HashMismatchError(
@@ -283,6 +288,7 @@ def import_bundle(registry: ModelRegistry, bundle: Path) -> BundleManifest:
                 src = tar.extractfile(member)
                 if src is None:
                     raise ModelError(f"refusing bundle: unreadable member {member.name!r}")
+                (staging / model.id / f.name).parent.mkdir(parents=True, exist_ok=True)
                 _copy_verified(src, staging / model.id / f.name, f, f"{model.id}/{f.name}")
             absent = sorted(set(expected) - seen)
             if absent:

@@ -46,9 +46,12 @@ class ModelCard(BaseModel):
 
     id: str
     title: str
-    source: Literal["url", "hf", "package"]
+    source: Literal["url", "hf", "package", "monai-bundle"]
     repo: str | None = None
     revision: str = "main"
+    bundle: str | None = Field(default=None, description="MONAI bundle name (source monai-bundle).")
+    archive: str | None = Field(default=None, description="URL of the bundle's zip (source monai-bundle).")
+    archive_sha1: str = Field(default="", description="The sha1 the MONAI Model Zoo publishes for that zip.")
     package: str | None = None
     subdir: str = ""
     files: list[ModelFile] = Field(default_factory=list)
@@ -110,6 +113,8 @@ def model_files(card: ModelCard, folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
     names = {p.name for p in folder.iterdir() if p.is_file() and card.wanted(p.name)}
+    # Layouts with sub-folders (a MONAI bundle's configs/ and models/): the card's own paths.
+    names.update(n for f in card.files for n in f.names if "/" in n and (folder / n).is_file())
     for name in list(names):
         if name.endswith(".index.json"):
             names.update(s for s in index_shards(folder / name) if (folder / s).is_file())

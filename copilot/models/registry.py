@@ -143,7 +143,7 @@ class ModelRegistry:
             if spec is None or spec.origin is None:
                 return None
             return Path(spec.origin).parent / card.subdir
-        if card.source == "url":
+        if card.source in ("url", "monai-bundle"):
             return self.root / card.id
         revision = self.lock().get(card.id, {}).get("revision")
         return snapshot_folder(self._hf_cache(), card.repo or "", revision) if revision else None
@@ -308,6 +308,8 @@ class ModelRegistry:
         try:
             if card.source == "url":
                 return self._pull_url(card, progress)
+            if card.source == "monai-bundle":
+                return self._pull_monai(card)
             return self._pull_hf(card, progress)
         except CopilotError:
             raise
@@ -387,6 +389,14 @@ class ModelRegistry:
                     ) from exc
             sizes[f.name] = dest.stat().st_size
         self.record(card.id, hashes, sizes, origin="pull")
+        return folder
+
+    def _pull_monai(self, card: ModelCard) -> Path:
+        from copilot.models.monai_bundle import pull_bundle
+
+        folder = self.root / card.id
+        hashes, sizes = pull_bundle(card, folder, self.settings.url_mirrors)
+        self.record(card.id, hashes, sizes, origin="pull", revision=card.revision)
         return folder
 
     def _pull_hf(self, card: ModelCard, progress: Progress | None) -> Path:

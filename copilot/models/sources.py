@@ -1,5 +1,8 @@
 """Where a card's files are fetched from: the Hugging Face endpoint and URL mirrors.
 
+MONAI bundles (source ``monai-bundle``) are zips named by the card's ``archive`` URL (the
+MONAI Model Zoo's hosting), mirrored like any plain URL.
+
 Hugging Face repositories are fetched from ``HF_ENDPOINT`` (default https://huggingface.co),
 read at call time so a mirror or a test double can be named per process. Plain URLs are
 rewritten by ``Settings.url_mirrors`` (longest matching prefix first), the way a site points
@@ -36,4 +39,6 @@ def source_url(card: ModelCard, settings: Settings) -> str | None:
     if card.source == "url":
         urls = [f.url for f in card.files if f.url]
         return mirrored(urls[0], settings.url_mirrors) if urls else None
+    if card.source == "monai-bundle":
+        return mirrored(card.archive, settings.url_mirrors) if card.archive else None
     return None

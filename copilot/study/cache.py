@@ -27,7 +27,8 @@ from copilot.study.model import InstanceRecord, SkippedFile
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5  # 4: header text with control characters escaped; 5: BurnedInAnnotation
+SCHEMA_VERSION = 6  # 4: header text with control characters escaped; 5: BurnedInAnnotation;
+# 6: plane geometry (positions, orientation, functional groups) for volumes
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     root TEXT NOT NULL,

@@ -24,6 +24,7 @@ from copilot import outputs
 from copilot.config import Settings, get_settings
 from copilot.errors import NothingReadableError
 from copilot.study.cache import IndexCache
+from copilot.study.geometry import summarize_series
 from copilot.study.header import read_records
 from copilot.study.model import InstanceRecord, Series, SkippedFile, Study, StudySet
 from copilot.study.walk import FileEntry, WalkProblem, walk_files
@@ -125,6 +126,7 @@ def group_records(root: str, records: list[InstanceRecord], skipped: list[Skippe
                     description=head.series_description,
                     number=head.series_number,
                     instances=insts,
+                    volume=summarize_series(insts),
                 )
             )
         series_list.sort(key=lambda s: (s.number if s.number is not None else 1 << 30, s.series_uid))

@@ -22,14 +22,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from copilot import outputs
 from copilot.errors import InputRejectedError, OutputError, StudyError, ToolError
+from copilot.tools.contract import Provenance, Tool
 
 if TYPE_CHECKING:
     from copilot.config import Settings
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from copilot.study.volume import Volume
 
 __all__ = [
+    "BundleTool",
     "LoadedBundle",
     "find_volume",
     "load_bundle",
@@ -51,8 +54,6 @@ log = logging.getLogger(__name__)
 
 #: Transform classes whose work is done by the copilot (file I/O), left out of the bundle's chains.
 SKIPPED_TRANSFORMS = ("LoadImage", "EnsureChannelFirst", "SaveImage")
-#: Media type of the label-map volumes the viewer overlays slice by slice.
-MASK_MEDIA_TYPE = "application/x-copilot-mask+npz"
 
 _parse_lock = threading.Lock()
 
@@ -114,7 +115,9 @@ def load_bundle(
         with _parse_lock:
             network = parser.get_parsed_content("network")
     except Exception as exc:  # a config that does not build is the bundle's fault, said plainly
-        raise ToolError(f"the bundle in {folder} does not build its network: {type(exc).__name__}: {exc}") from exc
+        raise ToolError(
+            f"the bundle in {folder} does not build its network: {type(exc).__name__}: {exc}"
+        ) from exc
     path = folder / weights
     try:
         state = torch.load(path, map_location=device, weights_only=True)
@@ -140,7 +143,10 @@ def _drop_file_io(parser: Any, chain: str) -> None:
     kept = [
         t
         for t in parser[key]
-        if not (isinstance(t, dict) and str(t.get("_target_", "")).rsplit(".", 1)[-1].startswith(SKIPPED_TRANSFORMS))
+        if not (
+            isinstance(t, dict)
+            and str(t.get("_target_", "")).rsplit(".", 1)[-1].startswith(SKIPPED_TRANSFORMS)
+        )
     ]
     parser[key] = kept
 
@@ -162,7 +168,9 @@ def find_volume(
         raise InputRejectedError(str(exc)) from exc
     series = best_volume(study, modality, prefer=instance.series_uid)
     if series is None:
-        raise InputRejectedError(f"no usable {modality} volume in this study: {describe_series(study, modality)}")
+        raise InputRejectedError(
+            f"no usable {modality} volume in this study: {describe_series(study, modality)}"
+        )
     return study, series, load_volume(series, settings)
 
 
@@ -188,7 +196,11 @@ def metatensor(arrays: list[np.ndarray], volume: Volume) -> Any:
 
     data = torch.from_numpy(np.ascontiguousarray(np.stack(arrays).astype(np.float32)))
     affine = torch.as_tensor(volume.ras_affine(), dtype=torch.float64)
-    meta = {"original_affine": affine.clone(), "spatial_shape": np.asarray(arrays[0].shape), "original_channel_dim": 0}
+    meta = {
+        "original_affine": affine.clone(),
+        "spatial_shape": np.asarray(arrays[0].shape),
+        "original_channel_dim": 0,
+    }
     return MetaTensor(data, affine=affine, meta=meta)
 
 
@@ -265,7 +277,8 @@ def run_detector(bundle: LoadedBundle, image: Any) -> tuple[Any, list[dict[str, 
     labels = result[label_key].cpu().numpy()
     scores = result[score_key].float().cpu().numpy()
     detections = [
-        {"box": boxes[i].tolist(), "label": int(labels[i]), "score": float(scores[i])} for i in range(len(scores))
+        {"box": boxes[i].tolist(), "label": int(labels[i]), "score": float(scores[i])}
+        for i in range(len(scores))
     ]
     return data["image"], detections
 
@@ -280,7 +293,9 @@ def _autocast(device: str) -> Any:
     return contextlib.nullcontext()
 
 
-def boxes_to_volume(boxes: list[list[float]], image: Any, volume: Volume) -> list[tuple[np.ndarray, np.ndarray]]:
+def boxes_to_volume(
+    boxes: list[list[float]], image: Any, volume: Volume
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Boxes in the pre-processed image's voxels (x0, y0, z0, x1, y1, z1) as (low, high)
     voxel indices (slice, row, column) of the DICOM volume."""
     affine = np.asarray(image.affine, dtype=np.float64)  # voxel -> RAS
@@ -289,9 +304,31 @@ def boxes_to_volume(boxes: list[list[float]], image: Any, volume: Volume) -> lis
     out = []
     for box in boxes:
         lo, hi = np.asarray(box[:3]), np.asarray(box[3:])
-        corners = np.array([[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        corners = np.array(
+            [[x, y, z, 1.0] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+        )
         idx = (to_volume @ corners.T).T[:, :3]
         out.append((idx.min(axis=0), idx.max(axis=0)))
+    return out
+
+
+def to_volume_grid(channels: np.ndarray, affine_ras: np.ndarray, volume: Volume) -> np.ndarray:
+    """Binary channels ``(C, ...)`` on a model grid (``affine_ras``: voxel -> RAS) resampled
+    onto the DICOM volume's grid (trilinear, then > 0.5): ``(C, slices, rows, columns)`` bool."""
+    from scipy import ndimage
+
+    lps_from_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
+    m = np.linalg.inv(np.asarray(affine_ras, dtype=np.float64)) @ np.linalg.inv(lps_from_ras) @ volume.affine
+    out = np.zeros((channels.shape[0], *volume.array.shape), dtype=bool)
+    for c in range(channels.shape[0]):
+        moved = ndimage.affine_transform(
+            channels[c].astype(np.float32),
+            m[:3, :3],
+            offset=m[:3, 3],
+            output_shape=volume.array.shape,
+            order=1,
+        )
+        out[c] = moved > 0.5
     return out
 
 
@@ -301,7 +338,7 @@ def write_mask_volume(
     label_map: np.ndarray,
     names: dict[int, str],
     tool: str,
-    sources: list[str | Path],
+    sources: Sequence[str | Path],
 ) -> Path:
     """Save a label map ``(slices, rows, columns)`` for the viewer (overlaid on the slice it
     belongs to) under the artifacts dir, through the write guard. The file holds ``labels``
@@ -333,3 +370,52 @@ def write_mask_volume(
 def device_for(runtime: Any) -> str:
     """The device name the runtime selected (``cuda``, ``cpu``...)."""
     return str(getattr(runtime, "device_name", "cpu"))
+
+
+class BundleTool(Tool):
+    """Base of the MONAI tools: one bundle (``model_id``), loaded lazily once per process and
+    device through the runtime's model cache, from the folder the model registry verified."""
+
+    model_id: ClassVar[str]
+
+    def bundle_overrides(self, folder: Path, device: str) -> dict[str, Any]:
+        """Config values set before the bundle is parsed (override per tool)."""
+        return {}
+
+    def bundle_weights(self, folder: Path, device: str) -> str:
+        """The weights file inside the bundle (override to choose another)."""
+        return "models/model.pt"
+
+    def _load_bundle(self) -> tuple[LoadedBundle, int]:
+        from copilot.models.registry import ModelRegistry
+
+        device = self.runtime.device_name
+        folder = ModelRegistry(self.settings).ensure(self.model_id)
+        return load_bundle(
+            folder,
+            device,
+            self.bundle_overrides(folder, device),
+            weights=self.bundle_weights(folder, device),
+        )
+
+    @property
+    def bundle(self) -> LoadedBundle:
+        """The loaded bundle, shared by every instance of the tool in this process; keyed by
+        the verified hash of its weights, so weights replaced on disk are loaded afresh."""
+        from copilot.models.registry import ModelRegistry
+
+        files = ModelRegistry(self.settings).lock().get(self.model_id, {}).get("files", {})
+        digest = str(files.get("models/model.pt", ""))[:16]
+        key = f"{self.model_id}@{self.runtime.device_name}#{digest}"
+        loaded: LoadedBundle = self.runtime.models.get(key, self._load_bundle)
+        return loaded
+
+    def load(self) -> None:
+        """Load the bundle (weights missing: :class:`WeightsMissingError` with the pull command)."""
+        _ = self.bundle
+
+    def provenance_for(self, seconds: float) -> Provenance:
+        """Provenance naming the bundle version that produced the result."""
+        prov = self.provenance(seconds, self.model_id)
+        version = self.bundle.version
+        return prov.model_copy(update={"model_revision": version or prov.model_revision})
