@@ -3,24 +3,44 @@
 Every tool words its own result (:meth:`copilot.tools.Tool.statements`, with each finding's own
 threshold and meaning); the composer only orders the statements into sections, numbers the
 citations, tags each statement with its source tool and number, and writes the limitations from
-the manifests (what each tool that could not run would have added). Without an LLM this
-template is the answer; with one, the LLM writes from the same evidence (prompts/composer.md)
-and the verify node checks it. This module names no tool.
+the manifests. Without an LLM this template is the answer; with one, the LLM writes from the
+same evidence (prompts/composer.md) and the verify node checks it. This module names no tool.
+
+What an answer says about tools that could not contribute is written for a clinician, from
+each manifest's ``title`` and ``would_add`` ("The chest X-ray model is not installed on this
+workstation; it would have added calibrated scores for 18 chest findings"). Exception text
+never reaches the answer: it stays in the tool's ``detail`` (the trace), once. A question no
+tool could answer says so under **Answer** and names the tool that would have answered it; a
+question outside the copilot's scope is said to be; a comparison says whether a prior study
+is available. The "scores are not probabilities" disclaimer is given only with a score.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from copilot.agents.verification import gives_orders
 from copilot.errors import must_propagate
+from copilot.routing.intents import INTENT_HELP
 from copilot.tools.contract import Tool, ToolResult
-from copilot.tools.results import checked_statements
-from copilot.tools.statements import Question, Statement
+from copilot.tools.results import checked_statements, describe_failure
+from copilot.tools.statements import Question, Statement, plain_reason, tool_title
 
-__all__ = ["SECTION_TITLES", "Evidence", "compose_statements", "limitations", "render"]
+__all__ = [
+    "DISCLAIMER",
+    "OUT_OF_SCOPE",
+    "SCORE_DISCLAIMER",
+    "SECTION_TITLES",
+    "Evidence",
+    "compose_statements",
+    "limitations",
+    "missing",
+    "render",
+]
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +49,21 @@ SECTION_TITLES = {
     "findings": "Other findings",
     "measurements": "Measurements",
     "report": "Report draft",
-    "background": "Background and similar reports",
+    "background": "Background and other patients' reports",
 }
 SUBSTANTIVE = ("answer", "findings", "measurements", "report")
+DISCLAIMER = "_Decision support only: every statement needs a clinician's review._"
+SCORE_DISCLAIMER = (
+    "_Decision support only: calibrated scores are not probabilities; every statement needs a "
+    "clinician's review._"
+)
+OUT_OF_SCOPE = (
+    "This question is outside what the copilot answers: it answers questions about the opened "
+    "imaging study (findings, measurements, devices, positioning, a report draft) and background "
+    "knowledge about chest findings."
+)
+QUOTED = " (quoted from its source; not the copilot's advice)"
+_TIMED_OUT = re.compile(r"^timed out after\b")
 
 
 @dataclass
@@ -48,6 +80,42 @@ class Evidence:
     header_answer: str = ""
     #: What no tool can do for this question (from the planner), said in the answer.
     caveats: list[str] = field(default_factory=list)
+    #: The question is about neither imaging nor medicine (the planner ran no tool).
+    out_of_scope: bool = False
+    #: For a comparison: whether a prior study is available (said under **Answer**).
+    comparison: str = ""
+    #: Tools whose ``statements()`` failed, with the failure (for the trace, never the answer).
+    wording_failures: dict[str, str] = field(default_factory=dict)
+
+
+def _title(ev: Evidence, name: str, capital: bool = False) -> str:
+    tool = ev.tools.get(name)
+    if tool is not None:
+        return tool_title(tool.manifest, capital=capital)
+    title = f"the {name.replace('_', ' ')} tool"
+    return title[0].upper() + title[1:] if capital else title
+
+
+def missing(ev: Evidence, name: str, result: ToolResult) -> str:
+    """Why a tool did not contribute, in a clinician's words (never its exception text):
+    "the chest X-ray model is not installed on this workstation"."""
+    title = _title(ev, name)
+    if result.status == "unavailable":
+        if result.fix:
+            return f"{title} is not installed on this workstation"
+        return f"{title} could not be used on this workstation"
+    if result.status == "error":
+        if _TIMED_OUT.match(result.detail):
+            return f"{title} did not finish within its time limit"
+        return f"{title} failed on this study"
+    if result.status == "skipped":
+        reason = plain_reason(result.detail)
+        return f"{title} was not used: {reason}" if reason else f"{title} could not read this image"
+    return f"{title} gave no answer to this question"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _tool_statements(name: str, result: ToolResult, ev: Evidence) -> list[Statement]:
@@ -60,9 +128,11 @@ def _tool_statements(name: str, result: ToolResult, ev: Evidence) -> list[Statem
         if must_propagate(exc):
             raise
         log.warning("statements() of %s failed: %s", name, exc)
+        ev.wording_failures[name] = f"statements() failed: {describe_failure(exc)}"
         return [
             Statement(
-                text=f"{name} produced a result that could not be put into words ({type(exc).__name__}).",
+                text=f"{_title(ev, name, capital=True)} produced a result that could not be put into "
+                "words (the tool trace has the details).",
                 tool=name,
                 section="findings",
                 assertion=False,
@@ -75,21 +145,18 @@ def _unchecked(ev: Evidence, statements: list[Statement]) -> list[Statement]:
     if ev.rejection:
         return []
     answered = {(s.label or "").lower() for s in statements if s.section == "answer"}
-    missing = [f for f in ev.question.findings if f.lower() not in answered]
-    if not missing:
+    asked = [f for f in ev.question.findings if f.lower() not in answered]
+    if not asked:
         return []
     covering = [
         n
         for n, t in ev.tools.items()
-        if n in ev.results and {m.lower() for m in missing} & {lab.lower() for lab in t.manifest.labels}
+        if n in ev.results and {m.lower() for m in asked} & {lab.lower() for lab in t.manifest.labels}
     ]
     if not covering or any(ev.results[n].ok for n in covering):
         return []
-    why = "; ".join(
-        f"{n} {ev.results[n].status}" + (f" ({ev.results[n].detail})" if ev.results[n].detail else "")
-        for n in covering
-    )
-    names = ", ".join(m.lower() for m in missing)
+    why = "; ".join(missing(ev, n, ev.results[n]) for n in covering)
+    names = ", ".join(m.lower() for m in asked)
     return [
         Statement(
             text=f"Whether there is {names} could not be checked: {why}.",
@@ -107,6 +174,10 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[dict[str, An
         statements.append(
             Statement(text=ev.header_answer, tool="study header", section="answer", assertion=False)
         )
+    if ev.comparison:
+        statements.append(
+            Statement(text=ev.comparison, tool="study folder", section="answer", assertion=False)
+        )
     if ev.rejection:
         statements.append(Statement(text=ev.rejection, tool="study check", section="answer", assertion=False))
     for name, result in ev.results.items():
@@ -123,30 +194,75 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[dict[str, An
             numbered[key] = len(numbered) + 1
             n = numbered[key]
             c = s.citation
-            citations.append({"n": n, "source": c.source, "id": c.id, "score": c.score, "text": c.text})
+            citations.append(
+                {
+                    "n": n,
+                    "source": c.source,
+                    "id": c.id,
+                    "score": c.score,
+                    "text": c.text,
+                    "label": c.label,
+                    "reference": c.reference,
+                    "licence": c.licence,
+                }
+            )
             text = s.text.replace("{ref}", f"[{n}]", 1) if "{ref}" in s.text else f"[{n}] {s.text}"
+            if gives_orders(c.text) and QUOTED not in text:
+                text += QUOTED  # a document's orders are quoted, never the copilot's advice
             s = s.model_copy(update={"text": text})
         kept.append(s)
     return kept, citations
 
 
 def limitations(ev: Evidence) -> list[str]:
-    """One line per tool that could not contribute, with why and what it would have added."""
+    """One line per tool that could not contribute: why (in clinical words), what it would have
+    added and the command that installs it; then what no tool can do for this question."""
     lines = []
     for name, res in ev.results.items():
         tool = ev.tools.get(name)
         adds = (tool.manifest.would_add if tool is not None else "") or "its expert output"
+        fix = plain_reason(res.fix)
         if res.status == "unavailable":
-            fix = f" Fix: {res.fix}." if res.fix else ""
-            lines.append(f"{name} was unavailable ({res.detail}); it would have added {adds}.{fix}")
+            install = f" To install it: {fix}." if fix else ""
+            lines.append(f"{_capital(missing(ev, name, res))}; it would have added {adds}.{install}")
         elif res.status == "error":
-            lines.append(f"{name} failed ({res.detail}); its output ({adds}) is missing.")
+            lines.append(
+                f"{_capital(missing(ev, name, res))}; its output ({adds}) is missing. The tool trace "
+                "has the details."
+            )
         elif res.status == "skipped":
-            lines.append(f"{name} did not run: {res.detail}.")
-        elif res.detail and res.fix:
-            lines.append(f"{name}: {res.detail}. Fix: {res.fix}.")
-    lines += ev.caveats
+            lines.append(f"{_capital(missing(ev, name, res))}.")
+        elif plain_reason(res.detail) and fix:
+            lines.append(f"{_title(ev, name, capital=True)}: {res.detail}. To do more: {fix}.")
+    lines += [c for c in ev.caveats if c not in lines]
     return lines
+
+
+def _unanswered(ev: Evidence) -> str:
+    """Why no statement answers the question, naming the tool that would have answered it."""
+    if ev.out_of_scope:
+        return OUT_OF_SCOPE
+    failed = {n: r for n, r in ev.results.items() if not r.ok}
+    if failed:
+        intents = set(ev.question.intents)
+        answering = [
+            n for n in failed if n in ev.tools and intents & set(ev.tools[n].manifest.intents)
+        ] or list(failed)
+        names = [f"{missing(ev, n, failed[n])}" for n in answering]
+        would = "would answer it" if len(answering) == 1 else "would answer parts of it"
+        lead = _title(ev, answering[0])
+        if len(names) == 1 and names[0].startswith(lead):
+            return (
+                f"This question could not be answered: {lead}, which {would}, "
+                f"{names[0][len(lead) :].strip()} (see Limitations)."
+            )
+        return f"This question could not be answered: {'; '.join(names)} (see Limitations)."
+    if not ev.results:
+        topics = [INTENT_HELP[i] for i in ev.question.intents if i in INTENT_HELP and i not in ("greeting",)]
+        about = f" ({'; '.join(topics)})" if topics else ""
+        return f"This question could not be answered: no installed tool answers this kind of question{about}."
+    ran = ", ".join(_title(ev, n) for n in ev.results)
+    return f"This question could not be answered: the tools that ran ({ran}) do not answer it."
 
 
 def _tag(s: Statement) -> str:
@@ -156,34 +272,24 @@ def _tag(s: Statement) -> str:
 
 
 def render(ev: Evidence, statements: list[Statement]) -> str:
-    """The answer as Markdown: sections of tagged statements, then limitations."""
+    """The answer as Markdown: sections of tagged statements, limitations, the disclaimer."""
     parts = [f"**Study:** {ev.summary}"]
     answering = SUBSTANTIVE + (("background",) if "knowledge" in ev.question.intents else ())
+    if ev.out_of_scope:
+        statements = [s for s in statements if s.section != "background"]
     if not any(s.section in answering for s in statements):
-        if not ev.results:
-            why = "no installed tool answers this kind of question"
-        elif any(not r.ok for r in ev.results.values()):
-            why = "the tools that could answer it could not run (see Limitations)"
-        else:
-            why = "no tool's output answers it"
         statements = [
-            Statement(
-                text=f"This question could not be answered: {why}.",
-                tool="copilot",
-                section="answer",
-                assertion=False,
-            ),
+            Statement(text=_unanswered(ev), tool="copilot", section="answer", assertion=False),
             *statements,
         ]
+    scored = False
     for section, title in SECTION_TITLES.items():
         items = [s for s in statements if s.section == section]
         if items:
             parts.append(f"**{title}**\n" + "\n".join(f"- {s.text} {_tag(s)}" for s in items))
+            scored = scored or any(s.show_value and s.value is not None for s in items)
     lim = limitations(ev)
     if lim:
         parts.append("**Limitations**\n" + "\n".join(f"- {line}" for line in lim))
-    parts.append(
-        "_Decision support only: calibrated scores are not probabilities; every statement needs a "
-        "clinician's review._"
-    )
+    parts.append(SCORE_DISCLAIMER if scored else DISCLAIMER)
     return "\n\n".join(parts)

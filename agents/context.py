@@ -95,6 +95,9 @@ class Context:
     redact: Callable[[str], str] = field(default=lambda text: text)
     cache: ResultCache = field(default_factory=ResultCache)
     emit: EventSink | None = None
+    #: Other studies of the same patient opened with this one (a comparison says whether a
+    #: prior study is available); None when only the study itself was given.
+    others: tuple[Study, ...] | None = None
 
     def event(self, kind: str, **data: Any) -> None:
         """Send a progress event to the caller (CLI, terminal app, astream)."""

@@ -23,14 +23,15 @@ import difflib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from copilot.agents.matching import Catalogue, match_part
+from copilot.agents.matching import SIMILAR, Catalogue, match_part
+from copilot.agents.modality import eligible_tools, modalities_named
 from copilot.agents.review import adaptive_round
 from copilot.routing.analysis import Analysis, analyze
-from copilot.routing.intents import INTENT_HELP
+from copilot.routing.intents import INTENT_HELP, INTENTS, Intent
 from copilot.tools.contract import Tool, ToolResult
 
 if TYPE_CHECKING:
@@ -44,6 +45,12 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 3
 PlannerName = Literal["embedded", "llm"]
 HEADER_NOTE = "answered from the study's header, no expert needed"
+OUT_OF_SCOPE_NOTE = "outside the copilot's scope (neither imaging nor medicine): no tool run"
+
+
+def _intents(names: Sequence[str]) -> tuple[Intent, ...]:
+    """Known intent names only (a checkpoint may hold anything)."""
+    return tuple(n for n in names if n in INTENTS)
 
 
 @dataclass
@@ -61,6 +68,10 @@ class Plan:
     args: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: What the answer must say about what no tool can do.
     caveats: list[str] = field(default_factory=list)
+    #: The question is about neither imaging nor medicine (no tool is run; the answer says so).
+    out_of_scope: bool = False
+    #: The question leans on the previous turn (its findings or its kind of question).
+    follow_up: bool = False
 
     def to_contract(self) -> dict[str, Any]:
         """The JSON of ``copilot plan --json``."""
@@ -105,9 +116,19 @@ class EmbeddedPlanner:
             self._catalogues[key] = _catalogue(tools)
         return self._catalogues[key]
 
-    def analyze(self, question: str, focus: list[str] | None = None) -> Analysis:
-        """The router's reading of ``question`` (parts, intents, what each names)."""
-        return analyze(question, tuple(focus or ()))
+    def analyze(
+        self, question: str, focus: list[str] | None = None, previous: Sequence[str] = ()
+    ) -> Analysis:
+        """The router's reading of ``question`` (parts, intents, what each names); ``previous``
+        (the intents of the thread's last question) keeps the kind of a continuation."""
+        return analyze(question, tuple(focus or ()), previous=_intents(previous))
+
+    @staticmethod
+    def _resembles(question: str, cat: Catalogue) -> bool:
+        """True when the example questions of a tool routed by example (one declaring no
+        intents) come close to ``question``: a plug-in's own domain is in scope even when the
+        router knows none of its words."""
+        return any(score >= SIMILAR for score in cat.similar(question).values())
 
     def plan(
         self,
@@ -115,10 +136,26 @@ class EmbeddedPlanner:
         tools: Mapping[str, Tool],
         focus: list[str] | None = None,
         redact: Callable[[str], str] | None = None,
+        *,
+        previous: Sequence[str] = (),
+        modalities: Sequence[str] | None = None,
     ) -> Plan:
-        """Choose tools for ``question``; ``focus`` (earlier findings) resolves "it" in follow-ups."""
-        analysis = self.analyze(question, focus)
+        """Choose tools for ``question``; ``focus`` (earlier findings) resolves "it" in follow-ups
+        and ``previous`` (the last question's intents) keeps the kind of a continuation. A
+        question outside the copilot's scope (and unlike any tool's example questions) gets no
+        tool. Only tools that read ``modalities`` (the study's; without a study, those the
+        question names, else radiographs) are considered."""
+        tools = eligible_tools(tools, modalities or modalities_named(question))
+        analysis = self.analyze(question, focus, previous)
         cat = self.catalogue(tools)
+        if not analysis.in_scope and not self._resembles(question, cat):
+            return Plan(
+                tools=[],
+                planner=self.name,
+                notes=[OUT_OF_SCOPE_NOTE],
+                intents=list(analysis.intents),
+                out_of_scope=True,
+            )
         chosen: set[str] = set()
         notes: list[str] = []
         caveats: list[str] = []
@@ -139,6 +176,7 @@ class EmbeddedPlanner:
             intents=list(analysis.intents),
             header=list(analysis.header),
             caveats=caveats,
+            follow_up=analysis.follow_up,
         )
 
     def review(
@@ -251,6 +289,7 @@ class LLMPlanner:
             intents=base.intents,
             header=base.header,
             args=args,
+            follow_up=base.follow_up,
         )
 
     def plan(
@@ -259,13 +298,19 @@ class LLMPlanner:
         tools: Mapping[str, Tool],
         focus: list[str] | None = None,
         redact: Callable[[str], str] | None = None,
+        *,
+        previous: Sequence[str] = (),
+        modalities: Sequence[str] | None = None,
     ) -> Plan:
-        """Ask the model (text passed through ``redact`` first); fall back on any failure."""
+        """Ask the model (text passed through ``redact`` first); fall back on any failure. A
+        question the router finds out of scope is out of scope when the model calls no tool.
+        The model is offered only the tools that read ``modalities`` (as the embedded planner)."""
+        tools = eligible_tools(tools, modalities or modalities_named(question))
         from langchain_core.messages import HumanMessage, SystemMessage
 
         from copilot.prompts import load_prompt
 
-        understood = self.fallback.analyze(question, focus)
+        understood = self.fallback.analyze(question, focus, previous)
         base = Plan(
             [],
             self.name,
@@ -273,6 +318,7 @@ class LLMPlanner:
             [],
             list(understood.intents),
             list(understood.header),
+            follow_up=understood.follow_up,
         )
         notes: list[str] = []
         try:
@@ -286,10 +332,12 @@ class LLMPlanner:
             )
         except Exception as exc:
             log.warning("LLM planner failed (%s); using the embedded planner", exc)
-            plan = self.fallback.plan(question, tools, focus)
+            plan = self.fallback.plan(question, tools, focus, previous=previous, modalities=modalities)
             plan.notes.append(f"LLM planner failed ({type(exc).__name__}); embedded plan used")
             return plan
-        return self._plan_from(reply, tools, base, notes)
+        plan = self._plan_from(reply, tools, base, notes)
+        plan.out_of_scope = not plan.tools and not understood.in_scope
+        return plan
 
     def review(
         self,

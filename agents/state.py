@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 
 class Turn(TypedDict):
@@ -13,6 +13,10 @@ class Turn(TypedDict):
     answer: str
     focus: list[str]
     tools: list[str]
+    #: The router's intents (a continuation keeps them) and the question resolved against the
+    #: thread (what a follow-up's ``query`` builds on); absent in older checkpoints.
+    intents: NotRequired[list[str]]
+    query: NotRequired[str]
 
 
 class AgentState(TypedDict, total=False):
@@ -22,6 +26,8 @@ class AgentState(TypedDict, total=False):
     ``header_quote`` (header free text, quoted as data); ``accepted``/``rejection`` (whether any
     image tool takes the study's image); ``focus`` (finding labels the question is about, for
     follow-ups); ``intents`` and ``header`` (the router's reading: intents, header fields asked);
+    ``query`` (the question resolved against the thread for a follow-up) and ``out_of_scope``
+    (neither imaging nor medicine: no tool is run and the answer says so);
     ``plan`` (every tool planned, all rounds), ``round_tools`` (the tools of the round about to
     run), ``round`` (rounds run so far), ``args`` (tool arguments from the planner), ``inputs``
     (per tool, the results it received); ``planner``, ``plan_notes`` (how it planned) and
@@ -40,6 +46,8 @@ class AgentState(TypedDict, total=False):
     focus: list[str]
     intents: list[str]
     header: list[str]
+    query: str
+    out_of_scope: bool
     plan: list[str]
     round_tools: list[str]
     round: int

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from copilot.text.labeler import Status, label_text
 from copilot.tools.contract import ToolResult
 
-__all__ = ["NOT_VERIFIED", "Checked", "check_answer", "check_llm_answer"]
+__all__ = ["NOT_VERIFIED", "Checked", "check_answer", "check_llm_answer", "gives_orders"]
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +290,15 @@ def _check_unit(unit: str, ev: _Evidence, line_cites: list[int] | None = None) -
     return problems
 
 
+def gives_orders(text: str) -> bool:
+    """True when a sentence of ``text`` gives management orders ("insert a chest tube now")."""
+    return any(
+        _IMPERATIVE.search(_strip_markup(u)) or _ORDER.search(_strip_markup(u))
+        for line in text.splitlines()
+        for u in _units(line)
+    )
+
+
 def _substantive(unit: str) -> bool:
     plain = _strip_markup(unit)
     return bool(_TAG.search(plain) or _labels_of(plain) or _MEASURE.search(plain))
@@ -353,8 +362,10 @@ def check_llm_answer(
     is kept and says that it was not verified."""
     try:
         checked = check_answer(answer, results, fallback)
-    except Exception as exc:  # the answer must still arrive, marked
+    except Exception as exc:  # the answer must still arrive, marked; the exception goes to the trace
         log.warning("answer verification failed: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
-        reason = f"the checker failed: {type(exc).__name__}"
-        return answer + "\n\n" + NOT_VERIFIED.format(reason=reason), [f"not verified ({reason})"]
+        failure = f"{type(exc).__name__}: {exc}"
+        return answer + "\n\n" + NOT_VERIFIED.format(reason="the checker failed"), [
+            f"not verified (the checker failed: {failure})"
+        ]
     return checked.answer, checked.problems

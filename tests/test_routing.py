@@ -336,7 +336,9 @@ def test_unavailable_generalist_falls_back_on_the_classifier(study: Study) -> No
     answer = Copilot(tools=tools, persist=False).ask(study, "Is there free air under the diaphragm?")
     assert answer.plan == ["vqa", "cxr_classifier"]  # round 1, then round 2
     assert "Effusion is flagged" in answer.text  # what the classifier can say
-    assert "vqa was unavailable" in answer.text and "copilot models pull medgemma-4b-it" in answer.text
+    # Said in clinical words, from the manifest (no title here: what it would add).
+    unavailable = "The tool for an answer from a vision-language model is not installed on this workstation"
+    assert unavailable in answer.text and "copilot models pull medgemma-4b-it" in answer.text
 
 
 def test_where_question_sends_the_locator_to_the_saliency(study: Study) -> None:

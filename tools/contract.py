@@ -70,6 +70,12 @@ class ToolManifest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,48}$")
+    title: str = Field(
+        default="",
+        max_length=80,
+        description="What the tool is, in a clinician's words, for answers ('the chest X-ray "
+        "model'); empty: described by what it would add.",
+    )
     description: str = Field(min_length=20, description="One paragraph the planner reads.")
     version: str
     modalities: tuple[str, ...] = Field(
@@ -154,12 +160,23 @@ class Artifact(BaseModel):
 
 
 class Citation(BaseModel):
-    """A retrieved passage backing a statement."""
+    """A retrieved passage backing a statement, with where it comes from and its licence."""
 
     source: str
     id: str
     score: float
     text: str
+    reference: str = Field(
+        default="", description="Where the passage comes from, for the reader (never a full path)."
+    )
+    licence: str = Field(default="", description="The source's licence, when it has one.")
+    label: str = Field(
+        default="", description="What the passage is, for the reader ('Report that mentions cardiomegaly')."
+    )
+    match: Literal["text", "image"] = Field(
+        default="text",
+        description="What matched it: the question's words ('text') or the image's embedding ('image').",
+    )
 
 
 class Provenance(BaseModel):
@@ -294,13 +311,13 @@ class Tool:
         if m.modalities and instance.modality not in m.modalities:
             return Acceptance(
                 ok=False,
-                reason=f"{m.name} reads {'/'.join(m.modalities)} images; "
+                reason=f"{m.title or m.name} reads {'/'.join(m.modalities)} images; "
                 f"this is {instance.modality or 'an unknown modality'}",
             )
         if m.body_parts and instance.body_part and instance.body_part not in m.body_parts:
             return Acceptance(
                 ok=False,
-                reason=f"{m.name} reads {'/'.join(p.lower() for p in m.body_parts)} images; "
+                reason=f"{m.title or m.name} reads {'/'.join(p.lower() for p in m.body_parts)} images; "
                 f"this one is of the {instance.body_part.lower()}",
             )
         return Acceptance(ok=True)

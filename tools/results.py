@@ -157,6 +157,9 @@ def checked_result(tool: str, value: object) -> ToolResult:
                     "source": _clip(c.source, LIMITS["field"]),
                     "id": _clip(c.id, LIMITS["field"]),
                     "text": _clip(c.text, LIMITS["citation_text"]),
+                    "reference": _clip(c.reference, LIMITS["field"]),
+                    "licence": _clip(c.licence, LIMITS["field"]),
+                    "label": _clip(c.label, LIMITS["field"]),
                 }
             )
         )

@@ -57,6 +57,7 @@ class {cls}(Tool):
 
     manifest = ToolManifest(
         name="{name}",
+        title="the image contrast check",  # how answers name it, in a clinician's words
         description=(
             "Measures the contrast of a plain radiograph: the spread between the 1st and 99th "
             "percentile pixel values as a fraction of the range the file's bit depth can hold, "
@@ -70,6 +71,7 @@ class {cls}(Tool):
             "Is the image washed out?",
         ),
         labels=("dynamic range",),
+        would_add="the image's contrast (dynamic range)",  # said when it cannot run
     )
 
     def load(self) -> None:

@@ -7,6 +7,10 @@ patient. :func:`default_statements` serves plug-ins that do not override it: ans
 go under **Answer**, measurements under **Measurements**, scored findings are put into words
 with :func:`score_words` against each finding's own threshold.
 
+Tools are named in answers by :func:`tool_title` (the manifest's ``title``, in a clinician's
+words), and only reasons that read as plain words reach an answer (:func:`plain_reason`):
+exception text belongs to the tool trace.
+
 Score words are fixed bands relative to the finding's threshold (documented in docs/answers.md):
 well above (threshold + 0.35 or more), above, a little below (within 0.2), well below. Scores
 are described as what their ``score_meaning`` says, never as probabilities.
@@ -14,6 +18,7 @@ are described as what their ``score_meaning`` says, never as probabilities.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,13 +27,16 @@ from pydantic import BaseModel
 from copilot.tools.contract import Citation, Finding, ToolManifest, ToolResult
 
 __all__ = [
+    "EXCEPTION_TEXT",
     "SCORE_BANDS",
     "Question",
     "Section",
     "Statement",
     "default_statements",
     "describe_threshold",
+    "plain_reason",
     "score_words",
+    "tool_title",
 ]
 
 Section = Literal["answer", "findings", "measurements", "report", "background"]
@@ -40,6 +48,33 @@ SCORE_BANDS: tuple[tuple[float, str], ...] = (
     (-0.2, "not flagged, though not far below the {t} threshold"),
     (float("-inf"), "not flagged (well below the {t} threshold)"),
 )
+
+
+#: What exception text looks like (a class name, an errno, a traceback): never part of an answer.
+EXCEPTION_TEXT = re.compile(
+    r"\b[A-Z][a-zA-Z]+(?:Error|Exception|Exit|Interrupt|Warning)\b|\bErrno\b|\[Errno|Traceback|"
+    r"File \"|\b(?:availability|input) check (?:failed|returned)\b|\bmalformed result\b|"
+    r"\breturned \w+, not an?\b"
+)
+
+
+def plain_reason(text: str | None) -> str:
+    """``text`` when it reads as plain words a clinician can use, else "" (exception text and
+    plug-in contract failures go to the trace, not to an answer)."""
+    text = (text or "").strip()
+    return "" if not text or EXCEPTION_TEXT.search(text) else text
+
+
+def tool_title(manifest: ToolManifest, *, capital: bool = False) -> str:
+    """How an answer names a tool: its manifest's ``title`` ("the chest X-ray model"), else
+    what it would add ("the tool for anatomy measurements"), else its name."""
+    if manifest.title:
+        title = manifest.title
+    elif manifest.would_add:
+        title = f"the tool for {manifest.would_add}"
+    else:
+        title = f"the {manifest.name.replace('_', ' ')} tool"
+    return title[0].upper() + title[1:] if capital and title else title
 
 
 @dataclass(frozen=True)

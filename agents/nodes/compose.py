@@ -1,4 +1,9 @@
-"""compose: the explained answer from the tools' statements (template, or an LLM)."""
+"""compose: the explained answer from the tools' statements (template, or an LLM).
+
+Failures while composing (a plug-in's ``statements()``, the LLM composer) are said in plain
+words in the answer; their exception text goes to the trace only: the tool's ``detail`` or the
+plan notes.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,11 @@ from langgraph.runtime import Runtime
 from copilot.agents.composer import Evidence, compose_statements, render
 from copilot.agents.context import Context
 from copilot.agents.header import header_answer
+from copilot.agents.matching import NO_PRIOR
 from copilot.agents.state import AgentState
+from copilot.study.model import Study
 from copilot.tools.contract import ToolResult
+from copilot.tools.results import describe_failure
 from copilot.tools.statements import Question
 
 log = logging.getLogger(__name__)
@@ -21,6 +29,27 @@ GREETING_REPLY = (
     '("what is the cardiothoracic ratio?"), a report draft, or the differential for a finding.'
 )
 IMAGE_INTENTS = {"finding", "open", "location", "measurement", "devices", "technique", "report", "comparison"}
+LLM_FAILED = "_(The language model that writes answers could not be used; the template answer is shown.)_"
+
+
+def comparison_note(others: tuple[Study, ...] | None) -> str:
+    """What the answer says about a prior study for a comparison question: none is available
+    (the folder holds no other study of this patient), or one is but no tool compares studies."""
+    if others is None:
+        return (
+            "No prior study is available: only this study was opened, so no comparison can be made; "
+            "the current study alone is described."
+        )
+    if not others:
+        return (
+            "No prior study of this patient is available in this folder, so no comparison can be made; "
+            "the current study alone is described."
+        )
+    n = len(others)
+    return (
+        f"This folder holds {n} other stud{'y' if n == 1 else 'ies'} of this patient, but no installed "
+        "tool compares studies: the current study is described and the comparison is left to the reader."
+    )
 
 
 def evidence_from(state: AgentState, ctx: Context) -> Evidence:
@@ -29,13 +58,18 @@ def evidence_from(state: AgentState, ctx: Context) -> Evidence:
     intents = list(state.get("intents") or [])
     header = list(state.get("header") or [])
     answer = ""
-    if header or ("header" in intents and not results):
+    if "header" in intents and (header or not results):
         answer = header_answer(ctx.study, header)
     elif intents == ["greeting"] and not results:
         answer = GREETING_REPLY
     rejection = state.get("rejection", "")
     if rejection and not (set(intents) & IMAGE_INTENTS):
         rejection = ""
+    comparison = ""
+    caveats = list(state.get("caveats") or [])
+    if "comparison" in intents:
+        comparison = comparison_note(ctx.others)
+        caveats = [c for c in caveats if c != NO_PRIOR]
     return Evidence(
         question=Question(
             text=state["question"], findings=tuple(state.get("focus") or ()), intents=tuple(intents)
@@ -46,7 +80,9 @@ def evidence_from(state: AgentState, ctx: Context) -> Evidence:
         rejection=rejection,
         plan_notes=state.get("plan_notes") or [],
         header_answer=answer,
-        caveats=list(state.get("caveats") or []),
+        caveats=caveats,
+        out_of_scope=bool(state.get("out_of_scope")),
+        comparison=comparison,
     )
 
 
@@ -100,20 +136,29 @@ def compose(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     statements, citations = compose_statements(ev)
     template = render(ev, statements)
     answer = template
+    notes = list(state.get("plan_notes") or [])
     if ctx.llm is not None:
         try:
             answer = _llm_answer(ctx, state, ev, template) or template
         except Exception as exc:
             log.warning("LLM composer failed (%s); using the template answer", exc)
-            answer = (
-                template + f"\n\n_(LLM composer unavailable: {type(exc).__name__}; template answer shown.)_"
-            )
+            notes.append(f"LLM composer failed ({describe_failure(exc)}); template answer used")
+            answer = template + "\n\n" + LLM_FAILED
     if ctx.llm is None or answer == template:
         for word in answer.split(" "):
             ctx.event("answer_token", text=word + " ")
-    return {
+    update: dict[str, Any] = {
         "answer": answer,
         "template": template,
         "statements": [s.model_dump() for s in statements],
         "citations": citations,
+        "plan_notes": notes,
     }
+    if ev.wording_failures:  # the trace gets the exception, once, in the tool's detail
+        results = dict(state.get("results") or {})
+        for name, failure in ev.wording_failures.items():
+            if name in results:
+                detail = str(results[name].get("detail") or "")
+                results[name] = {**results[name], "detail": f"{detail}; {failure}" if detail else failure}
+        update["results"] = results
+    return update

@@ -1,5 +1,10 @@
 """plan: choose the tools (embedded or LLM planner). Header questions whose field the header
-lacks get the generalist; tools that refuse the study's image are not run, and the answer says why."""
+lacks get the generalist; tools that refuse the study's image are not run, and the answer says why.
+
+A follow-up keeps the thread's context: the previous question's findings resolve "it", its
+intents keep the kind of a continuation ("what else could it be?" after a differential), and
+tools that take a ``query`` argument are given the question resolved against the thread
+("what is the differential for this opacity? what else could it be?")."""
 
 from __future__ import annotations
 
@@ -12,6 +17,20 @@ from copilot.agents.header import missing_fields
 from copilot.agents.planner import order_by_dependencies
 from copilot.agents.state import AgentState
 from copilot.tools.results import accepts_safely
+from copilot.tools.statements import plain_reason, tool_title
+
+#: Most characters of a follow-up's resolved query.
+QUERY_LIMIT = 400
+
+
+def resolved_query(state: AgentState) -> str:
+    """The question with the thread's last question before it when it is a follow-up."""
+    history = state.get("history") or []
+    if not history:
+        return state["question"]
+    last = history[-1]
+    earlier = str(last.get("query") or last.get("question") or "")
+    return f"{earlier} {state['question']}".strip()[-QUERY_LIMIT:]
 
 
 def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -19,8 +38,22 @@ def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     history = state.get("history") or []
     focus = history[-1]["focus"] if history else []
-    result = ctx.planner.plan(state["question"], ctx.tools, focus, redact=ctx.redact)
+    previous = list(history[-1].get("intents") or []) if history else []
+    result = ctx.planner.plan(
+        state["question"],
+        ctx.tools,
+        focus,
+        redact=ctx.redact,
+        previous=previous,
+        modalities=ctx.study.modalities,
+    )
     tools = list(result.tools)
+    args = {name: dict(given) for name, given in result.args.items()}
+    query = resolved_query(state) if result.follow_up else state["question"]
+    if query != state["question"]:
+        for name in tools:
+            if any(i.name == "query" for i in ctx.tools[name].manifest.inputs):
+                args.setdefault(name, {}).setdefault("query", query)
     notes = list(result.notes)
     caveats = list(result.caveats)
     missing = missing_fields(ctx.study, result.header)
@@ -38,13 +71,19 @@ def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         tools = [t for t in tools if t not in refused]
         notes.append(f"not run on this image: {', '.join(refused)}")
         if state.get("accepted", True):
-            caveats += [f"{t} was not run: {v.reason}." for t, v in refused.items()]
+            caveats += [
+                f"{tool_title(ctx.tools[t].manifest, capital=True)} was not used: "
+                f"{plain_reason(v.reason) or 'it does not read this image'}."
+                for t, v in refused.items()
+            ]
     ctx.event("plan", tools=tools, planner=result.planner, notes=notes)
     return {
         "plan": tools,
         "round_tools": tools,
         "round": 0,
-        "args": result.args,
+        "args": args,
+        "query": query,
+        "out_of_scope": result.out_of_scope,
         "planner": result.planner,
         "plan_notes": notes,
         "caveats": caveats,

@@ -11,6 +11,7 @@ from copilot.agents.context import Context
 from copilot.agents.state import AgentState
 from copilot.study.summary import quoted_header_text, study_summary
 from copilot.tools.results import accepts_safely
+from copilot.tools.statements import plain_reason
 
 
 def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -30,6 +31,8 @@ def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "args": {},
         "inputs": {},
         "caveats": [],
+        "out_of_scope": False,
+        "query": "",
         "results": {},
         "statements": [],
         "citations": [],
@@ -38,7 +41,8 @@ def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     instance = study.primary_instance()
     verdicts = [accepts_safely(t, instance) for t in ctx.tools.values() if t.manifest.needs_image]
     if verdicts and not any(v.ok for v in verdicts):
-        reasons = "; ".join(dict.fromkeys(v.reason for v in verdicts if v.reason))
+        reasons = "; ".join(dict.fromkeys(plain_reason(v.reason) for v in verdicts if plain_reason(v.reason)))
+        reasons = reasons or "they could not check this image"
         update["accepted"] = False
         update["rejection"] = (
             f"The image experts do not apply to this study: {reasons}. No image scores are given for it."

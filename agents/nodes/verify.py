@@ -82,5 +82,7 @@ def verify(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "answer": answer,
         "focus": state.get("focus") or [],
         "tools": state.get("plan") or [],
+        "intents": list(state.get("intents") or []),
+        "query": state.get("query") or state["question"],
     }
     return {"answer": answer, "verification": problems, "history": [turn]}

@@ -26,6 +26,16 @@ log = logging.getLogger(__name__)
 
 IU_SOURCE = "iu-xray"
 KB_SOURCE = "knowledge"
+#: Where the IU reports come from and their licence (shown with every citation of one).
+IU_REFERENCE = "Indiana University Chest X-ray Collection (Open-i)"
+IU_LICENCE = "CC BY-NC-ND 4.0"
+#: The knowledge cards are written for this project (its licence), each summarising the source
+#: it names.
+CARD_LICENCE = "Apache-2.0"
+#: How the IU dataset's own de-identification ("XXXX" in its reports) is shown: it was done by
+#: the dataset's authors, not by the copilot. Older indexes stored "[redacted]".
+DEIDENTIFIED = "[de-identified in source]"
+LEGACY_DEIDENTIFIED = "[redacted]"
 
 
 class Passage(BaseModel):
@@ -40,6 +50,26 @@ class Passage(BaseModel):
     citation: str = ""
 
 
+_PATH_LIKE = re.compile(r"(?:~|[A-Za-z]:)?[\\/]?(?:[^\\/\s]+[\\/])+([^\\/\s]+)")
+
+
+def provenance(passage: Passage) -> tuple[str, str]:
+    """(reference, licence) shown with a passage: the IU collection (Open-i) and its licence,
+    a card's own source line, or a user document's file name (never its folder)."""
+    if passage.source == IU_SOURCE:
+        return f"{IU_REFERENCE}, report {passage.id}", IU_LICENCE
+    if passage.source == KB_SOURCE:
+        return f"copilot knowledge card after {passage.citation or 'its sources'}", CARD_LICENCE
+    return _PATH_LIKE.sub(r"\1", passage.citation or passage.id), ""
+
+
+def shown_text(passage: Passage) -> str:
+    """A passage's text as shown: IU reports' own de-identification marked as the dataset's."""
+    if passage.source == IU_SOURCE:
+        return passage.text.replace(LEGACY_DEIDENTIFIED, DEIDENTIFIED)
+    return passage.text
+
+
 def default_iu_path() -> Path | None:
     """``NLMCXR_reports.tgz`` inside the installed torchxrayvision wheel, if present."""
     try:
@@ -50,7 +80,7 @@ def default_iu_path() -> Path | None:
 
 
 def _clean(text: str | None) -> str:
-    return re.sub(r"\s+", " ", (text or "").replace("XXXX", "[redacted]")).strip()
+    return re.sub(r"\s+", " ", re.sub(r"X{4,}", DEIDENTIFIED, text or "")).strip()
 
 
 def read_iu_reports(path: Path) -> Iterator[Passage]:
@@ -91,7 +121,7 @@ def read_iu_reports(path: Path) -> Iterator[Passage]:
                 text=text,
                 indication=sections.get("INDICATION", ""),
                 mesh=[m.text for m in root.iter("major") if m.text],
-                citation=f"Indiana University Chest X-ray Collection, report {report_id} (CC BY-NC-ND 4.0)",
+                citation=f"{IU_REFERENCE}, report {report_id} ({IU_LICENCE})",
             )
 
 

@@ -8,6 +8,15 @@ corpus only when that succeeded; searches never rebuild it (``kb add --replace``
 Queries combine cosine similarity with BM25 over tokens in which negated finding mentions are
 marked (``no_effusion``), then drop passages that negate a finding the query asks for: a search
 for "pleural effusion" does not return "no pleural effusion" reports.
+
+Relevance (``search(..., relevant_only=True)``, what the retriever asks for): a passage counts
+only when both kinds of evidence agree: its cosine similarity to the query reaches
+:data:`MIN_DENSE` and it shares an informative word with the query (:func:`query_terms`). On
+the shipped cards and IU reports, the best passages of knowledge questions score 0.3 to 0.76,
+questions outside the domain ("what is the weather today?") below 0.2, and a user's
+document with no word of the question ("insert a chest tube now" for "is there a
+pneumothorax?") fails the word test (docs/answers.md). Hits are shown as whole sentences
+around the part that matches the query (:func:`excerpt`), with their reference and licence.
 """
 
 from __future__ import annotations
@@ -37,9 +46,11 @@ from copilot.kb.corpus import (
     default_iu_path,
     fingerprint,
     list_user_files,
+    provenance,
     read_iu_reports,
     read_knowledge_cards,
     read_user_file,
+    shown_text,
 )
 from copilot.kb.embedder import Embedder
 from copilot.paths import private_dir
@@ -50,6 +61,79 @@ log = logging.getLogger(__name__)
 Mode = Literal["hybrid", "dense"]
 DENSE_WEIGHT = 0.6
 Progress = Callable[[str, int, int], None]
+#: Least cosine similarity (MiniLM) of a relevant passage to its query (see the module docstring).
+MIN_DENSE = 0.3
+#: Most characters of a passage shown: whole sentences around the part that matches.
+EXCERPT_CHARS = 360
+#: Words that are no evidence of relevance: question and function words, "image", "patient".
+_STOPWORD_TEXT = """a an the of in on at to for from by with about as and or but not nor is are was were be
+    been being am do does did done have has had having it its this that these those there here
+    what which who whom whose when where why how can could would should will shall may might must
+    i you he she we they me my your our their his her them us any some all each every other else
+    more most much many few such than then so too very just also only own same both either
+    neither if whether into onto over under again further once please tell show give find
+    explain describe define definition look looks like seen see shown shows image images picture
+    film study patient case cases thing things one ones kind type sort get got make made now"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+_NOT_AN_END = re.compile(r"(?:\b\d{1,2}|\b(?:e\.g|i\.e|vs|etc|approx|dr|fig|no|cf)|\b[A-Z])\.$", re.I)
+
+
+def _stem(token: str) -> str:
+    """A crude stem, enough to match "causes" with "cause" and "effusions" with "effusion"."""
+    if len(token) > 4 and token.endswith("ies"):
+        token = token[:-3] + "y"
+    elif len(token) > 3 and token.endswith("s") and not token.endswith("ss"):
+        token = token[:-1]
+    return token[:7]
+
+
+def _terms(tokens: list[str]) -> frozenset[str]:
+    return frozenset(_stem(t) for t in tokens if len(t) > 2 and t not in STOPWORDS)
+
+
+def query_terms(query: str) -> frozenset[str]:
+    """The informative words of a query, stemmed (negated mentions stay marked ``no_``)."""
+    return _terms(negation_marked_tokens(query))
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` split into sentences (numbered items, initials and abbreviations do not end one)."""
+    out: list[str] = []
+    for piece in _SENTENCE_END.split(text.strip()):
+        if out and _NOT_AN_END.search(out[-1]):
+            out[-1] += " " + piece
+        elif piece:
+            out.append(piece)
+    return out
+
+
+def excerpt(text: str, query: str, limit: int = EXCERPT_CHARS) -> str:
+    """Whole sentences of ``text`` around the one that shares most words with ``query``, within
+    ``limit`` characters; "…" marks what was left out before or after. A passage that fits is
+    returned whole; a single sentence longer than ``limit`` is cut at a word, marked."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    parts = sentences(text)
+    terms = query_terms(query)
+    overlap = [len(terms & _terms(negation_marked_tokens(p))) for p in parts]
+    best = max(range(len(parts)), key=lambda i: (overlap[i], -i))
+    start, end = best, best + 1
+    size = len(parts[best])
+    while True:
+        grown = False
+        for nxt in (end, start - 1):  # the sentence after, then the one before
+            if 0 <= nxt < len(parts) and not start <= nxt < end and size + 1 + len(parts[nxt]) <= limit:
+                size += 1 + len(parts[nxt])
+                start, end = min(start, nxt), max(end, nxt + 1)
+                grown = True
+        if not grown:
+            break
+    body = " ".join(parts[start:end])
+    if len(body) > limit:
+        body = body[: limit - 1].rsplit(" ", 1)[0] + " …"
+    return ("… " if start > 0 else "") + body + (" …" if end < len(parts) and not body.endswith("…") else "")
 
 
 CORPUS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -138,6 +222,29 @@ class SearchHit:
     citation: str
     title: str = ""
     mesh: tuple[str, ...] = ()
+    #: Where the passage comes from (never a full path) and its licence.
+    reference: str = ""
+    licence: str = ""
+    #: Cosine similarity to the query, and the query's words it shares (relevance evidence).
+    dense: float = 0.0
+    matched: tuple[str, ...] = ()
+
+
+def _hit(p: Passage, score: float, text: str, dense: float = 0.0, matched: tuple[str, ...] = ()) -> SearchHit:
+    reference, licence = provenance(p)
+    return SearchHit(
+        source=p.source,
+        id=p.id,
+        score=score,
+        text=text,
+        citation=p.citation,
+        title=p.title,
+        mesh=tuple(p.mesh),
+        reference=reference,
+        licence=licence,
+        dense=round(dense, 4),
+        matched=matched,
+    )
 
 
 @dataclass
@@ -148,6 +255,14 @@ class _Corpus:
     tokens: list[list[str]]
     labels: list[dict[str, Any]]
     bm25: Any
+    #: Informative stemmed words per passage (built on the first relevance search).
+    terms: list[frozenset[str]] | None = None
+
+    def words(self) -> list[frozenset[str]]:
+        """Each passage's informative stemmed words."""
+        if self.terms is None:
+            self.terms = [_terms(t) for t in self.tokens]
+        return self.terms
 
 
 class KnowledgeIndex:
@@ -432,21 +547,21 @@ class KnowledgeIndex:
             return None
         for p in corpus.passages:
             if p.id == passage_id:
-                return SearchHit(
-                    source=p.source,
-                    id=p.id,
-                    score=1.0,
-                    text=p.text,
-                    citation=p.citation,
-                    title=p.title,
-                    mesh=tuple(p.mesh),
-                )
+                return _hit(p, 1.0, shown_text(p))
         return None
 
     def search(
-        self, query: str, k: int = 5, sources: list[str] | None = None, mode: Mode = "hybrid"
+        self,
+        query: str,
+        k: int = 5,
+        sources: list[str] | None = None,
+        mode: Mode = "hybrid",
+        *,
+        relevant_only: bool = False,
     ) -> list[SearchHit]:
-        """The ``k`` best passages for ``query`` across corpora (optionally only ``sources``)."""
+        """The ``k`` best passages for ``query`` across corpora (optionally only ``sources``),
+        each cut to the sentences around its match. ``relevant_only`` keeps only passages that
+        pass the relevance test (see the module docstring): possibly none."""
         if not query.strip():
             return []
         corpora = self.corpora()
@@ -456,7 +571,8 @@ class KnowledgeIndex:
         qvec = self.embedder.encode([query])[0]
         wanted = {f for f, s in label_text(query).items() if s == "present"}
         qtokens = negation_marked_tokens(query)
-        scored: list[tuple[float, _Corpus, int]] = []
+        terms = query_terms(query)
+        scored: list[tuple[float, _Corpus, int, float]] = []
         for name, corpus in corpora.items():
             if (sources and name not in sources) or not corpus.passages:
                 continue
@@ -471,23 +587,19 @@ class KnowledgeIndex:
                     score = np.where(negates, -np.inf, score)
             else:
                 score = dense
+            if relevant_only:
+                shared = np.array([bool(terms & words) for words in corpus.words()], dtype=bool)
+                score = np.where((dense >= MIN_DENSE) & shared, score, -np.inf)
             best = np.argsort(-score)[:k]
-            scored.extend((float(score[i]), corpus, int(i)) for i in best if np.isfinite(score[i]))
+            scored.extend(
+                (float(score[i]), corpus, int(i), float(dense[i])) for i in best if np.isfinite(score[i])
+            )
         scored.sort(key=lambda t: -t[0])
         hits = []
-        for score, corpus, i in scored[:k]:
+        for score, corpus, i, similarity in scored[:k]:
             p = corpus.passages[i]
-            hits.append(
-                SearchHit(
-                    source=p.source,
-                    id=p.id,
-                    score=round(score, 4),
-                    text=p.text,
-                    citation=p.citation,
-                    title=p.title,
-                    mesh=tuple(p.mesh),
-                )
-            )
+            matched = tuple(sorted(terms & corpus.words()[i]))
+            hits.append(_hit(p, round(score, 4), excerpt(shown_text(p), query), similarity, matched))
         return hits
 
 

@@ -66,6 +66,8 @@ class Part:
     header: tuple[HeaderField, ...] = ()
     inherited: tuple[str, ...] = ()
     probabilities: dict[Intent, float] = field(default_factory=dict, compare=False)
+    #: True when the part continues the previous question and took over its kind.
+    continued: bool = False
 
     @property
     def findings(self) -> tuple[str, ...]:
@@ -94,6 +96,26 @@ class Analysis:
     def header(self) -> tuple[HeaderField, ...]:
         """Header fields asked about by header parts."""
         return tuple(dict.fromkeys(h for p in self.parts if "header" in p.intents for h in p.header))
+
+    @property
+    def in_scope(self) -> bool:
+        """False when no part is about imaging or medicine ("what is the weather today?"): the
+        router read no kind of question but an open one, and the question names no finding,
+        anatomy or region, says no "it"/"this", and has no word of the domain (:data:`DOMAIN`)."""
+        for p in self.parts:
+            m = p.mentions
+            if set(p.intents) - {"open"} or p.inherited or p.continued:
+                return True  # the router read a kind of question of the domain
+            if m.named or m.structures or m.region or m.overall or m.deictic or m.pronoun:
+                return True
+            if DOMAIN.search(p.text):
+                return True
+        return not self.parts
+
+    @property
+    def follow_up(self) -> bool:
+        """True when a part leans on the previous turn (its findings or its kind of question)."""
+        return any(p.inherited or p.continued for p in self.parts)
 
     @property
     def no_expert(self) -> bool:
@@ -138,11 +160,64 @@ def _settle_header(
     return tuple(i for i in intents if i != "open")
 
 
+#: Words of the copilot's domain besides the lexicon's findings, signs and anatomy: the image
+#: and the study, what an image shows, the patient, and medical knowledge. A question with none
+#: of them, nor a finding, structure, region or "it"/"this", is outside the copilot's scope.
+DOMAIN = re.compile(
+    r"\b(?:images?|pictures?|photos?|films?|x-?rays?|cxr|radiograph\w*|scans?|stud(?:y|ies)|exams?|"
+    r"examination|views?|projection|ct|mri?|pet|ultrasound|dicom|series|slices?|patients?|pt|person|"
+    r"chest|thora\w*|lungs?|heart|cardi\w*|pulmon\w*|pleura\w*|ribs?|bones?|spine|diaphragm\w*|trachea|"
+    r"airways?|abdom\w*|stomach|bowel|liver|organs?|body|tubes?|lines?|catheters?|devices?|drains?|"
+    r"pacemakers?|wires?|clips?|hardware|implants?|intubat\w*|ett|ngt|picc|opacit\w*|densit\w*|"
+    r"lucen\w*|shadows?|spots?|dots?|marks?|markings?|structures?|areas?|regions?|sides?|lobes?|"
+    r"zones?|ap(?:ex|ices)|bases?|bright\w*|dark\w*|white|black|gr[ae]y|normal|abnormal\w*|"
+    r"findings?|patholog\w*|diseases?|disorders?|conditions?|diagnos\w*|differential|ddx|causes?|"
+    r"caused|symptoms?|signs?|treat\w*|therap\w*|management|manage|guidelines?|prognosis|follow-?up|"
+    r"reports?|impression|compar\w*|prior|previous|earlier|change[ds]?|interval|sizes?|big|large|small|"
+    r"measure\w*|ratio|ctr|enlarge\w*|widths?|left|right|bilateral|quality|exposure|rotat\w*|"
+    r"inspiration|position\w*|air|fluid|blood|mass(?:es)?|lesions?|nodules?|tumou?rs?|cancer|"
+    r"malignan\w*|infection|inflamm\w*|fractures?|surgery|surgical|medical|clinical|radiolog\w*|"
+    r"modality|age|sex|gender|male|female|old|seen|visible|shown|shows?|appear\w*|look(?:s|ing)?|"
+    r"distribution\w*|pattern\w*|borders?|margins?|contours?|outlines?|shapes?|texture|"
+    r"thanks?|thank you|hello|hi|hey|bye)\b"
+)
+
+#: A follow-up that continues the previous question ("what else could it be?", "anything
+#: else?", "and the other side?"): it keeps that question's kind.
+CONTINUATION = re.compile(
+    r"\b(?:else|other(?:s| (?:ones?|possibilit\w*|options?|causes?|diagnos\w*|things?))?|another|"
+    r"more|alternatives?)\b|^(?:and|also|what about|how about)\b"
+)
+#: Intents a continuation may carry over (a greeting or a header question is not continued).
+CARRIED: frozenset[Intent] = frozenset(
+    {"finding", "location", "measurement", "devices", "technique", "knowledge", "comparison"}
+)
+
+
+def _continued(
+    piece: str, found: Mentions, intents: tuple[Intent, ...], previous: tuple[Intent, ...]
+) -> tuple[Intent, ...]:
+    """The intents of a part that continues the previous question: that question's kind, plus
+    what the part itself asks beyond an open question. Other parts keep their own intents."""
+    carried = tuple(i for i in previous if i in CARRIED)
+    if not carried or found.named or found.structures or not CONTINUATION.search(piece):
+        return intents
+    if not set(intents) <= {"open", "knowledge", "finding"}:
+        return intents  # the part asks something specific (where, how big, a report...)
+    own = tuple(i for i in intents if i != "open" or "open" in previous)
+    return tuple(dict.fromkeys((*carried, *own)))
+
+
 def analyze(
-    question: str, focus: tuple[str, ...] | list[str] = (), model: IntentModel | None = None
+    question: str,
+    focus: tuple[str, ...] | list[str] = (),
+    model: IntentModel | None = None,
+    previous: tuple[Intent, ...] | list[Intent] = (),
 ) -> Analysis:
     """Split ``question`` into parts and classify each; ``focus`` (the findings of the previous
-    turn) resolves "it"/"this" in follow-ups."""
+    turn) resolves "it"/"this" in follow-ups, and ``previous`` (its intents) keeps the kind of
+    question in a continuation: after "what is the differential for this opacity?", "what else
+    could it be?" is a differential too."""
     model = model or load_model()
     text = normalise(question)
     if GREETING.match(text):
@@ -155,13 +230,15 @@ def analyze(
         intents = tuple(i for i in intents if i != "greeting")  # greetings are matched exactly, above
         fields = header_fields(piece)
         intents = _settle_header(intents, probs, fields)
+        own_intents = intents
+        intents = _continued(piece, found, intents, tuple(previous))
         if _DEFINITION.fullmatch(piece) and _defines(piece):
             intents = ("knowledge",)
         if "report" in intents and "open" in intents and not found.named and not found.structures:
             intents = tuple(i for i in intents if i != "open")
         elliptic = not found.named and not found.structures and len(piece.split()) <= 4
         inherited = carried if not found.findings and (found.pronoun or elliptic) else ()
-        parts.append(Part(piece, intents, found, fields, inherited, probs))
+        parts.append(Part(piece, intents, found, fields, inherited, probs, intents != own_intents))
         if found.findings:
             carried = found.findings
     return Analysis(question, tuple(parts))

@@ -81,6 +81,7 @@ class CxrClassifier(Tool):
 
     manifest = ToolManifest(
         name="cxr_classifier",
+        title="the chest X-ray model",
         description=(
             "Chest X-ray classifier (TorchXRayVision DenseNet-121, 18 findings) for frontal "
             "chest radiographs: scores atelectasis, consolidation, infiltration, pneumothorax, "

@@ -64,6 +64,7 @@ class LesionSegmenter(Tool):
 
     manifest = ToolManifest(
         name="lesion_segmenter",
+        title="the anatomy and lesion segmentation model",
         description=(
             "Segments chest X-ray anatomy (lungs, heart, clavicles, mediastinum and 10 more "
             "structures, TorchXRayVision PSPNet) and measures it in real units from the DICOM "

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from copilot.availability import Availability
+from copilot.kb.corpus import DEIDENTIFIED, LEGACY_DEIDENTIFIED
 from copilot.text.labeler import label_text
 from copilot.tools.contract import (
     Citation,
@@ -74,7 +75,7 @@ def grounded_report(request: ToolRequest) -> tuple[str, list[str], list[Citation
             sentence = _supported_sentence(c.text, allowed)
             if sentence:
                 quoted.append(c)
-                lines.append(f'Wording from similar report {c.id}: "{sentence}"')
+                lines.append(f'Wording from another patient\'s report {c.id} that mentions it: "{sentence}"')
         if quoted:
             used.append("retriever")
     if positives:
@@ -92,7 +93,8 @@ def _supported_sentence(report: str, allowed: set[str]) -> str | None:
         sentence = sentence.replace("FINDINGS:", "").replace("IMPRESSION:", "").strip()
         labels = label_text(sentence)
         stated = {k for k, v in labels.items() if v != "absent"}
-        if stated and stated <= allowed and "[redacted]" not in sentence:
+        hidden = DEIDENTIFIED in sentence or LEGACY_DEIDENTIFIED in sentence
+        if stated and stated <= allowed and not hidden:
             return sentence
     return None
 
@@ -102,6 +104,7 @@ class ReportGenerator(Tool):
 
     manifest = ToolManifest(
         name="report_generator",
+        title="the report-drafting model",
         description=(
             "Drafts a radiology report (findings and impression) for a chest X-ray. With the "
             "SwinV2-BERT report models installed it generates from the image; otherwise it "

@@ -1,14 +1,22 @@
-"""``retriever``: similar reports and background knowledge, with citations.
+"""``retriever``: background knowledge and other patients' reports, with citations.
 
 Searches the IU chest X-ray reports and the shipped knowledge cards (plus users' corpora)
 with the hybrid, negation-aware index of :mod:`copilot.kb.index`. When the classifier ran in
 the same plan, its positive findings shape the query, so the knowledge returned is about what
-was actually found.
+was actually found; a follow-up is searched with the thread's earlier question (the planner's
+``query`` argument).
+
+Only passages that pass the index's relevance test are returned (similarity and a shared
+word both required), from every corpus: a question outside the domain gets none, and a user's
+document contributes only where it is about the question. Each citation says what it is
+("Report that mentions cardiomegaly": its words matched, not its image), where it comes from
+and its licence; passages are cut at sentence boundaries around the part that matches.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from copilot.availability import Availability
 from copilot.tools.contract import Citation, Tool, ToolInput, ToolManifest, ToolRequest, ToolResult
@@ -16,6 +24,8 @@ from copilot.tools.statements import Question, Statement
 
 K_REPORTS = 3
 K_KNOWLEDGE = 3
+#: Passages per user corpus, at most (only relevant ones).
+K_USER = 2
 
 
 class Retriever(Tool):
@@ -23,10 +33,12 @@ class Retriever(Tool):
 
     manifest = ToolManifest(
         name="retriever",
+        title="the knowledge-base search",
         description=(
-            "Finds similar radiology reports (Indiana University chest X-ray collection) and "
-            "background knowledge about chest findings (definition, appearance, causes, "
-            "differential diagnosis, next steps), returning passages with citations."
+            "Finds background knowledge about chest findings (definition, appearance, causes, "
+            "differential diagnosis, next steps) and other patients' radiology reports that "
+            "mention them (Indiana University chest X-ray collection), returning relevant "
+            "passages with citations."
         ),
         version="1.0.0",
         needs_image=False,
@@ -44,7 +56,7 @@ class Retriever(Tool):
         uses=("cxr_classifier",),
         question_dependent=True,
         intents=("knowledge",),
-        would_add="similar reports and background knowledge with citations",
+        would_add="background knowledge and other patients' reports on the findings, with citations",
         inputs=(ToolInput(name="query", description="What to look up (defaults to the question)."),),
     )
 
@@ -61,8 +73,9 @@ class Retriever(Tool):
         shared_index(self.settings).corpora()
 
     def run(self, request: ToolRequest) -> ToolResult:
-        """Citations for the question, focused on the classifier's positive findings if any."""
-        from copilot.kb.index import shared_index
+        """Relevant citations for the question, focused on the classifier's positive findings."""
+        from copilot.kb.corpus import IU_SOURCE, KB_SOURCE
+        from copilot.kb.index import excerpt, shared_index
 
         start = time.perf_counter()
         index = shared_index(self.settings)
@@ -74,47 +87,64 @@ class Retriever(Tool):
         question = str(request.options.get("query") or request.question).strip()
         knowledge_query = f"{focus}. {question}" if focus else question
         report_query = focus or question
+        wanted = _present(knowledge_query)
         citations: list[Citation] = []
         seen: set[tuple[str, str]] = set()
         for label in positives:  # the card about each finding first, then what the search adds
-            card = index.get("knowledge", label.lower().replace(" ", "-"))
+            card = index.get(KB_SOURCE, label.lower().replace(" ", "-"))
             if card is not None:
                 seen.add((card.source, card.id))
-                citations.append(Citation(source=card.source, id=card.id, score=card.score, text=card.text))
+                citations.append(_citation(card, excerpt(card.text, knowledge_query), wanted))
         searches = [
-            (knowledge_query, ["knowledge"], K_KNOWLEDGE),
-            (report_query, ["iu-xray"], K_REPORTS),
+            (knowledge_query, [KB_SOURCE], K_KNOWLEDGE),
+            (report_query, [IU_SOURCE], K_REPORTS),
         ]
         for name in index.corpora():
-            if name not in ("knowledge", "iu-xray"):
-                searches.append((knowledge_query, [name], 2))
+            if name not in (KB_SOURCE, IU_SOURCE):
+                searches.append((knowledge_query, [name], K_USER))
         for query, sources, k in searches:
             if not query:
                 continue
-            for hit in index.search(query, k=k, sources=sources):
+            for hit in index.search(query, k=k, sources=sources, relevant_only=True):
                 if (hit.source, hit.id) in seen:
                     continue
                 seen.add((hit.source, hit.id))
-                citations.append(Citation(source=hit.source, id=hit.id, score=hit.score, text=hit.text))
-        detail = f"query focused on classifier findings: {focus}" if focus else ""
+                citations.append(_citation(hit, hit.text, wanted))
+        notes = []
+        if focus:
+            notes.append(f"query focused on classifier findings: {focus}")
+        if question != request.question.strip():
+            notes.append(f"query resolved against the conversation: {question}")
+        if not citations:
+            notes.append("no passage passed the relevance test (similarity and a shared word)")
         return ToolResult(
             tool=self.name,
             citations=citations,
-            detail=detail,
+            detail="; ".join(notes),
             provenance=self.provenance(time.perf_counter() - start),
         )
 
     def statements(self, result: ToolResult, question: Question) -> list[Statement]:
-        """Each passage as background (not a claim about this patient), with its citation."""
+        """Each passage quoted as background (not a claim about this patient), saying what it
+        is, where it comes from and its licence; no relevant passage is said plainly."""
         if not result.ok:
             return []
-        kinds = {"knowledge": "Knowledge", "iu-xray": "Similar report"}
+        if not result.citations:
+            return [
+                Statement(
+                    text="The knowledge base holds no passage relevant to this question.",
+                    tool=self.name,
+                    section="answer" if "knowledge" in question.intents else "background",
+                    assertion=False,
+                )
+            ]
         out = []
         for c in result.citations:
-            snippet = c.text if len(c.text) < 320 else c.text[:317].rsplit(" ", 1)[0] + "..."
+            what = c.label or ("Similar case (its image matched)" if c.match == "image" else "Passage")
+            origin = "; ".join(x for x in (c.reference or c.source, c.licence) if x)
             out.append(
                 Statement(
-                    text=f"{kinds.get(c.source, c.source)} {{ref}} {c.id}: {snippet}",
+                    text=f'{{ref}} {what}: "{c.text}" ({origin})',
                     tool=self.name,
                     section="background",
                     value=c.score,
@@ -123,3 +153,34 @@ class Retriever(Tool):
                 )
             )
         return out
+
+
+def _present(text: str) -> list[str]:
+    """Finding labels ``text`` names as present or uncertain (what a report should mention)."""
+    from copilot.text.labeler import label_text
+
+    return [label for label, status in label_text(text).items() if status != "absent"]
+
+
+def _citation(hit: Any, text: str, wanted: list[str]) -> Citation:
+    """A search hit as a citation labelled for what it is."""
+    from copilot.kb.corpus import IU_SOURCE, KB_SOURCE
+
+    if hit.source == KB_SOURCE:
+        label = f"Background on {(hit.title or hit.id).lower()}"
+    elif hit.source == IU_SOURCE:
+        mentioned = [w.lower() for w in wanted if w in _present(text)]
+        words = " and ".join(mentioned)
+        label = f"Report that mentions {words}" if words else "Report that matches the question's words"
+    else:
+        label = "Quoted from your documents"
+    return Citation(
+        source=hit.source,
+        id=hit.id,
+        score=hit.score,
+        text=text,
+        reference=hit.reference,
+        licence=hit.licence,
+        label=label,
+        match="text",
+    )

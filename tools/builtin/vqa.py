@@ -28,6 +28,7 @@ class VisualQA(Tool):
 
     manifest = ToolManifest(
         name="vqa",
+        title="the vision-language model",
         description=(
             "Answers open questions about the image itself (what is visible, where, how it "
             "looks, which devices or lines are present) with a medical vision-language model. "
