@@ -65,6 +65,7 @@ class IndexCache:
     def _connect(self) -> sqlite3.Connection | None:
         if self._conn is not None:
             return self._conn
+        conn: sqlite3.Connection | None
         try:
             conn = self._open()
         except sqlite3.DatabaseError as exc:
