@@ -13,7 +13,9 @@ import pytest
 def _modules_after(code: str) -> set[str]:
     """The top-level module names loaded by a fresh interpreter after running ``code``."""
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
-    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+    )
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
