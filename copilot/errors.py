@@ -143,4 +143,3 @@ def must_propagate(exc: BaseException) -> bool:
     ``SystemExit`` and Rust panics (``pyo3_runtime.PanicException``) included, is contained and
     reported as that item's failure."""
     return isinstance(exc, KeyboardInterrupt)
-
