@@ -352,6 +352,10 @@ class LLMPlanner:
         """Show the model what came back; it may call more tools (none: answer now)."""
         if round_no >= MAX_ROUNDS:
             return Plan([], self.name, plan.focus, [], plan.intents, plan.header)
+        if plan.planner != self.name:
+            # The model could not plan this question (it failed or refused tools): do not ask it
+            # again; review the embedded planner's round as the embedded planner does.
+            return self.fallback.review(question, tools, plan, results, round_no, used_inputs=used_inputs)
         from langchain_core.messages import HumanMessage, SystemMessage
 
         from copilot.prompts import load_prompt

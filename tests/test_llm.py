@@ -240,6 +240,7 @@ def test_server_that_never_answers_times_out_then_fails_fast(server: FakeOpenAIS
 def test_llm_plans_and_composes_without_phi(server: FakeOpenAIServer, study: Study) -> None:
     server.script(
         Reply.tool_call("cxr_classifier"),
+        Reply.text("No more tools are needed."),  # the planner's review of the round's results
         Reply.text("Cardiomegaly is flagged by the classifier [cxr_classifier: 0.74]."),
     )
     copilot = llm_copilot()
@@ -247,7 +248,8 @@ def test_llm_plans_and_composes_without_phi(server: FakeOpenAIServer, study: Stu
     assert answer.planner == "llm" and answer.plan == ["cxr_classifier"]
     assert answer.text.startswith("Cardiomegaly is flagged by the classifier")
     assert answer.verification == []
-    planner_request, composer_request = server.chat_requests
+    planner_request, review_request, composer_request = server.chat_requests
+    assert "Results:" in json.dumps(review_request)
     assert planner_request["tools"][0]["function"]["name"] == "cxr_classifier"
     assert composer_request["stream"] is True and "0.74" in json.dumps(composer_request)
     sent = server.all_text_received()
@@ -287,7 +289,7 @@ def test_hanging_server_falls_back_within_the_time_limit(server: FakeOpenAIServe
     assert time.monotonic() - start < 10
     assert answer.planner == "embedded" and answer.plan == ["cxr_classifier"]
     assert any("LLM planner failed" in n for n in answer.plan_notes)
-    assert "Cardiomegaly is flagged" in answer.text and "template answer shown" in answer.text
+    assert "Cardiomegaly is flagged" in answer.text and "the template answer is shown" in answer.text
     assert len(server.chat_requests) == 1  # the composer did not wait a second time
 
 
@@ -300,7 +302,11 @@ def test_cli_ask_with_openai_compatible_server(
     """`copilot ask --llm openai:fake` with the installed tools: the LLM plans and composes."""
     monkeypatch.setenv("COPILOT_LLM_TIMEOUT_S", "5")
     get_settings.cache_clear()
-    server.script(Reply.malformed_tool_call("cxr_classifier"), Reply.text("Answer from the local LLM."))
+    server.script(
+        Reply.malformed_tool_call("cxr_classifier"),
+        Reply.text("No more tools are needed."),
+        Reply.text("Answer from the local LLM."),
+    )
     args = ["ask", str(study_dir), "Is there cardiomegaly?", "--llm", "openai:fake", "--json"]
     code, out, err = run_cli(args, capsys)
     assert code == 0, err
@@ -326,7 +332,7 @@ def test_cli_ask_against_a_hanging_server_uses_the_template(
     assert time.monotonic() - start < 60
     data = json.loads(out)
     assert data["plan"] == ["cxr_classifier"]
-    assert "template answer shown" in data["answer"]
+    assert "the template answer is shown" in data["answer"]
 
 
 # -- copilot llm check ------------------------------------------------------------------------
