@@ -38,10 +38,13 @@ lint: install
 # it sees the installed package tree. It must check every module of that tree, none skipped.
 types: install
 	@mkdir -p build
-	@$(BIN)/mypy > build/mypy.log; status=$$?; cat build/mypy.log; exit $$status
-	@checked=$$(sed -n 's/.*checked \([0-9]*\) source files.*/\1/p' build/mypy.log); \
-	 tree=$$(find -L copilot -name '*.py' -not -path '*/__pycache__/*' | wc -l); \
-	 test "$$checked" = "$$tree" || { echo "mypy checked $$checked modules, the tree has $$tree"; exit 1; }
+	@$(BIN)/mypy -v > build/mypy.log 2> build/mypy-verbose.log; status=$$?; cat build/mypy.log; exit $$status
+	@sed -n "s|.*Found source: .*path='$(CURDIR)/\([^']*\.py\)'.*|\1|p" build/mypy-verbose.log | sort > build/mypy-checked.txt
+	@find -L copilot -name '*.py' -not -path '*/__pycache__/*' | sort > build/mypy-tree.txt
+	@diff build/mypy-tree.txt build/mypy-checked.txt > /dev/null || { \
+	  echo "mypy did not check every module of the tree (< tree only, > mypy only):"; \
+	  diff build/mypy-tree.txt build/mypy-checked.txt; exit 1; }
+	@echo "mypy checked all $$(wc -l < build/mypy-tree.txt) modules of the tree"
 
 unit: install
 	$(BIN)/pytest -q tests examples/copilot-example-plugin/tests
