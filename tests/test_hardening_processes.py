@@ -61,7 +61,9 @@ def alive(pid: int) -> bool:
 def test_killing_copilot_studies_leaves_no_worker(sig: signal.Signals, tmp_path: Path) -> None:
     folder = tmp_path / "many"
     folder.mkdir()
-    for n in range(96):  # above the parallel threshold: a pool of worker processes starts
+    from copilot.study.index import PARALLEL_THRESHOLD
+
+    for n in range(PARALLEL_THRESHOLD + 96):  # above the parallel threshold: a pool starts
         (folder / f"{n:03d}.dcm").write_bytes(b"not really a DICOM file")
     env = {**os.environ, "COPILOT_INDEX_WORKERS": "2"}
     proc = subprocess.Popen(

@@ -43,3 +43,57 @@ def test_tool_discovery_loads_no_model_framework() -> None:
     # Listing tools reads manifests; the weights and their frameworks load on first use.
     loaded = _modules_after("from copilot.tools.discovery import create_tools; create_tools()")
     assert not loaded & {"transformers", "sentence_transformers", "torchxrayvision", "textual"}
+
+
+def _copilot_modules_after(code: str) -> set[str]:
+    """The ``copilot.*`` modules (full names) loaded by a fresh interpreter after ``code``."""
+    mine = "sorted(m for m in sys.modules if m.startswith('copilot'))"
+    probe = f"{code}\nimport json, sys\nprint(json.dumps({mine}))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=120
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_study_records_do_not_load_the_indexer() -> None:
+    # Tools and the planner import the record types; the indexer, its process pool, its cache
+    # and pydicom load only when a folder is indexed (issue 12: planner ready in < 300 ms).
+    code = "import copilot.study.model, copilot.study.summary, copilot.study.volume"
+    assert "pydicom" not in _modules_after(code)
+    assert not _copilot_modules_after(code) & {"copilot.study.index", "copilot.study.cache"}
+    loaded = _copilot_modules_after("from copilot.study import Study, index_folder")
+    assert "copilot.study.index" in loaded  # the public names still resolve, on first use
+
+
+def test_studies_command_loads_no_model_framework(tmp_path: pytest.TempPathFactory) -> None:
+    # `copilot studies` on a cached folder is start-up bound: no torch, transformers or
+    # LangGraph, and pydicom only when a header has to be read.
+    from pathlib import Path
+
+    from copilot.testing import make_dicom
+
+    folder = Path(str(tmp_path)) / "study"
+    make_dicom(folder / "a.dcm")
+    run = (
+        "import os, sys; os.environ['COPILOT_CACHE_DIR'] = sys.argv[1]\n"
+        "from copilot.cli import main\n"
+        "try:\n    main(['studies', sys.argv[2], '--json'])\nexcept SystemExit:\n    pass\n"
+    )
+    cache = str(Path(str(tmp_path)) / "cache")
+    heavy = {"torch", "transformers", "sentence_transformers", "langgraph", "langchain_core", "textual"}
+
+    def modules() -> set[str]:
+        probe = f"{run}\nimport json\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+        out = subprocess.run(
+            [sys.executable, "-c", probe, cache, str(folder)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    cold = modules()
+    assert not cold & heavy, cold & heavy
+    warm = modules()
+    assert not warm & (heavy | {"pydicom"}), warm & (heavy | {"pydicom"})

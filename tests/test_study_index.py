@@ -172,8 +172,10 @@ def test_cache_lives_outside_the_study_folder(tmp_path: Path, isolated_dirs: Pat
     assert (isolated_dirs / "cache" / "index.sqlite").exists()
 
 
-def test_parallel_indexing_matches_sequential(tmp_path: Path) -> None:
+def test_parallel_indexing_matches_sequential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from copilot.config import Settings
+
+    monkeypatch.setattr("copilot.study.index.PARALLEL_THRESHOLD", 64)  # 80 files: a pool starts
 
     for i in range(80):
         make_dicom(
@@ -223,3 +225,34 @@ def test_pydicom_test_files(tmp_path: Path) -> None:
     for name in no_pixels:
         assert name in skipped, f"{name} has no image but was not skipped"
         assert "no pixel data" in skipped[name]
+
+
+def test_cache_stores_compact_records_and_reads_them_back(tmp_path: Path, isolated_dirs: Path) -> None:
+    # Records are cached without their default fields (a warm reopen validates 2x faster);
+    # reading them back gives the same records.
+    import sqlite3
+
+    from copilot.config import get_settings
+
+    for n in range(3):
+        make_dicom(tmp_path / f"{n}.dcm", sop_uid=f"1.2.3.{n}", instance_number=n + 1)
+    cold = index_folder(tmp_path)
+    rows = sqlite3.connect(get_settings().index_cache_path).execute("SELECT record FROM files").fetchall()
+    assert rows and all('"remote"' not in r[0] and '"frame_positions"' not in r[0] for r in rows)
+    assert index_folder(tmp_path).model_dump() == cold.model_dump()
+
+
+def test_studies_command_turns_garbage_collection_back_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gc
+
+    from tests.test_cli_studies import run_cli
+
+    make_dicom(tmp_path / "a.dcm")
+    assert gc.isenabled()
+    code, out, _ = run_cli(["studies", str(tmp_path), "--json"], capsys)
+    assert code == 0 and '"studies"' in out
+    assert gc.isenabled()
+    code, _, _ = run_cli(["studies", str(tmp_path / "missing")], capsys)
+    assert code == 2 and gc.isenabled()

@@ -114,8 +114,14 @@ def ask(
         elif event["kind"] == "tool_finished":
             stderr.print(f"[dim]{event['tool']}: {event['status']} ({event['seconds']:.1f}s)[/dim]")
 
+    from copilot.cli.kb import stage_progress
+    from copilot.kb.index import reporting_builds
+
     # The folder goes along so the answer knows the patient's other studies (e.g. a prior).
-    answer = copilot.ask(studies, question, thread, study_uid=target.study_uid, on_event=trace)
+    # A tool that builds the knowledge index on first use draws its bar (nothing otherwise).
+    first_use = "Building the knowledge index (first use only; 'copilot kb build' does it ahead)"
+    with stage_progress(enabled=not as_json, note=first_use) as building, reporting_builds(building):
+        answer = copilot.ask(studies, question, thread, study_uid=target.study_uid, on_event=trace)
     _write_dicom(copilot, answer, target, sr, seg, sources)
     if as_json:
         print_json(answer.to_contract())

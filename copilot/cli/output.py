@@ -5,14 +5,33 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from copilot.escape import dumps, escape_controls
 
-stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    #: Rich consoles for tables (stdout) and progress and messages (stderr). They are made on
+    #: first use (PEP 562), so a ``--json`` command never imports rich.
+    stdout: Console
+    stderr: Console
+
+
+def __getattr__(name: str) -> Any:
+    if name not in ("stdout", "stderr"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    console = Console(soft_wrap=True) if name == "stdout" else Console(stderr=True)
+    globals()[name] = console
+    return console
+
+
+def _stderr() -> Console:
+    """The stderr console (the module attribute, so a test's replacement is used)."""
+    console: Console = globals().get("stderr") or __getattr__("stderr")
+    return console
 
 
 def print_json(data: Any) -> None:
@@ -32,7 +51,7 @@ def safe(text: str, keep: str = "\n") -> str:
 @contextmanager
 def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
     """A progress callback drawing a bar on stderr when it is a terminal and work is large."""
-    if not enabled or not stderr.is_terminal:
+    if not enabled or not _stderr().is_terminal:
         yield lambda done, total: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -42,7 +61,7 @@ def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, in
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=stderr,
+        console=_stderr(),
         transient=True,
     ) as progress:
         task = progress.add_task(label, total=None)
@@ -71,9 +90,9 @@ def byte_progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=stderr,
+        console=_stderr(),
         transient=False,
-        disable=not stderr.is_terminal,
+        disable=not _stderr().is_terminal,
     ) as progress:
         task = progress.add_task(label, total=None)
 

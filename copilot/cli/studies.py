@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def without_cyclic_gc(command: F) -> F:
+    """Run a short batch command with cyclic garbage collection off (restored after it).
+
+    What such a command allocates (imported modules, thousands of header records) lives
+    until it returns, so the collector finds nothing to free; its passes over the growing heap
+    were a tenth of a warm ``copilot studies`` on 5,000 files (bench/index.py).
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        import gc
+
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return command(*args, **kwargs)
+        finally:
+            if collecting:
+                gc.enable()
+
+    return run  # type: ignore[return-value]
 
 
 def studies(
@@ -24,7 +51,7 @@ def studies(
 ) -> None:
     """Index a folder of DICOM studies, or list a DICOMweb server's (QIDO-RS), with every
     skipped file and why; the filters go to the server as QIDO-RS parameters."""
-    from copilot.cli.output import print_json, progress_bar, safe, stdout
+    from copilot.cli.output import print_json, progress_bar
     from copilot.study import index_folder
     from copilot.study.dicomweb import index_dicomweb, is_dicomweb_url
     from copilot.study.query import StudyQuery
@@ -39,6 +66,8 @@ def studies(
         print_json(study_set.to_contract())
         return
     from rich.table import Table
+
+    from copilot.cli.output import safe, stdout  # rich: not needed for --json
 
     table = Table(title=f"{len(study_set.studies)} studies in {safe(study_set.root)}")
     for col in ("Patient", "Date", "Description", "Modalities", "Series", "Images", "Study UID"):
@@ -120,5 +149,5 @@ def demo(
 
 def register(app: typer.Typer) -> None:
     """Add these commands to the CLI."""
-    app.command("studies")(studies)
+    app.command("studies")(without_cyclic_gc(studies))
     app.command("demo")(demo)

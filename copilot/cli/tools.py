@@ -8,8 +8,6 @@ from typing import Any
 
 import typer
 
-from copilot.availability import OFFLINE_HINT
-
 tools_app = typer.Typer(
     help="Expert tools: list them, scaffold a new plug-in, check one against the contract.",
     no_args_is_help=True,
@@ -19,6 +17,7 @@ tools_app = typer.Typer(
 @tools_app.command("list")
 def list_tools(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every installed tool with an honest availability line (broken plug-ins included)."""
+    from copilot.availability import OFFLINE_HINT
     from copilot.cli.output import print_json, safe, stdout
     from copilot.errors import must_propagate
     from copilot.tools.discovery import discover

@@ -8,12 +8,11 @@ from the copy inside the installed ``torchxrayvision`` wheel, or a path the user
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
 import re
-import tarfile
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -71,12 +70,19 @@ def shown_text(passage: Passage) -> str:
 
 
 def default_iu_path() -> Path | None:
-    """``NLMCXR_reports.tgz`` inside the installed torchxrayvision wheel, if present."""
+    """``NLMCXR_reports.tgz`` inside the installed torchxrayvision wheel, if present.
+
+    Found from the package's location, without importing it: importing torchxrayvision loads
+    torch and scikit-image (5 s on 2 cores), which every build and load of the index paid."""
     try:
-        path = Path(str(resources.files("torchxrayvision").joinpath("data/NLMCXR_reports.tgz")))
-    except ModuleNotFoundError:
+        spec = importlib.util.find_spec("torchxrayvision")
+    except (ImportError, ValueError):
         return None
-    return path if path.exists() else None
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "data" / "NLMCXR_reports.tgz"
+        if path.exists():
+            return path
+    return None
 
 
 def _clean(text: str | None) -> str:
@@ -85,6 +91,9 @@ def _clean(text: str | None) -> str:
 
 def read_iu_reports(path: Path) -> Iterator[Passage]:
     """Parse the IU reports archive: one passage per report with findings and impression."""
+    import tarfile  # here, not at import: the planner imports this module's constants
+    import xml.etree.ElementTree as ET
+
     try:
         archive = tarfile.open(path, "r:gz")  # noqa: SIM115 - closed by the with below
     except (OSError, tarfile.TarError) as exc:

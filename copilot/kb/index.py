@@ -28,7 +28,8 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -517,6 +518,7 @@ class KnowledgeIndex:
     def corpora(self, progress: Progress | None = None) -> dict[str, _Corpus]:
         """Every corpus: the built-ins loaded or built once, user corpora as ``kb add`` stored
         them (never rebuilt by a search). A damaged user corpus is left out with a warning."""
+        progress = progress or _listening()
         with self._lock:
             if self._corpora is None:
                 corpora = {
@@ -607,6 +609,39 @@ def _bm25(tokens: list[list[str]]) -> Any:
     from rank_bm25 import BM25Okapi
 
     return BM25Okapi(tokens or [[""]])
+
+
+_listeners: list[Progress] = []
+_listeners_lock = threading.Lock()
+
+
+@contextmanager
+def reporting_builds(progress: Progress) -> Iterator[None]:
+    """While active, a build of the built-in corpora started without a progress callback of
+    its own (a tool loading the index on first use, in any thread) reports to ``progress``
+    (corpus name, distinct texts embedded, total): the command line and the terminal app show
+    a bar for the build that a question triggers, and nothing when the index is ready."""
+    with _listeners_lock:
+        _listeners.append(progress)
+    try:
+        yield
+    finally:
+        with _listeners_lock:
+            _listeners.remove(progress)
+
+
+def _listening() -> Progress | None:
+    """A callback reporting to every active :func:`reporting_builds` listener, or None."""
+    with _listeners_lock:
+        if not _listeners:
+            return None
+        active = list(_listeners)
+
+    def report(name: str, done: int, total: int) -> None:
+        for listener in active:
+            listener(name, done, total)
+
+    return report
 
 
 _shared: dict[tuple[str, str, int | None], KnowledgeIndex] = {}

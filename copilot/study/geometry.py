@@ -28,10 +28,11 @@ import itertools
 from collections import Counter
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from copilot.study.model import InstanceRecord
 
 __all__ = ["SliceRef", "VolumeSummary", "orientation_name", "summarize_series", "why_not_volume"]
@@ -112,6 +113,8 @@ class VolumeSummary(BaseModel):
 def orientation_name(normal: np.ndarray) -> Plane:
     """The plane a slice normal (LPS) belongs to: axial (along the patient's head-foot axis),
     coronal (front-back), sagittal (left-right), or oblique when no axis dominates (> 0.9)."""
+    import numpy as np
+
     axis = int(np.argmax(np.abs(normal)))
     if abs(float(normal[axis])) < 0.9:
         return "oblique"
@@ -140,6 +143,8 @@ def _candidates(
 
 def _group_by(values: list[tuple[float, ...]], tolerance: float) -> list[list[int]]:
     """Indices of ``values`` grouped by closeness (largest group first)."""
+    import numpy as np
+
     groups: list[tuple[np.ndarray, list[int]]] = []
     for i, v in enumerate(values):
         arr = np.asarray(v, dtype=np.float64)
@@ -160,7 +165,9 @@ def summarize_series(instances: list[InstanceRecord]) -> VolumeSummary | None:
     slices = [s for s in slices if not _is_localiser(s[2])]
     positioned = [s for s in slices if s[3] is not None and s[2].image_orientation]
     if len(slices) < 2 or not positioned:
-        return None
+        return None  # radiographs end here: numpy is loaded only for volumes
+    import numpy as np
+
     problems: list[str] = []
     notes: list[str] = []
     if localisers:

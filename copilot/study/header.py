@@ -14,12 +14,14 @@ import math
 import struct
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from copilot.errors import UnreadableFileError, must_propagate
 from copilot.study.model import InstanceRecord, SkippedFile
-from copilot.study.rawvalues import HeaderReader
 from copilot.study.walk import open_regular
+
+if TYPE_CHECKING:
+    from copilot.study.rawheader import HeaderValues
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ NATIVE_SYNTAXES = {
 DEFLATED_SYNTAX = "1.2.840.10008.1.2.1.99"
 
 
-def _spacing(h: HeaderReader) -> tuple[tuple[float, float] | None, str]:
+def _spacing(h: HeaderValues) -> tuple[tuple[float, float] | None, str]:
     """Real pixel spacing in mm (row, column), or None when absent or not positive."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         values = h.floats(keyword)
@@ -60,7 +62,7 @@ def _functional(shared: Any, frame: Any, sequence: str) -> Any:
     return _item(frame, sequence) or _item(shared, sequence)
 
 
-def plane_geometry(h: HeaderReader) -> dict[str, Any]:
+def plane_geometry(h: HeaderValues) -> dict[str, Any]:
     """Plane geometry of a header (Image Plane module, or the functional groups of an enhanced
     multi-frame object): position, orientation, per-frame positions, thicknesses, ImageType,
     frame of reference, and the pixel spacing an enhanced object keeps in its shared groups.
@@ -77,7 +79,7 @@ def plane_geometry(h: HeaderReader) -> dict[str, Any]:
     orientation = h.floats("ImageOrientationPatient")
     if len(orientation) == 6:
         out["image_orientation"] = tuple(orientation)
-    if h.ds.get_item(0x52009230) is None:  # PerFrameFunctionalGroupsSequence
+    if not h.has(0x52009230):  # PerFrameFunctionalGroupsSequence
         return out
     try:
         shared = _item(h.ds, "SharedFunctionalGroupsSequence")
@@ -212,6 +214,8 @@ def _fast_read(fp: BinaryIO) -> tuple[Any, Any, str] | None:
     """
     from pydicom.filereader import read_dataset
 
+    from copilot.study.rawvalues import HeaderReader
+
     fp.seek(132)
     meta = read_dataset(fp, False, True, stop_when=_stop_after_meta)
     syntax = HeaderReader(meta).text("TransferSyntaxUID")
@@ -227,15 +231,33 @@ def _fast_read(fp: BinaryIO) -> tuple[Any, Any, str] | None:
 
 
 def read_dicom(
-    path: str, size: int, mtime_ns: int, max_decoded_bytes: int, fp: BinaryIO | None = None
+    path: str,
+    size: int,
+    mtime_ns: int,
+    max_decoded_bytes: int,
+    fp: BinaryIO | None = None,
+    *,
+    fast: bool = True,
 ) -> InstanceRecord:
-    """Read a DICOM file's header; raise :class:`UnreadableFileError` with a reason to skip it."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-    from pydicom.uid import UID
+    """Read a DICOM file's header; raise :class:`UnreadableFileError` with a reason to skip it.
 
+    The plain common file is read without pydicom (:mod:`copilot.study.rawheader`); every
+    other file, and every file that is skipped, is read by pydicom (``fast=False``: always)."""
     # ``fp``: the caller's already open file (read_record opened it to sniff the format).
     with open_regular(path) if fp is None else contextlib.nullcontext(fp) as fp:
+        if fast:
+            from copilot.study.rawheader import read_plain
+
+            try:
+                return read_plain(fp, path, size, mtime_ns, max_decoded_bytes)
+            except Exception:  # NeedPydicom, or anything odd: pydicom reads it and says why
+                log.debug("%s: read with pydicom", path, exc_info=True)
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+        from pydicom.uid import UID
+
+        from copilot.study.rawvalues import HeaderReader
+
         fp.seek(0)
         head = fp.read(132)
         has_preamble = head[128:132] == b"DICM"
@@ -320,7 +342,7 @@ def read_dicom(
     return build_record(h, path, size, mtime_ns, sop_class, syntax)
 
 
-def image_geometry(h: HeaderReader, max_decoded_bytes: int) -> tuple[int, int, int, int, int]:
+def image_geometry(h: HeaderValues, max_decoded_bytes: int) -> tuple[int, int, int, int, int]:
     """(rows, columns, frames, samples per pixel, bits allocated) of a header, checked: raises
     :class:`UnreadableFileError` when they are missing or invalid, or when the decoded image
     would exceed ``max_decoded_bytes``."""
@@ -343,7 +365,7 @@ def image_geometry(h: HeaderReader, max_decoded_bytes: int) -> tuple[int, int, i
 
 
 def build_record(
-    h: HeaderReader, path: str, size: int, mtime_ns: int, sop_class: str, syntax: str, **extra: Any
+    h: HeaderValues, path: str, size: int, mtime_ns: int, sop_class: str, syntax: str, **extra: Any
 ) -> InstanceRecord:
     """The record of a checked DICOM header (the folder indexer and DICOMweb metadata share it,
     so a study reads the same from both); ``extra`` sets further fields."""

@@ -70,6 +70,10 @@ class HeaderReader:
             name = cs if isinstance(cs, str) else (cs[0] if cs else "")
         self.encoding = _SIMPLE_CHARSETS.get(name)
 
+    def has(self, tag: int) -> bool:
+        """Whether the element is present."""
+        return self.ds.get_item(tag) is not None
+
     def _fallback(self, keyword: str) -> str:
         try:
             value = self.ds.get(keyword)
