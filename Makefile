@@ -25,6 +25,7 @@ install: $(BIN)/.installed
 
 demo: install
 	@test -d "$(DEMO)" || $(BIN)/copilot demo "$(DEMO)"
+	$(BIN)/copilot kb build
 	$(BIN)/copilot studies "$(DEMO)"
 	$(BIN)/copilot ask "$(firstword $(wildcard $(DEMO)/*))" "$(QUESTION)"
 

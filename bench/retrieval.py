@@ -32,13 +32,14 @@ def finding_queries(corpus: Any) -> tuple[list[tuple[str, ...]], dict[str, set[s
     with >= 5) and each report's gold findings (from its MeSH terms)."""
     from copilot.text.mesh import mesh_findings
 
-    gold = {p.id: mesh_findings(p.mesh) for p in corpus.passages}
+    gold: dict[str, set[str]] = {p.id: set(mesh_findings(p.mesh)) for p in corpus.passages}
     counts = Counter(f for g in gold.values() for f in g)
     singles = [f for f, n in counts.most_common() if n >= 10]
-    pairs = [
+    queries: list[tuple[str, ...]] = [(f,) for f in singles]
+    queries += [
         c for c in itertools.combinations(singles[:6], 2) if sum(1 for g in gold.values() if set(c) <= g) >= 5
     ]
-    return [(f,) for f in singles] + pairs, gold
+    return queries, gold
 
 
 def evaluate(index: Any, mode: str) -> tuple[float, list[float]]:
@@ -60,7 +61,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--vectors", type=Path, help="score these IU vectors (.npy) instead")
     args = parser.parse_args()
-    os.environ.setdefault("COPILOT_DATA_DIR", tempfile.mkdtemp(prefix="copilot-bench-kb-"))
+    if "COPILOT_DATA_DIR" not in os.environ:  # a fresh index, built (and timed) by this run
+        os.environ["COPILOT_DATA_DIR"] = tempfile.mkdtemp(prefix="copilot-bench-kb-")
     import numpy as np
 
     from copilot.kb.index import KnowledgeIndex

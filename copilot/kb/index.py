@@ -40,8 +40,10 @@ import numpy as np
 from copilot.config import Settings, get_settings
 from copilot.errors import CopilotError
 from copilot.kb.corpus import (
+    DEIDENTIFIED,
     IU_SOURCE,
     KB_SOURCE,
+    LEGACY_DEIDENTIFIED,
     Passage,
     SkippedDocument,
     default_iu_path,
@@ -482,7 +484,10 @@ class KnowledgeIndex:
         self, name: str, folder: Path, passages: list[Passage], *, stamp: str, progress: Progress | None
     ) -> _Corpus:
         """Embed ``passages`` and write the index files into ``folder`` (owner-only)."""
-        texts = [p.text for p in passages]
+        # The dataset's own de-identification marker is indexed in its short legacy form: the
+        # words of the long one ("de-identified in source") would match queries about nothing
+        # in the report (precision@5 0.746 vs 0.777 in bench/retrieval.py). Display is unchanged.
+        texts = [p.text.replace(DEIDENTIFIED, LEGACY_DEIDENTIFIED) for p in passages]
 
         def on_progress(done: int, total: int) -> None:
             if progress:
