@@ -190,9 +190,10 @@ class EmbeddedPlanner:
         used_inputs: Mapping[str, list[str]] | None = None,
     ) -> Plan:
         """Tools for another round, from what came back (empty plan: answer now)."""
-        extra, notes = adaptive_round(plan.intents, results, self.catalogue(tools), tools, used_inputs)
-        if round_no >= MAX_ROUNDS:
-            extra, notes = [], []
+        extra: list[str] = []
+        notes: list[str] = []
+        if round_no < MAX_ROUNDS:  # the last round answers with what came back
+            extra, notes = adaptive_round(plan.intents, results, self.catalogue(tools), tools, used_inputs)
         return Plan(
             tools=order_by_dependencies(set(extra), tools),
             planner=self.name,
