@@ -128,6 +128,50 @@ class Settings(BaseSettings):
     dicomweb_backoff_s: float = Field(
         default=0.5, ge=0, description="First back-off wait between DICOMweb retries (doubles each time)."
     )
+    server: str | None = Field(
+        default=None,
+        description="Base URL of a 'copilot serve' server (http://host:8000) whose warm tools the "
+        "CLI, app and API use; unset: everything runs in-process.",
+    )
+    serve_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key a 'copilot serve' server requires (Authorization: Bearer) and clients "
+        "send; required to listen on a non-loopback address; never printed.",
+    )
+    serve_host: str = Field(default="127.0.0.1", description="Address 'copilot serve' listens on.")
+    serve_port: int = Field(default=8000, ge=1, le=65535, description="Port 'copilot serve' listens on.")
+    serve_replicas: int = Field(default=1, ge=1, le=64, description="Replicas of each tool deployment.")
+    serve_replica_gpus: float = Field(
+        default=0.25,
+        ge=0,
+        le=8,
+        description="GPU share of each tool replica where Ray sees a GPU (0.25: four replicas a GPU).",
+    )
+    serve_replica_cpus: float = Field(
+        default=0.25, gt=0, le=64, description="CPU share Ray reserves for each tool replica."
+    )
+    serve_batching: bool = Field(
+        default=True, description="Batch concurrent image requests to a tool (Ray Serve @serve.batch)."
+    )
+    serve_max_batch_size: int = Field(default=16, ge=1, le=1024, description="Largest dynamic batch.")
+    serve_batch_wait_s: float = Field(
+        default=0.01, ge=0, le=5, description="Longest wait for a dynamic batch to fill."
+    )
+    serve_timeout_s: float = Field(
+        default=600.0, gt=0, description="Client-side limit of one request to a 'copilot serve' server."
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster address (auto, ray://head:10001); set, 'copilot analyze' runs on Ray "
+        "Data there; unset, '--ray' starts a local Ray instance.",
+    )
+    ray_actor_cpus: float = Field(
+        default=0.5, gt=0, le=64, description="CPU share of each Ray Data tool actor."
+    )
+    ray_actor_gpus: float = Field(
+        default=1.0, ge=0, le=8, description="GPUs of each Ray Data tool actor where Ray sees a GPU."
+    )
+    ray_actors: int = Field(default=1, ge=1, le=256, description="Ray Data actors per tool (pool size).")
     embedding_model: str = Field(
         default="all-minilm-l6-v2",
         description="Model registry id of the sentence encoder used by the retriever and planner.",

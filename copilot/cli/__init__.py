@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from copilot import __version__
+from copilot.cli import analyze as _analyze
 from copilot.cli import ask as _ask
 from copilot.cli import forget as _forget
 from copilot.cli import kb as _kb
@@ -56,7 +57,7 @@ def _root(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
 
 
-for module in (_studies, _ask, _push, _kb, _forget, _tools, _models, _llm, _tui):
+for module in (_studies, _ask, _analyze, _push, _kb, _forget, _tools, _models, _llm, _tui):
     module.register(app)
 
 
