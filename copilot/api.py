@@ -110,8 +110,11 @@ class Copilot:
         *,
         tools: dict[str, Tool] | None = None,
         persist: bool = True,
+        server: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
+        #: A ``copilot serve`` URL whose warm tools answer (None: tools run in this process).
+        self.server = server or self.settings.server
         self._llm_spec = llm if llm is not None else self.settings.llm
         self._llm: Any = None
         self._tools = tools
@@ -138,11 +141,18 @@ class Copilot:
 
     @property
     def tools(self) -> dict[str, Tool]:
-        """Every working tool (built-ins and plug-ins), created cheaply."""
+        """Every working tool (built-ins and plug-ins), created cheaply; with a server, the
+        tools it offers (they run there: raises :class:`ServerError` when it cannot be reached)."""
         if self._tools is None:
-            from copilot.tools.discovery import create_tools
+            if self.server:
+                from copilot.remote.client import ServerClient
+                from copilot.remote.tool import remote_tools
 
-            self._tools = create_tools(self.settings)
+                self._tools = remote_tools(ServerClient(self.server, self.settings), self.settings)
+            else:
+                from copilot.tools.discovery import create_tools
+
+                self._tools = create_tools(self.settings)
         return self._tools
 
     @property

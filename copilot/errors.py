@@ -143,3 +143,20 @@ def must_propagate(exc: BaseException) -> bool:
     ``SystemExit`` and Rust panics (``pyo3_runtime.PanicException``) included, is contained and
     reported as that item's failure."""
     return isinstance(exc, KeyboardInterrupt)
+
+
+class ServerError(CopilotError):
+    """A 'copilot serve' server could not be used (unreachable, refused, failed)."""
+
+    def __init__(self, message: str, fix: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
+        self.status = status
+
+
+class ServerUnreachableError(ServerError):
+    """Nothing answers at the server's address."""
+
+
+class ServerAuthError(ServerError):
+    """The server refused the API key (or none was sent)."""

@@ -21,6 +21,7 @@ from copilot.cli import kb as _kb
 from copilot.cli import llm as _llm
 from copilot.cli import models as _models
 from copilot.cli import push as _push
+from copilot.cli import serve as _serve
 from copilot.cli import studies as _studies
 from copilot.cli import tools as _tools
 from copilot.cli import tui as _tui
@@ -57,7 +58,7 @@ def _root(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
 
 
-for module in (_studies, _ask, _analyze, _push, _kb, _forget, _tools, _models, _llm, _tui):
+for module in (_studies, _ask, _analyze, _push, _kb, _forget, _tools, _models, _llm, _serve, _tui):
     module.register(app)
 
 

@@ -14,10 +14,10 @@ EMBEDDED_NOTE = (
 )
 
 
-def _copilot(llm: str | None) -> Any:
+def _copilot(llm: str | None, server: str | None = None) -> Any:
     from copilot.api import Copilot
 
-    copilot = Copilot(llm=llm)
+    copilot = Copilot(llm=llm, server=server)
     if not copilot.uses_llm:
         from copilot.cli.output import stderr
 
@@ -86,6 +86,12 @@ def ask(
         None, "--study", help="Study Instance UID (or a unique prefix), patient ID or sub-folder name."
     ),
     thread: str = typer.Option(None, "--thread", help="Conversation id: follow-ups resume it."),
+    server: str = typer.Option(
+        None,
+        "--server",
+        help="A 'copilot serve' URL (http://host:8000) whose warm tools run the analysis; the image "
+        "goes there without patient identifiers, the conversation stays here. Default: COPILOT_SERVER.",
+    ),
     sr: Path = typer.Option(
         None, "--sr", help="Also write the answer as a DICOM SR (TID 1500) to this file (not in the study)."
     ),
@@ -98,7 +104,14 @@ def ask(
 
     sources = _local_sources(path)
     _preflight(sr, seg, sources)  # a refused destination fails before any work
-    copilot = _copilot(llm)
+    copilot = _copilot(llm, server)
+    if seg is not None and copilot.server:
+        from copilot.errors import ServerError
+
+        raise ServerError(
+            "--seg writes the patient's identifiers into the DICOM SEG, and a server is sent none: "
+            "write it without --server (or COPILOT_SERVER)"
+        )
     studies = copilot.open(path)
     target = choose_study(studies, study) if study else copilot.pick(studies)
     with progress_bar("Fetching", enabled=not as_json) as progress:

@@ -11,21 +11,25 @@ def tui(
     path: str = typer.Argument(
         ..., help="Folder of DICOM studies, or a DICOMweb base URL (http://host:8042/dicom-web); read-only."
     ),
+    server: str = typer.Option(
+        None, "--server", help="A 'copilot serve' URL whose warm tools answer (default: COPILOT_SERVER)."
+    ),
 ) -> None:
     """Open the terminal app over a folder of studies or a DICOMweb server's studies."""
     from copilot.errors import NothingReadableError
     from copilot.study.dicomweb import is_dicomweb_url
 
-    if is_dicomweb_url(path):
-        from copilot.tui.app import create_app
-
-        create_app(path).run()
-        return
-    if not Path(path).exists():
+    remote = is_dicomweb_url(path)
+    if not remote and not Path(path).exists():
         raise NothingReadableError(f"{path}: no such file or folder")
+    backend = None
+    if server:
+        from copilot.api import Copilot
+
+        backend = Copilot(server=server)
     from copilot.tui.app import create_app
 
-    create_app(Path(path)).run()
+    create_app(path if remote else Path(path), backend).run()
 
 
 def register(app: typer.Typer) -> None:

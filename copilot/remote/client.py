@@ -1,0 +1,117 @@
+"""An HTTP client of a ``copilot serve`` server (``docs/serve.md`` lists the routes)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from copilot.errors import ServerAuthError, ServerError, ServerUnreachableError
+from copilot.escape import escape_controls
+from copilot.remote.wire import AskCall, ToolCall, ToolListing, ToolReply
+
+if TYPE_CHECKING:
+    from copilot.config import Settings
+
+log = logging.getLogger(__name__)
+
+START_FIX = "start it with 'copilot serve', or check --server / COPILOT_SERVER"
+KEY_FIX = "set COPILOT_SERVE_API_KEY to the server's key"
+
+
+class ServerClient:
+    """Calls one server; thread-safe (one connection pool), every call bounded in time."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ServerError(f"--server {url!r} is not an http:// or https:// address")
+        self.url = url.rstrip("/")
+        key = settings.serve_api_key.get_secret_value() if settings.serve_api_key else None
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        timeout = httpx.Timeout(settings.serve_timeout_s, connect=min(5.0, settings.serve_timeout_s))
+        # No proxies from the environment: patient images go to the named server only.
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, trust_env=False)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _request(self, method: str, route: str, **kwargs: Any) -> httpx.Response:
+        """One request; transport failures and refusals become :class:`ServerError` s."""
+        try:
+            response = self._http.request(method, route, **kwargs)
+        except httpx.ConnectError as exc:
+            raise ServerUnreachableError(
+                f"the copilot server at {self.url} is not reachable ({exc})", START_FIX
+            ) from None
+        except httpx.TimeoutException:
+            raise ServerError(f"the copilot server at {self.url} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise ServerError(f"the copilot server at {self.url} failed: {exc}") from None
+        self._raise_for(response)
+        return response
+
+    def _raise_for(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        if response.status_code in (401, 403):
+            raise ServerAuthError(
+                f"the copilot server at {self.url} refused the API key", KEY_FIX, status=response.status_code
+            )
+        try:
+            detail = str(response.json().get("detail", ""))
+        except (ValueError, AttributeError):
+            detail = response.text[:300]
+        raise ServerError(
+            f"the copilot server at {self.url} answered {response.status_code}: {escape_controls(detail)}",
+            status=response.status_code,
+        )
+
+    # -- routes --------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """``GET /v1/health``: the server's state and each tool's."""
+        data: dict[str, Any] = self._request("GET", "/v1/health").json()
+        return data
+
+    def metrics(self) -> str:
+        """``GET /v1/metrics``: Prometheus text."""
+        return self._request("GET", "/v1/metrics").text
+
+    def tools(self) -> list[ToolListing]:
+        """``GET /v1/tools``: the tools the server offers."""
+        return [ToolListing.model_validate(t) for t in self._request("GET", "/v1/tools").json()]
+
+    def run_tool(self, name: str, call: ToolCall) -> ToolReply:
+        """``POST /v1/tools/{name}/run``: one request to a tool (batched with others there)."""
+        response = self._request("POST", f"/v1/tools/{name}/run", content=call.model_dump_json())
+        return ToolReply.model_validate_json(response.content)
+
+    def ask_events(self, call: AskCall) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``POST /v1/ask``: the server-sent events (kind, data) of one question, the last
+        being ``("answer", {...})``; an ``error`` event raises :class:`ServerError`."""
+        try:
+            with self._http.stream("POST", "/v1/ask", content=call.model_dump_json()) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._raise_for(response)
+                kind = "message"
+                for line in response.iter_lines():
+                    if line.startswith("event:"):
+                        kind = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data = json.loads(line[5:])
+                        if kind == "error":
+                            raise ServerError(
+                                f"the copilot server failed: {escape_controls(data['message'])}"
+                            )
+                        yield kind, data
+        except httpx.ConnectError as exc:
+            raise ServerUnreachableError(
+                f"the copilot server at {self.url} is not reachable ({exc})", START_FIX
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ServerError(f"the copilot server at {self.url} failed: {exc}") from None

@@ -1,0 +1,97 @@
+"""A server's tool seen as a local :class:`~copilot.tools.contract.Tool`.
+
+The planner, composer and conversation stay on the client; only the tool's run goes to the
+server, where its weights are warm. The tool's wording of results (``statements``) and its input
+checks (``accepts``) come from the same tool installed locally when there is one (same words as
+in-process); a tool only the server has is worded by the default rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from copilot.availability import Availability
+from copilot.errors import ServerError
+from copilot.tools.contract import Acceptance, Tool, ToolManifest, ToolRequest, ToolResult
+
+if TYPE_CHECKING:
+    from copilot.config import Settings
+    from copilot.remote.client import ServerClient
+    from copilot.remote.wire import ToolListing
+    from copilot.study.model import InstanceRecord
+    from copilot.tools.statements import Question, Statement
+
+log = logging.getLogger(__name__)
+
+
+class RemoteTool(Tool):
+    """Runs on a ``copilot serve`` server; subclasses are made per listed tool."""
+
+    manifest: ClassVar[ToolManifest]
+
+    def __init__(
+        self, client: ServerClient, listing: ToolListing, local: Tool | None, settings: Settings
+    ) -> None:
+        super().__init__(settings)
+        self._client = client
+        self._listing = listing
+        self._local = local
+
+    def available(self) -> Availability:
+        """As the server reported when listed (each run reports afresh)."""
+        return Availability(ok=self._listing.available, reason=self._listing.reason, fix=self._listing.fix)
+
+    def accepts(self, instance: InstanceRecord | None) -> Acceptance:
+        """The local tool's checks when installed here, else the manifest's."""
+        return self._local.accepts(instance) if self._local is not None else super().accepts(instance)
+
+    def statements(self, result: ToolResult, question: Question) -> list[Statement]:
+        """The local tool's wording when installed here, else the default rules."""
+        if self._local is not None:
+            return self._local.statements(result, question)
+        return super().statements(result, question)
+
+    def run(self, request: ToolRequest) -> ToolResult:
+        """Send the request (minimal DICOM, no identifiers) and bring the result back."""
+        from copilot.remote.wire import decode_reply, encode_request
+
+        call = encode_request(request)
+        try:
+            reply = self._client.run_tool(self.name, call)
+        except ServerError as exc:
+            return self._failed(exc)
+        return decode_reply(reply, self.settings)
+
+    def _failed(self, exc: ServerError) -> ToolResult:
+        """A server failure in clinical words: unreachable/refused is 'unavailable' with the
+        fix; a replica lost mid-request is an error for this request only."""
+        if exc.status is None or exc.status in (401, 403):
+            return ToolResult(tool=self.name, status="unavailable", detail=str(exc), fix=exc.fix)
+        if exc.status in (500, 502, 503, 504):
+            detail = (
+                f"the server's {self.manifest.title or self.name} stopped while reading this image "
+                f"({exc}); ask again"
+            )
+            return ToolResult(tool=self.name, status="error", detail=detail)
+        return ToolResult(tool=self.name, status="error", detail=str(exc))
+
+
+def remote_tools(client: ServerClient, settings: Settings) -> dict[str, Tool]:
+    """Every tool the server offers, as local tools that run there."""
+    from copilot.tools.discovery import discover
+
+    installed = discover()
+    tools: dict[str, Tool] = {}
+    for listing in client.tools():
+        name = listing.manifest.name
+        local: Tool | None = None
+        entry = installed.get(name)
+        if entry is not None and entry.tool_class is not None:
+            try:
+                local = entry.tool_class(settings=settings)
+            except Exception as exc:  # a broken local copy: the default wording serves
+                log.warning("local %s not used for wording: %s", name, exc)
+        cls: Any = type(f"Remote_{name}", (RemoteTool,), {"manifest": listing.manifest})
+        tools[name] = cls(client, listing, local, settings)
+    return tools

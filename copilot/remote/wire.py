@@ -1,0 +1,198 @@
+"""What travels between a client and a ``copilot serve`` server (JSON over HTTP).
+
+A tool call carries the question, the tool's arguments, earlier tools' results and the image:
+minimal DICOM files (:mod:`copilot.remote.minimal`) or a DICOMweb reference the server fetches
+itself. A reply carries the :class:`~copilot.tools.contract.ToolResult` and the files it names
+(heatmaps, masks), so the client's answer points at files on the client's machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from copilot.errors import InputRejectedError
+from copilot.tools.contract import ToolManifest, ToolRequest, ToolResult
+
+if TYPE_CHECKING:
+    from copilot.config import Settings
+    from copilot.study.model import InstanceRecord
+
+log = logging.getLogger(__name__)
+
+VOLUME_MODALITIES = frozenset({"CT", "MR", "PT", "NM"})
+MAX_ARTIFACT_BYTES = 32 * 2**20  # larger artifacts stay on the server, named by their path there
+
+
+class WireFile(BaseModel):
+    """A file's name and bytes (base64)."""
+
+    name: str = Field(max_length=200)
+    data: str
+
+    @classmethod
+    def of(cls, name: str, data: bytes) -> WireFile:
+        """Wrap ``data`` under ``name``."""
+        return cls(name=name, data=base64.b64encode(data).decode("ascii"))
+
+    def content(self) -> bytes:
+        """The file's bytes."""
+        return base64.b64decode(self.data, validate=True)
+
+
+class ToolCall(BaseModel):
+    """One request to a server's tool."""
+
+    question: str = ""
+    options: dict[str, Any] = Field(default_factory=dict)
+    prior: dict[str, ToolResult] = Field(default_factory=dict)
+    instance: dict[str, Any] | None = Field(
+        default=None, description="The instance's index record, identifying fields emptied."
+    )
+    files: list[WireFile] = Field(
+        default_factory=list, description="The instance first, then its volume's other files."
+    )
+
+
+class ToolReply(BaseModel):
+    """A server tool's result with the files its artifacts name."""
+
+    result: ToolResult
+    files: dict[str, WireFile] = Field(default_factory=dict, description="Artifact path -> file.")
+
+
+class ToolListing(BaseModel):
+    """One tool a server offers, and whether it can run there now."""
+
+    manifest: ToolManifest
+    available: bool
+    reason: str = ""
+    fix: str | None = None
+    warm: bool = Field(default=True, description="Weights loaded (False: still loading).")
+
+
+class AskCall(BaseModel):
+    """A one-turn question to the server's own planner (the conversation stays with the client)."""
+
+    question: str = Field(min_length=1, max_length=4000)
+    files: list[WireFile] = Field(default_factory=list, description="Minimal DICOM files of one study.")
+
+
+class AnalyzeCall(BaseModel):
+    """Images to run every image tool on (minimal DICOM files)."""
+
+    files: list[WireFile] = Field(default_factory=list)
+
+
+# -- client side ----------------------------------------------------------------------------
+def _volume_files(record: InstanceRecord) -> list[InstanceRecord]:
+    """The other files of ``record``'s study in its modality (a volume tool reads them all)."""
+    from copilot.study.volume import study_for
+
+    try:
+        study = study_for(record)
+    except Exception as exc:  # the tool will say there is no volume; the single image still goes
+        log.info("volume of %s not found beside it: %s", record.sop_uid, exc)
+        return []
+    return [i for i in study.instances() if i.modality == record.modality and i.sop_uid != record.sop_uid]
+
+
+def encode_request(request: ToolRequest) -> ToolCall:
+    """The wire form of ``request``: minimal DICOM (the volume's other files too, for CT/MR/PET),
+    the record without identifiers; the study summary (header text) is not sent."""
+    from copilot.remote.minimal import minimal_dicom, minimal_record
+
+    record = request.instance
+    files: list[WireFile] = []
+    if record is not None:
+        if record.kind != "dicom":
+            raise InputRejectedError("a server's tools read DICOM instances; this image is a plain picture")
+        records = [record, *(_volume_files(record) if record.modality in VOLUME_MODALITIES else [])]
+        files = [WireFile.of(f"{i:05d}.dcm", minimal_dicom(r.path)) for i, r in enumerate(records)]
+    elif request.image is not None:
+        raise InputRejectedError("a server's tools need the DICOM instance, not decoded pixels")
+    return ToolCall(
+        question=request.question,
+        options=request.options,
+        prior=request.prior,
+        instance=minimal_record(record) if record is not None else None,
+        files=files,
+    )
+
+
+def _local_name(server_path: str, data: bytes) -> str:
+    """A collision-free local file name for an artifact: content hash plus its own name."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(server_path).name)[-80:] or "artifact"
+    return f"{hashlib.sha256(data).hexdigest()[:16]}-{stem}"
+
+
+def decode_reply(reply: ToolReply, settings: Settings) -> ToolResult:
+    """The result with its artifacts written under the client's artifacts folder (``remote/``)
+    and their paths pointing there; an artifact sent without its file keeps the server's path."""
+    from copilot.outputs import write_bytes
+
+    result = reply.result
+    folder = settings.artifacts_dir / "remote"
+    for artifact in result.artifacts:
+        sent = reply.files.get(artifact.path)
+        if sent is None:
+            continue
+        data = sent.content()
+        local = folder / _local_name(artifact.path, data)
+        if not local.exists():
+            write_bytes(local, data)
+        artifact.path = str(local)
+    return result
+
+
+# -- server side ----------------------------------------------------------------------------
+def decode_call(call: ToolCall, folder: Path) -> ToolRequest:
+    """The request ``call`` describes, its files written into ``folder`` (the server's)."""
+    from copilot.study.model import InstanceRecord
+
+    instance = None
+    if call.instance is not None:
+        if not call.files:
+            raise InputRejectedError("the request names an image but carries no file")
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        paths = []
+        for i, sent in enumerate(call.files):
+            path = folder / f"{i:05d}.dcm"  # never the sender's name: no path tricks
+            path.write_bytes(sent.content())
+            paths.append(path)
+        first = paths[0]
+        st = first.stat()
+        instance = InstanceRecord.model_validate(
+            {
+                **call.instance,
+                "path": str(first),
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "remote": "",
+            }
+        )
+    return ToolRequest(question=call.question, instance=instance, prior=call.prior, options=call.options)
+
+
+def encode_result(result: ToolResult, settings: Settings) -> ToolReply:
+    """The reply for ``result``: artifact files under the server's artifacts folder travel with
+    it and are then removed from the server (patient-derived images are not kept there)."""
+    files: dict[str, WireFile] = {}
+    root = settings.artifacts_dir.resolve()
+    for artifact in result.artifacts:
+        path = Path(artifact.path)
+        try:
+            inside = path.resolve().is_relative_to(root)
+            if not inside or not path.is_file() or path.stat().st_size > MAX_ARTIFACT_BYTES:
+                continue
+            files[artifact.path] = WireFile.of(path.name, path.read_bytes())
+            path.unlink()
+        except OSError as exc:
+            log.warning("artifact %s not sent: %s", path.name, exc)
+    return ToolReply(result=result, files=files)

@@ -1,0 +1,207 @@
+"""The HTTP face of ``copilot serve``: the Python API's operations as routes.
+
+    GET  /v1/health                 the server and each tool (no key needed; names no patient)
+    GET  /v1/metrics                Prometheus text: requests, latencies, in flight
+    GET  /v1/tools                  the tools offered, with availability
+    POST /v1/tools/{name}/run       one tool request (ToolCall JSON -> ToolReply JSON)
+    POST /v1/ask                    one question about the files sent: server-sent events
+                                    (understood, plan, tool_started, tool_finished, answer_token,
+                                    answer_done, then answer), one turn (threads stay with clients)
+    POST /v1/analyze                every image tool on the files sent (rows as in ``analyze``)
+
+Every route but health needs ``Authorization: Bearer <serve_api_key>`` when a key is set.
+"""
+
+# No "from __future__ import annotations": FastAPI reads these signatures at run time.
+import asyncio
+import json
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from copilot.remote.wire import AnalyzeCall, AskCall, ToolCall, WireFile
+from copilot.server.handle_tool import HandleTool
+from copilot.server.metrics import ServerMetrics
+
+log = logging.getLogger(__name__)
+
+app = FastAPI(title="copilot serve", version="1", docs_url=None, redoc_url=None)
+
+
+def _check_key(request: Request) -> None:
+    """Refuse a request without the configured API key (constant-time comparison)."""
+    expected = getattr(request.app.state, "api_key", None)
+    if not expected:
+        return
+    sent = request.headers.get("authorization", "")
+    if not secrets.compare_digest(sent.encode(), f"Bearer {expected}".encode()):
+        raise HTTPException(status_code=401, detail="missing or wrong API key")
+
+
+guarded = [Depends(_check_key)]
+
+
+@serve.ingress(app)
+class Ingress:
+    """Routes requests to the tool deployments; runs the planner for ``/v1/ask``."""
+
+    def __init__(self, names: list[str], *handles: DeploymentHandle) -> None:
+        from copilot.config import get_settings
+
+        self.settings = get_settings()
+        key = self.settings.serve_api_key
+        app.state.api_key = key.get_secret_value() if key else None
+        self.handles = dict(zip(names, handles, strict=True))
+        self.stats = ServerMetrics()
+        self._copilot: Any = None
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _handle(self, name: str) -> DeploymentHandle:
+        handle = self.handles.get(name)
+        if handle is None:
+            raise HTTPException(status_code=404, detail=f"no tool {name!r} on this server")
+        return handle
+
+    def _local_copilot(self) -> Any:
+        """The planner and composer of ``/v1/ask``, its tools the deployments (one, reused)."""
+        if self._copilot is None:
+            from copilot.api import Copilot
+
+            listings = self._listings_sync()
+            tools = {n: HandleTool.of(self.handles[n], listings[n], self.settings) for n in self.handles}
+            self._copilot = Copilot(settings=self.settings, tools=dict(tools), persist=False)
+        return self._copilot
+
+    def _listings_sync(self) -> dict[str, Any]:
+        return {n: h.listing.remote().result(timeout_s=60) for n, h in self.handles.items()}
+
+    # -- routes ----------------------------------------------------------------------------
+    @app.get("/v1/health")
+    async def health(self) -> JSONResponse:
+        """Whether each tool's deployment answers, and whether the tool can run."""
+        tools: dict[str, str] = {}
+        for name, handle in self.handles.items():
+            try:
+                listing = await asyncio.wait_for(handle.listing.remote(), timeout=10)
+                if not listing["available"]:
+                    tools[name] = f"unavailable: {listing['reason']}"
+                else:
+                    tools[name] = "ok" if listing["warm"] else "loading"
+            except Exception as exc:
+                tools[name] = f"down: {type(exc).__name__}"
+        from copilot import __version__
+
+        down = any(v.startswith("down") for v in tools.values())
+        body = {"status": "degraded" if down else "ok", "version": __version__, "tools": tools}
+        return JSONResponse(body, status_code=200)
+
+    @app.get("/v1/metrics", dependencies=guarded)
+    async def metrics(self) -> PlainTextResponse:
+        """Prometheus text exposition."""
+        return PlainTextResponse(self.stats.render(), media_type=self.stats.content_type)
+
+    @app.get("/v1/tools", dependencies=guarded)
+    async def tools(self) -> list[dict[str, Any]]:
+        """Each tool's manifest and availability."""
+        return list(await asyncio.gather(*(h.listing.remote() for h in self.handles.values())))
+
+    @app.post("/v1/tools/{name}/run", dependencies=guarded)
+    async def run_tool(self, name: str, request: Request) -> JSONResponse:
+        """One request to one tool; concurrent requests are batched by its deployment."""
+        handle = self._handle(name)
+        call = ToolCall.model_validate_json(await request.body())
+        start = time.perf_counter()
+        with self.stats.in_flight(f"tool:{name}"):
+            try:
+                reply = await handle.run.remote(call.model_dump(mode="json"))
+            except Exception as exc:  # the replica died or failed: this request only
+                self.stats.observe(f"tool:{name}", 503, time.perf_counter() - start)
+                log.warning("tool %s request failed: %s", name, exc)
+                detail = f"the {name} replica failed while running this request ({type(exc).__name__})"
+                raise HTTPException(status_code=503, detail=detail) from None
+        self.stats.observe(f"tool:{name}", 200, time.perf_counter() - start)
+        return JSONResponse(reply)
+
+    @app.post("/v1/ask", dependencies=guarded)
+    async def ask(self, request: Request) -> StreamingResponse:
+        """One question about the study whose (minimal) files are sent; events as they happen."""
+        call = AskCall.model_validate_json(await request.body())
+        if not call.files:
+            raise HTTPException(status_code=422, detail="no image was sent")
+        return StreamingResponse(self._ask_events(call), media_type="text/event-stream")
+
+    async def _ask_events(self, call: AskCall) -> AsyncIterator[str]:
+        start = time.perf_counter()
+        status = 200
+        folder = Path(tempfile.mkdtemp(prefix="ask-", dir=self._work()))
+        try:
+            with self.stats.in_flight("ask"):
+                copilot = await asyncio.to_thread(self._local_copilot)
+                studies = await asyncio.to_thread(_study_of, call.files, folder, self.settings)
+                async for item in copilot.astream(studies, call.question):
+                    if hasattr(item, "kind"):
+                        yield _sse(item.kind, item.data)
+                    else:
+                        answer = item.model_dump(mode="json")
+                        for artifact in answer["artifacts"]:
+                            artifact["path"] = ""  # files come with /v1/tools/{name}/run only
+                        yield _sse("answer", answer)
+        except Exception as exc:
+            status = 500
+            log.warning("ask failed: %s", exc)
+            yield _sse("error", {"message": str(exc) or type(exc).__name__})
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            self.stats.observe("ask", status, time.perf_counter() - start)
+
+    @app.post("/v1/analyze", dependencies=guarded)
+    async def analyze(self, request: Request) -> JSONResponse:
+        """Every image tool on every image sent; rows as ``copilot analyze`` writes them."""
+        files = AnalyzeCall.model_validate_json(await request.body()).files
+        if not files:
+            raise HTTPException(status_code=422, detail="no image was sent")
+        start = time.perf_counter()
+        folder = Path(tempfile.mkdtemp(prefix="analyze-", dir=self._work()))
+        try:
+            with self.stats.in_flight("analyze"):
+                copilot = await asyncio.to_thread(self._local_copilot)
+                studies = await asyncio.to_thread(_study_of, files, folder, self.settings)
+                rows = await asyncio.to_thread(copilot.analyze, studies)
+            for row in rows:
+                row["path"] = Path(row["path"]).name
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        self.stats.observe("analyze", 200, time.perf_counter() - start)
+        return JSONResponse(rows)
+
+    def _work(self) -> Path:
+        work = self.settings.cache_dir / "serve" / "requests"
+        work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return work
+
+
+def _sse(kind: str, data: dict[str, Any]) -> str:
+    """One server-sent event (JSON data on one line)."""
+    return f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+def _study_of(files: list[WireFile], folder: Path, settings: Any) -> Any:
+    """The study the sent files make up, indexed with a private header cache (nothing kept)."""
+    from copilot.study import index_folder
+
+    images = folder / "files"
+    images.mkdir(mode=0o700)
+    for i, sent in enumerate(files):
+        (images / f"{i:05d}.dcm").write_bytes(sent.content())
+    private = settings.model_copy(update={"cache_dir": folder / "cache"})
+    return index_folder(images, private)
