@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     except click_exceptions.ClickException as exc:
         fail(exc.format_message().replace("\n", " "))
     except CopilotError as exc:
-        fail(str(exc).replace("\n", " "))
+        fix = getattr(exc, "fix", None)
+        fail((str(exc) + (f" ({fix})" if fix and fix not in str(exc) else "")).replace("\n", " "))
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except BrokenPipeError:

@@ -14,7 +14,6 @@ Every route but health needs ``Authorization: Bearer <serve_api_key>`` when a ke
 
 # No "from __future__ import annotations": FastAPI reads these signatures at run time.
 import asyncio
-import json
 import logging
 import secrets
 import shutil
@@ -29,8 +28,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from copilot.remote.wire import AnalyzeCall, AskCall, ToolCall, WireFile
-from copilot.server.handle_tool import HandleTool
+from copilot.remote.wire import AnalyzeCall, AskCall, ToolCall
 from copilot.server.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -76,6 +74,7 @@ class Ingress:
         """The planner and composer of ``/v1/ask``, its tools the deployments (one, reused)."""
         if self._copilot is None:
             from copilot.api import Copilot
+            from copilot.server.handle_tool import HandleTool
 
             listings = self._listings_sync()
             tools = {n: HandleTool.of(self.handles[n], listings[n], self.settings) for n in self.handles}
@@ -141,25 +140,28 @@ class Ingress:
         return StreamingResponse(self._ask_events(call), media_type="text/event-stream")
 
     async def _ask_events(self, call: AskCall) -> AsyncIterator[str]:
+        # Imported here: Serve ships this class by value, and module globals may not follow it.
+        from copilot.server.events import sse, study_of
+
         start = time.perf_counter()
         status = 200
         folder = Path(tempfile.mkdtemp(prefix="ask-", dir=self._work()))
         try:
             with self.stats.in_flight("ask"):
                 copilot = await asyncio.to_thread(self._local_copilot)
-                studies = await asyncio.to_thread(_study_of, call.files, folder, self.settings)
+                studies = await asyncio.to_thread(study_of, call.files, folder, self.settings)
                 async for item in copilot.astream(studies, call.question):
                     if hasattr(item, "kind"):
-                        yield _sse(item.kind, item.data)
+                        yield sse(item.kind, item.data)
                     else:
                         answer = item.model_dump(mode="json")
                         for artifact in answer["artifacts"]:
                             artifact["path"] = ""  # files come with /v1/tools/{name}/run only
-                        yield _sse("answer", answer)
+                        yield sse("answer", answer)
         except Exception as exc:
             status = 500
             log.warning("ask failed: %s", exc)
-            yield _sse("error", {"message": str(exc) or type(exc).__name__})
+            yield sse("error", {"message": str(exc) or type(exc).__name__})
         finally:
             shutil.rmtree(folder, ignore_errors=True)
             self.stats.observe("ask", status, time.perf_counter() - start)
@@ -170,12 +172,14 @@ class Ingress:
         files = AnalyzeCall.model_validate_json(await request.body()).files
         if not files:
             raise HTTPException(status_code=422, detail="no image was sent")
+        from copilot.server.events import study_of
+
         start = time.perf_counter()
         folder = Path(tempfile.mkdtemp(prefix="analyze-", dir=self._work()))
         try:
             with self.stats.in_flight("analyze"):
                 copilot = await asyncio.to_thread(self._local_copilot)
-                studies = await asyncio.to_thread(_study_of, files, folder, self.settings)
+                studies = await asyncio.to_thread(study_of, files, folder, self.settings)
                 rows = await asyncio.to_thread(copilot.analyze, studies)
             for row in rows:
                 row["path"] = Path(row["path"]).name
@@ -188,20 +192,3 @@ class Ingress:
         work = self.settings.cache_dir / "serve" / "requests"
         work.mkdir(parents=True, exist_ok=True, mode=0o700)
         return work
-
-
-def _sse(kind: str, data: dict[str, Any]) -> str:
-    """One server-sent event (JSON data on one line)."""
-    return f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
-
-
-def _study_of(files: list[WireFile], folder: Path, settings: Any) -> Any:
-    """The study the sent files make up, indexed with a private header cache (nothing kept)."""
-    from copilot.study import index_folder
-
-    images = folder / "files"
-    images.mkdir(mode=0o700)
-    for i, sent in enumerate(files):
-        (images / f"{i:05d}.dcm").write_bytes(sent.content())
-    private = settings.model_copy(update={"cache_dir": folder / "cache"})
-    return index_folder(images, private)

@@ -38,3 +38,34 @@ class PacedTool(Tool):
     def run(self, request: ToolRequest) -> ToolResult:
         """One image (a batch of one)."""
         return self.run_batch([request])[0]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m copilot.testing.serving PORT [TOOL ...]``: serve the named built-in tools
+    plus :class:`PacedTool` on 127.0.0.1:PORT, print ``READY <url>``, and stop when stdin closes
+    (the test that started it ended) or on SIGTERM."""
+    import signal
+    import sys
+
+    from copilot.config import get_settings
+    from copilot.server.launch import start, stop, tool_classes
+
+    args = sys.argv[1:] if argv is None else argv
+    settings = get_settings().model_copy(update={"serve_port": int(args[0])})
+    classes: dict[str, type[Tool]] = {**tool_classes(settings, args[1:] or None), "paced_tool": PacedTool}
+    info = start(settings, classes)
+
+    def _terminate(*_: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.stdout.write(f"READY {info.url}\n")
+    sys.stdout.flush()
+    try:
+        sys.stdin.read()
+    finally:
+        stop(info.started_ray)
+
+
+if __name__ == "__main__":
+    main()

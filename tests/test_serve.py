@@ -1,0 +1,224 @@
+"""``copilot serve`` as clinicians meet it: a real Ray Serve server in its own process, the CLI
+and the API asking through it, ten clients at once, a replica killed mid-request."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from copilot.config import get_settings
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "Is there cardiomegaly?"
+PORT = 8765
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A server over the real classifier (real-format DenseNet checkpoint), the exposure check
+    and a paced test tool; yields the environment its clients use (same XDG folders)."""
+    pytest.importorskip("ray")
+    from copilot.config import Settings
+    from copilot.testing.checkpoints import install_fake_densenet
+
+    base = tmp_path_factory.mktemp("serve-home")
+    env = {
+        **os.environ,
+        "COPILOT_CACHE_DIR": str(base / "cache"),
+        "COPILOT_DATA_DIR": str(base / "data"),
+        "COPILOT_CONFIG_DIR": str(base / "config"),
+        "COPILOT_OFFLINE": "1",
+        "COPILOT_TEST_BATCH_S": "1.5",  # long enough to kill a replica while it works
+        "COPILOT_SERVE_BATCH_WAIT_S": "0.2",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    install_fake_densenet(Settings(cache_dir=base / "cache", data_dir=base / "data"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "copilot.testing.serving", str(PORT), "cxr_classifier", "exposure_check"],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    started = time.monotonic()
+    line = proc.stdout.readline()  # READY <url>, after every deployment is up
+    assert line.startswith("READY"), f"server did not start: {line!r}"
+    env["COPILOT_SERVE_START_S"] = f"{time.monotonic() - started:.1f}"
+    try:
+        yield {k: v for k, v in env.items() if k.startswith(("COPILOT_", "RAY_"))} | {
+            "COPILOT_SERVER_URL": line.split()[1]
+        }
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def client_env(server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """This test's settings are the server's folders (the weights are there); returns its URL."""
+    for key, value in server.items():
+        if key.startswith("COPILOT_") and key != "COPILOT_SERVER_URL":
+            monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    return server["COPILOT_SERVER_URL"]
+
+
+def _forget_results() -> None:
+    """Drop the client's cached tool results, so the next answer is computed afresh."""
+    from copilot.agents.context import RESULTS_DIR
+
+    shutil.rmtree(get_settings().cache_dir / RESULTS_DIR, ignore_errors=True)
+
+
+def test_started_within_a_minute_and_healthy(client_env: str, server: dict[str, str]) -> None:
+    assert float(server["COPILOT_SERVE_START_S"]) < 90  # a loaded 2-core CI machine; ~40 s idle
+    health = httpx.get(f"{client_env}/v1/health", timeout=30).json()
+    assert health["status"] == "ok"
+    assert health["tools"]["exposure_check"] == "ok"
+    assert set(health["tools"]) == {"cxr_classifier", "exposure_check", "paced_tool"}
+
+
+def test_api_answer_equals_in_process_with_events(client_env: str, demo_studies: Path) -> None:
+    from copilot.api import Copilot
+
+    remote = Copilot(server=client_env, persist=False)
+    events: list[dict[str, object]] = []
+    answer = remote.ask(remote.open(demo_studies / "00801"), QUESTION, on_event=events.append)
+    kinds = [e["kind"] for e in events]
+    assert {"plan", "tool_started", "tool_finished", "answer_done"} <= set(kinds)
+    assert [t.status for t in answer.tools if t.name == "cxr_classifier"] == ["ok"]
+    _forget_results()
+    local = Copilot(persist=False)
+    expected = local.ask(local.open(demo_studies / "00801"), QUESTION)
+    assert answer.text == expected.text
+    assert answer.findings == expected.findings
+    assert "Cardiomegaly" in answer.text
+
+
+def test_cli_ask_server_json_matches(client_env: str, demo_studies: Path) -> None:
+    from copilot.api import Copilot
+
+    _forget_results()
+    run = subprocess.run(
+        [sys.executable, "-m", "copilot", "ask", str(demo_studies / "00801"), QUESTION, "--json",
+         "--server", client_env],
+        capture_output=True, text=True, timeout=180, env={**os.environ},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    remote = json.loads(run.stdout)
+    _forget_results()
+    local = Copilot(persist=False)
+    expected = local.ask(local.open(demo_studies / "00801"), QUESTION)
+    assert remote["answer"] == expected.text
+    assert [t["status"] for t in remote["tools"]] == [t.status for t in expected.tools]
+
+
+def test_server_sent_events_ask(client_env: str, demo_studies: Path) -> None:
+    from copilot.remote.client import ServerClient
+    from copilot.remote.minimal import minimal_dicom
+    from copilot.remote.wire import AskCall, WireFile
+
+    files = [
+        WireFile.of("a.dcm", minimal_dicom(str(p))) for p in sorted((demo_studies / "00801").rglob("*.dcm"))
+    ]
+    client = ServerClient(client_env, get_settings())
+    events = list(client.ask_events(AskCall(question=QUESTION, files=files)))
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "understood" and kinds[-1] == "answer"
+    assert "plan" in kinds and "tool_finished" in kinds and "answer_token" in kinds
+    answer = events[-1][1]
+    assert "Cardiomegaly" in answer["text"]
+    assert all(a["path"] == "" for a in answer["artifacts"])  # no server path leaks
+
+
+def test_ten_concurrent_clients_all_answered_and_batched(client_env: str, demo_studies: Path) -> None:
+    from copilot.remote.client import ServerClient
+    from copilot.remote.wire import encode_request
+    from copilot.study import index_folder
+    from copilot.tools.contract import ToolRequest
+
+    record = index_folder(demo_studies / "00801").studies[0].primary_instance()
+    call = encode_request(ToolRequest(instance=record))
+    replies: list[str] = []
+
+    def one() -> None:
+        client = ServerClient(client_env, get_settings())  # a clinician's own connection
+        reply = client.run_tool("paced_tool", call)
+        replies.append(reply.result.findings[0].text or "")
+
+    threads = [threading.Thread(target=one) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(replies) == 10
+    sizes = [int(text.rsplit(" ", 1)[1]) for text in replies]
+    assert max(sizes) > 1, sizes  # dynamic batching put concurrent requests together
+    metrics = httpx.get(f"{client_env}/v1/metrics", timeout=30).text
+    assert 'copilot_requests_total{route="tool:paced_tool",status="200"}' in metrics
+
+
+def _replica_pids(deployment: str) -> list[int]:
+    out = subprocess.run(
+        ["pgrep", "-f", f"ray::ServeReplica:copilot:{deployment}$"], capture_output=True, text=True
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_killed_replica_fails_its_request_then_recovers(client_env: str, demo_studies: Path) -> None:
+    from copilot.api import Copilot
+
+    remote = Copilot(server=client_env, persist=False)
+    tool = remote.tools["paced_tool"]
+    from copilot.study import index_folder
+    from copilot.tools.contract import ToolRequest, invoke
+
+    record = index_folder(demo_studies / "00801").studies[0].primary_instance()
+    before = _replica_pids("tool-paced_tool")
+    assert len(before) == 1
+    outcome: list[object] = []
+    worker = threading.Thread(target=lambda: outcome.append(invoke(tool, ToolRequest(instance=record))))
+    worker.start()
+    time.sleep(0.8)  # the request is inside the replica's 1.5 s batch
+    os.kill(before[0], signal.SIGKILL)
+    worker.join(timeout=60)
+    failed = outcome[0]
+    assert getattr(failed, "status", None) == "error"
+    assert "ask again" in getattr(failed, "detail", "")
+    deadline = time.monotonic() + 90
+    while True:  # Serve replaces the replica; requests succeed again
+        result = invoke(tool, ToolRequest(instance=record))
+        if result.status == "ok":
+            break
+        assert time.monotonic() < deadline, result.detail
+        time.sleep(2)
+    assert _replica_pids("tool-paced_tool") != before
+
+
+def test_unreachable_server_is_one_line_with_the_fix(demo_studies: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "copilot", "ask", str(demo_studies / "00801"), QUESTION,
+         "--server", "http://127.0.0.1:9"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2
+    errors = [line for line in run.stderr.splitlines() if line.startswith("copilot: error:")]
+    assert len(errors) == 1 and "Traceback" not in run.stderr
+    assert "not reachable" in errors[0] and "copilot serve" in errors[0]
