@@ -26,7 +26,7 @@ def serve(
     """Serve the expert tools to 'copilot ask --server', the app and the Python API."""
     from copilot.cli.output import stderr
     from copilot.config import get_settings
-    from copilot.server.launch import start, stop, tool_classes
+    from copilot.server.launch import check_bind, start, stop, tool_classes
 
     chosen = {
         "serve_host": host,
@@ -37,6 +37,7 @@ def serve(
         "serve_max_batch_size": max_batch,
     }
     settings = get_settings().model_copy(update={k: v for k, v in chosen.items() if v is not None})
+    check_bind(settings)  # a refused address or a taken port fails before anything starts
     names = [t.strip() for t in tools.split(",") if t.strip()] if tools else None
     classes = tool_classes(settings, names)
     stderr.print(f"Starting Ray Serve with {len(classes)} tools (first start takes a while)...", markup=False)
