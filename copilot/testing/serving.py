@@ -41,9 +41,9 @@ class PacedTool(Tool):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m copilot.testing.serving PORT [TOOL ...]``: serve the named built-in tools
-    plus :class:`PacedTool` on 127.0.0.1:PORT, print ``READY <url>``, and stop when stdin closes
-    (the test that started it ended) or on SIGTERM."""
+    """``python -m copilot.testing.serving PORT [TOOL ... | -]``: serve the named built-in
+    tools (all without names, none for ``-``) plus :class:`PacedTool` on 127.0.0.1:PORT, print
+    ``READY <url>``, and stop when stdin closes (the test that started it ended) or on SIGTERM."""
     import signal
     import sys
 
@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     settings = get_settings().model_copy(update={"serve_port": int(args[0])})
-    classes: dict[str, type[Tool]] = {**tool_classes(settings, args[1:] or None), "paced_tool": PacedTool}
+    names = args[1:]
+    builtins = {} if names == ["-"] else tool_classes(settings, names or None)
+    classes: dict[str, type[Tool]] = {**builtins, "paced_tool": PacedTool}
     info = start(settings, classes)
 
     def _terminate(*_: object) -> None:
