@@ -222,3 +222,32 @@ def test_unreachable_server_is_one_line_with_the_fix(demo_studies: Path) -> None
     errors = [line for line in run.stderr.splitlines() if line.startswith("copilot: error:")]
     assert len(errors) == 1 and "Traceback" not in run.stderr
     assert "not reachable" in errors[0] and "copilot serve" in errors[0]
+
+
+async def test_terminal_app_asks_through_the_server(
+    client_env: str, demo_studies: Path, tmp_path: Path
+) -> None:
+    from textual.widgets import DataTable, Input
+
+    from copilot.api import Copilot
+    from copilot.tui.app import create_app
+    from copilot.tui.widgets.panels import AnswerBlock, ChatPanel
+
+    _forget_results()
+    backend = Copilot(server=client_env, persist=False)
+    app = create_app(demo_studies / "00801", backend, export_dir=tmp_path / "exports")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        box = app.query_one("#ask", Input)
+        if app.focused is not box:
+            await pilot.press("a")
+        box.value = QUESTION
+        await pilot.press("enter")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        chat = app.query_one(ChatPanel)
+        blocks = list(chat.query_one(f"#{chat.current}").query(AnswerBlock))
+        assert blocks and "Cardiomegaly" in blocks[-1].text
+        assert "ok" in str(app.query_one("#trace-table", DataTable).get_row("cxr_classifier"))

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from copilot.remote.wire import AnalyzeCall, AskCall, ToolCall
+from copilot.remote.wire import AnalyzeCall, AskCall
 from copilot.server.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -115,21 +115,21 @@ class Ingress:
         return list(await asyncio.gather(*(h.listing.remote() for h in self.handles.values())))
 
     @app.post("/v1/tools/{name}/run", dependencies=guarded)
-    async def run_tool(self, name: str, request: Request) -> JSONResponse:
+    async def run_tool(self, name: str, request: Request) -> Response:
         """One request to one tool; concurrent requests are batched by its deployment."""
         handle = self._handle(name)
-        call = ToolCall.model_validate_json(await request.body())
+        body = await request.body()  # parsed by the replica: the ingress stays light
         start = time.perf_counter()
         with self.stats.in_flight(f"tool:{name}"):
             try:
-                reply = await handle.run.remote(call.model_dump(mode="json"))
+                reply = await handle.run.remote(body)
             except Exception as exc:  # the replica died or failed: this request only
                 self.stats.observe(f"tool:{name}", 503, time.perf_counter() - start)
                 log.warning("tool %s request failed: %s", name, exc)
                 detail = f"the {name} replica failed while running this request ({type(exc).__name__})"
                 raise HTTPException(status_code=503, detail=detail) from None
         self.stats.observe(f"tool:{name}", 200, time.perf_counter() - start)
-        return JSONResponse(reply)
+        return Response(content=reply, media_type="application/json")
 
     @app.post("/v1/ask", dependencies=guarded)
     async def ask(self, request: Request) -> StreamingResponse:

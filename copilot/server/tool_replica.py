@@ -68,34 +68,35 @@ class ToolReplica:
         )
         return listing.model_dump(mode="json")
 
-    async def run(self, call: dict[str, Any]) -> dict[str, Any]:
-        """One request: batched with concurrent ones when batching is on."""
+    async def run(self, call: bytes) -> bytes:
+        """One request (``ToolCall`` JSON, passed through the ingress unparsed) to its reply
+        (``ToolReply`` JSON): batched with concurrent ones when batching is on."""
         if self.batching:
-            reply: dict[str, Any] = await self._batched(call)
+            reply: bytes = await self._batched(call)
             return reply
         async with self._serial:
             replies = await asyncio.to_thread(self._run_many, [call])
         return replies[0]
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
-    async def _batched(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _batched(self, calls: list[bytes]) -> list[bytes]:
         return await asyncio.to_thread(self._run_many, calls)
 
-    def _run_many(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _run_many(self, calls: list[bytes]) -> list[bytes]:
         """Decode, run as one batch, encode; a request that cannot be decoded fails alone."""
         folders = [self._work / uuid.uuid4().hex for _ in calls]
-        replies: list[dict[str, Any] | None] = [None] * len(calls)
+        replies: list[bytes | None] = [None] * len(calls)
         requests, where = [], []
         try:
             for i, (raw, folder) in enumerate(zip(calls, folders, strict=True)):
                 try:
-                    requests.append(decode_call(ToolCall.model_validate(raw), folder))
+                    requests.append(decode_call(ToolCall.model_validate_json(raw), folder))
                     where.append(i)
                 except Exception as exc:
                     bad = ToolResult(tool=self.tool.name, status="error", detail=f"bad request: {exc}")
-                    replies[i] = ToolReply(result=bad).model_dump(mode="json")
+                    replies[i] = ToolReply(result=bad).model_dump_json().encode()
             for i, result in zip(where, invoke_batch(self.tool, requests), strict=True):
-                replies[i] = encode_result(result, self.settings).model_dump(mode="json")
+                replies[i] = encode_result(result, self.settings).model_dump_json().encode()
         finally:
             for folder in folders:
                 shutil.rmtree(folder, ignore_errors=True)
