@@ -432,3 +432,28 @@ def test_bearer_token_retries_and_time_limit(stub: str, monkeypatch: pytest.Monk
     get_settings.cache_clear()
     with pytest.raises(DicomwebUnreachableError, match=r"did not answer within 0\.3s"):
         index_dicomweb(f"{stub}/slow/dicom-web")
+
+
+def test_a_server_tool_fetches_a_pacs_image_by_reference(pacs: OrthancServer, tmp_path: Path) -> None:
+    """A DICOMweb image goes to a 'copilot serve' tool as a reference (UIDs, no identifiers);
+    the server fetches it with its own credentials into the request's folder only."""
+    from copilot.config import Settings
+    from copilot.errors import ToolUnavailableError
+    from copilot.remote.wire import FETCH_FAILED, decode_call, encode_request
+    from copilot.tools.contract import ToolRequest
+
+    record = index_dicomweb(pacs.dicomweb_url).studies[0].primary_instance()
+    call = encode_request(ToolRequest(instance=record))
+    assert call.dicomweb == record.remote and not call.files
+    assert record.patient_id and record.patient_id not in call.model_dump_json()
+    server_settings = get_settings().model_copy(update={"cache_dir": tmp_path / "server-cache"})
+    request = decode_call(call, tmp_path / "req", server_settings)
+    assert request.instance is not None and Path(request.instance.path).parent == tmp_path / "req"
+    assert pydicom.dcmread(request.instance.path).SOPInstanceUID == record.sop_uid
+    assert not list((tmp_path / "server-cache").rglob("*.dcm"))  # nothing kept on the server
+    unreachable = call.model_copy(update={"dicomweb": "http://127.0.0.1:9/dicom-web"})
+    with pytest.raises(ToolUnavailableError, match=FETCH_FAILED):
+        decode_call(
+            unreachable, tmp_path / "req2", Settings(cache_dir=tmp_path / "other", dicomweb_retries=0)
+        )
+    assert encode_request(ToolRequest(instance=record), by_reference=False).files  # the fallback

@@ -54,11 +54,15 @@ class RemoteTool(Tool):
 
     def run(self, request: ToolRequest) -> ToolResult:
         """Send the request (minimal DICOM, no identifiers) and bring the result back."""
-        from copilot.remote.wire import decode_reply, encode_request
+        from copilot.remote.wire import FETCH_FAILED, decode_reply, encode_request
 
         call = encode_request(request)
         try:
             reply = self._client.run_tool(self.name, call)
+            if call.dicomweb and reply.result.detail.startswith(FETCH_FAILED):
+                # The server cannot reach the PACS itself: send the copy fetched here instead.
+                log.info("%s: %s; sending the image", self.name, reply.result.detail)
+                reply = self._client.run_tool(self.name, encode_request(request, by_reference=False))
         except ServerError as exc:
             return self._failed(exc)
         return decode_reply(reply, self.settings)

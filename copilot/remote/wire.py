@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from copilot.errors import InputRejectedError
+from copilot.errors import InputRejectedError, ToolUnavailableError
 from copilot.tools.contract import ToolManifest, ToolRequest, ToolResult
 
 if TYPE_CHECKING:
@@ -57,6 +57,11 @@ class ToolCall(BaseModel):
     )
     files: list[WireFile] = Field(
         default_factory=list, description="The instance first, then its volume's other files."
+    )
+    dicomweb: str = Field(
+        default="",
+        description="Instead of files: the DICOMweb base URL (no credentials) the server fetches "
+        "the instance from by its UIDs, with its own credentials.",
     )
 
 
@@ -103,16 +108,33 @@ def _volume_files(record: InstanceRecord) -> list[InstanceRecord]:
     return [i for i in study.instances() if i.modality == record.modality and i.sop_uid != record.sop_uid]
 
 
-def encode_request(request: ToolRequest) -> ToolCall:
+#: The start of the detail of a server that could not fetch a DICOMweb reference itself.
+FETCH_FAILED = "the server could not fetch the image"
+
+
+def encode_request(request: ToolRequest, *, by_reference: bool = True) -> ToolCall:
     """The wire form of ``request``: minimal DICOM (the volume's other files too, for CT/MR/PET),
-    the record without identifiers; the study summary (header text) is not sent."""
+    the record without identifiers; the study summary (header text) is not sent. An image of a
+    DICOMweb server travels as a reference when ``by_reference`` (the server fetches it)."""
     from copilot.remote.minimal import minimal_dicom, minimal_record
 
     record = request.instance
     files: list[WireFile] = []
+    if record is not None and record.remote and by_reference and record.modality not in VOLUME_MODALITIES:
+        return ToolCall(
+            question=request.question,
+            options=request.options,
+            prior=request.prior,
+            instance=minimal_record(record),
+            dicomweb=record.remote,
+        )
     if record is not None:
         if record.kind != "dicom":
             raise InputRejectedError("a server's tools read DICOM instances; this image is a plain picture")
+        if record.remote:  # a DICOMweb image: this client's verified copy (fetched once)
+            from copilot.study.dicomweb import fetch_instances
+
+            fetch_instances([record])
         records = [record, *(_volume_files(record) if record.modality in VOLUME_MODALITIES else [])]
         files = [WireFile.of(f"{i:05d}.dcm", minimal_dicom(r.path)) for i, r in enumerate(records)]
     elif request.image is not None:
@@ -152,12 +174,40 @@ def decode_reply(reply: ToolReply, settings: Settings) -> ToolResult:
 
 
 # -- server side ----------------------------------------------------------------------------
-def decode_call(call: ToolCall, folder: Path) -> ToolRequest:
-    """The request ``call`` describes, its files written into ``folder`` (the server's)."""
+def _fetched(call: ToolCall, folder: Path, settings: Settings) -> Path:
+    """The referenced instance fetched (WADO-RS, the server's credentials) into ``folder``."""
+    from copilot.errors import DicomwebError
+    from copilot.study.dicomweb import DicomwebServer, fetch_instances
+    from copilot.study.model import InstanceRecord
+
+    assert call.instance is not None
+    try:
+        server = DicomwebServer(call.dicomweb, settings)
+        i = call.instance
+        path = server.cache_path(i["study_uid"], i["series_uid"], i["sop_uid"])
+        record = InstanceRecord.model_validate({**i, "path": str(path), "remote": server.url})
+        (cached,) = fetch_instances([record], settings)
+    except (DicomwebError, KeyError, ValueError) as exc:
+        raise ToolUnavailableError(f"{FETCH_FAILED} from {call.dicomweb}: {exc}") from None
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mine = folder / "00000.dcm"
+    cached.replace(mine)  # kept only while the request runs, like an uploaded file
+    return mine
+
+
+def decode_call(call: ToolCall, folder: Path, settings: Settings | None = None) -> ToolRequest:
+    """The request ``call`` describes, its files written into ``folder`` (the server's), or its
+    DICOMweb reference fetched there (with ``settings``' credentials)."""
+    from copilot.config import get_settings
     from copilot.study.model import InstanceRecord
 
     instance = None
-    if call.instance is not None:
+    if call.instance is not None and call.dicomweb:
+        first = _fetched(call, folder, settings or get_settings())
+        st = first.stat()
+        here = {"path": str(first), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "remote": ""}
+        instance = InstanceRecord.model_validate({**call.instance, **here})
+    elif call.instance is not None:
         if not call.files:
             raise InputRejectedError("the request names an image but carries no file")
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -14,7 +14,7 @@ from typing import Any
 from ray import serve
 
 from copilot.availability import Availability
-from copilot.errors import must_propagate
+from copilot.errors import ToolUnavailableError, must_propagate
 from copilot.remote.wire import ToolCall, ToolListing, ToolReply, decode_call, encode_result
 from copilot.tools.contract import Tool, ToolResult, invoke_batch
 
@@ -90,8 +90,11 @@ class ToolReplica:
         try:
             for i, (raw, folder) in enumerate(zip(calls, folders, strict=True)):
                 try:
-                    requests.append(decode_call(ToolCall.model_validate_json(raw), folder))
+                    requests.append(decode_call(ToolCall.model_validate_json(raw), folder, self.settings))
                     where.append(i)
+                except ToolUnavailableError as exc:  # a DICOMweb reference it could not fetch
+                    lost = ToolResult(tool=self.tool.name, status="unavailable", detail=exc.reason)
+                    replies[i] = ToolReply(result=lost).model_dump_json().encode()
                 except Exception as exc:
                     bad = ToolResult(tool=self.tool.name, status="error", detail=f"bad request: {exc}")
                     replies[i] = ToolReply(result=bad).model_dump_json().encode()
