@@ -251,3 +251,17 @@ async def test_terminal_app_asks_through_the_server(
         blocks = list(chat.query_one(f"#{chat.current}").query(AnswerBlock))
         assert blocks and "Cardiomegaly" in blocks[-1].text
         assert "ok" in str(app.query_one("#trace-table", DataTable).get_row("cxr_classifier"))
+
+
+def test_analyze_route_runs_every_image_tool(client_env: str, demo_studies: Path) -> None:
+    from copilot.remote.minimal import minimal_dicom
+    from copilot.remote.wire import AnalyzeCall, WireFile
+
+    paths = sorted((demo_studies / "00801").rglob("*.dcm"))
+    call = AnalyzeCall(files=[WireFile.of(p.name, minimal_dicom(str(p))) for p in paths])
+    response = httpx.post(f"{client_env}/v1/analyze", content=call.model_dump_json(), timeout=300)
+    assert response.status_code == 200, response.text
+    (row,) = response.json()
+    assert row["tools"]["cxr_classifier"]["status"] == "ok"
+    assert row["tools"]["exposure_check"]["status"] in ("ok", "skipped")
+    assert "/" not in row["path"]  # the server's folder is not named
