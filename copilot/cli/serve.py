@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 
 import typer
@@ -50,6 +51,11 @@ def serve(
         markup=False,
         highlight=False,
     )
+
+    def _terminate(*_: object) -> None:  # a service manager's stop: the same clean shutdown
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
