@@ -1,8 +1,10 @@
-"""``copilot analyze``: every applicable image tool on every study, into a JSONL file."""
+"""``copilot analyze``: every applicable image tool on every study, into a JSONL file, or with
+``--ray`` (or a Ray address in the settings) on Ray Data into a resumable output folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -11,10 +13,36 @@ from copilot.cli.ask import _copilot, _local_sources
 
 def analyze(
     path: str = typer.Argument(..., help="Study folder, or a DICOMweb base URL; read-only."),
-    out: Path = typer.Option(..., "--out", help="JSONL file to write (outside the study folder)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="JSONL file to write (outside the study folder); with --ray, the output folder.",
+    ),
     batch_size: int = typer.Option(16, "--batch-size", min=1, max=1024),
+    ray: bool = typer.Option(
+        False,
+        "--ray",
+        help="Run on Ray Data (also when COPILOT_RAY_ADDRESS is set): Parquet and JSONL parts in "
+        "the --out folder; run again to resume after a crash.",
+    ),
+    shard_size: int | None = typer.Option(
+        None,
+        "--shard-size",
+        min=1,
+        max=100_000,
+        help="With --ray: images per written part (default 256, or the earlier run's when resuming).",
+    ),
+    restart: bool = typer.Option(
+        False, "--restart", help="With --ray: discard an earlier run's files in the --out folder."
+    ),
 ) -> None:
-    """Run every applicable image tool on every study, batched, into a JSONL file."""
+    """Run every applicable image tool on every study, batched, into a JSONL file (with --ray:
+    on Ray Data, into a folder a rerun resumes)."""
+    from copilot.config import get_settings
+
+    if ray or get_settings().ray_address:
+        _analyze_on_ray(path, out, batch_size, shard_size, restart)
+        return
     from copilot import outputs
     from copilot.cli.output import progress_bar, stdout
     from copilot.escape import dumps, escape_controls
@@ -34,6 +62,46 @@ def analyze(
         for row in rows:
             fh.write(dumps(row) + "\n")
     stdout.print(f"{len(rows)} images analysed -> {escape_controls(str(out))}", markup=False, highlight=False)
+
+
+def _analyze_on_ray(path: str, out: Path, batch_size: int, shard_size: int | None, restart: bool) -> None:
+    """The ``--ray`` path: ``--out`` is a folder of parts, a manifest and ``rows.jsonl``."""
+    from copilot import outputs
+    from copilot.batch import analyze_on_ray, require_ray
+    from copilot.cli.output import progress_bar, stdout
+    from copilot.escape import escape_controls
+
+    # Before any work: a folder inside the study (or a file named like the folder) is refused,
+    # and so is a missing Ray.
+    outputs.check_folder(out, sources=_local_sources(path))
+    require_ray()
+    copilot = _copilot(None)
+    studies = copilot.open(path)
+    with progress_bar("Fetching") as bar:
+        copilot.fetch([se.first for s in studies.studies for se in s.series], progress=bar)
+    sources: list[Any] = [*_local_sources(path), *_local_sources(studies.root)]
+    with progress_bar("Analysing on Ray") as bar:
+        summary = analyze_on_ray(
+            studies,
+            out,
+            settings=copilot.settings,
+            tools=copilot.tools,
+            batch_size=batch_size,
+            shard_size=shard_size,
+            progress=bar,
+            restart=restart,
+            sources=sources,
+        )
+    resumed = (
+        f", {summary.shards_resumed} of {summary.shards} parts kept from an earlier run"
+        if summary.shards_resumed
+        else ""
+    )
+    stdout.print(
+        f"{summary.rows} images analysed on Ray{resumed} -> {escape_controls(str(summary.out_dir))}",
+        markup=False,
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

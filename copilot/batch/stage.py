@@ -1,0 +1,99 @@
+"""One tool as a Ray Data stage: the callable class each actor of the tool's pool runs.
+
+A stage receives Arrow batches of targets and returns them with one more column,
+``result:<tool>``, holding each image's :class:`~copilot.tools.contract.ToolResult` as JSON.
+The results of earlier stages the tool ``uses`` (and that are ok) are its requests' ``prior``,
+as in ``Copilot.analyze``; so are its time limit and its handling of a tool that hangs: after
+one batch exceeds ``tool_timeout_s`` its later batches get error results and are not sent.
+
+The tool is built once per actor from its class (``cls(settings)``, cheap by contract; the
+weights load on the first batch), so the class must be importable where the actor runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from copilot.config import Settings
+    from copilot.tools.contract import Tool, ToolResult
+
+__all__ = ["RECORD", "ToolStage", "decode_result", "encode_result", "result_column"]
+
+log = logging.getLogger(__name__)
+
+#: The column holding each target's InstanceRecord as JSON.
+RECORD = "record"
+
+
+def result_column(tool: str) -> str:
+    """The column holding ``tool``'s results."""
+    return f"result:{tool}"
+
+
+def encode_result(result: ToolResult) -> str:
+    """A result as JSON that decodes to an equal result (NaN and infinities kept)."""
+    data = result.model_dump()
+    try:
+        return json.dumps(data, allow_nan=True)
+    except TypeError:  # a value JSON cannot hold: pydantic's own encoding
+        return result.model_dump_json()
+
+
+def decode_result(text: str) -> ToolResult:
+    """The result :func:`encode_result` encoded."""
+    from copilot.tools.contract import ToolResult
+
+    return ToolResult.model_validate(json.loads(text))
+
+
+class ToolStage:
+    """The ``map_batches`` callable of one tool (one instance per actor)."""
+
+    def __init__(self, tool_class: type[Tool], settings: Settings, uses: tuple[str, ...]) -> None:
+        self.tool = tool_class(settings)
+        self.settings = settings
+        self.uses = uses
+        self.hung: str | None = None
+
+    def __call__(self, batch: Any) -> Any:
+        """Run the tool on an Arrow batch; returns it with the tool's result column added."""
+        from copilot.batch.shards import arrow
+        from copilot.study.model import InstanceRecord
+        from copilot.tools.contract import ToolRequest
+
+        records = [InstanceRecord.model_validate_json(s) for s in batch.column(RECORD).to_pylist()]
+        earlier = {
+            name: batch.column(result_column(name)).to_pylist()
+            for name in self.uses
+            if result_column(name) in batch.column_names
+        }
+        requests = []
+        for i, record in enumerate(records):
+            prior = {}
+            for name, texts in earlier.items():
+                result = decode_result(texts[i])
+                if result.ok:
+                    prior[name] = result
+            requests.append(ToolRequest(instance=record, prior=prior))
+        encoded = [encode_result(r) for r in self._timed_batch(requests)]
+        return batch.append_column(result_column(self.tool.name), arrow().array(encoded, arrow().string()))
+
+    def _timed_batch(self, requests: list[Any]) -> list[ToolResult]:
+        """``invoke_batch`` within the per-tool time limit; error results when it is exceeded."""
+        from copilot.runtime.deadline import call_with_timeout
+        from copilot.tools.contract import ToolResult, invoke_batch
+
+        name, timeout = self.tool.name, self.settings.tool_timeout_s
+        if self.hung is not None:
+            detail, seconds = f"not run: {name} {self.hung} on an earlier batch", 0.0
+        else:
+            done, results = call_with_timeout(lambda: invoke_batch(self.tool, requests), timeout)
+            if done and results is not None:
+                return results
+            detail, seconds = f"timed out after {timeout:g}s", timeout
+            self.hung = detail
+            log.warning("%s %s; its remaining images are not sent to it", name, detail)
+        return [ToolResult(tool=name, status="error", detail=detail, seconds=seconds) for _ in requests]
