@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,38 +30,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _machine import machine_label  # noqa: E402
 
 DEMO = ROOT.parent / "shared" / "data" / "demo-studies" / "00801"
-PORT = 8790
 
 
-def start_server(env: dict[str, str], tool: str) -> subprocess.Popen[str]:
-    """A server over ``tool`` (plus the paced test tool); returns once it answers."""
-    builtin = ["-"] if tool == "paced_tool" else [tool]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "copilot.testing.serving", str(PORT), *builtin],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY"):
-        proc.kill()
-        raise SystemExit(f"server did not start: {line!r}")
-    return proc
-
-
-def stop_server(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM, then wait (Ray shuts down with it)."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=90)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def load(tool: str, clients: int, requests: int) -> tuple[float, list[float], int]:
+def load(url: str, tool: str, clients: int, requests: int) -> tuple[float, list[float], int]:
     """(wall seconds, per-request latencies, failures) for ``clients`` x ``requests``."""
     from copilot.config import get_settings
     from copilot.remote.client import ServerClient
@@ -73,7 +42,6 @@ def load(tool: str, clients: int, requests: int) -> tuple[float, list[float], in
 
     record = index_folder(DEMO).studies[0].primary_instance()
     call = encode_request(ToolRequest(instance=record))
-    url = f"http://127.0.0.1:{PORT}"
     warm = ServerClient(url, get_settings())
     for _ in range(2):  # weights loaded, first batch compiled
         warm.run_tool(tool, call)
@@ -125,6 +93,7 @@ def main() -> None:
     )
     from copilot.config import get_settings
     from copilot.testing.checkpoints import install_fake_densenet
+    from copilot.testing.serving import free_port, start_test_server, stop_test_server
 
     install_fake_densenet(get_settings())
     print(f"machine: {machine_label()}")
@@ -142,12 +111,13 @@ def main() -> None:
                 "COPILOT_SERVE_BATCH_WAIT_S": "0.05",
             }
             started = time.perf_counter()
-            proc = start_server(env, args.tool)
+            tools = ["-"] if args.tool == "paced_tool" else [args.tool]
+            proc, url = start_test_server(free_port(), tools, env)
             start_s = time.perf_counter() - started
             try:
-                wall, latencies, failures = load(args.tool, args.clients, args.requests)
+                wall, latencies, failures = load(url, args.tool, args.clients, args.requests)
             finally:
-                stop_server(proc)
+                stop_test_server(proc)
             rate = len(latencies) / wall
             rows[(replicas, batching)] = rate
             print(

@@ -9,23 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
 from copilot.cli.ask import choose_study
 from copilot.errors import StudyError
 from copilot.study import index_folder
+from copilot.testing.cli import run_cli
 from copilot.testing.dicom import make_dicom
 
 QUESTION = "Is there cardiomegaly?"
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

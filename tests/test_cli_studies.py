@@ -9,18 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
+from copilot.testing.cli import run_cli
 from copilot.testing.dicom import make_dicom
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_studies_json_contract(demo_studies: Path, capsys: pytest.CaptureFixture[str]) -> None:

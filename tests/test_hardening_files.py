@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 
 from copilot import outputs
-from copilot.cli import main
 from copilot.errors import NothingReadableError, OutputError, PixelDataError, ToolError
 from copilot.study import index_folder
 from copilot.study.pixels import load_pixels
+from copilot.testing.cli import run_cli
 from copilot.testing.dicom import make_dicom
 
 
@@ -37,16 +37,6 @@ def fresh_guard() -> Iterator[None]:
     outputs.forget_protected()
     yield
     outputs.forget_protected()
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def digest(path: Path) -> str:

@@ -19,9 +19,9 @@ import pytest
 
 from copilot import outputs
 from copilot.availability import Availability
-from copilot.cli import main
 from copilot.study import index_folder
 from copilot.study.model import InstanceRecord
+from copilot.testing.cli import run_cli
 from copilot.testing.dicom import make_dicom
 from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult, invoke, invoke_batch
 from copilot.tools import discovery as discovery_module
@@ -347,16 +347,6 @@ def __getattr__(name: str) -> Any:
     if name == "exit_on_import":  # an entry point whose import ends the process
         raise SystemExit(5)
     raise AttributeError(name)
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_tools_list_with_hostile_plugins(

@@ -26,7 +26,6 @@ import pydicom
 import pytest
 
 from copilot.api import Copilot
-from copilot.cli import main
 from copilot.config import get_settings
 from copilot.dicomout.sr import read_sr
 from copilot.errors import (
@@ -42,19 +41,10 @@ from copilot.study.dicomweb import DicomwebServer, fetch_instances, index_dicomw
 from copilot.study.pixels import load_pixels
 from copilot.study.query import StudyQuery
 from copilot.testing import make_dicom
+from copilot.testing.cli import run_cli
 from copilot.testing.orthanc import BLOCKED_USER, OrthancServer, free_port
 
 QUESTION = "Is there cardiomegaly? How big is the heart?"
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code: int, out: str, err: str) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from copilot.cli import main
 from copilot.errors import CopilotError
+from copilot.testing.cli import run_cli
 from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult
 from copilot.tools import discovery as discovery_module
 from copilot.tools.discovery import RESERVED, discover
@@ -63,16 +63,6 @@ def fake_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     discover(refresh=True)
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_plugin_cannot_take_a_builtins_name(fake_plugins: None) -> None:

@@ -24,6 +24,7 @@ import pytest
 from copilot.config import Settings, get_settings
 from copilot.errors import CopilotError, OutputError
 from copilot.study.model import StudySet
+from copilot.testing.cli import run_cli
 from copilot.tools.contract import Tool, ToolManifest, ToolRequest, ToolResult
 
 pytestmark = pytest.mark.slow
@@ -59,18 +60,6 @@ class Runs:
     local: list[dict[str, Any]]
     out: Path
     summary: Any
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from copilot.cli import main
-
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _comparable(row: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +139,10 @@ def runs(ray_session: Any, demo_studies: Path, tmp_path_factory: pytest.TempPath
 def test_ray_rows_equal_the_local_rows(runs: Runs) -> None:
     local = [_comparable(r) for r in runs.local]
     assert len(local) == COPIES * 24 == runs.summary.rows
-    assert _rows(runs.summary.rows_path) == local
+    rows = _rows(runs.summary.rows_path)
+    for got, want in zip(rows, local, strict=True):
+        differ = {k: (got["tools"].get(k), v) for k, v in want["tools"].items() if got["tools"].get(k) != v}
+        assert got == want, f"{want['path']}: ray vs local, per tool: {differ}"
     parts = [
         row for shard in range(runs.summary.shards) for row in _rows(runs.out / f"part-{shard:05d}.jsonl")
     ]

@@ -22,7 +22,6 @@ from copilot.config import get_settings
 pytestmark = pytest.mark.slow
 
 QUESTION = "Is there cardiomegaly?"
-PORT = 8765
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     pytest.importorskip("ray")
     from copilot.config import Settings
     from copilot.testing.checkpoints import install_fake_densenet
+    from copilot.testing.serving import free_port, start_test_server, stop_test_server
 
     base = tmp_path_factory.mktemp("serve-home")
     env = {
@@ -45,29 +45,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     install_fake_densenet(Settings(cache_dir=base / "cache", data_dir=base / "data"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "copilot.testing.serving", str(PORT), "cxr_classifier", "exposure_check"],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
     started = time.monotonic()
-    line = proc.stdout.readline()  # READY <url>, after every deployment is up
-    assert line.startswith("READY"), f"server did not start: {line!r}"
+    proc, url = start_test_server(free_port(), ["cxr_classifier", "exposure_check"], env)
     env["COPILOT_SERVE_START_S"] = f"{time.monotonic() - started:.1f}"
     try:
         yield {k: v for k, v in env.items() if k.startswith(("COPILOT_", "RAY_"))} | {
-            "COPILOT_SERVER_URL": line.split()[1]
+            "COPILOT_SERVER_URL": url
         }
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_test_server(proc)
 
 
 @pytest.fixture
@@ -265,3 +251,29 @@ def test_analyze_route_runs_every_image_tool(client_env: str, demo_studies: Path
     assert row["tools"]["cxr_classifier"]["status"] == "ok"
     assert row["tools"]["exposure_check"]["status"] in ("ok", "skipped")
     assert "/" not in row["path"]  # the server's folder is not named
+
+
+def test_ten_clinicians_ask_at_once_and_all_get_answers(client_env: str, demo_studies: Path) -> None:
+    from copilot.api import Copilot
+
+    _forget_results()
+    studies = sorted(p for p in demo_studies.iterdir() if p.is_dir())[:10]
+    answers: dict[str, str] = {}
+    failures: list[BaseException] = []
+
+    def clinician(folder: Path) -> None:
+        try:
+            copilot = Copilot(server=client_env, persist=False)
+            answer = copilot.ask(copilot.open(folder), QUESTION)
+            answers[folder.name] = answer.text
+        except BaseException as exc:  # reported below, with the folder
+            failures.append(exc)
+
+    threads = [threading.Thread(target=clinician, args=(folder,)) for folder in studies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not failures, failures
+    assert len(answers) == 10
+    assert all("could not be checked" not in text for text in answers.values()), answers

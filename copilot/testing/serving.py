@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 
@@ -40,13 +43,48 @@ class PacedTool(Tool):
         return self.run_batch([request])[0]
 
 
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_test_server(port: int, tools: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """:func:`main` in its own process with ``env``; returns it and its URL once every
+    deployment answers (raises :class:`RuntimeError` with its last words when it does not start)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "copilot.testing.serving", str(port), *tools],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # READY <url>
+    if not line.startswith("READY"):
+        proc.kill()
+        raise RuntimeError(f"test server did not start: {line!r}")
+    return proc, line.split()[1]
+
+
+def stop_test_server(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM (Serve and Ray stop with it), then wait; killed when it does not stop in time."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m copilot.testing.serving PORT [TOOL ... | -]``: serve the named built-in
     tools (all without names, none for ``-``) plus :class:`PacedTool` on 127.0.0.1:PORT, print
     ``READY <url>``, and stop when stdin closes (the test that started it ended) or on SIGTERM."""
-    import signal
-    import sys
-
     from copilot.config import get_settings
     from copilot.server.launch import start, stop, tool_classes
 
