@@ -132,6 +132,8 @@ def test_server_sent_events_ask(client_env: str, demo_studies: Path) -> None:
     answer = events[-1][1]
     assert "Cardiomegaly" in answer["text"]
     assert all(a["path"] == "" for a in answer["artifacts"])  # no server path leaks
+    bad = httpx.post(f"{client_env}/v1/ask", content=b'{"question": 3}', timeout=30)
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("bad request body: question")
 
 
 def test_ten_concurrent_clients_all_answered_and_batched(client_env: str, demo_studies: Path) -> None:

@@ -1,10 +1,13 @@
-"""Pieces of the ingress's routes: server-sent events and the study a request's files make."""
+"""Pieces of the ingress's routes: request bodies, server-sent events, the study sent files make."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from fastapi import HTTPException
+from pydantic import BaseModel, ValidationError
 
 from copilot.remote.wire import WireFile
 
@@ -24,3 +27,16 @@ def study_of(files: list[WireFile], folder: Path, settings: Any) -> Any:
         (images / f"{i:05d}.dcm").write_bytes(sent.content())
     private = settings.model_copy(update={"cache_dir": folder / "cache"})
     return index_folder(images, private)
+
+
+Call = TypeVar("Call", bound=BaseModel)
+
+
+def parsed(model: type[Call], body: bytes) -> Call:
+    """The request body as ``model``, or HTTP 422 naming the first problem."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {"msg": "invalid"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise HTTPException(status_code=422, detail=f"bad request body: {where} {first['msg']}") from None

@@ -134,7 +134,9 @@ class Ingress:
     @app.post("/v1/ask", dependencies=guarded)
     async def ask(self, request: Request) -> StreamingResponse:
         """One question about the study whose (minimal) files are sent; events as they happen."""
-        call = AskCall.model_validate_json(await request.body())
+        from copilot.server.events import parsed
+
+        call = parsed(AskCall, await request.body())
         if not call.files:
             raise HTTPException(status_code=422, detail="no image was sent")
         return StreamingResponse(self._ask_events(call), media_type="text/event-stream")
@@ -169,7 +171,9 @@ class Ingress:
     @app.post("/v1/analyze", dependencies=guarded)
     async def analyze(self, request: Request) -> JSONResponse:
         """Every image tool on every image sent; rows as ``copilot analyze`` writes them."""
-        files = AnalyzeCall.model_validate_json(await request.body()).files
+        from copilot.server.events import parsed
+
+        files = parsed(AnalyzeCall, await request.body()).files
         if not files:
             raise HTTPException(status_code=422, detail="no image was sent")
         from copilot.server.events import study_of
