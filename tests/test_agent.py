@@ -150,7 +150,7 @@ def test_plan_cli_reads_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: p
     import io
     import json
 
-    from tests.test_cli_studies import run_cli
+    from tests.cli_runner import run_cli
 
     monkeypatch.setattr("sys.stdin", io.StringIO("is there a ptx?\nhello\n"))
     code, out, _ = run_cli(["plan", "-"], capsys)
@@ -352,7 +352,7 @@ def test_ask_cli_with_real_offline_tools(
 ) -> None:
     import json
 
-    from tests.test_cli_studies import run_cli
+    from tests.cli_runner import run_cli
 
     code, out, err = run_cli(
         [

@@ -341,7 +341,7 @@ def test_comparison_says_whether_a_prior_study_is_available(tmp_path: Path) -> N
 def test_cli_comparison_on_a_single_study_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.test_cli_studies import run_cli
+    from tests.cli_runner import run_cli
 
     make_dicom(tmp_path / "one" / "a.dcm", patient_id="P7")
     code, out, err = run_cli(["ask", str(tmp_path / "one"), "Compare with the prior study", "--json"], capsys)

@@ -12,8 +12,8 @@ import pytest
 from copilot.cli.ask import choose_study
 from copilot.errors import StudyError
 from copilot.study import index_folder
-from copilot.testing.cli import run_cli
 from copilot.testing.dicom import make_dicom
+from tests.cli_runner import run_cli
 
 QUESTION = "Is there cardiomegaly?"
 

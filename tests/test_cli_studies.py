@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from copilot.testing.cli import run_cli
 from copilot.testing.dicom import make_dicom
+from tests.cli_runner import run_cli
 
 
 def test_studies_json_contract(demo_studies: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,8 +27,8 @@ from copilot import outputs
 from copilot.errors import NothingReadableError, OutputError, PixelDataError, ToolError
 from copilot.study import index_folder
 from copilot.study.pixels import load_pixels
-from copilot.testing.cli import run_cli
 from copilot.testing.dicom import make_dicom
+from tests.cli_runner import run_cli
 
 
 @pytest.fixture(autouse=True)

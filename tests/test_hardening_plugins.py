@@ -21,12 +21,12 @@ from copilot import outputs
 from copilot.availability import Availability
 from copilot.study import index_folder
 from copilot.study.model import InstanceRecord
-from copilot.testing.cli import run_cli
 from copilot.testing.dicom import make_dicom
 from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult, invoke, invoke_batch
 from copilot.tools import discovery as discovery_module
 from copilot.tools.contract import Acceptance
 from copilot.tools.results import LIMITS
+from tests.cli_runner import run_cli
 
 
 def manifest(name: str) -> ToolManifest:

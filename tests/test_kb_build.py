@@ -96,7 +96,7 @@ def test_a_build_a_tool_triggers_reports_to_the_listener() -> None:
 
 
 def test_kb_build_builds_once(capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.test_cli_studies import run_cli
+    from tests.cli_runner import run_cli
 
     code, out, _ = run_cli(["kb", "build", "--json"], capsys)
     assert code == 0

@@ -66,7 +66,7 @@ def test_index_is_persisted_not_rebuilt(kb_env: Path, monkeypatch: pytest.Monkey
 
 
 def test_kb_search_cli_contract(kb_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.test_cli_studies import run_cli
+    from tests.cli_runner import run_cli
 
     code, out, _ = run_cli(["kb", "search", "cardiomegaly", "--k", "3", "--json"], capsys)
     assert code == 0

@@ -26,7 +26,7 @@ from copilot.study.model import Study
 from copilot.testing import make_dicom
 from copilot.testing.openai_server import FakeOpenAIServer, Reply
 from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult
-from tests.test_cli_studies import run_cli
+from tests.cli_runner import run_cli
 
 PROBE_TOOL = {
     "type": "function",

@@ -41,8 +41,8 @@ from copilot.study.dicomweb import DicomwebServer, fetch_instances, index_dicomw
 from copilot.study.pixels import load_pixels
 from copilot.study.query import StudyQuery
 from copilot.testing import make_dicom
-from copilot.testing.cli import run_cli
 from copilot.testing.orthanc import BLOCKED_USER, OrthancServer, free_port
+from tests.cli_runner import run_cli
 
 QUESTION = "Is there cardiomegaly? How big is the heart?"
 

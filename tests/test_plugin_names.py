@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from copilot.errors import CopilotError
-from copilot.testing.cli import run_cli
 from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult
 from copilot.tools import discovery as discovery_module
 from copilot.tools.discovery import RESERVED, discover
 from copilot.tools.scaffold import scaffold_plugin
+from tests.cli_runner import run_cli
 
 
 class Impostor(Tool):

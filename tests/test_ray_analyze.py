@@ -24,8 +24,8 @@ import pytest
 from copilot.config import Settings, get_settings
 from copilot.errors import CopilotError, OutputError
 from copilot.study.model import StudySet
-from copilot.testing.cli import run_cli
 from copilot.tools.contract import Tool, ToolManifest, ToolRequest, ToolResult
+from tests.cli_runner import run_cli
 
 pytestmark = pytest.mark.slow
 

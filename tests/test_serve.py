@@ -279,3 +279,13 @@ def test_ten_clinicians_ask_at_once_and_all_get_answers(client_env: str, demo_st
     assert not failures, failures
     assert len(answers) == 10
     assert all("could not be checked" not in text for text in answers.values()), answers
+
+
+def test_bulk_analysis_through_a_server_is_batched_there(client_env: str, demo_studies: Path) -> None:
+    from copilot.api import Copilot
+
+    remote = Copilot(server=client_env, persist=False)
+    rows = remote.analyze(remote.open(demo_studies), batch_size=8, tools=["paced_tool"])
+    assert len(rows) == 24
+    texts = [row["tools"]["paced_tool"]["findings"][0]["text"] for row in rows]
+    assert max(int(text.rsplit(" ", 1)[1]) for text in texts) > 1  # sent at once, batched there

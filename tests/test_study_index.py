@@ -247,7 +247,7 @@ def test_studies_command_turns_garbage_collection_back_on(
 ) -> None:
     import gc
 
-    from tests.test_cli_studies import run_cli
+    from tests.cli_runner import run_cli
 
     make_dicom(tmp_path / "a.dcm")
     assert gc.isenabled()

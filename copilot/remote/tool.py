@@ -9,6 +9,8 @@ in-process); a tool only the server has is worded by the default rules.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from copilot.availability import Availability
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
     from copilot.tools.statements import Question, Statement
 
 log = logging.getLogger(__name__)
+
+#: Requests one client keeps in flight to a server's tool at once.
+MAX_IN_FLIGHT = 16
 
 
 class RemoteTool(Tool):
@@ -66,6 +71,14 @@ class RemoteTool(Tool):
         except ServerError as exc:
             return self._failed(exc)
         return decode_reply(reply, self.settings)
+
+    def run_batch(self, requests: Sequence[ToolRequest]) -> list[ToolResult]:
+        """Every request sent at once (``copilot analyze`` with a server), so the server's
+        replicas batch them."""
+        if len(requests) <= 1:
+            return [self.run(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=min(MAX_IN_FLIGHT, len(requests))) as pool:
+            return list(pool.map(self.run, requests))
 
     def _failed(self, exc: ServerError) -> ToolResult:
         """A server failure in clinical words: unreachable/refused is 'unavailable' with the

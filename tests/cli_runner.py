@@ -1,4 +1,5 @@
-"""Run the CLI in-process the way a test meets it: exit code, stdout and stderr."""
+"""Run the CLI in-process the way a test meets it: exit code, stdout and stderr (shared by the
+CLI tests)."""
 
 from __future__ import annotations
 
