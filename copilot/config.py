@@ -157,6 +157,11 @@ class Settings(BaseSettings):
     serve_batch_wait_s: float = Field(
         default=0.01, ge=0, le=5, description="Longest wait for a dynamic batch to fill."
     )
+    serve_dicomweb_urls: list[str] = Field(
+        default_factory=list,
+        description="DICOMweb base URLs a 'copilot serve' server fetches referenced images from "
+        "(with its own credentials); a reference to any other is refused and the client uploads.",
+    )
     serve_timeout_s: float = Field(
         default=600.0, gt=0, description="Client-side limit of one request to a 'copilot serve' server."
     )

@@ -437,6 +437,9 @@ def test_a_server_tool_fetches_a_pacs_image_by_reference(pacs: OrthancServer, tm
     assert call.dicomweb == record.remote and not call.files
     assert record.patient_id and record.patient_id not in call.model_dump_json()
     server_settings = get_settings().model_copy(update={"cache_dir": tmp_path / "server-cache"})
+    with pytest.raises(ToolUnavailableError, match="not a DICOMweb server it reads"):
+        decode_call(call, tmp_path / "req0", server_settings)  # our credentials go nowhere unlisted
+    server_settings.serve_dicomweb_urls = [pacs.dicomweb_url]
     request = decode_call(call, tmp_path / "req", server_settings)
     assert request.instance is not None and Path(request.instance.path).parent == tmp_path / "req"
     assert pydicom.dcmread(request.instance.path).SOPInstanceUID == record.sop_uid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,75 @@ def test_ask_seg_with_a_server_is_refused(demo_studies: Path, tmp_path: Path) ->
     )  # fmt: skip
     assert run.returncode == 2
     assert "--seg" in run.stderr and "identifiers" in run.stderr
+
+
+def test_the_question_goes_only_to_tools_that_read_it_and_de_identified(demo_studies: Path) -> None:
+    from copilot.tools.builtin.cxr_classifier import CxrClassifier
+    from copilot.tools.builtin.vqa import VisualQA
+
+    record = _record(demo_studies)
+    surname = record.patient_name.split("^")[0]
+    assert len(surname) > 2
+    question = f"Does {surname} have cardiomegaly?"
+    image_only = encode_request(ToolRequest(question=question, instance=record), CxrClassifier.manifest)
+    assert image_only.question == ""
+    reads_it = encode_request(
+        ToolRequest(question=question, instance=record, options={"question": question}), VisualQA.manifest
+    )
+    assert "cardiomegaly" in reads_it.question and surname not in reads_it.model_dump_json()
+
+
+def test_inside_kept_sequences_no_dates_names_or_private_tags(demo_studies: Path, tmp_path: Path) -> None:
+    from pydicom.dataset import Dataset
+
+    source = pydicom.dcmread(_record(demo_studies).path)
+    frame = Dataset()
+    frame.FrameAcquisitionDateTime = "20240102101010"
+    frame.add_new(0x00091010, "LO", "PRIVATE NOTE")
+    group = Dataset()
+    group.FrameContentSequence = [frame]
+    source.PerFrameFunctionalGroupsSequence = [group]
+    view = Dataset()
+    view.CodeValue, view.CodingSchemeDesignator, view.CodeMeaning = "R-10214", "SRT", "postero-anterior"
+    source.ViewCodeSequence = [view]
+    path = tmp_path / "with-sequences.dcm"
+    source.save_as(path)
+    kept = pydicom.dcmread(io.BytesIO(minimal_dicom(str(path))))
+    item = kept.PerFrameFunctionalGroupsSequence[0].FrameContentSequence[0]
+    assert "FrameAcquisitionDateTime" not in item and 0x00091010 not in item
+    assert kept.ViewCodeSequence[0].CodeMeaning == "postero-anterior"
+
+
+def test_the_api_key_check_compares_digests_and_fails_closed() -> None:
+    pytest.importorskip("ray")
+    import hashlib
+
+    from fastapi import FastAPI, HTTPException
+    from starlette.requests import Request
+
+    from copilot.server.ingress import _check_key
+
+    app = FastAPI()
+
+    def request(header: str | None) -> Request:
+        headers = [(b"authorization", header.encode())] if header is not None else []
+        return Request({"type": "http", "headers": headers, "app": app})
+
+    app.state.key_required, app.state.key_digest = True, hashlib.sha256(b"s3cret").hexdigest()
+    _check_key(request("Bearer s3cret"))
+    for wrong in ("Bearer nope", "s3cre", None, "Bearer "):
+        with pytest.raises(HTTPException) as refused:
+            _check_key(request(wrong))
+        assert refused.value.status_code == 401
+    app.state.key_digest = ""  # a key was required but its digest is missing: nobody passes
+    with pytest.raises(HTTPException):
+        _check_key(request("Bearer "))
+    app.state.key_required = False  # loopback without a key
+    _check_key(request(None))
+
+
+def test_an_empty_key_is_refused_at_start() -> None:
+    from copilot.server.launch import check_bind
+
+    with pytest.raises(ConfigError, match="empty"):
+        check_bind(Settings(serve_api_key="  ", serve_port=8997))

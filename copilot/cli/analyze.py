@@ -85,7 +85,7 @@ def _analyze_on_ray(path: str, out: Path, batch_size: int, shard_size: int | Non
             studies,
             out,
             settings=copilot.settings,
-            tools=copilot.tools,
+            tools=None,  # the installed tools run in Ray's actors (a COPILOT_SERVER is not used)
             batch_size=batch_size,
             shard_size=shard_size,
             progress=bar,

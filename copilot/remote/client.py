@@ -103,7 +103,12 @@ class ServerClient:
                     if line.startswith("event:"):
                         kind = line[6:].strip()
                     elif line.startswith("data:"):
-                        data = json.loads(line[5:])
+                        try:
+                            data = json.loads(line[5:])
+                        except ValueError:
+                            raise ServerError(
+                                f"the copilot server at {self.url} sent a malformed event"
+                            ) from None
                         if kind == "error":
                             raise ServerError(
                                 f"the copilot server failed: {escape_controls(data['message'])}"

@@ -121,6 +121,9 @@ def minimal_dicom(path: str) -> bytes:
     kept = Dataset()
     for element in source:
         if element.keyword in KEPT_KEYWORDS:
+            if element.VR == "SQ":
+                for item in element.value:
+                    _clean_item(item)
             kept.add(element)
     meta = FileMetaDataset()
     for key in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID"):
@@ -131,6 +134,26 @@ def minimal_dicom(path: str) -> bytes:
     buffer = io.BytesIO()
     kept.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+#: Value representations that can carry a person, a date or free text; dropped inside sequences.
+_TEXT_VRS = frozenset({"PN", "DA", "DT", "TM", "LO", "LT", "SH", "ST", "UT", "UC", "AE"})
+
+
+#: A coded concept (e.g. the view code of a radiograph) is kept whole.
+_CODE_KEYWORDS = frozenset({"CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning"})
+
+
+def _clean_item(item: Any) -> None:
+    """Inside a kept sequence (functional groups, LUTs, view codes): no private tags, no person,
+    date, time or free-text values, at any depth."""
+    item.remove_private_tags()
+    for element in list(item):
+        if element.VR == "SQ":
+            for child in element.value:
+                _clean_item(child)
+        elif element.VR in _TEXT_VRS and element.keyword not in _CODE_KEYWORDS:
+            del item[element.tag]
 
 
 def minimal_record(record: InstanceRecord) -> dict[str, Any]:

@@ -61,13 +61,15 @@ class RemoteTool(Tool):
         """Send the request (minimal DICOM, no identifiers) and bring the result back."""
         from copilot.remote.wire import FETCH_FAILED, decode_reply, encode_request
 
-        call = encode_request(request)
+        call = encode_request(request, self.manifest)
         try:
             reply = self._client.run_tool(self.name, call)
             if call.dicomweb and reply.result.detail.startswith(FETCH_FAILED):
                 # The server cannot reach the PACS itself: send the copy fetched here instead.
                 log.info("%s: %s; sending the image", self.name, reply.result.detail)
-                reply = self._client.run_tool(self.name, encode_request(request, by_reference=False))
+                reply = self._client.run_tool(
+                    self.name, encode_request(request, self.manifest, by_reference=False)
+                )
         except ServerError as exc:
             return self._failed(exc)
         return decode_reply(reply, self.settings)

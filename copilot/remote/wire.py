@@ -12,6 +12,7 @@ import base64
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,22 +113,41 @@ def _volume_files(record: InstanceRecord) -> list[InstanceRecord]:
 FETCH_FAILED = "the server could not fetch the image"
 
 
-def encode_request(request: ToolRequest, *, by_reference: bool = True) -> ToolCall:
-    """The wire form of ``request``: minimal DICOM (the volume's other files too, for CT/MR/PET),
-    the record without identifiers; the study summary (header text) is not sent. An image of a
-    DICOMweb server travels as a reference when ``by_reference`` (the server fetches it)."""
+def _redactor(record: InstanceRecord | None) -> Callable[[str], str]:
+    """De-identification of the question text a server's tool is sent (the record's own
+    identifiers, its path and institution, and identifier-like text)."""
+    from copilot.text.redact import Redactor
+
+    if record is None:
+        return Redactor()
+    return Redactor(record.identifiers, paths=[record.path], institutions=[record.institution])
+
+
+def _reads_volumes(manifest: ToolManifest | None) -> bool:
+    """True for a tool that reads CT/MR/PET/NM volumes (it is sent the study's other images)."""
+    return manifest is not None and bool(set(manifest.modalities) & VOLUME_MODALITIES)
+
+
+def encode_request(
+    request: ToolRequest, manifest: ToolManifest | None = None, *, by_reference: bool = True
+) -> ToolCall:
+    """The wire form of ``request`` for the tool ``manifest`` describes: minimal DICOM (for a
+    tool that reads volumes, the study's other images of that modality too), the record without
+    identifiers, and the question (de-identified) only for a tool whose output depends on it; the
+    study summary is not sent. An image of a DICOMweb server travels as a reference when
+    ``by_reference`` (the server fetches it from a PACS it is configured to read)."""
     from copilot.remote.minimal import minimal_dicom, minimal_record
 
     record = request.instance
+    redact = _redactor(record)
+    reads_question = manifest is None or manifest.question_dependent
+    question = redact(request.question) if reads_question else ""
+    options = {k: redact(v) if isinstance(v, str) else v for k, v in request.options.items()}
+    volume = record is not None and record.modality in VOLUME_MODALITIES and _reads_volumes(manifest)
+    base = ToolCall(question=question, options=options, prior=request.prior)
+    if record is not None and record.remote and by_reference and not volume:
+        return base.model_copy(update={"instance": minimal_record(record), "dicomweb": record.remote})
     files: list[WireFile] = []
-    if record is not None and record.remote and by_reference and record.modality not in VOLUME_MODALITIES:
-        return ToolCall(
-            question=request.question,
-            options=request.options,
-            prior=request.prior,
-            instance=minimal_record(record),
-            dicomweb=record.remote,
-        )
     if record is not None:
         if record.kind != "dicom":
             raise InputRejectedError("a server's tools read DICOM instances; this image is a plain picture")
@@ -135,17 +155,12 @@ def encode_request(request: ToolRequest, *, by_reference: bool = True) -> ToolCa
             from copilot.study.dicomweb import fetch_instances
 
             fetch_instances([record])
-        records = [record, *(_volume_files(record) if record.modality in VOLUME_MODALITIES else [])]
+        records = [record, *(_volume_files(record) if volume else [])]
         files = [WireFile.of(f"{i:05d}.dcm", minimal_dicom(r.path)) for i, r in enumerate(records)]
     elif request.image is not None:
         raise InputRejectedError("a server's tools need the DICOM instance, not decoded pixels")
-    return ToolCall(
-        question=request.question,
-        options=request.options,
-        prior=request.prior,
-        instance=minimal_record(record) if record is not None else None,
-        files=files,
-    )
+    instance = minimal_record(record) if record is not None else None
+    return base.model_copy(update={"instance": instance, "files": files})
 
 
 def _local_name(server_path: str, data: bytes) -> str:
@@ -181,17 +196,20 @@ def _fetched(call: ToolCall, folder: Path, settings: Settings) -> Path:
     from copilot.study.model import InstanceRecord
 
     assert call.instance is not None
+    allowed = {url.rstrip("/") for url in settings.serve_dicomweb_urls}
+    if call.dicomweb.rstrip("/") not in allowed:  # never our credentials to a host a caller names
+        raise ToolUnavailableError(f"{FETCH_FAILED} from {call.dicomweb}: not a DICOMweb server it reads")
     try:
         server = DicomwebServer(call.dicomweb, settings)
         i = call.instance
         path = server.cache_path(i["study_uid"], i["series_uid"], i["sop_uid"])
         record = InstanceRecord.model_validate({**i, "path": str(path), "remote": server.url})
         (cached,) = fetch_instances([record], settings)
-    except (DicomwebError, KeyError, ValueError) as exc:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mine = folder / "00000.dcm"
+        cached.replace(mine)  # kept only while the request runs, like an uploaded file
+    except (DicomwebError, KeyError, ValueError, OSError) as exc:
         raise ToolUnavailableError(f"{FETCH_FAILED} from {call.dicomweb}: {exc}") from None
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    mine = folder / "00000.dcm"
-    cached.replace(mine)  # kept only while the request runs, like an uploaded file
     return mine
 
 
@@ -238,11 +256,13 @@ def encode_result(result: ToolResult, settings: Settings) -> ToolReply:
     for artifact in result.artifacts:
         path = Path(artifact.path)
         try:
-            inside = path.resolve().is_relative_to(root)
-            if not inside or not path.is_file() or path.stat().st_size > MAX_ARTIFACT_BYTES:
+            if not path.resolve().is_relative_to(root) or not path.is_file():
                 continue
-            files[artifact.path] = WireFile.of(path.name, path.read_bytes())
-            path.unlink()
+            if path.stat().st_size <= MAX_ARTIFACT_BYTES:
+                files[artifact.path] = WireFile.of(path.name, path.read_bytes())
+            else:
+                log.warning("artifact %s not sent: larger than %d MB", path.name, MAX_ARTIFACT_BYTES >> 20)
+            path.unlink()  # sent or not, it is not kept here
         except OSError as exc:
             log.warning("artifact %s not sent: %s", path.name, exc)
     return ToolReply(result=result, files=files)

@@ -18,15 +18,14 @@ def sse(kind: str, data: dict[str, Any]) -> str:
 
 
 def study_of(files: list[WireFile], folder: Path, settings: Any) -> Any:
-    """The study the sent files make up, indexed with a private header cache (nothing kept)."""
+    """The study the sent files make up, indexed with ``settings`` (the request's own folders)."""
     from copilot.study import index_folder
 
     images = folder / "files"
     images.mkdir(mode=0o700)
     for i, sent in enumerate(files):
         (images / f"{i:05d}.dcm").write_bytes(sent.content())
-    private = settings.model_copy(update={"cache_dir": folder / "cache"})
-    return index_folder(images, private)
+    return index_folder(images, settings)
 
 
 Call = TypeVar("Call", bound=BaseModel)

@@ -58,5 +58,8 @@ class HandleTool(Tool):
     def run_batch(self, requests: Sequence[ToolRequest]) -> list[ToolResult]:
         """All requests sent at once, so the deployment batches them."""
         timeout = self.settings.tool_timeout_s
-        pending = [self._handle.run.remote(encode_request(r).model_dump_json().encode()) for r in requests]
+        pending = [
+            self._handle.run.remote(encode_request(r, self.manifest).model_dump_json().encode())
+            for r in requests
+        ]
         return [ToolReply.model_validate_json(p.result(timeout_s=timeout)).result for p in pending]

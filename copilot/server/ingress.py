@@ -14,6 +14,7 @@ Every route but health needs ``Authorization: Bearer <serve_api_key>`` when a ke
 
 # No "from __future__ import annotations": FastAPI reads these signatures at run time.
 import asyncio
+import hashlib
 import logging
 import secrets
 import shutil
@@ -28,6 +29,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from copilot.errors import CopilotError
 from copilot.remote.wire import AnalyzeCall, AskCall
 from copilot.server.metrics import ServerMetrics
 
@@ -37,12 +39,15 @@ app = FastAPI(title="copilot serve", version="1", docs_url=None, redoc_url=None)
 
 
 def _check_key(request: Request) -> None:
-    """Refuse a request without the configured API key (constant-time comparison)."""
-    expected = getattr(request.app.state, "api_key", None)
-    if not expected:
+    """Refuse a request without the configured API key (digests compared in constant time).
+    A server started with a key never serves without one (a missing digest refuses all)."""
+    required = getattr(request.app.state, "key_required", True)
+    if not required:
         return
-    sent = request.headers.get("authorization", "")
-    if not secrets.compare_digest(sent.encode(), f"Bearer {expected}".encode()):
+    expected = getattr(request.app.state, "key_digest", "")
+    sent = request.headers.get("authorization", "").removeprefix("Bearer ")
+    digest = hashlib.sha256(sent.encode()).hexdigest()
+    if not expected or not sent or not secrets.compare_digest(digest, expected):
         raise HTTPException(status_code=401, detail="missing or wrong API key")
 
 
@@ -53,15 +58,16 @@ guarded = [Depends(_check_key)]
 class Ingress:
     """Routes requests to the tool deployments; runs the planner for ``/v1/ask``."""
 
-    def __init__(self, names: list[str], *handles: DeploymentHandle) -> None:
+    def __init__(self, key_digest: str | None, names: list[str], *handles: DeploymentHandle) -> None:
         from copilot.config import get_settings
 
         self.settings = get_settings()
-        key = self.settings.serve_api_key
-        app.state.api_key = key.get_secret_value() if key else None
+        # The key's SHA-256 comes from the process that started the server (only the digest
+        # is stored with the deployment); None: loopback without a key.
+        app.state.key_required = key_digest is not None
+        app.state.key_digest = key_digest or ""
         self.handles = dict(zip(names, handles, strict=True))
         self.stats = ServerMetrics()
-        self._copilot: Any = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _handle(self, name: str) -> DeploymentHandle:
@@ -70,16 +76,20 @@ class Ingress:
             raise HTTPException(status_code=404, detail=f"no tool {name!r} on this server")
         return handle
 
-    def _local_copilot(self) -> Any:
-        """The planner and composer of ``/v1/ask``, its tools the deployments (one, reused)."""
-        if self._copilot is None:
-            from copilot.api import Copilot
-            from copilot.server.handle_tool import HandleTool
+    def _request_copilot(self, folder: Path) -> Any:
+        """A planner and composer for one request, its tools the deployments as they list
+        themselves now. Everything it writes (tool-result cache, index, artifacts) goes under
+        the request's ``folder`` (removed afterwards) and its thread lives in memory with it:
+        no request's results or turns reach another's."""
+        from copilot.api import Copilot
+        from copilot.server.handle_tool import HandleTool
 
-            listings = self._listings_sync()
-            tools = {n: HandleTool.of(self.handles[n], listings[n], self.settings) for n in self.handles}
-            self._copilot = Copilot(settings=self.settings, tools=dict(tools), persist=False)
-        return self._copilot
+        private = self.settings.model_copy(
+            update={"cache_dir": folder / "cache", "data_dir": folder / "data"}
+        )
+        listings = self._listings_sync()
+        tools = {n: HandleTool.of(self.handles[n], listings[n], private) for n in self.handles}
+        return Copilot(settings=private, tools=dict(tools), persist=False)
 
     def _listings_sync(self) -> dict[str, Any]:
         return {n: h.listing.remote().result(timeout_s=60) for n, h in self.handles.items()}
@@ -150,8 +160,8 @@ class Ingress:
         folder = Path(tempfile.mkdtemp(prefix="ask-", dir=self._work()))
         try:
             with self.stats.in_flight("ask"):
-                copilot = await asyncio.to_thread(self._local_copilot)
-                studies = await asyncio.to_thread(study_of, call.files, folder, self.settings)
+                copilot = await asyncio.to_thread(self._request_copilot, folder)
+                studies = await asyncio.to_thread(study_of, call.files, folder, copilot.settings)
                 async for item in copilot.astream(studies, call.question):
                     if hasattr(item, "kind"):
                         yield sse(item.kind, item.data)
@@ -180,16 +190,20 @@ class Ingress:
 
         start = time.perf_counter()
         folder = Path(tempfile.mkdtemp(prefix="analyze-", dir=self._work()))
+        status = 200
         try:
             with self.stats.in_flight("analyze"):
-                copilot = await asyncio.to_thread(self._local_copilot)
-                studies = await asyncio.to_thread(study_of, files, folder, self.settings)
+                copilot = await asyncio.to_thread(self._request_copilot, folder)
+                studies = await asyncio.to_thread(study_of, files, folder, copilot.settings)
                 rows = await asyncio.to_thread(copilot.analyze, studies)
             for row in rows:
                 row["path"] = Path(row["path"]).name
+        except CopilotError as exc:  # e.g. nothing readable among the files sent
+            status = 422
+            raise HTTPException(status_code=422, detail=str(exc)) from None
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        self.stats.observe("analyze", 200, time.perf_counter() - start)
+            self.stats.observe("analyze", status, time.perf_counter() - start)
         return JSONResponse(rows)
 
     def _work(self) -> Path:

@@ -3,6 +3,7 @@ expert tool and the HTTP ingress."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import math
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 APP_NAME = "copilot"
 #: Environment the replicas need to see what the server's process sees (settings, offline).
 PASSED_PREFIXES = ("COPILOT_", "HF_", "TRANSFORMERS_", "XDG_", "TORCH_HOME", "TOKENIZERS_")
+KEY_VARIABLE = "COPILOT_SERVE_API_KEY"
 RAY_INSTALL_HINT = "copilot serve needs Ray: pip install 'dicom-copilot[ray]'"
 
 
@@ -50,7 +52,10 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(settings: Settings) -> None:
     """Refuse to listen beyond this machine without an API key, and a port already taken."""
-    if not is_loopback(settings.serve_host) and settings.serve_api_key is None:
+    key = settings.serve_api_key.get_secret_value().strip() if settings.serve_api_key else ""
+    if settings.serve_api_key is not None and not key:
+        raise ConfigError("COPILOT_SERVE_API_KEY is set but empty: set a key, or unset it on loopback")
+    if not is_loopback(settings.serve_host) and not key:
         raise ConfigError(
             f"refusing to listen on {settings.serve_host} without an API key: set COPILOT_SERVE_API_KEY "
             "(clients send it), or listen on 127.0.0.1"
@@ -82,8 +87,19 @@ def init_ray(settings: Settings, address: str | None = None, cpus: float = 0.0) 
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_PREFIXES)}
+    # The API key stays here: the ingress is given its digest.
+    env = {
+        k: v for k, v in os.environ.items() if k.startswith(PASSED_PREFIXES) and k != "COPILOT_SERVE_API_KEY"
+    }
     target = address or settings.ray_address
+    try:
+        _init(ray, target, env, cpus)
+    except (ConnectionError, ValueError, RuntimeError, OSError) as exc:
+        raise ServerError(f"cannot start or reach Ray at {target or 'a local instance'}: {exc}") from None
+    return True
+
+
+def _init(ray: Any, target: str | None, env: dict[str, str], cpus: float) -> None:
     ray.init(
         address=target,
         include_dashboard=False,
@@ -94,7 +110,6 @@ def init_ray(settings: Settings, address: str | None = None, cpus: float = 0.0) 
         # schedules one replica of every tool.
         **({} if target else {"num_cpus": max(2, os.cpu_count() or 2, math.ceil(cpus))}),
     )
-    return True
 
 
 def _gpu_share(settings: Settings) -> float:
@@ -131,14 +146,16 @@ def build_app(settings: Settings, tools: dict[str, type[Tool]]) -> tuple[Any, Se
     ingress = serve.deployment(
         name="ingress", num_replicas=1, max_ongoing_requests=256, ray_actor_options={"num_cpus": 0}
     )(Ingress)
-    app = ingress.bind(list(tools), *bound)
+    key = settings.serve_api_key.get_secret_value() if settings.serve_api_key else ""
+    digest = hashlib.sha256(key.encode()).hexdigest() if key else None
+    app = ingress.bind(digest, list(tools), *bound)
     info = ServerInfo(
         url=f"http://{settings.serve_host}:{settings.serve_port}",
         tools=list(tools),
         replicas=settings.serve_replicas,
         batching=settings.serve_batching,
         gpus=gpus,
-        key_required=settings.serve_api_key is not None,
+        key_required=digest is not None,
     )
     return app, info
 
@@ -166,7 +183,14 @@ def start(
     _check_resources(needed)
     serve.start(http_options={"host": settings.serve_host, "port": settings.serve_port})
     app, info = build_app(settings, chosen)
-    serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+    try:
+        serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+    except Exception as exc:  # a replica that cannot start: one line, and Ray is not left behind
+        if started:
+            ray_module = _ray()
+            serve.shutdown()
+            ray_module.shutdown()
+        raise ServerError(f"the tools could not be deployed: {type(exc).__name__}: {exc}") from None
     log.info("copilot serve ready at %s with %d tools", info.url, len(chosen))
     return info.model_copy(update={"started_ray": started})
 

@@ -90,7 +90,12 @@ class ToolReplica:
         try:
             for i, (raw, folder) in enumerate(zip(calls, folders, strict=True)):
                 try:
-                    requests.append(decode_call(ToolCall.model_validate_json(raw), folder, self.settings))
+                    request = decode_call(ToolCall.model_validate_json(raw), folder / "files", self.settings)
+                    # Only the arguments a planner may pass (the manifest's inputs): never a
+                    # path option such as seg_out, which would write on this server.
+                    allowed = {arg.name for arg in self.tool.manifest.inputs}
+                    request.options = {k: v for k, v in request.options.items() if k in allowed}
+                    requests.append(request)
                     where.append(i)
                 except ToolUnavailableError as exc:  # a DICOMweb reference it could not fetch
                     lost = ToolResult(tool=self.tool.name, status="unavailable", detail=exc.reason)
