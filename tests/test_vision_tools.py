@@ -143,8 +143,25 @@ def test_classifier_batch_equals_single_and_loads_once(fake_weights: Settings, d
     requests = [ToolRequest(instance=s.primary_instance()) for s in studies]
     report = check_tool(CxrClassifier, requests)
     assert report.ok, report.problems
-    key = "xrv-densenet121-res224-all@cpu"
+    key = CxrClassifier(fake_weights).model_key("xrv-densenet121-res224-all")
     assert get_runtime(fake_weights).models.keys().count(key) == 1
+
+
+def test_other_weights_in_the_same_process_are_loaded_afresh(demo_studies: Path, tmp_path: Path) -> None:
+    """A long-running process (a server, a test session) never answers with weights it loaded
+    for another weights folder or revision: the model cache key carries their checksums."""
+    from copilot.testing.checkpoints import install_fake_densenet
+    from copilot.tools.builtin.cxr_classifier import CxrClassifier
+
+    record = index_folder(demo_studies / "00801").studies[0].primary_instance()
+    flagged = Settings(cache_dir=tmp_path / "a", data_dir=tmp_path / "a")
+    install_fake_densenet(flagged, positive=(10,))
+    quiet = Settings(cache_dir=tmp_path / "b", data_dir=tmp_path / "b")
+    install_fake_densenet(quiet, positive=())
+    first = invoke(CxrClassifier(flagged), ToolRequest(instance=record))
+    second = invoke(CxrClassifier(quiet), ToolRequest(instance=record))
+    assert any(f.above_threshold for f in first.findings)
+    assert not any(f.above_threshold for f in second.findings)
 
 
 def test_classifier_refuses_tibia_and_lateral(fake_weights: Settings, tmp_path: Path) -> None:

@@ -354,6 +354,21 @@ class Tool:
 
         return default_statements(self.manifest, result, question)
 
+    def model_key(self, model_id: str) -> str:
+        """The key of ``model_id`` in the runtime's model cache on this tool's device. The
+        installed files' recorded checksums are part of it, so weights that changed (another
+        revision, another weights folder) are loaded afresh rather than served from memory."""
+        import hashlib
+        import json
+
+        from copilot.models.registry import ModelRegistry
+
+        recorded = ModelRegistry(self.settings).lock().get(model_id, {})
+        where = ModelRegistry(self.settings).registered().get(model_id, str(self.settings.weights_dir))
+        facts = json.dumps([recorded.get("files", {}), recorded.get("revision"), where], sort_keys=True)
+        digest = hashlib.sha256(facts.encode()).hexdigest()[:16]
+        return f"{model_id}@{self.runtime.device_name}#{digest}"
+
     def provenance(self, seconds: float = 0.0, model_id: str | None = None) -> Provenance:
         """Provenance for a result of this tool."""
         revision = None

@@ -149,7 +149,7 @@ class CxrClassifier(Tool):
     @property
     def model(self) -> Any:
         """The shared DenseNet (loaded once per process through the runtime's model cache)."""
-        return self.runtime.models.get(f"{MODEL_ID}@{self.runtime.device_name}", self._load_model)
+        return self.runtime.models.get(self.model_key(MODEL_ID), self._load_model)
 
     def load(self) -> None:
         """Load (or fetch when allowed) the weights."""

@@ -166,7 +166,7 @@ class LesionSegmenter(Tool):
     @property
     def anatomy_model(self) -> Any:
         """The shared PSPNet."""
-        return self.runtime.models.get(f"{ANATOMY_MODEL}@{self.runtime.device_name}", self._load_anatomy)
+        return self.runtime.models.get(self.model_key(ANATOMY_MODEL), self._load_anatomy)
 
     def load(self) -> None:
         """Load the anatomy model (MedSAM loads on the first lesion prompt)."""
@@ -301,9 +301,7 @@ class LesionSegmenter(Tool):
             )
         import torch
 
-        model, processor = self.runtime.models.get(
-            f"{LESION_MODEL}@{self.runtime.device_name}", self._load_sam
-        )
+        model, processor = self.runtime.models.get(self.model_key(LESION_MODEL), self._load_sam)
         image = request.pixels()
         gray = image.grayscale
         rgb = np.repeat((gray * 255).astype(np.uint8)[..., None], 3, axis=-1)

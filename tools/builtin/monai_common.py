@@ -402,12 +402,7 @@ class BundleTool(Tool):
     def bundle(self) -> LoadedBundle:
         """The loaded bundle, shared by every instance of the tool in this process; keyed by
         the verified hash of its weights, so weights replaced on disk are loaded afresh."""
-        from copilot.models.registry import ModelRegistry
-
-        files = ModelRegistry(self.settings).lock().get(self.model_id, {}).get("files", {})
-        digest = str(files.get("models/model.pt", ""))[:16]
-        key = f"{self.model_id}@{self.runtime.device_name}#{digest}"
-        loaded: LoadedBundle = self.runtime.models.get(key, self._load_bundle)
+        loaded: LoadedBundle = self.runtime.models.get(self.model_key(self.model_id), self._load_bundle)
         return loaded
 
     def load(self) -> None:

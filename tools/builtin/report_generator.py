@@ -164,7 +164,7 @@ class ReportGenerator(Tool):
         from transformers import GenerationConfig
 
         model, tokenizer, processor = self.runtime.models.get(
-            f"{model_id}@{self.runtime.device_name}", lambda: self._load_pair(model_id)
+            self.model_key(model_id), lambda: self._load_pair(model_id)
         )
         rgb = Image.fromarray((np.clip(image.grayscale, 0, 1) * 255).astype(np.uint8)).convert("RGB")
         pixels = processor(rgb, return_tensors="pt").pixel_values.to(self.runtime.device_name)

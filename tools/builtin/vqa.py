@@ -94,7 +94,7 @@ class VisualQA(Tool):
         import torch
         from PIL import Image
 
-        model, processor = self.runtime.models.get(f"{VLM_MODEL}@{self.runtime.device_name}", self._load)
+        model, processor = self.runtime.models.get(self.model_key(VLM_MODEL), self._load)
         image = Image.fromarray((np.clip(request.pixels().grayscale, 0, 1) * 255).astype(np.uint8)).convert(
             "RGB"
         )
