@@ -50,14 +50,15 @@ types: install
 unit: install
 	$(BIN)/pytest -q tests examples/copilot-example-plugin/tests
 
-# The wheel as users get it: built from pyproject.toml, installed (not editable) into its own
-# virtualenv, and run from outside the checkout on the demo studies.
+# The wheel as users get it: built from pyproject.toml, installed (not editable) with its ray
+# extra (copilot serve, analyze --ray) into its own virtualenv, and run from outside the
+# checkout on the demo studies.
 WHEEL_VENV := build/wheel-venv
 wheel: install
 	rm -rf build/dist
 	$(BIN)/python -m pip wheel -q --no-deps -w build/dist .
 	test -x $(WHEEL_VENV)/bin/python || $(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/python -m pip install -q $(TORCH_SPEC) build/dist/*.whl
+	$(WHEEL_VENV)/bin/python -m pip install -q $(TORCH_SPEC) "$$(ls build/dist/*.whl)[ray]"
 	$(WHEEL_VENV)/bin/python -m pip install -q --force-reinstall --no-deps build/dist/*.whl
 	@test -d "$(DEMO)" || $(WHEEL_VENV)/bin/copilot demo "$(DEMO)"
 	cd / && $(CURDIR)/$(WHEEL_VENV)/bin/python -c "import copilot, importlib, pkgutil; \
