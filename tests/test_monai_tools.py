@@ -29,6 +29,7 @@ from copilot.tools.builtin.lung_nodule_detector import LungNoduleDetector
 from copilot.tools.contract import Tool, ToolRequest, invoke
 from copilot.tools.discovery import discover
 from copilot.tools.statements import Question
+from tests.cli_runner import run_cli
 
 #: The entry points pyproject.toml is to declare for the built-in MONAI tools.
 ENTRY_POINTS = {
@@ -71,17 +72,6 @@ def study(root: Path, name: str) -> Study:
     return index_folder(root / name).studies[0]
 
 
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from copilot.cli import main
-
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().out
-
-
 # -- plug-ins, availability, routing ---------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(TOOLS))
 def test_contract_and_unavailable_with_the_pull_command(name: str, phantom_root: Path) -> None:
@@ -104,14 +94,14 @@ def test_contract_and_unavailable_with_the_pull_command(name: str, phantom_root:
 def test_tools_list_shows_the_monai_tools_with_availability(
     monai_plugins: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out = run_cli(["tools", "list", "--json"], capsys)
+    code, out, _ = run_cli(["tools", "list", "--json"], capsys)
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)["tools"]}
     for name in ENTRY_POINTS:
         assert rows[name]["available"] is False
         assert rows[name]["fix"] == f"copilot models pull {TOOLS[name].manifest.models[0]}"
     install_tiny_bundle(get_settings(), "monai-lung-nodule-ct-detection")
-    code, out = run_cli(["tools", "list", "--json"], capsys)
+    code, out, _ = run_cli(["tools", "list", "--json"], capsys)
     rows = {row["name"]: row for row in json.loads(out)["tools"]}
     assert rows["lung_nodule_detector"]["available"] is True
     assert rows["ct_organ_segmenter"]["available"] is False
@@ -134,14 +124,14 @@ def test_the_planner_routes_a_ct_nodule_question_to_the_detector(
     monai_plugins: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Without a study, the modality the question names decides which tools can bear on it...
-    code, out = run_cli(["plan", "Are there any lung nodules on this CT, and how big?", "--json"], capsys)
+    code, out, _ = run_cli(["plan", "Are there any lung nodules on this CT, and how big?", "--json"], capsys)
     assert code == 0 and "lung_nodule_detector" in json.loads(out)["tools"]
-    code, out = run_cli(["plan", "Is there a brain tumour on the MRI?", "--json"], capsys)
+    code, out, _ = run_cli(["plan", "Is there a brain tumour on the MRI?", "--json"], capsys)
     assert json.loads(out)["tools"] == ["brain_tumor_segmenter"]
-    code, out = run_cli(["plan", "How big is the liver on CT?", "--json"], capsys)
+    code, out, _ = run_cli(["plan", "How big is the liver on CT?", "--json"], capsys)
     assert "ct_organ_segmenter" in json.loads(out)["tools"]
     # ... and a question naming none is about a radiograph: no CT or MR tool is planned for it.
-    code, out = run_cli(["plan", NODULES, "--json"], capsys)
+    code, out, _ = run_cli(["plan", NODULES, "--json"], capsys)
     planned = set(json.loads(out)["tools"])
     assert "cxr_classifier" in planned
     assert not planned & {"lung_nodule_detector", "ct_organ_segmenter", "brain_tumor_segmenter"}
@@ -153,7 +143,7 @@ def test_copilot_ask_on_the_phantom(
     """Without weights the detector is planned and unavailable with its pull command; with the
     tiny bundle the whole path runs and the answer cites it."""
     folder = str(phantom_root / "ct-chest")
-    code, out = run_cli(["ask", folder, NODULES, "--json"], capsys)
+    code, out, _ = run_cli(["ask", folder, NODULES, "--json"], capsys)
     assert code == 0
     answer = json.loads(out)
     assert "lung_nodule_detector" in answer["plan"]
@@ -164,7 +154,7 @@ def test_copilot_ask_on_the_phantom(
     )
 
     install_tiny_bundle(get_settings(), "monai-lung-nodule-ct-detection", bias={"cls_logits.bias": 3.0})
-    code, out = run_cli(["ask", folder, NODULES, "--json"], capsys)
+    code, out, _ = run_cli(["ask", folder, NODULES, "--json"], capsys)
     answer = json.loads(out)
     run = next(t for t in answer["tools"] if t["name"] == "lung_nodule_detector")
     assert run["status"] == "ok", run

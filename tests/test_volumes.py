@@ -17,6 +17,7 @@ from copilot.study import index_folder
 from copilot.study.model import Series, Study
 from copilot.study.volume import HU_PRESETS, best_volume, load_volume, presets_for, study_for
 from copilot.testing.phantoms import ChestPhantom, make_chest_ct, make_phantom_folder
+from tests.cli_runner import run_cli
 
 PHANTOM = ChestPhantom()
 
@@ -215,22 +216,13 @@ def test_nodule_diameter_from_a_mask_within_one_voxel(
 
 
 # -- copilot studies ------------------------------------------------------------------------------
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from copilot.cli import main
-
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().out
 
 
 def test_copilot_studies_lists_volumes_and_broken_series(
     phantom_root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "200")
-    code, out = run_cli(["studies", str(phantom_root)], capsys)
+    code, out, _ = run_cli(["studies", str(phantom_root)], capsys)
     assert code == 0
     assert "8 cross-sectional series" in out
     line = next(row for row in out.splitlines() if "CHEST CT GAP" in row)
@@ -238,7 +230,7 @@ def test_copilot_studies_lists_volumes_and_broken_series(
         "39" in line and "2.5x2x2" in line and "axial" in line and "gap of 5.00 mm between slices 20" in line
     )
     assert "1 localiser image(s) left out" in out
-    code, out = run_cli(["studies", str(phantom_root), "--json"], capsys)
+    code, out, _ = run_cli(["studies", str(phantom_root), "--json"], capsys)
     data = json.loads(out)
     series = [se for st in data["studies"] for se in st["series"]]
     volumes = {se["series_uid"]: se["volume"] for se in series}

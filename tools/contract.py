@@ -363,8 +363,9 @@ class Tool:
 
         from copilot.models.registry import ModelRegistry
 
-        recorded = ModelRegistry(self.settings).lock().get(model_id, {})
-        where = ModelRegistry(self.settings).registered().get(model_id, str(self.settings.weights_dir))
+        registry = ModelRegistry(self.settings)
+        recorded = registry.lock().get(model_id, {})
+        where = registry.registered().get(model_id, str(self.settings.weights_dir))
         facts = json.dumps([recorded.get("files", {}), recorded.get("revision"), where], sort_keys=True)
         digest = hashlib.sha256(facts.encode()).hexdigest()[:16]
         return f"{model_id}@{self.runtime.device_name}#{digest}"

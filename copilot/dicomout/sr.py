@@ -62,7 +62,8 @@ UNITS: dict[str, tuple[str, str]] = {
 SCORE_UNIT = ("{score}", "calibrated score")
 ABOVE = "Above operating threshold"
 BELOW = "Below operating threshold"
-_TYPE2 = (
+#: Type 2 patient and study attributes a derived object (SR, SEG) copies from its source image.
+COPIED_TYPE2 = (
     "PatientName",
     "PatientID",
     "PatientBirthDate",
@@ -211,7 +212,7 @@ def _evidence(instance: InstanceRecord) -> Dataset:
         ds.SOPInstanceUID = instance.sop_uid
         ds.SOPClassUID = instance.sop_class or "1.2.840.10008.5.1.4.1.1.7"
         ds.Modality = instance.modality or "OT"
-    for keyword in _TYPE2:  # type 2 attributes the SR copies must exist (they may be empty)
+    for keyword in COPIED_TYPE2:  # type 2 attributes the SR copies must exist (they may be empty)
         if keyword not in ds:
             setattr(ds, keyword, "")
     return ds

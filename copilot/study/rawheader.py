@@ -19,6 +19,7 @@ syntax, whether a decoder is installed is still pydicom's answer (imported on fi
 from __future__ import annotations
 
 import functools
+import math
 import struct
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -113,6 +114,29 @@ _S16 = struct.Struct("<h").unpack_from
 _S32 = struct.Struct("<l").unpack_from
 
 
+def int_from_text(text: str) -> int | None:
+    """The first value of an IS/DS string as an int; None when absent or malformed ("abc", "inf")."""
+    first = text.split("\\")[0].strip()
+    try:
+        return int(float(first)) if first else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def floats_from_text(text: str) -> list[float]:
+    """A DS multi-value as floats; [] when absent or malformed ("nan", "inf": not a measurement)."""
+    out = []
+    for part in text.split("\\"):
+        try:
+            value = float(part)
+        except ValueError:
+            return []
+        if not math.isfinite(value):
+            return []
+        out.append(value)
+    return out
+
+
 class NeedPydicom(Exception):
     """This file is not the plain common case: read it with pydicom."""
 
@@ -180,26 +204,11 @@ class RawHeader:
             return int((_U16 if vr == "US" else _S16)(value)[0])
         if vr in ("UL", "SL") and len(value) >= 4:
             return int((_U32 if vr == "UL" else _S32)(value)[0])
-        text = self.text(keyword).split("\\")[0].strip()
-        try:
-            return int(float(text)) if text else None
-        except (ValueError, OverflowError):
-            return None
+        return int_from_text(self.text(keyword))
 
     def floats(self, keyword: str) -> list[float]:
         """A DS multi-value as floats; [] when absent or malformed."""
-        import math
-
-        out = []
-        for part in self.text(keyword).split("\\"):
-            try:
-                value = float(part)
-            except ValueError:
-                return []
-            if not math.isfinite(value):
-                return []
-            out.append(value)
-        return out
+        return floats_from_text(self.text(keyword))
 
 
 def _skip_sequence(buf: bytes, pos: int, implicit: bool) -> int:

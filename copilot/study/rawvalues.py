@@ -8,7 +8,6 @@ US fields the index needs, decoding the raw bytes directly is 10x cheaper. Anyth
 
 from __future__ import annotations
 
-import math
 import struct
 from typing import Any
 
@@ -16,6 +15,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 
 from copilot.escape import escape_controls
+from copilot.study.rawheader import floats_from_text, int_from_text
 
 _TEXT_VRS = frozenset(
     {
@@ -115,21 +115,8 @@ class HeaderReader:
                 return int(struct.unpack(order + ("H" if vr == "US" else "h"), raw[:2])[0])
             if vr in ("UL", "SL") and len(raw) >= 4:
                 return int(struct.unpack(order + ("L" if vr == "UL" else "l"), raw[:4])[0])
-        text = self.text(keyword).split("\\")[0].strip()
-        try:
-            return int(float(text)) if text else None
-        except (ValueError, OverflowError):  # "abc", "inf"
-            return None
+        return int_from_text(self.text(keyword))
 
     def floats(self, keyword: str) -> list[float]:
         """A DS multi-value as floats; [] when absent or malformed."""
-        out = []
-        for part in self.text(keyword).split("\\"):
-            try:
-                value = float(part)
-            except ValueError:
-                return []
-            if not math.isfinite(value):  # "nan", "inf": not a measurement
-                return []
-            out.append(value)
-        return out
+        return floats_from_text(self.text(keyword))

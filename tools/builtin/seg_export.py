@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from copilot import outputs
+from copilot.dicomout.sr import COPIED_TYPE2
 from copilot.errors import OutputError, ToolError
 from copilot.study.model import InstanceRecord
 
@@ -25,17 +26,6 @@ _ANATOMY_CODES = {
     "trachea": "Trachea",
     "hilus": "HilumOfLung",
 }
-_TYPE2_COPIED = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyTime",
-    "ReferringPhysicianName",
-    "StudyID",
-    "AccessionNumber",
-)
 
 
 def _property(label: str) -> tuple[Any, Any]:
@@ -81,7 +71,7 @@ def export_dicom_seg(
     source = pydicom.dcmread(instance.path)
     # The SEG copies the patient and study modules, whose type 2 attributes must exist (they
     # may be empty). Fill the gaps in memory only: the source file is never modified.
-    for keyword in _TYPE2_COPIED:
+    for keyword in COPIED_TYPE2:
         if keyword not in source:
             setattr(source, keyword, "")
     labels = [k for k, m in masks.items() if m.any()]
@@ -198,7 +188,7 @@ def export_volume_seg(
         by_path = {p: pydicom.dcmread(p) for p in paths}
         datasets = [by_path[series.instances[s.instance].path] for s in summary.order]
     for ds in datasets:
-        for keyword in _TYPE2_COPIED:
+        for keyword in COPIED_TYPE2:
             if keyword not in ds:
                 setattr(ds, keyword, "")
     algo = hd.AlgorithmIdentificationSequence(
