@@ -36,6 +36,7 @@ from copilot.batch import shards as sh
 from copilot.batch.stage import RECORD, ToolStage, decode_result, result_column
 from copilot.errors import CopilotError
 from copilot.remote.minimal import IDENTIFYING_FIELDS
+from copilot.runtime.ray_cluster import RAY_INSTALL_HINT, require_ray, start_ray, worker_env
 from copilot.study.model import InstanceRecord, Study, StudySet
 
 if TYPE_CHECKING:
@@ -46,9 +47,6 @@ __all__ = ["RAY_INSTALL_HINT", "RayAnalyzeSummary", "analyze_on_ray", "require_r
 
 log = logging.getLogger(__name__)
 
-RAY_INSTALL_HINT = "install the ray extra: pip install 'dicom-copilot[ray]'"
-#: Environment the actors need to see what this process sees (settings, folders, offline).
-PASSED_PREFIXES = ("COPILOT_", "HF_", "TRANSFORMERS_", "XDG_", "TORCH_HOME", "TOKENIZERS_")
 
 Progress = Callable[[int, int], None]
 
@@ -69,16 +67,6 @@ class RayAnalyzeSummary(BaseModel):
     started_ray: bool = False
 
 
-def require_ray() -> Any:
-    """The ``ray`` module, or :class:`CopilotError` naming the extra to install."""
-    try:
-        import ray
-        import ray.data
-    except ImportError:
-        raise CopilotError(RAY_INSTALL_HINT) from None
-    return ray
-
-
 def _targets(studies: StudySet | Sequence[Study]) -> list[InstanceRecord]:
     """Each series' first image, in study order (the targets of ``Copilot.analyze``)."""
     items = studies.studies if isinstance(studies, StudySet) else list(studies)
@@ -95,30 +83,6 @@ def _chosen(tools: dict[str, Tool], names: Sequence[str] | None) -> list[str]:
         if (names is None or n in names) and t.manifest.needs_image and not t.manifest.question_dependent
     }
     return order_by_dependencies(set(chosen), chosen)
-
-
-def _worker_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith(PASSED_PREFIXES)}
-
-
-def _start_ray(ray: Any, address: str | None) -> bool:
-    """Connect to ``address``, or start a local instance; True when this call started Ray."""
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    options: dict[str, Any] = {
-        "log_to_driver": False,
-        "logging_level": logging.ERROR,  # start-up notices are not the user's business
-        "runtime_env": {"env_vars": _worker_env()},
-    }
-    if not address:
-        options.update(include_dashboard=False, num_cpus=max(2, os.cpu_count() or 2))
-    try:
-        ray.init(address=address or None, **options)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise CopilotError(f"cannot start or reach Ray at {address or 'a local instance'}: {exc}") from exc
-    logging.getLogger("ray").setLevel(logging.WARNING)
-    return True
 
 
 @contextlib.contextmanager
@@ -186,7 +150,7 @@ def _dataset(
             gpus,
             len(order),
         )
-    env = {"env_vars": _worker_env()}
+    env = {"env_vars": worker_env()}
     for index, name in enumerate(order):
         tool = tools[name]
         uses = tuple(n for n in order[:index] if n in tool.manifest.uses)
@@ -279,7 +243,7 @@ def analyze_on_ray(
         from copilot.study.dicomweb import fetch_instances
 
         fetch_instances([r for r in targets if r.remote], settings)  # DICOMweb: only these images
-        started = _start_ray(ray, address or settings.ray_address)
+        started = start_ray(address or settings.ray_address)
         try:
             done = _run(
                 ray, out, todo, targets, order, tools, settings, batch_size, guarded, progress, done, total

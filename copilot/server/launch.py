@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
-import math
-import os
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -22,10 +20,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 APP_NAME = "copilot"
-#: Environment the replicas need to see what the server's process sees (settings, offline).
-PASSED_PREFIXES = ("COPILOT_", "HF_", "TRANSFORMERS_", "XDG_", "TORCH_HOME", "TOKENIZERS_")
-KEY_VARIABLE = "COPILOT_SERVE_API_KEY"
-RAY_INSTALL_HINT = "copilot serve needs Ray: pip install 'dicom-copilot[ray]'"
 
 
 class ServerInfo(BaseModel):
@@ -72,44 +66,17 @@ def check_bind(settings: Settings) -> None:
 
 
 def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise ServerError(RAY_INSTALL_HINT) from None
-    return ray
+    from copilot.runtime.ray_cluster import require_ray
+
+    return require_ray()
 
 
 def init_ray(settings: Settings, address: str | None = None, cpus: float = 0.0) -> bool:
-    """Connect to ``address`` (or settings.ray_address), else start a local instance with at
-    least ``cpus`` logical CPUs; True when this call started it. The replicas see this process's
-    COPILOT_/HF_ environment."""
-    ray = _ray()
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # The API key stays here: the ingress is given its digest.
-    env = {
-        k: v for k, v in os.environ.items() if k.startswith(PASSED_PREFIXES) and k != "COPILOT_SERVE_API_KEY"
-    }
-    target = address or settings.ray_address
-    try:
-        _init(ray, target, env, cpus)
-    except (ConnectionError, ValueError, RuntimeError, OSError) as exc:
-        raise ServerError(f"cannot start or reach Ray at {target or 'a local instance'}: {exc}") from None
-    return True
+    """Join ``address`` (or settings.ray_address), else start a local Ray with at least
+    ``cpus`` logical CPUs; True when this call started it."""
+    from copilot.runtime.ray_cluster import start_ray
 
-
-def _init(ray: Any, target: str | None, env: dict[str, str], cpus: float) -> None:
-    ray.init(
-        address=target,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        runtime_env={"env_vars": env},
-        # Logical CPUs are reservations: idle tools share the cores, so a small machine still
-        # schedules one replica of every tool.
-        **({} if target else {"num_cpus": max(2, os.cpu_count() or 2, math.ceil(cpus))}),
-    )
+    return start_ray(address or settings.ray_address, cpus)
 
 
 def _gpu_share(settings: Settings) -> float:
