@@ -35,13 +35,13 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-# Plain mypy from the repository root: copilot/ links tools/, agents/, prompts/ and tui/ in, so
-# it sees the installed package tree. It must check every module of that tree, none skipped.
+# Plain mypy from the repository root over the package tree copilot/ (the root links tools/,
+# agents/, prompts/ and tui/ point into it). It must check every module of that tree, none skipped.
 types: install
 	@mkdir -p build
 	@$(BIN)/mypy -v > build/mypy.log 2> build/mypy-verbose.log; status=$$?; cat build/mypy.log; exit $$status
 	@sed -n "s|.*Found source: .*path='$(CURDIR)/\([^']*\.py\)'.*|\1|p" build/mypy-verbose.log | sort > build/mypy-checked.txt
-	@find -L copilot -name '*.py' -not -path '*/__pycache__/*' | sort > build/mypy-tree.txt
+	@find copilot -name '*.py' -not -path '*/__pycache__/*' | sort > build/mypy-tree.txt
 	@diff build/mypy-tree.txt build/mypy-checked.txt > /dev/null || { \
 	  echo "mypy did not check every module of the tree (< tree only, > mypy only):"; \
 	  diff build/mypy-tree.txt build/mypy-checked.txt; exit 1; }

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Folders that install under copilot.* (copilot/ holds a relative symlink to each).
+# The design card's top-level folders: real packages inside copilot/, with a relative link at the
+# repository root for each, so that every module's import path equals its path in git.
 MAPPED = ("tools", "agents", "prompts", "tui")
 DATA_SUFFIXES = {".md", ".toml", ".tcss", ".typed"}
 
@@ -46,22 +47,25 @@ def _tree_files() -> set[str]:
     """Every module and data file the installed package must contain, as wheel paths."""
     expected: set[str] = set()
     for path in (ROOT / "copilot").rglob("*"):
-        # rglob does not descend into the symlinked folders; walk them from their real place.
         if path.is_file() and "__pycache__" not in path.parts:
             expected.add(path.relative_to(ROOT).as_posix())
-    for folder in MAPPED:
-        for path in (ROOT / folder).rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts:
-                expected.add(f"copilot/{path.relative_to(ROOT).as_posix()}")
     return {p for p in expected if p.endswith(".py") or Path(p).suffix in DATA_SUFFIXES}
 
 
-def test_mapped_folders_are_relative_symlinks() -> None:
+def test_design_card_folders_are_root_links_to_real_packages() -> None:
     for folder in MAPPED:
-        link = ROOT / "copilot" / folder
-        assert link.is_symlink(), f"copilot/{folder} must be a symlink to ../{folder}"
-        assert link.readlink() == Path("..") / folder
-        assert (link / "__init__.py").is_file()
+        package = ROOT / "copilot" / folder
+        assert package.is_dir() and not package.is_symlink(), f"copilot/{folder} must be a real folder"
+        assert (package / "__init__.py").is_file()
+        link = ROOT / folder
+        assert link.is_symlink(), f"{folder} must be a link to copilot/{folder}"
+        assert link.readlink() == Path("copilot") / folder
+
+
+def test_no_symlink_inside_the_package() -> None:
+    """Import paths equal repository paths: tracebacks, coverage and git name the same file."""
+    links = [p.relative_to(ROOT).as_posix() for p in (ROOT / "copilot").rglob("*") if p.is_symlink()]
+    assert not links, f"symlinks inside copilot/: {links}"
 
 
 def test_wheel_holds_every_module_and_data_file(wheel: zipfile.ZipFile) -> None:
