@@ -413,8 +413,8 @@ class Copilot:
         has the per-tool time limit (``tool_timeout_s``); a tool that exceeds it is abandoned
         (it cannot keep the process alive) and its remaining images are reported, not sent.
         """
-        from copilot.agents.planner import order_by_dependencies
         from copilot.tools.contract import ToolResult
+        from copilot.tools.ordering import dependency_order
 
         items = list(studies.studies if isinstance(studies, StudySet) else studies)
         targets = [(study, series.first) for study in items for series in study.series]
@@ -437,7 +437,7 @@ class Copilot:
         results: list[dict[str, ToolResult]] = [{} for _ in targets]
         hung: dict[str, str] = {}  # tools that timed out: their later batches are not sent
         total, done = len(targets) * max(1, len(chosen)), 0
-        for name in order_by_dependencies(set(chosen), chosen):
+        for name in dependency_order(chosen, chosen):
             tool = chosen[name]
             for start in range(0, len(targets), batch_size):
                 chunk = range(start, min(start + batch_size, len(targets)))

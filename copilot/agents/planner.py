@@ -33,11 +33,12 @@ from copilot.agents.review import adaptive_round
 from copilot.routing.analysis import Analysis, analyze
 from copilot.routing.intents import INTENT_HELP, INTENTS, Intent
 from copilot.tools.contract import Tool, ToolResult
+from copilot.tools.ordering import dependency_order
 
 if TYPE_CHECKING:
     from copilot.config import Settings
 
-__all__ = ["MAX_ROUNDS", "EmbeddedPlanner", "LLMPlanner", "Plan", "order_by_dependencies"]
+__all__ = ["MAX_ROUNDS", "EmbeddedPlanner", "LLMPlanner", "Plan"]
 
 log = logging.getLogger(__name__)
 
@@ -76,24 +77,6 @@ class Plan:
     def to_contract(self) -> dict[str, Any]:
         """The JSON of ``copilot plan --json``."""
         return {"tools": self.tools, "planner": self.planner}
-
-
-def order_by_dependencies(tools: set[str], available: Mapping[str, Tool]) -> list[str]:
-    """Dependencies first (a tool after the tools it uses), then by name."""
-    ordered: list[str] = []
-    pending = sorted(tools)
-    while pending:
-        progressed = False
-        for name in list(pending):
-            deps = set(available[name].manifest.uses) & set(pending) - {name}
-            if not deps:
-                ordered.append(name)
-                pending.remove(name)
-                progressed = True
-        if not progressed:  # a dependency cycle: keep the rest as they are
-            ordered.extend(pending)
-            break
-    return ordered
 
 
 def _catalogue(tools: Mapping[str, Tool]) -> Catalogue:
@@ -169,7 +152,7 @@ class EmbeddedPlanner:
         elif not chosen:
             notes.append("no installed tool answers this question")
         return Plan(
-            tools=order_by_dependencies(chosen & set(tools), tools),
+            tools=dependency_order(chosen & set(tools), tools),
             planner=self.name,
             focus=list(analysis.findings) or list(focus or []),
             notes=notes,
@@ -195,7 +178,7 @@ class EmbeddedPlanner:
         if round_no < MAX_ROUNDS:  # the last round answers with what came back
             extra, notes = adaptive_round(plan.intents, results, self.catalogue(tools), tools, used_inputs)
         return Plan(
-            tools=order_by_dependencies(set(extra), tools),
+            tools=dependency_order(set(extra), tools),
             planner=self.name,
             focus=plan.focus,
             notes=notes,
@@ -283,7 +266,7 @@ class LLMPlanner:
                 if kept:
                     args[fixed] = kept
         return Plan(
-            tools=order_by_dependencies(set(names), tools),
+            tools=dependency_order(set(names), tools),
             planner=self.name,
             focus=base.focus,
             notes=notes,
