@@ -28,6 +28,7 @@ from copilot.errors import CopilotError, StudyError
 from copilot.llm import load_llm
 from copilot.study.model import InstanceRecord, Study, StudySet
 from copilot.study.query import StudyQuery
+from copilot.study.source import StudySource
 from copilot.tools.contract import Tool, ToolRequest, invoke_batch
 
 log = logging.getLogger(__name__)
@@ -196,24 +197,19 @@ class Copilot:
     # -- studies -------------------------------------------------------------------------
     def open(
         self,
-        path: str | Path,
+        path: str | Path | StudySource,
         progress: Callable[[int, int], None] | None = None,
         *,
         query: StudyQuery | None = None,
     ) -> StudySet:
         """Index a folder (read-only; cached under the XDG cache dir), or list the studies of a
         DICOMweb server given its base URL (``http://host:8042/dicom-web``: QIDO-RS and
-        headers only; pixels are fetched when a question needs them). ``query`` keeps only the
-        studies matching its patient, date and modality filters (sent to the server as QIDO-RS
-        parameters)."""
-        from copilot.study.dicomweb import index_dicomweb, is_dicomweb_url
+        headers only; pixels are fetched when a question needs them), or open any other
+        :class:`~copilot.study.source.StudySource`. ``query`` keeps only the studies matching
+        its patient, date and modality filters (sent to the server as QIDO-RS parameters)."""
+        from copilot.study.source import open_source
 
-        if is_dicomweb_url(path):
-            return index_dicomweb(str(path), self.settings, query=query, progress=progress)
-        from copilot.study import index_folder
-
-        found = index_folder(path, self.settings, progress=progress)
-        return query.apply(found) if query is not None else found
+        return open_source(path, self.settings).open(query=query, progress=progress)
 
     def fetch(
         self,

@@ -16,12 +16,10 @@ def tui(
     ),
 ) -> None:
     """Open the terminal app over a folder of studies or a DICOMweb server's studies."""
-    from copilot.errors import NothingReadableError
-    from copilot.study.dicomweb import is_dicomweb_url
+    from copilot.study.source import FolderSource, open_source
 
-    remote = is_dicomweb_url(path)
-    if not remote and not Path(path).exists():
-        raise NothingReadableError(f"{path}: no such file or folder")
+    source = open_source(path)
+    source.check()
     backend = None
     if server:
         from copilot.api import Copilot
@@ -29,7 +27,7 @@ def tui(
         backend = Copilot(server=server)
     from copilot.tui.app import create_app
 
-    create_app(path if remote else Path(path), backend).run()
+    create_app(Path(path) if isinstance(source, FolderSource) else path, backend).run()
 
 
 def register(app: typer.Typer) -> None:

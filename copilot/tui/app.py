@@ -658,10 +658,9 @@ class CopilotApp(App[None]):
 
     def _source_root(self, study: Study) -> Path:
         """The folder holding the study's files (a DICOMweb study: its local mirror)."""
-        root = self.study_set.root if self.study_set else self.path
-        if isinstance(root, str) and root.lower().startswith(("http://", "https://")):
-            return Path(study.primary_instance().path).parent
-        return Path(root)
+        from copilot.study.source import open_source
+
+        return open_source(self.path).files_root(study, self.study_set)
 
     def action_export_sr(self) -> None:
         """Ask for a folder, then write the current study's last answer as a DICOM SR."""
