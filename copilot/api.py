@@ -8,6 +8,11 @@
 ``Copilot(llm="openai:gpt-4o-mini")`` plugs any LangChain chat model in for planning and
 composing; patient identifiers are removed from everything sent to it unless the settings
 mark the endpoint trusted.
+
+Collaborators are interfaces, each with an injection point: ``llm`` (a model string or any
+:class:`~copilot.llm.ChatModel`), ``planner`` (any :class:`~copilot.agents.planner.Planner`),
+``tools`` (name -> :class:`~copilot.tools.Tool`) and the studies opened (any
+:class:`~copilot.study.source.StudySource`).
 """
 
 from __future__ import annotations
@@ -19,17 +24,21 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from copilot.config import Settings, get_settings
 from copilot.errors import CopilotError, StudyError
-from copilot.llm import load_llm
+from copilot.llm import ChatModel, load_llm
 from copilot.study.model import InstanceRecord, Study, StudySet
 from copilot.study.query import StudyQuery
 from copilot.study.source import StudySource
 from copilot.tools.contract import Tool, ToolRequest, invoke_batch
+
+if TYPE_CHECKING:
+    from copilot.agents.graph import AgentGraph
+    from copilot.agents.planner import Plan, Planner
 
 log = logging.getLogger(__name__)
 
@@ -106,22 +115,27 @@ class Copilot:
 
     def __init__(
         self,
-        llm: Any = None,
+        llm: str | ChatModel | None = None,
         settings: Settings | None = None,
         *,
         tools: dict[str, Tool] | None = None,
+        planner: Planner | None = None,
         persist: bool = True,
         server: str | None = None,
     ) -> None:
+        """``llm``: a LangChain model string or chat model (default: the settings'; none: the
+        embedded planner and template composer). ``tools``: the tools to use instead of the
+        installed ones. ``planner``: the planner to use instead of the LLM or embedded one.
+        ``persist``: keep conversation threads on disk. ``server``: a ``copilot serve`` URL."""
         self.settings = settings or get_settings()
         #: A ``copilot serve`` URL whose warm tools answer (None: tools run in this process).
         self.server = server or self.settings.server
         self._llm_spec = llm if llm is not None else self.settings.llm
-        self._llm: Any = None
+        self._llm: ChatModel | None = None
         self._tools = tools
         self._persist = persist
-        self._graph: Any = None
-        self._planner: Any = None
+        self._graph: AgentGraph | None = None
+        self._planner: Planner | None = planner
         self._lock = threading.Lock()
         from copilot.agents.context import ResultCache
 
@@ -129,7 +143,7 @@ class Copilot:
 
     # -- collaborators (lazy) ----------------------------------------------------------
     @property
-    def llm(self) -> Any:
+    def llm(self) -> ChatModel | None:
         """The chat model, or None for the embedded planner and template composer."""
         if self._llm is None and self._llm_spec is not None:
             self._llm = load_llm(self._llm_spec, self.settings)
@@ -157,18 +171,20 @@ class Copilot:
         return self._tools
 
     @property
-    def planner(self) -> Any:
-        """The planner in use (LLM when configured, else embedded)."""
+    def planner(self) -> Planner:
+        """The planner in use: the one given, else the LLM planner when an LLM is configured,
+        else the embedded one."""
         with self._lock:
             if self._planner is None:
                 from copilot.agents.planner import EmbeddedPlanner, LLMPlanner
 
                 embedded = EmbeddedPlanner(self.settings)
-                self._planner = LLMPlanner(self.llm, embedded) if self.uses_llm else embedded
+                llm = self.llm
+                self._planner = LLMPlanner(llm, embedded) if llm is not None else embedded
             return self._planner
 
     @property
-    def graph(self) -> Any:
+    def graph(self) -> AgentGraph:
         """The compiled planner graph with its checkpointer."""
         with self._lock:
             if self._graph is None:
@@ -238,7 +254,7 @@ class Copilot:
             "prefix, a patient ID or a sub-folder; see 'copilot studies PATH')"
         )
 
-    def plan(self, question: str) -> Any:
+    def plan(self, question: str) -> Plan:
         """The tools a question needs (``Plan``), without running them; an LLM planner is sent
         the question de-identified, as in :meth:`ask`."""
         from copilot.text.redact import Redactor

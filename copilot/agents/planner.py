@@ -1,6 +1,7 @@
 """Planners: which tools a question needs, and whether the results call for another round.
 
-Two planners behind one interface:
+Two planners behind one interface (:class:`Planner`; one that also plans further rounds is a
+:class:`ReviewingPlanner`):
 
 - :class:`EmbeddedPlanner` (default, offline, no model framework): the router
   (:mod:`copilot.routing`) splits the question into parts and classifies each into intents
@@ -25,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from copilot.agents.matching import SIMILAR, Catalogue, match_part
 from copilot.agents.modality import eligible_tools, modalities_named
@@ -37,8 +38,9 @@ from copilot.tools.ordering import dependency_order
 
 if TYPE_CHECKING:
     from copilot.config import Settings
+    from copilot.llm import ChatModel
 
-__all__ = ["MAX_ROUNDS", "EmbeddedPlanner", "LLMPlanner", "Plan"]
+__all__ = ["MAX_ROUNDS", "EmbeddedPlanner", "LLMPlanner", "Plan", "Planner", "ReviewingPlanner"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,45 @@ class Plan:
     def to_contract(self) -> dict[str, Any]:
         """The JSON of ``copilot plan --json``."""
         return {"tools": self.tools, "planner": self.planner}
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """Chooses the tools a question needs (``Copilot(planner=...)`` accepts any)."""
+
+    def plan(
+        self,
+        question: str,
+        tools: Mapping[str, Tool],
+        focus: list[str] | None = None,
+        redact: Callable[[str], str] | None = None,
+        *,
+        previous: Sequence[str] = (),
+        modalities: Sequence[str] | None = None,
+    ) -> Plan:
+        """The tools for ``question`` among ``tools``: ``focus`` holds the findings earlier
+        questions were about, ``previous`` the last question's intents, ``modalities`` the
+        study's; text sent off the machine goes through ``redact`` first."""
+        ...
+
+
+@runtime_checkable
+class ReviewingPlanner(Planner, Protocol):
+    """A planner that also decides, from a round's results, whether another round is needed
+    (a plain :class:`Planner` answers after one round)."""
+
+    def review(
+        self,
+        question: str,
+        tools: Mapping[str, Tool],
+        plan: Plan,
+        results: Mapping[str, ToolResult],
+        round_no: int,
+        redact: Callable[[str], str] | None = None,
+        used_inputs: Mapping[str, list[str]] | None = None,
+    ) -> Plan:
+        """Tools for round ``round_no + 1`` (an empty plan: answer now)."""
+        ...
 
 
 def _catalogue(tools: Mapping[str, Tool]) -> Catalogue:
@@ -192,7 +233,7 @@ class LLMPlanner:
 
     name: PlannerName = "llm"
 
-    def __init__(self, llm: Any, fallback: EmbeddedPlanner) -> None:
+    def __init__(self, llm: ChatModel, fallback: EmbeddedPlanner) -> None:
         self.llm = llm
         self.fallback = fallback
 

@@ -1,8 +1,9 @@
 """The terminal app: ``copilot tui PATH``.
 
-It talks to the core only through the public Python API (an object with ``open``, ``ask`` and,
-optionally, ``history``; normally :class:`copilot.Copilot`); indexing, image decoding and
-questions run in worker threads so the interface never freezes; errors arrive as notifications.
+It talks to the core only through the public Python API (a :class:`~copilot.tui.backend.Backend`:
+``open``, ``ask`` and, optionally, ``history``; normally :class:`copilot.Copilot`); indexing,
+image decoding and questions run in worker threads so the interface never freezes; errors
+arrive as notifications.
 
 Rules the screen keeps:
 
@@ -34,6 +35,7 @@ from textual.widgets import DataTable, Footer, Header, Input, OptionList, Progre
 
 from copilot.study.model import Study, StudySet
 from copilot.study.volume import MASK_MEDIA_TYPE
+from copilot.tui.backend import Backend, ThreadedBackend
 from copilot.tui.runs import Run
 from copilot.tui.screens import ExportScreen, HelpScreen, TextScreen
 from copilot.tui.widgets.browser import StudyBrowser
@@ -139,7 +141,7 @@ class CopilotApp(App[None]):
     def __init__(
         self,
         path: Path | str,
-        backend: Any = None,
+        backend: Backend | None = None,
         *,
         image_widget: type[Any] | None = None,
         export_dir: Path | None = None,
@@ -161,7 +163,7 @@ class CopilotApp(App[None]):
         self._lost = ""
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         """The core API (created on first use, inside a worker)."""
         if self._backend is None:
             from copilot.api import Copilot
@@ -419,11 +421,11 @@ class CopilotApp(App[None]):
     @work(thread=True, group="history")
     def load_history(self, study: Study, thread_id: str) -> None:
         """Saved turns of the study's thread, shown before they can shape a follow-up."""
-        history = getattr(self.backend, "history", None)
-        if history is None:
+        backend = self.backend
+        if not isinstance(backend, ThreadedBackend):
             return
         try:
-            turns = list(history(thread_id))
+            turns = list(backend.history(thread_id))
         except Exception as exc:
             self.call_from_thread(self._history_failed, study, exc)
             return
@@ -694,6 +696,6 @@ class CopilotApp(App[None]):
         self.push_screen(ExportScreen(self.export_dir, study.identity(), prompt=prompt), done)
 
 
-def create_app(path: Path | str, backend: Any = None, **kwargs: Any) -> CopilotApp:
+def create_app(path: Path | str, backend: Backend | None = None, **kwargs: Any) -> CopilotApp:
     """The app factory shared by the CLI and the tests."""
     return CopilotApp(path, backend, **kwargs)
