@@ -138,9 +138,9 @@ class FixedPlanner:
         return Plan(list(self.tools), "embedded")
 
 
-def forced(tools: list[str], **options: Any) -> Copilot:
-    """A copilot (threads in memory) that plans exactly ``tools`` (no review round)."""
-    return Copilot(planner=FixedPlanner(tools), persist=False, **options)
+def forced(plan: list[str], **options: Any) -> Copilot:
+    """A copilot (threads in memory) that plans exactly the tools ``plan`` (no review round)."""
+    return Copilot(planner=FixedPlanner(plan), persist=False, **options)
 
 
 # -- 1. failures in clinical words; exceptions in the trace only, once ------------------------
