@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 
@@ -16,10 +14,9 @@ def tui(
     ),
 ) -> None:
     """Open the terminal app over a folder of studies or a DICOMweb server's studies."""
-    from copilot.study.source import FolderSource, open_source
+    from copilot.study.source import open_source
 
-    source = open_source(path)
-    source.check()
+    open_source(path).check()
     backend = None
     if server:
         from copilot.api import Copilot
@@ -27,7 +24,7 @@ def tui(
         backend = Copilot(server=server)
     from copilot.tui.app import create_app
 
-    create_app(Path(path) if isinstance(source, FolderSource) else path, backend).run()
+    create_app(path, backend).run()
 
 
 def register(app: typer.Typer) -> None:

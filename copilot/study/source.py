@@ -50,6 +50,8 @@ class StudySource(Protocol):
 
     #: What the user named, safe to print (a URL without its credentials).
     location: str
+    #: A short name for a title bar: a folder's name, a server's URL (without credentials).
+    title: str
     #: The word shown with the progress bar while listing ("Indexing", "Listing").
     action: ClassVar[str]
 
@@ -92,6 +94,7 @@ class FolderSource:
     def __init__(self, path: Target, settings: Settings | None = None) -> None:
         self.path = Path(path)
         self.location = str(path)
+        self.title = self.path.name or self.location
         self.settings = settings
 
     @classmethod
@@ -133,7 +136,7 @@ class DicomwebSource:
 
     def __init__(self, url: Target, settings: Settings | None = None) -> None:
         self.url = str(url)
-        self.location = safe_url(self.url)
+        self.location = self.title = safe_url(self.url)
         self.settings = settings
 
     @classmethod

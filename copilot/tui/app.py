@@ -197,7 +197,9 @@ class CopilotApp(App[None]):
 
     def on_mount(self) -> None:
         """Fit the layout to the terminal and start indexing in a worker."""
-        self.sub_title = self.path if isinstance(self.path, str) else self.path.name
+        from copilot.study.source import open_source
+
+        self.sub_title = open_source(self.path).title
         self._layout_for(self.size.width)
         self.set_interval(0.25, self._tick)
         self._refresh_ask_box()
