@@ -37,6 +37,7 @@ from copilot.study.source import StudySource
 from copilot.tools.contract import Tool, ToolRequest, invoke_batch
 
 if TYPE_CHECKING:
+    from copilot.agents.context import Context
     from copilot.agents.graph import AgentGraph
     from copilot.agents.planner import Plan, Planner
 
@@ -342,7 +343,7 @@ class Copilot:
             provenance=provenance,
         )
 
-    def _run_turn(self, study: Study, thread: str, resumed: bool, question: str, context: Any) -> Any:
+    def _run_turn(self, study: Study, thread: str, resumed: bool, question: str, context: Context) -> Any:
         """Run one turn; when the thread store fails, run it again on an in-memory thread."""
         for attempt in (1, 2):
             try:
