@@ -33,13 +33,13 @@ from copilot.errors import CopilotError, StudyError
 from copilot.llm import ChatModel, load_llm
 from copilot.study.model import InstanceRecord, Study, StudySet
 from copilot.study.query import StudyQuery
-from copilot.study.source import StudySource
 from copilot.tools.contract import Tool, ToolRequest, invoke_batch
 
 if TYPE_CHECKING:
     from copilot.agents.context import Context
     from copilot.agents.graph import AgentGraph
     from copilot.agents.planner import Plan, Planner
+    from copilot.study.source import StudySource
 
 log = logging.getLogger(__name__)
 
