@@ -1,7 +1,7 @@
 """`copilot models pull|export|import` end to end against the loopback fake hub, offline.
 
 Every shipped card is pulled through the real CLI and the real huggingface_hub client from
-:class:`copilot.testing.fakehub.FakeHub`, which serves tiny checkpoints in the real formats
+:class:`tests.support.fakehub.FakeHub`, which serves tiny checkpoints in the real formats
 under the upstream file names: success, resume after an interrupted transfer, checksum
 mismatch, a gated repository (401/403), a file missing upstream. Offline is detected with no
 setting. Verified weights move between two cache folders as a bundle.
@@ -24,7 +24,7 @@ from copilot.cli import main
 from copilot.config import get_settings
 from copilot.models.cards import ModelCard, shipped_cards
 from copilot.models.registry import ModelRegistry
-from copilot.testing.fakehub import FakeHub
+from tests.support.fakehub import FakeHub
 
 CARDS = shipped_cards()
 # MONAI bundles (source "monai-bundle") are pulled as zips pinned by the Model Zoo's sha1; their
@@ -61,7 +61,7 @@ def _medsam(folder: Path) -> dict[str, bytes]:
     from safetensors.torch import load_file
     from transformers import SamImageProcessor
 
-    from copilot.testing.checkpoints import make_tiny_sam
+    from tests.support.checkpoints import make_tiny_sam
 
     make_tiny_sam(folder)
     state = load_file(folder / "model.safetensors")
@@ -79,7 +79,7 @@ def _sharded_vlm(folder: Path) -> dict[str, bytes]:
     """google/medgemma-4b-it's layout: two safetensors shards and their index."""
     from safetensors.torch import load_file, save
 
-    from copilot.testing.checkpoints import make_tiny_vlm
+    from tests.support.checkpoints import make_tiny_vlm
 
     make_tiny_vlm(folder)
     state = load_file(folder / "model.safetensors")
@@ -105,7 +105,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, by
     import torch
     import torchxrayvision as xrv
 
-    from copilot.testing.checkpoints import make_tiny_report_model
+    from tests.support.checkpoints import make_tiny_report_model
 
     base = tmp_path_factory.mktemp("upstream")
     torch.manual_seed(0)

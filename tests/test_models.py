@@ -73,7 +73,7 @@ def test_unreachable_network_fails_within_seconds(monkeypatch: pytest.MonkeyPatc
 
 def test_large_model_needs_explicit_pull(monkeypatch: pytest.MonkeyPatch) -> None:
     from copilot.availability import forget_probes
-    from copilot.testing.fakehub import FakeHub
+    from tests.support.fakehub import FakeHub
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with FakeHub() as hub:  # a reachable hub: the size rule, not offline detection, answers

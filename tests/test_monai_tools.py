@@ -20,8 +20,6 @@ from copilot.config import get_settings
 from copilot.study import index_folder
 from copilot.study.model import Study
 from copilot.testing import check_tool, make_dicom
-from copilot.testing.bundles import bundle_zip, install_tiny_bundle, make_tiny_bundle
-from copilot.testing.phantoms import ChestPhantom, make_phantom_folder
 from copilot.tools import discovery as discovery_module
 from copilot.tools.builtin.brain_tumor_segmenter import BrainTumorSegmenter
 from copilot.tools.builtin.ct_organ_segmenter import CtOrganSegmenter
@@ -30,6 +28,8 @@ from copilot.tools.contract import Tool, ToolRequest, invoke
 from copilot.tools.discovery import discover
 from copilot.tools.statements import Question
 from tests.cli_runner import run_cli
+from tests.support.bundles import bundle_zip, install_tiny_bundle, make_tiny_bundle
+from tests.support.phantoms import ChestPhantom, make_phantom_folder
 
 #: The entry points pyproject.toml is to declare for the built-in MONAI tools.
 ENTRY_POINTS = {
@@ -292,7 +292,7 @@ def test_pull_a_bundle_with_monai_from_the_loopback_hub(
     from copilot.errors import HashMismatchError
     from copilot.models.cards import shipped_cards
     from copilot.models.registry import ModelRegistry
-    from copilot.testing.fakehub import FakeHub
+    from tests.support.fakehub import FakeHub
 
     model_id = "monai-lung-nodule-ct-detection"
     data = bundle_zip(make_tiny_bundle(model_id, tmp_path / "src"))
@@ -329,7 +329,7 @@ def test_a_bundle_lacking_its_weights_installs_nothing(
     from copilot.errors import DownloadError
     from copilot.models.cards import shipped_cards
     from copilot.models.registry import ModelRegistry
-    from copilot.testing.fakehub import FakeHub
+    from tests.support.fakehub import FakeHub
 
     model_id = "monai-brats-mri-segmentation"
     folder = make_tiny_bundle(model_id, tmp_path / "src")

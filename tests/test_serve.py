@@ -30,8 +30,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     and a paced test tool; yields the environment its clients use (same XDG folders)."""
     pytest.importorskip("ray")
     from copilot.config import Settings
-    from copilot.testing.checkpoints import install_fake_densenet
-    from copilot.testing.serving import free_port, start_test_server, stop_test_server
+    from tests.support.checkpoints import install_fake_densenet
+    from tests.support.serving import free_port, start_test_server, stop_test_server
 
     base = tmp_path_factory.mktemp("serve-home")
     env = {

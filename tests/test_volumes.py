@@ -16,8 +16,8 @@ from copilot.errors import StudyError
 from copilot.study import index_folder
 from copilot.study.model import Series, Study
 from copilot.study.volume import HU_PRESETS, best_volume, load_volume, presets_for, study_for
-from copilot.testing.phantoms import ChestPhantom, make_chest_ct, make_phantom_folder
 from tests.cli_runner import run_cli
+from tests.support.phantoms import ChestPhantom, make_chest_ct, make_phantom_folder
 
 PHANTOM = ChestPhantom()
 

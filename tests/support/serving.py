@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from copilot.tools.contract import Finding, Tool, ToolManifest, ToolRequest, ToolResult
 
@@ -53,12 +54,20 @@ def free_port() -> int:
         return port
 
 
+#: The repository root: ``tests.support`` imports from there (it is not part of the installed
+#: package), in the server process and in the Ray workers it starts.
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def start_test_server(port: int, tools: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    """:func:`main` in its own process with ``env``; returns it and its URL once every
+    """:func:`main` in its own process with ``env``, run from the repository root with the root
+    first on ``PYTHONPATH`` (Ray's workers inherit it); returns it and its URL once every
     deployment answers (raises :class:`RuntimeError` with its last words when it does not start)."""
+    path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "copilot.testing.serving", str(port), *tools],
-        env=env,
+        [sys.executable, "-m", "tests.support.serving", str(port), *tools],
+        env={**env, "PYTHONPATH": path},
+        cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -82,7 +91,7 @@ def stop_test_server(proc: subprocess.Popen[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m copilot.testing.serving PORT [TOOL ... | -]``: serve the named built-in
+    """``python -m tests.support.serving PORT [TOOL ... | -]``: serve the named built-in
     tools (all without names, none for ``-``) plus :class:`PacedTool` on 127.0.0.1:PORT, print
     ``READY <url>``, and stop when stdin closes (the test that started it ended) or on SIGTERM."""
     from copilot.config import get_settings
