@@ -130,7 +130,7 @@ def test_analyze_replaces_a_hard_link_instead_of_writing_through_it(
 
 @pytest.mark.parametrize("route", ["dotdot", "symlink_to_root", "root_of_indexed_study"])
 def test_seg_export_never_writes_into_the_study(study: Path, tmp_path: Path, route: str) -> None:
-    from copilot.tools.builtin.seg_export import export_dicom_seg
+    from copilot.dicomout.seg import export_dicom_seg
 
     studies = index_folder(study, use_cache=False)
     instance = studies.studies[0].primary_instance()
@@ -153,7 +153,7 @@ def test_seg_export_never_writes_into_the_study(study: Path, tmp_path: Path, rou
 
 
 def test_seg_file_name_cannot_climb_out_of_its_folder(tmp_path: Path) -> None:
-    from copilot.tools.builtin.seg_export import export_dicom_seg
+    from copilot.dicomout.seg import export_dicom_seg
 
     studies = index_folder(make_dicom(tmp_path / "s" / "a.dcm"), use_cache=False)
     instance = studies.studies[0].primary_instance().model_copy(update={"sop_uid": "../../../evil"})
