@@ -16,7 +16,6 @@ import os
 import socket
 import stat
 import struct
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -277,6 +276,7 @@ def test_skip_reason_for_a_lying_pixel_length(tmp_path: Path, capsys: pytest.Cap
 # -- 12. paths -----------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(120)  # a hang guard: opening the FIFO would block for ever
 def test_walk_stays_inside_the_root(tmp_path: Path) -> None:
     root = tmp_path / "root"
     make_dicom(root / "mine" / "a.dcm", patient_id="MINE")
@@ -294,10 +294,8 @@ def test_walk_stays_inside_the_root(tmp_path: Path) -> None:
         server.bind(str(sock_path))
     except OSError:  # a path too long for AF_UNIX: keep the rest of the test
         sock_path = None
-    start = time.monotonic()
     studies = index_folder(root, use_cache=False)
     server.close()
-    assert time.monotonic() - start < 30
     assert {s.patient_id for s in studies.studies} == {"MINE"}
     reasons = {Path(k.path).name: k.reason for k in studies.skipped}
     for name in ("to-slash", "up", "sideways", "zero"):

@@ -45,9 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     install_fake_densenet(Settings(cache_dir=base / "cache", data_dir=base / "data"))
-    started = time.monotonic()
     proc, url = start_test_server(free_port(), ["cxr_classifier", "exposure_check"], env)
-    env["COPILOT_SERVE_START_S"] = f"{time.monotonic() - started:.1f}"
     try:
         yield {k: v for k, v in env.items() if k.startswith(("COPILOT_", "RAY_"))} | {
             "COPILOT_SERVER_URL": url
@@ -73,8 +71,8 @@ def _forget_results() -> None:
     shutil.rmtree(get_settings().cache_dir / RESULTS_DIR, ignore_errors=True)
 
 
-def test_started_within_a_minute_and_healthy(client_env: str, server: dict[str, str]) -> None:
-    assert float(server["COPILOT_SERVE_START_S"]) < 90  # a loaded 2-core CI machine; ~40 s idle
+def test_started_and_healthy(client_env: str, server: dict[str, str]) -> None:
+    # How long it takes to start is measured by bench/serve.py ("start s"), not asserted here.
     health = httpx.get(f"{client_env}/v1/health", timeout=30).json()
     assert health["status"] == "ok"
     assert health["tools"]["exposure_check"] == "ok"
