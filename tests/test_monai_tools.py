@@ -233,7 +233,9 @@ def test_ct_organ_segmenter_volumes_and_dicom_seg(phantom_root: Path) -> None:
     assert len(seg.SegmentSequence) == len(volumes)
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == ct.series[0].series_uid
     said = [s.text for s in tool.statements(result, Question("How big is the liver?"))]
-    assert len(said) == 1 and ("Liver volume:" in said[0] or said[0].startswith("No liver was segmented"))
+    liver = any(f.label.lower() == "liver" for f in volumes)
+    assert len(said) == 1
+    assert ("Liver volume:" in said[0]) if liver else said[0].startswith("No liver was segmented"), said
     assert tool.statements(result, Question(NODULES, ("Nodule",))) == []
 
 
