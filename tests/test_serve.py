@@ -41,6 +41,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         "COPILOT_CONFIG_DIR": str(base / "config"),
         "COPILOT_OFFLINE": "1",
         "COPILOT_TEST_BATCH_S": "1.5",  # long enough to kill a replica while it works
+        "COPILOT_TEST_STARTED_DIR": str(base / "batches-started"),  # one file per batch begun
         "COPILOT_SERVE_BATCH_WAIT_S": "0.2",
         "RAY_USAGE_STATS_ENABLED": "0",
     }
@@ -179,10 +180,15 @@ def test_killed_replica_fails_its_request_then_recovers(client_env: str, demo_st
     record = index_folder(demo_studies / "00801").studies[0].primary_instance()
     before = _replica_pids("tool-paced_tool")
     assert len(before) == 1
+    marks = Path(os.environ["COPILOT_TEST_STARTED_DIR"])
+    seen = set(marks.glob("*"))
     outcome: list[object] = []
     worker = threading.Thread(target=lambda: outcome.append(invoke(tool, ToolRequest(instance=record))))
     worker.start()
-    time.sleep(0.8)  # the request is inside the replica's 1.5 s batch
+    deadline = time.monotonic() + 60  # a hang guard; the event below is what it waits for
+    while not set(marks.glob("*")) - seen:  # the request is now inside the replica's 1.5 s batch
+        assert time.monotonic() < deadline and worker.is_alive(), "the request never reached the replica"
+        time.sleep(0.02)
     os.kill(before[0], signal.SIGKILL)
     worker.join(timeout=60)
     failed = outcome[0]

@@ -16,7 +16,9 @@ from copilot.tools.contract import Finding, Tool, ToolManifest, ToolRequest, Too
 
 class PacedTool(Tool):
     """Reads an image's size; each batch costs ``COPILOT_TEST_BATCH_S`` plus
-    ``COPILOT_TEST_ITEM_S`` per image (defaults 0.2 s and 0.01 s)."""
+    ``COPILOT_TEST_ITEM_S`` per image (defaults 0.2 s and 0.01 s). With
+    ``COPILOT_TEST_STARTED_DIR`` set, each batch first leaves a file there, so a test knows
+    (by that event, not by sleeping) that a request is inside a replica."""
 
     manifest = ToolManifest(
         name="paced_tool",
@@ -30,6 +32,10 @@ class PacedTool(Tool):
         """Sleep the batch's cost, then report each image's size and the batch size."""
         fixed = float(os.environ.get("COPILOT_TEST_BATCH_S", "0.2"))
         per_item = float(os.environ.get("COPILOT_TEST_ITEM_S", "0.01"))
+        started = os.environ.get("COPILOT_TEST_STARTED_DIR")
+        if started:
+            Path(started).mkdir(parents=True, exist_ok=True)
+            (Path(started) / f"{os.getpid()}-{time.monotonic_ns()}").touch()
         time.sleep(fixed + per_item * len(requests))
         results = []
         for request in requests:
