@@ -39,7 +39,8 @@ SIMPLE_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1"
 
 
 class HeaderValues(Protocol):
-    """What the record builder reads of a header (both readers provide it)."""
+    """What the record builder reads of a header: ``rawheader.RawHeader`` and
+    ``rawvalues.HeaderReader`` (files and DICOMweb metadata alike) both answer it."""
 
     @property
     def ds(self) -> Any: ...
