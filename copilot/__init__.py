@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from copilot._version import __version__
 from copilot.errors import CopilotError
-
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from copilot.api import Answer, Copilot

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from copilot import __version__, outputs
+from copilot import outputs
+from copilot._version import __version__
 from copilot.errors import DicomObjectError
 from copilot.escape import escape_controls
 from copilot.study.model import InstanceRecord, Study

@@ -108,7 +108,7 @@ class Ingress:
                     tools[name] = "ok" if listing["warm"] else "loading"
             except Exception as exc:
                 tools[name] = f"down: {type(exc).__name__}"
-        from copilot import __version__
+        from copilot._version import __version__
 
         down = any(v.startswith("down") for v in tools.values())
         body = {"status": "degraded" if down else "ok", "version": __version__, "tools": tools}
