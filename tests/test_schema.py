@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,26 @@ def test_ask_hands_typed_events_in_order(study: Study) -> None:
     types = [type(e) for e in events]
     assert types[:3] == [Understood, PlanMade, ToolStarted]
     assert types.index(ToolFinished) < types.index(AnswerToken) < types.index(AnswerDone) == len(types) - 1
+
+
+def test_events_arrive_while_the_node_runs(study: Study) -> None:
+    """Events stream as nodes write them: the caller sees a tool start while the tool still
+    runs (the tool waits for the caller to have seen it), not when the node returns."""
+    seen = threading.Event()
+
+    class Waiting(Scorer):
+        def run(self, request: ToolRequest) -> ToolResult:
+            result = super().run(request)
+            return result.model_copy(update={"detail": "seen" if seen.wait(30) else "not seen"})
+
+    def on_event(event: CopilotEvent) -> None:
+        if isinstance(event, ToolStarted):
+            seen.set()
+
+    answer = Copilot(tools={"cxr_classifier": Waiting()}, persist=False).ask(
+        study, QUESTION, on_event=on_event
+    )
+    assert [t.detail for t in answer.tools] == ["seen"]
 
 
 # -- answers -------------------------------------------------------------------------------------
