@@ -13,8 +13,9 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from copilot.agents.planner import EmbeddedPlanner
-from copilot.api import Answer, Copilot, Event
+from copilot.api import Answer, Copilot
 from copilot.config import get_settings
+from copilot.schema import CopilotEvent
 from copilot.study import index_folder
 from copilot.study.model import Study
 from copilot.testing import make_dicom
@@ -324,7 +325,7 @@ def test_follow_up_resumes_thread_and_reuses_results(study: Study, kb_env: Path)
     second = copilot.ask(study, "What could cause it?", thread_id="t1")
     assert "retriever" in second.plan and "cxr_classifier" in second.plan
     assert FakeClassifier.calls == 1  # the follow-up reused the classifier result
-    assert any(c["id"] == "cardiomegaly" for c in second.citations)
+    assert any(c.id == "cardiomegaly" for c in second.citations)
     restarted = copilot_with(tools, persist=True)
     history = restarted.history("t1")
     assert [t["question"] for t in history] == [first.question, second.question]
@@ -333,11 +334,11 @@ def test_follow_up_resumes_thread_and_reuses_results(study: Study, kb_env: Path)
 def test_astream_yields_typed_events_then_the_answer(study: Study) -> None:
     copilot = copilot_with({"cxr_classifier": FakeClassifier()})
 
-    async def collect() -> list[Event | Answer]:
+    async def collect() -> list[CopilotEvent | Answer]:
         return [item async for item in copilot.astream(study, "Is there cardiomegaly?")]
 
     items = asyncio.run(collect())
-    kinds = [i.kind for i in items if isinstance(i, Event)]
+    kinds = [i.kind for i in items if not isinstance(i, Answer)]
     assert kinds[:2] == ["understood", "plan"]
     assert kinds.index("tool_started") < kinds.index("tool_finished") < kinds.index("answer_done")
     assert "answer_token" in kinds and isinstance(items[-1], Answer)

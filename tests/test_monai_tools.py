@@ -23,8 +23,9 @@ from copilot.tools import discovery as discovery_module
 from copilot.tools.builtin.brain_tumor_segmenter import BrainTumorSegmenter
 from copilot.tools.builtin.ct_organ_segmenter import CtOrganSegmenter
 from copilot.tools.builtin.lung_nodule_detector import LungNoduleDetector
-from copilot.tools.contract import Tool, ToolRequest, invoke
+from copilot.tools.contract import Tool, ToolRequest
 from copilot.tools.discovery import discover
+from copilot.tools.invoke import invoke
 from copilot.tools.statements import Question
 from tests.cli_runner import run_cli
 from tests.support.bundles import bundle_zip, install_tiny_bundle, make_tiny_bundle

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from copilot.config import get_settings
+from copilot.schema import Answer, CopilotEvent, Understood
 
 pytestmark = pytest.mark.slow
 
@@ -84,9 +85,9 @@ def test_api_answer_equals_in_process_with_events(client_env: str, demo_studies:
     from copilot.api import Copilot
 
     remote = Copilot(server=client_env, persist=False)
-    events: list[dict[str, object]] = []
+    events: list[CopilotEvent] = []
     answer = remote.ask(remote.open(demo_studies / "00801"), QUESTION, on_event=events.append)
-    kinds = [e["kind"] for e in events]
+    kinds = [e.kind for e in events]
     assert {"plan", "tool_started", "tool_finished", "answer_done"} <= set(kinds)
     assert [t.status for t in answer.tools if t.name == "cxr_classifier"] == ["ok"]
     _forget_results()
@@ -125,12 +126,12 @@ def test_server_sent_events_ask(client_env: str, demo_studies: Path) -> None:
     ]
     client = ServerClient(client_env, get_settings())
     events = list(client.ask_events(AskCall(question=QUESTION, files=files)))
-    kinds = [k for k, _ in events]
-    assert kinds[0] == "understood" and kinds[-1] == "answer"
+    assert isinstance(events[0], Understood) and isinstance(events[-1], Answer)
+    kinds = [e.kind for e in events[:-1] if not isinstance(e, Answer)]
     assert "plan" in kinds and "tool_finished" in kinds and "answer_token" in kinds
-    answer = events[-1][1]
-    assert "Cardiomegaly" in answer["text"]
-    assert all(a["path"] == "" for a in answer["artifacts"])  # no server path leaks
+    answer = events[-1]
+    assert "Cardiomegaly" in answer.text
+    assert all(a.path == "" for a in answer.artifacts)  # no server path leaks
     bad = httpx.post(f"{client_env}/v1/ask", content=b'{"question": 3}', timeout=30)
     assert bad.status_code == 422 and bad.json()["detail"].startswith("bad request body: question")
 
@@ -175,7 +176,8 @@ def test_killed_replica_fails_its_request_then_recovers(client_env: str, demo_st
     remote = Copilot(server=client_env, persist=False)
     tool = remote.tools["paced_tool"]
     from copilot.study import index_folder
-    from copilot.tools.contract import ToolRequest, invoke
+    from copilot.tools.contract import ToolRequest
+    from copilot.tools.invoke import invoke
 
     record = index_folder(demo_studies / "00801").studies[0].primary_instance()
     before = _replica_pids("tool-paced_tool")

@@ -16,7 +16,6 @@ from copilot.paths import private_dir
 from copilot.study.model import Study
 from copilot.tools.contract import Tool, ToolResult
 
-EventSink = Callable[[dict[str, Any]], None]
 log = logging.getLogger(__name__)
 #: Folder of persisted tool results under the cache dir.
 RESULTS_DIR = "tool-results"
@@ -85,7 +84,8 @@ class ResultCache:
 
 @dataclass
 class Context:
-    """What nodes need besides the state: settings, tools, the study, an optional LLM."""
+    """What nodes need besides the state: settings, tools, the study, an optional LLM.
+    (Progress events go through LangGraph's stream writer, ``runtime.stream_writer``.)"""
 
     settings: Settings
     tools: dict[str, Tool]
@@ -94,12 +94,6 @@ class Context:
     planner: Any = None
     redact: Callable[[str], str] = field(default=lambda text: text)
     cache: ResultCache = field(default_factory=ResultCache)
-    emit: EventSink | None = None
     #: Other studies of the same patient opened with this one (a comparison says whether a
     #: prior study is available); None when only the study itself was given.
     others: tuple[Study, ...] | None = None
-
-    def event(self, kind: str, **data: Any) -> None:
-        """Send a progress event to the caller (CLI, terminal app, astream)."""
-        if self.emit is not None:
-            self.emit({"kind": kind, **data})
