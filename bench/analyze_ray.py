@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import machine_label
@@ -90,7 +91,7 @@ def main() -> None:
     from copilot.api import Copilot
     from copilot.batch import analyze_on_ray
     from copilot.config import get_settings
-    from copilot.testing.checkpoints import install_fake_densenet
+    from tests.support.checkpoints import install_fake_densenet
 
     settings = get_settings()
     install_fake_densenet(settings, positive=(10,) if args.saliency else ())

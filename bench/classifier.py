@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _machine import machine_label
@@ -46,7 +47,7 @@ def main() -> None:
     settings = get_settings()
     weights = "real"
     if not ModelRegistry(settings).is_installed("xrv-densenet121-res224-all"):
-        from copilot.testing.checkpoints import install_fake_densenet
+        from tests.support.checkpoints import install_fake_densenet
 
         install_fake_densenet(settings, positive=())
         weights = "real-format checkpoint, made-up weights"

@@ -39,7 +39,7 @@ What it measures:
   (decode included; the decode time alone is reported too), and peak memory.
 
 The machine has no internet, so the real weights are not used. The checkpoints are the test
-suite's real-format ones (``copilot.testing.checkpoints``) with made-up weights: DenseNet-121
+suite's real-format ones (``tests.support.checkpoints``) with made-up weights: DenseNet-121
 and PSPNet are the full-size architectures, so their figures are the real models' throughput
 (not accuracy); MedSAM and the report models are tiny stand-ins, so their latency is the
 tools' pipeline and generation overhead, not that of the real ViT-B / SwinV2-BERT models.
@@ -161,13 +161,13 @@ def isolate(device: str) -> Path:
 def install_checkpoints(settings: Settings, base: Path) -> dict[str, str]:
     """Install the real-format test checkpoints; return a description of each."""
     from copilot.models.registry import ModelRegistry
-    from copilot.testing.checkpoints import (
+    from copilot.tools.builtin.report_generator import FINDINGS_MODEL, IMPRESSION_MODEL
+    from tests.support.checkpoints import (
         install_fake_densenet,
         install_fake_pspnet,
         make_tiny_report_model,
         make_tiny_sam,
     )
-    from copilot.tools.builtin.report_generator import FINDINGS_MODEL, IMPRESSION_MODEL
 
     install_fake_densenet(settings, positive=())
     install_fake_pspnet(settings)

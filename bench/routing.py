@@ -148,6 +148,14 @@ def main() -> None:
     if not args.no_old:
         ref = args.old_ref or rule_planner_ref()
         planners[f"old ({ref[:7]})"] = old_planner(ref)
+    from copilot.routing.model import load_model
+
+    intents = load_model()
+    start = time.perf_counter()
+    for r in rows:
+        intents.predict(r["question"])
+    per_q = (time.perf_counter() - start) / max(1, len(rows)) * 1000
+    print(f"intent classifier alone: {per_q:.2f} ms per question")
     results, plans_by = {}, {}
     for name, plan in planners.items():
         start = time.perf_counter()

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.support
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _machine import machine_label  # noqa: E402
@@ -92,8 +93,8 @@ def main() -> None:
         }
     )
     from copilot.config import get_settings
-    from copilot.testing.checkpoints import install_fake_densenet
-    from copilot.testing.serving import free_port, start_test_server, stop_test_server
+    from tests.support.checkpoints import install_fake_densenet
+    from tests.support.serving import free_port, start_test_server, stop_test_server
 
     install_fake_densenet(get_settings())
     print(f"machine: {machine_label()}")

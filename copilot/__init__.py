@@ -1,23 +1,87 @@
-"""copilot: a clinical imaging copilot that answers questions about DICOM studies."""
+"""copilot: a clinical imaging copilot that answers questions about DICOM studies.
+
+The public face: :class:`Copilot` (the agent API), the typed vocabulary of its answers
+(:class:`Answer`, :class:`ToolRun`, :class:`Finding`, :class:`Citation`, :class:`Artifact`,
+:class:`Statement` and the progress events of :data:`CopilotEvent`) and the studies it reads
+(:class:`Study`, :class:`StudySet`, :class:`StudyQuery`). Importing the package loads none of
+them: each is imported on first use (the agent API pulls in LangGraph, the studies pydicom).
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
+from copilot._version import __version__
 from copilot.errors import CopilotError
 
-__version__ = "0.1.0"
-
 if TYPE_CHECKING:
-    from copilot.api import Answer, Copilot
+    from copilot.api import Copilot
+    from copilot.schema import (
+        Answer,
+        AnswerDone,
+        AnswerToken,
+        Artifact,
+        Citation,
+        CopilotEvent,
+        Finding,
+        PlanMade,
+        Statement,
+        ToolFinished,
+        ToolRun,
+        ToolStarted,
+        Understood,
+    )
+    from copilot.study.model import Study, StudySet
+    from copilot.study.query import StudyQuery
 
-__all__ = ["Answer", "Copilot", "CopilotError", "__version__"]
+#: Where each lazily imported public name lives.
+_LAZY = {
+    "Copilot": "copilot.api",
+    "Answer": "copilot.schema",
+    "AnswerDone": "copilot.schema",
+    "AnswerToken": "copilot.schema",
+    "Artifact": "copilot.schema",
+    "Citation": "copilot.schema",
+    "CopilotEvent": "copilot.schema",
+    "Finding": "copilot.schema",
+    "PlanMade": "copilot.schema",
+    "Statement": "copilot.schema",
+    "ToolFinished": "copilot.schema",
+    "ToolRun": "copilot.schema",
+    "ToolStarted": "copilot.schema",
+    "Understood": "copilot.schema",
+    "Study": "copilot.study.model",
+    "StudySet": "copilot.study.model",
+    "StudyQuery": "copilot.study.query",
+}
+
+__all__ = [
+    "Answer",
+    "AnswerDone",
+    "AnswerToken",
+    "Artifact",
+    "Citation",
+    "Copilot",
+    "CopilotError",
+    "CopilotEvent",
+    "Finding",
+    "PlanMade",
+    "Statement",
+    "Study",
+    "StudyQuery",
+    "StudySet",
+    "ToolFinished",
+    "ToolRun",
+    "ToolStarted",
+    "Understood",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
-    # The agent API pulls in LangGraph; import it only when asked for.
-    if name in ("Copilot", "Answer"):
-        from copilot import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'copilot' has no attribute {name!r}")
+    # PEP 562: the agent API pulls in LangGraph and the studies pydicom; import on first use.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'copilot' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

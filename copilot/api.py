@@ -24,81 +24,30 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING, Any, cast
 
 from copilot.config import Settings, get_settings
 from copilot.errors import CopilotError, StudyError
 from copilot.llm import ChatModel, load_llm
+from copilot.schema import AnalysisRow, Answer, CopilotEvent, ToolResult, ToolRun
 from copilot.study.model import InstanceRecord, Study, StudySet
 from copilot.study.query import StudyQuery
-from copilot.tools.contract import Tool, ToolRequest, invoke_batch
+from copilot.tools.contract import Tool, ToolRequest
+from copilot.tools.invoke import invoke_batch
 
 if TYPE_CHECKING:
     from copilot.agents.context import Context
     from copilot.agents.graph import AgentGraph
     from copilot.agents.planner import Plan, Planner
+    from copilot.agents.state import AgentState, Turn
     from copilot.study.source import StudySource
+
+__all__ = ["AnalysisRow", "Answer", "Copilot", "EventSink", "ToolRun"]
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["understood", "plan", "tool_started", "tool_finished", "answer_token", "answer_done"]
-
-
-class ToolRun(BaseModel):
-    """One tool's status in an answer."""
-
-    name: str
-    status: str
-    seconds: float
-    detail: str = ""
-    fix: str | None = None
-
-
-class Answer(BaseModel):
-    """An explained answer with its evidence."""
-
-    text: str
-    study_uid: str
-    question: str
-    plan: list[str]
-    planner: str
-    thread_id: str
-    tools: list[ToolRun] = Field(default_factory=list)
-    findings: list[dict[str, Any]] = Field(default_factory=list)
-    citations: list[dict[str, Any]] = Field(default_factory=list)
-    artifacts: list[dict[str, Any]] = Field(default_factory=list)
-    statements: list[dict[str, Any]] = Field(default_factory=list)
-    verification: list[str] = Field(default_factory=list)
-    plan_notes: list[str] = Field(default_factory=list)
-    provenance: dict[str, dict[str, Any]] = Field(
-        default_factory=dict,
-        description="Per tool that ran: its version, model id and revision, device (for the "
-        "algorithm identification of DICOM results).",
-    )
-
-    def to_contract(self) -> dict[str, Any]:
-        """The JSON of ``copilot ask --json`` (stable contract)."""
-        return {
-            "answer": self.text,
-            "study_uid": self.study_uid,
-            "thread_id": self.thread_id,
-            "plan": self.plan,
-            "tools": [
-                {"name": t.name, "status": t.status, "seconds": t.seconds, "detail": t.detail, "fix": t.fix}
-                for t in self.tools
-            ],
-            "findings": self.findings,
-            "citations": self.citations,
-        }
-
-
-class Event(BaseModel):
-    """A progress event from ``astream`` (plan made, tool started/finished, answer tokens)."""
-
-    kind: EventKind
-    data: dict[str, Any] = Field(default_factory=dict)
+#: What ``on_event`` is called with while a question is answered.
+EventSink = Callable[[CopilotEvent], None]
 
 
 def _same_patient(target: Study | StudySet, study: Study) -> tuple[Study, ...] | None:
@@ -284,15 +233,16 @@ class Copilot:
         thread_id: str | None = None,
         *,
         study_uid: str | None = None,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_event: EventSink | None = None,
     ) -> Answer:
         """Answer ``question`` about a study; ``thread_id`` continues a conversation.
+        ``on_event`` is called with each progress event (:data:`copilot.schema.CopilotEvent`),
+        in order, on the calling thread.
 
         A thread belongs to the study of its first question: continuing it on another study
         raises :class:`StudyError` (one patient's conversation never shapes another's answer).
         """
         from copilot.agents.context import Context
-        from copilot.tools.contract import ToolResult
 
         if not question.strip():
             raise CopilotError("empty question")
@@ -306,7 +256,6 @@ class Copilot:
             llm=self.llm,
             planner=self.planner,
             cache=self.cache,
-            emit=on_event,
             redact=self._redactor(study),
             others=_same_patient(target, study),
         )
@@ -314,36 +263,20 @@ class Copilot:
             from copilot.runtime.threads import thread_lock
 
             with thread_lock(self.settings, thread):
-                state = self._run_turn(study, thread, True, question, context)
+                state = self._run_turn(study, thread, True, question, context, on_event)
         else:
-            state = self._run_turn(study, thread, False, question, context)
-        results = {k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()}
-        findings, artifacts = [], []
-        for name, res in results.items():
-            findings += [{"tool": name, **f.model_dump(exclude_none=True)} for f in res.findings]
-            artifacts += [{"tool": name, **a.model_dump()} for a in res.artifacts]
-        provenance = {n: r.provenance.model_dump() for n, r in results.items() if r.provenance is not None}
-        return Answer(
-            text=state.get("answer", ""),
-            study_uid=study.study_uid,
-            question=question,
-            plan=state.get("plan") or [],
-            planner=state.get("planner", ""),
-            thread_id=thread,
-            tools=[
-                ToolRun(name=n, status=r.status, seconds=r.seconds, detail=r.detail, fix=r.fix)
-                for n, r in results.items()
-            ],
-            findings=findings,
-            citations=state.get("citations") or [],
-            artifacts=artifacts,
-            statements=state.get("statements") or [],
-            verification=state.get("verification") or [],
-            plan_notes=state.get("plan_notes") or [],
-            provenance=provenance,
-        )
+            state = self._run_turn(study, thread, False, question, context, on_event)
+        return _answer_of(state, study, question, thread)
 
-    def _run_turn(self, study: Study, thread: str, resumed: bool, question: str, context: Context) -> Any:
+    def _run_turn(
+        self,
+        study: Study,
+        thread: str,
+        resumed: bool,
+        question: str,
+        context: Context,
+        on_event: EventSink | None,
+    ) -> AgentState:
         """Run one turn; when the thread store fails, run it again on an in-memory thread."""
         for attempt in (1, 2):
             try:
@@ -353,14 +286,35 @@ class Copilot:
                         f"thread {thread!r} belongs to another study (UID {owner}), not "
                         f"{study.study_uid}; start a new conversation (omit --thread) to ask about this one"
                     )
-                return self.graph.invoke(
-                    {"question": question}, {"configurable": {"thread_id": thread}}, context=context
-                )
+                return self._stream_turn(thread, question, context, on_event)
             except sqlite3.Error as exc:
                 if attempt == 2:
                     raise CopilotError(f"conversation store failed: {exc}") from exc
                 self._degrade(f"{type(exc).__name__}: {exc}")
         raise AssertionError("unreachable")
+
+    def _stream_turn(
+        self, thread: str, question: str, context: Context, on_event: EventSink | None
+    ) -> AgentState:
+        """Run one turn of the graph: the events its nodes write (LangGraph's custom stream) go
+        to ``on_event``; the state after the last node is returned."""
+        from copilot.agents.state import AgentState
+
+        final: Any = None
+        for mode, chunk in self.graph.stream(
+            {"question": question},
+            {"configurable": {"thread_id": thread}},
+            context=context,
+            stream_mode=["custom", "values"],
+        ):
+            if mode == "custom":
+                if on_event is not None:
+                    on_event(cast("CopilotEvent", chunk))  # what the nodes' stream writer wrote
+            else:
+                final = chunk
+        if isinstance(final, AgentState):
+            return final
+        return AgentState(**(final or {}))
 
     async def astream(
         self,
@@ -369,15 +323,13 @@ class Copilot:
         thread_id: str | None = None,
         *,
         study_uid: str | None = None,
-    ) -> AsyncIterator[Event | Answer]:
+    ) -> AsyncIterator[CopilotEvent | Answer]:
         """Yield typed events while the question is answered, then the :class:`Answer`."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Event | Answer | BaseException] = asyncio.Queue()
+        queue: asyncio.Queue[CopilotEvent | Answer | BaseException] = asyncio.Queue()
 
-        def emit(event: dict[str, Any]) -> None:
-            data = dict(event)
-            kind = data.pop("kind")
-            loop.call_soon_threadsafe(queue.put_nowait, Event(kind=kind, data=data))
+        def emit(event: CopilotEvent) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
 
         def work() -> None:
             try:
@@ -397,10 +349,10 @@ class Copilot:
                 break
         await task
 
-    def history(self, thread_id: str) -> list[dict[str, Any]]:
-        """The finished turns of a conversation thread (survives restarts): each a dict with
-        ``question`` and ``answer``. Show them before resuming a thread, so no earlier turn the
-        user cannot see shapes an answer."""
+    def history(self, thread_id: str) -> list[Turn]:
+        """The finished turns of a conversation thread (survives restarts): each a
+        :class:`~copilot.agents.state.Turn` with ``question`` and ``answer``. Show them before
+        resuming a thread, so no earlier turn the user cannot see shapes an answer."""
         snapshot = self.graph.get_state({"configurable": {"thread_id": thread_id}})
         return list(snapshot.values.get("history") or []) if snapshot else []
 
@@ -418,7 +370,7 @@ class Copilot:
         batch_size: int = 16,
         progress: Callable[[int, int], None] | None = None,
         tools: list[str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[AnalysisRow]:
         """Run every applicable image tool on every series' first image, batched per tool.
 
         Tools run in dependency order, so a tool that uses another's output (the segmenter's
@@ -426,7 +378,6 @@ class Copilot:
         has the per-tool time limit (``tool_timeout_s``); a tool that exceeds it is abandoned
         (it cannot keep the process alive) and its remaining images are reported, not sent.
         """
-        from copilot.tools.contract import ToolResult
         from copilot.tools.ordering import dependency_order
 
         items = list(studies.studies if isinstance(studies, StudySet) else studies)
@@ -437,7 +388,7 @@ class Copilot:
             for n, t in self.tools.items()
             if (tools is None or n in tools) and t.manifest.needs_image and not t.manifest.question_dependent
         }
-        rows: list[dict[str, Any]] = [
+        rows: list[AnalysisRow] = [
             {
                 "study_uid": s.study_uid,
                 "series_uid": inst.series_uid,
@@ -469,10 +420,9 @@ class Copilot:
                     progress(done, total)
         return rows
 
-    def _timed_batch(self, tool: Tool, requests: list[ToolRequest], hung: dict[str, str]) -> list[Any]:
+    def _timed_batch(self, tool: Tool, requests: list[ToolRequest], hung: dict[str, str]) -> list[ToolResult]:
         """``invoke_batch`` within the per-tool time limit; error results when it is exceeded."""
         from copilot.runtime.deadline import call_with_timeout
-        from copilot.tools.contract import ToolResult
 
         timeout = self.settings.tool_timeout_s
         if tool.name in hung:
@@ -485,3 +435,31 @@ class Copilot:
             hung[tool.name] = detail
             log.warning("%s %s; its remaining images are not sent to it", tool.name, detail)
         return [ToolResult(tool=tool.name, status="error", detail=detail, seconds=seconds) for _ in requests]
+
+
+def _answer_of(state: AgentState, study: Study, question: str, thread: str) -> Answer:
+    """The :class:`Answer` of a finished turn: every tool's findings and artifacts (each with its
+    ``tool``), in plan order, with the composer's statements and citations."""
+    findings, artifacts = [], []
+    for name, res in state.results.items():
+        findings += [f.model_copy(update={"tool": name}) for f in res.findings]
+        artifacts += [a.model_copy(update={"tool": name}) for a in res.artifacts]
+    return Answer(
+        text=state.answer,
+        study_uid=study.study_uid,
+        question=question,
+        plan=list(state.plan),
+        planner=state.planner,
+        thread_id=thread,
+        tools=[
+            ToolRun(name=n, status=r.status, seconds=r.seconds, detail=r.detail, fix=r.fix)
+            for n, r in state.results.items()
+        ],
+        findings=findings,
+        citations=list(state.citations),
+        artifacts=artifacts,
+        statements=list(state.statements),
+        verification=list(state.verification),
+        plan_notes=list(state.plan_notes),
+        provenance={n: r.provenance for n, r in state.results.items() if r.provenance is not None},
+    )

@@ -7,14 +7,14 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from copilot import outputs
 from copilot.errors import CopilotError
 from copilot.escape import escape_controls
+from copilot.schema import Answer
 
 
-def conversation_markdown(summary: str, answers: Sequence[Any], identity: str = "") -> str:
+def conversation_markdown(summary: str, answers: Sequence[Answer], identity: str = "") -> str:
     """Markdown of every question, its answer, the tool trace and the findings table.
 
     ``identity`` names the study (patient ID, age/sex, date, description, UID) at the top and
@@ -31,7 +31,7 @@ def conversation_markdown(summary: str, answers: Sequence[Any], identity: str = 
         lines += ["| tool | status | seconds | detail |", "|---|---|---|---|"]
         for t in answer.tools:
             lines.append(f"| {t.name} | {t.status} | {t.seconds:.2f} | {t.detail.replace('|', '/')} |")
-        scored = [f for f in answer.findings if f.get("score") is not None or f.get("value") is not None]
+        scored = [f for f in answer.findings if f.score is not None or f.value is not None]
         if scored:
             lines += [
                 "",
@@ -41,19 +41,19 @@ def conversation_markdown(summary: str, answers: Sequence[Any], identity: str = 
                 "|---|---|---|---|---|---|",
             ]
             for f in scored:
-                score = "" if f.get("score") is None else f["score"]
-                unit = f" {f['unit']}" if f.get("unit") else ""
-                value = "" if f.get("value") is None else f"{f['value']}{unit}"
+                score = "" if f.score is None else f.score
+                unit = f" {f.unit}" if f.unit else ""
+                value = "" if f.value is None else f"{f.value}{unit}"
+                threshold = "" if f.threshold is None else f.threshold
                 lines.append(
-                    f"| {f['tool']} | {f['label']} | {score} | {f.get('threshold', '')} | {value} | "
-                    f"{f.get('location', '')} |"
+                    f"| {f.tool} | {f.label} | {score} | {threshold} | {value} | {f.location or ''} |"
                 )
         lines.append("")
     return "\n".join(lines)
 
 
 def export_conversation(
-    folder: Path, study_root: Path, summary: str, answers: Sequence[Any], *, identity: str = ""
+    folder: Path, study_root: Path, summary: str, answers: Sequence[Answer], *, identity: str = ""
 ) -> Path:
     """Write the conversation into ``folder``; returns the file.
 

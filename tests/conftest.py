@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,3 +90,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The model ids whose download was started in this test (each start fails at once).
+
+    Tests of the offline paths assert it stays empty: "fails fast" means the answer is given
+    before any download starts, which is checked by that event, not by a wall-clock bound."""
+    from copilot.models.registry import ModelRegistry
+
+    started: list[str] = []
+
+    def refuse(self: ModelRegistry, card: Any, *args: object) -> Path:
+        started.append(card.id)
+        raise RuntimeError(f"download of {card.id} started in a test that forbids it")
+
+    for method in ("_pull_url", "_pull_hf", "_pull_monai"):
+        monkeypatch.setattr(ModelRegistry, method, refuse)
+    return started

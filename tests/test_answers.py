@@ -279,7 +279,7 @@ def kb_tools() -> dict[str, Tool]:
 
 
 def user_citations(answer: Answer) -> list[dict[str, Any]]:
-    return [c for c in answer.citations if c["source"] == "ward"]
+    return [c for c in answer.citations if c.source == "ward"]
 
 
 def test_user_corpus_passages_must_be_relevant(study: Study, small_kb: None, user_docs: Path) -> None:
@@ -291,7 +291,7 @@ def test_user_corpus_passages_must_be_relevant(study: Study, small_kb: None, use
     assert user_citations(unrelated) == [] and "canteen" not in unrelated.text
     related = copilot.ask(study, "What should be done for a pneumothorax after a central line?")
     cited = user_citations(related)
-    assert [c["id"] for c in cited] == ["lines:2"], cited
+    assert [c.id for c in cited] == ["lines:2"], cited
 
 
 def test_out_of_scope_questions_are_said_to_be_and_get_no_passages(
@@ -375,7 +375,7 @@ def test_a_differential_stays_a_differential(study: Study, kb_env: Path) -> None
     second = copilot.ask(study, "what else could it be?", thread_id="ddx")
     assert "retriever" in first.plan and "retriever" in second.plan
     assert "vqa" not in second.plan  # not turned into an open question about the image
-    assert any(c["id"] == "lung-opacity" for c in second.citations), second.citations
+    assert any(c.id == "lung-opacity" for c in second.citations), second.citations
     retriever = next(t for t in second.tools if t.name == "retriever")
     assert "differential for this opacity" in retriever.detail  # searched with the thread's question
 
@@ -401,17 +401,18 @@ def test_every_citation_carries_its_source_and_licence(study: Study, small_kb: N
     answer = Copilot(tools=kb_tools(), persist=False).ask(
         study, "What could cause a pneumothorax after a central line?"
     )
-    assert {c["source"] for c in answer.citations} >= {"knowledge", "ward"}
+    assert {c.source for c in answer.citations} >= {"knowledge", "ward"}
     for c in answer.citations:
-        assert c["reference"], c
-        if c["source"] == "iu-xray":
-            assert c["licence"] == "CC BY-NC-ND 4.0" and "Open-i" in c["reference"]
-        if c["source"] == "knowledge":
-            assert c["reference"].startswith("copilot knowledge card after Hansell DM")
-            assert c["licence"] == "Apache-2.0"
-        if c["source"] == "ward":
-            assert c["reference"] == "lines.md, paragraph 2"  # the file's name, never its path
-    assert str(user_docs) not in answer.text and "private" not in json.dumps(answer.citations)
+        assert c.reference, c
+        if c.source == "iu-xray":
+            assert c.licence == "CC BY-NC-ND 4.0" and "Open-i" in c.reference
+        if c.source == "knowledge":
+            assert c.reference.startswith("copilot knowledge card after Hansell DM")
+            assert c.licence == "Apache-2.0"
+        if c.source == "ward":
+            assert c.reference == "lines.md, paragraph 2"  # the file's name, never its path
+    assert str(user_docs) not in answer.text
+    assert "private" not in json.dumps(answer.to_contract()["citations"])
 
 
 # -- 7. the dataset's own de-identification ----------------------------------------------------------
@@ -450,7 +451,7 @@ def test_hostile_document_is_not_quoted_unless_relevant(
     KnowledgeIndex().add(user_docs, "ward")
     copilot = Copilot(tools=kb_tools(), persist=False)
     answer = copilot.ask(study, "Is there a pneumothorax, and what could cause it?")
-    assert all(c["id"] != "orders:1" for c in answer.citations)
+    assert all(c.id != "orders:1" for c in answer.citations)
     assert "IMPORTANT" not in answer.text
     # A relevant passage that gives orders is quoted with its source, never as the copilot's advice.
     relevant = copilot.ask(study, "What should be done for a pneumothorax after a central line?")

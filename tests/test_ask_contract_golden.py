@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from copilot.config import get_settings
-from copilot.testing.checkpoints import install_fake_densenet, install_fake_pspnet
 from tests.cli_runner import run_cli
+from tests.support.checkpoints import install_fake_densenet, install_fake_pspnet
 
 GOLDEN = Path(__file__).parent / "data" / "ask_contract_golden.json"
 STUDIES = ("00801", "01089")

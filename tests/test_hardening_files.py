@@ -16,7 +16,6 @@ import os
 import socket
 import stat
 import struct
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,7 +129,7 @@ def test_analyze_replaces_a_hard_link_instead_of_writing_through_it(
 
 @pytest.mark.parametrize("route", ["dotdot", "symlink_to_root", "root_of_indexed_study"])
 def test_seg_export_never_writes_into_the_study(study: Path, tmp_path: Path, route: str) -> None:
-    from copilot.tools.builtin.seg_export import export_dicom_seg
+    from copilot.dicomout.seg import export_dicom_seg
 
     studies = index_folder(study, use_cache=False)
     instance = studies.studies[0].primary_instance()
@@ -153,7 +152,7 @@ def test_seg_export_never_writes_into_the_study(study: Path, tmp_path: Path, rou
 
 
 def test_seg_file_name_cannot_climb_out_of_its_folder(tmp_path: Path) -> None:
-    from copilot.tools.builtin.seg_export import export_dicom_seg
+    from copilot.dicomout.seg import export_dicom_seg
 
     studies = index_folder(make_dicom(tmp_path / "s" / "a.dcm"), use_cache=False)
     instance = studies.studies[0].primary_instance().model_copy(update={"sop_uid": "../../../evil"})
@@ -277,6 +276,7 @@ def test_skip_reason_for_a_lying_pixel_length(tmp_path: Path, capsys: pytest.Cap
 # -- 12. paths -----------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(120)  # a hang guard: opening the FIFO would block for ever
 def test_walk_stays_inside_the_root(tmp_path: Path) -> None:
     root = tmp_path / "root"
     make_dicom(root / "mine" / "a.dcm", patient_id="MINE")
@@ -294,10 +294,8 @@ def test_walk_stays_inside_the_root(tmp_path: Path) -> None:
         server.bind(str(sock_path))
     except OSError:  # a path too long for AF_UNIX: keep the rest of the test
         sock_path = None
-    start = time.monotonic()
     studies = index_folder(root, use_cache=False)
     server.close()
-    assert time.monotonic() - start < 30
     assert {s.patient_id for s in studies.studies} == {"MINE"}
     reasons = {Path(k.path).name: k.reason for k in studies.skipped}
     for name in ("to-slash", "up", "sideways", "zero"):
@@ -307,7 +305,9 @@ def test_walk_stays_inside_the_root(tmp_path: Path) -> None:
     if sock_path is not None:
         assert "socket" in reasons["sock"]
     # A link to a file inside the root is fine (one study, its SOP counted once).
-    assert any("duplicate" in r for r in reasons.values()) or "inside-link.dcm" not in reasons
+    # Records are kept in path order, so the link is indexed and the file it names is the duplicate.
+    assert "inside-link.dcm" not in reasons
+    assert [n for n, r in reasons.items() if "duplicate" in r] == ["a.dcm"]
 
 
 def test_a_fifo_as_the_study_path_is_refused_not_read(

@@ -97,3 +97,15 @@ def test_studies_command_loads_no_model_framework(tmp_path: pytest.TempPathFacto
     assert not cold & heavy, cold & heavy
     warm = modules()
     assert not warm & (heavy | {"pydicom"}), warm & (heavy | {"pydicom"})
+
+
+def test_testing_package_holds_only_what_plugin_authors_use() -> None:
+    # The suite's own fixtures (phantoms, bundles, checkpoints, fake hub, launchers) live in
+    # tests/support/; copilot.testing ships the four documented helpers and nothing else.
+    import pkgutil
+
+    import copilot.testing
+
+    shipped = {m.name for m in pkgutil.iter_modules(copilot.testing.__path__)}
+    assert shipped == {"chat", "contract", "dicom", "openai_server"}
+    assert "tests" not in _modules_after("import copilot.testing, copilot.testing.openai_server")

@@ -82,10 +82,11 @@ def test_a_failed_add_registers_nothing_and_search_still_works(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("embedding crashed")
 
-    monkeypatch.setattr(Embedder, "encode", broken)
-    with pytest.raises(RuntimeError):
+    # Only this patch is undone: monkeypatch.undo() would also undo the isolated XDG folders
+    # (conftest), and the rest of the test would read the user's real knowledge folder.
+    with monkeypatch.context() as patch, pytest.raises(RuntimeError):
+        patch.setattr(Embedder, "encode", broken)
         KnowledgeIndex().add(docs, "crashy")
-    monkeypatch.undo()
     get_settings.cache_clear()
     index = KnowledgeIndex()
     assert index.user_corpora() == {}

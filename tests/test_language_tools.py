@@ -144,12 +144,12 @@ def test_report_generator_without_model_or_classifier_is_honest(chest: object) -
 def test_report_generator_loads_real_format_checkpoint(tmp_path: Path, demo_studies: Path) -> None:
     from copilot.models.registry import ModelRegistry
     from copilot.study import index_folder
-    from copilot.testing.checkpoints import make_tiny_report_model
     from copilot.tools.builtin.report_generator import (
         FINDINGS_MODEL,
         IMPRESSION_MODEL,
         ReportGenerator,
     )
+    from tests.support.checkpoints import make_tiny_report_model
 
     registry = ModelRegistry()
     for model_id in (FINDINGS_MODEL, IMPRESSION_MODEL):
@@ -192,8 +192,8 @@ def test_vqa_refuses_to_guess_open_questions(chest: object) -> None:
 
 def test_vqa_loads_real_format_vlm(tmp_path: Path, chest: object) -> None:
     from copilot.models.registry import ModelRegistry
-    from copilot.testing.checkpoints import make_tiny_vlm
     from copilot.tools.builtin.vqa import VLM_MODEL, VisualQA
+    from tests.support.checkpoints import make_tiny_vlm
 
     ModelRegistry().add(VLM_MODEL, make_tiny_vlm(tmp_path / "vlm"))
     result = invoke(VisualQA(), ToolRequest(question="where does the central line end ?", instance=chest))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import pytest
@@ -48,32 +47,32 @@ def test_shipped_cards_are_complete() -> None:
         assert card.source != "hf" or card.repo
 
 
-def test_offline_pull_fails_fast_with_the_command() -> None:
+def test_offline_pull_fails_fast_with_the_command(downloads: list[str]) -> None:
     registry = ModelRegistry(Settings(offline=True))
-    start = time.monotonic()
     with pytest.raises(WeightsMissingError, match="copilot models pull xrv-densenet121-res224-all"):
         registry.ensure("xrv-densenet121-res224-all")
-    assert time.monotonic() - start < 3
+    assert downloads == []  # answered before any download started
     status = registry.availability("xrv-densenet121-res224-all")
     assert not status.ok and status.fix == "copilot models pull xrv-densenet121-res224-all"
 
 
-def test_unreachable_network_fails_within_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_network_fails_within_seconds(
+    monkeypatch: pytest.MonkeyPatch, downloads: list[str]
+) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     registry = ModelRegistry(
         Settings(offline=False, download_timeout_s=2),
         cards={"tiny": _card("http://127.0.0.1:9/none.bin")},
     )
-    start = time.monotonic()
     with pytest.raises(DownloadError, match=r"could not download tiny.*offline") as caught:
         registry.pull("tiny")
-    assert time.monotonic() - start < 3
+    assert downloads == []  # the probe answered; no download was started to time out
     assert "copilot models pull" not in caught.value.fix and "copilot models add tiny" in caught.value.fix
 
 
 def test_large_model_needs_explicit_pull(monkeypatch: pytest.MonkeyPatch) -> None:
     from copilot.availability import forget_probes
-    from copilot.testing.fakehub import FakeHub
+    from tests.support.fakehub import FakeHub
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with FakeHub() as hub:  # a reachable hub: the size rule, not offline detection, answers

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -20,16 +19,17 @@ from copilot.config import get_settings
 from copilot.study import index_folder
 from copilot.study.model import Study
 from copilot.testing import check_tool, make_dicom
-from copilot.testing.bundles import bundle_zip, install_tiny_bundle, make_tiny_bundle
-from copilot.testing.phantoms import ChestPhantom, make_phantom_folder
 from copilot.tools import discovery as discovery_module
 from copilot.tools.builtin.brain_tumor_segmenter import BrainTumorSegmenter
 from copilot.tools.builtin.ct_organ_segmenter import CtOrganSegmenter
 from copilot.tools.builtin.lung_nodule_detector import LungNoduleDetector
-from copilot.tools.contract import Tool, ToolRequest, invoke
+from copilot.tools.contract import Tool, ToolRequest
 from copilot.tools.discovery import discover
+from copilot.tools.invoke import invoke
 from copilot.tools.statements import Question
 from tests.cli_runner import run_cli
+from tests.support.bundles import bundle_zip, install_tiny_bundle, make_tiny_bundle
+from tests.support.phantoms import ChestPhantom, make_phantom_folder
 
 #: The entry points pyproject.toml is to declare for the built-in MONAI tools.
 ENTRY_POINTS = {
@@ -74,17 +74,18 @@ def study(root: Path, name: str) -> Study:
 
 # -- plug-ins, availability, routing ---------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(TOOLS))
-def test_contract_and_unavailable_with_the_pull_command(name: str, phantom_root: Path) -> None:
-    """No weights: unavailable at once, saying why and the command that installs them; never
-    random weights."""
+def test_contract_and_unavailable_with_the_pull_command(
+    name: str, phantom_root: Path, downloads: list[str]
+) -> None:
+    """No weights: unavailable at once (no download started), saying why and the command that
+    installs them; never random weights."""
     cls = TOOLS[name]
     check_tool(cls).raise_for_problems()
     tool = cls()
-    start = time.perf_counter()
     availability = tool.available()
     target = study(phantom_root, "mr-brain" if name == "brain_tumor_segmenter" else "ct-chest")
     result = invoke(tool, ToolRequest(question=NODULES, instance=target.primary_instance()))
-    assert time.perf_counter() - start < 2.0
+    assert downloads == []
     model = cls.manifest.models[0]
     assert not availability.ok and availability.fix == f"copilot models pull {model}"
     assert result.status == "unavailable" and result.fix == f"copilot models pull {model}"
@@ -233,7 +234,9 @@ def test_ct_organ_segmenter_volumes_and_dicom_seg(phantom_root: Path) -> None:
     assert len(seg.SegmentSequence) == len(volumes)
     assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == ct.series[0].series_uid
     said = [s.text for s in tool.statements(result, Question("How big is the liver?"))]
-    assert len(said) == 1 and ("Liver volume:" in said[0] or said[0].startswith("No liver was segmented"))
+    liver = any(f.label.lower() == "liver" for f in volumes)
+    assert len(said) == 1
+    assert ("Liver volume:" in said[0]) if liver else said[0].startswith("No liver was segmented"), said
     assert tool.statements(result, Question(NODULES, ("Nodule",))) == []
 
 
@@ -292,7 +295,7 @@ def test_pull_a_bundle_with_monai_from_the_loopback_hub(
     from copilot.errors import HashMismatchError
     from copilot.models.cards import shipped_cards
     from copilot.models.registry import ModelRegistry
-    from copilot.testing.fakehub import FakeHub
+    from tests.support.fakehub import FakeHub
 
     model_id = "monai-lung-nodule-ct-detection"
     data = bundle_zip(make_tiny_bundle(model_id, tmp_path / "src"))
@@ -329,7 +332,7 @@ def test_a_bundle_lacking_its_weights_installs_nothing(
     from copilot.errors import DownloadError
     from copilot.models.cards import shipped_cards
     from copilot.models.registry import ModelRegistry
-    from copilot.testing.fakehub import FakeHub
+    from tests.support.fakehub import FakeHub
 
     model_id = "monai-brats-mri-segmentation"
     folder = make_tiny_bundle(model_id, tmp_path / "src")

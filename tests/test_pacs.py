@@ -41,8 +41,8 @@ from copilot.study.dicomweb import DicomwebServer, fetch_instances, index_dicomw
 from copilot.study.pixels import load_pixels
 from copilot.study.query import StudyQuery
 from copilot.testing import make_dicom
-from copilot.testing.orthanc import BLOCKED_USER, OrthancServer, free_port
 from tests.cli_runner import run_cli
+from tests.support.orthanc import BLOCKED_USER, OrthancServer, free_port
 
 QUESTION = "Is there cardiomegaly? How big is the heart?"
 
@@ -137,7 +137,7 @@ def test_filters_are_qido_parameters(
 def test_ask_writes_sr_and_seg_and_push_stores_them_under_the_study(
     pacs: OrthancServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from copilot.testing.checkpoints import install_fake_densenet, install_fake_pspnet
+    from tests.support.checkpoints import install_fake_densenet, install_fake_pspnet
 
     settings = get_settings()
     install_fake_densenet(settings)

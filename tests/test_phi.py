@@ -253,7 +253,8 @@ def test_phi_in_headers_question_and_tool_details_never_reaches_the_llm(hostile_
     )
     answer = copilot.ask(hostile_study, QUESTION)
     assert {t.name: t.status for t in answer.tools}.get("leaky_tool") == "error"
-    assert "IM0001.dcm" in answer.tools[-1].detail or any("IM0001" in t.detail for t in answer.tools)
+    leaky = next(t for t in answer.tools if t.name == "leaky_tool")
+    assert "IM0001.dcm" in leaky.detail  # kept for the local user; never sent (below)
     sent = llm.all_text_received()
     assert "<study-data>" in sent and "tool-output" in sent
     for leak in LEAKS:

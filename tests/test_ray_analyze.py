@@ -111,8 +111,8 @@ def ray_session() -> Iterator[Any]:
 def runs(ray_session: Any, demo_studies: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     from copilot.api import Copilot
     from copilot.batch import analyze_on_ray
-    from copilot.testing.checkpoints import install_fake_densenet
     from copilot.tools.discovery import create_tools
+    from tests.support.checkpoints import install_fake_densenet
 
     base = tmp_path_factory.mktemp("ray-runs")
     env = {f"COPILOT_{name}_DIR": str(base / name.lower()) for name in ("CACHE", "DATA", "CONFIG")}

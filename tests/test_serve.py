@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from copilot.config import get_settings
+from copilot.schema import Answer, CopilotEvent, Understood
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +31,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     and a paced test tool; yields the environment its clients use (same XDG folders)."""
     pytest.importorskip("ray")
     from copilot.config import Settings
-    from copilot.testing.checkpoints import install_fake_densenet
-    from copilot.testing.serving import free_port, start_test_server, stop_test_server
+    from tests.support.checkpoints import install_fake_densenet
+    from tests.support.serving import free_port, start_test_server, stop_test_server
 
     base = tmp_path_factory.mktemp("serve-home")
     env = {
@@ -41,13 +42,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         "COPILOT_CONFIG_DIR": str(base / "config"),
         "COPILOT_OFFLINE": "1",
         "COPILOT_TEST_BATCH_S": "1.5",  # long enough to kill a replica while it works
+        "COPILOT_TEST_STARTED_DIR": str(base / "batches-started"),  # one file per batch begun
         "COPILOT_SERVE_BATCH_WAIT_S": "0.2",
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     install_fake_densenet(Settings(cache_dir=base / "cache", data_dir=base / "data"))
-    started = time.monotonic()
     proc, url = start_test_server(free_port(), ["cxr_classifier", "exposure_check"], env)
-    env["COPILOT_SERVE_START_S"] = f"{time.monotonic() - started:.1f}"
     try:
         yield {k: v for k, v in env.items() if k.startswith(("COPILOT_", "RAY_"))} | {
             "COPILOT_SERVER_URL": url
@@ -73,8 +73,8 @@ def _forget_results() -> None:
     shutil.rmtree(get_settings().cache_dir / RESULTS_DIR, ignore_errors=True)
 
 
-def test_started_within_a_minute_and_healthy(client_env: str, server: dict[str, str]) -> None:
-    assert float(server["COPILOT_SERVE_START_S"]) < 90  # a loaded 2-core CI machine; ~40 s idle
+def test_started_and_healthy(client_env: str, server: dict[str, str]) -> None:
+    # How long it takes to start is measured by bench/serve.py ("start s"), not asserted here.
     health = httpx.get(f"{client_env}/v1/health", timeout=30).json()
     assert health["status"] == "ok"
     assert health["tools"]["exposure_check"] == "ok"
@@ -85,9 +85,9 @@ def test_api_answer_equals_in_process_with_events(client_env: str, demo_studies:
     from copilot.api import Copilot
 
     remote = Copilot(server=client_env, persist=False)
-    events: list[dict[str, object]] = []
+    events: list[CopilotEvent] = []
     answer = remote.ask(remote.open(demo_studies / "00801"), QUESTION, on_event=events.append)
-    kinds = [e["kind"] for e in events]
+    kinds = [e.kind for e in events]
     assert {"plan", "tool_started", "tool_finished", "answer_done"} <= set(kinds)
     assert [t.status for t in answer.tools if t.name == "cxr_classifier"] == ["ok"]
     _forget_results()
@@ -126,12 +126,12 @@ def test_server_sent_events_ask(client_env: str, demo_studies: Path) -> None:
     ]
     client = ServerClient(client_env, get_settings())
     events = list(client.ask_events(AskCall(question=QUESTION, files=files)))
-    kinds = [k for k, _ in events]
-    assert kinds[0] == "understood" and kinds[-1] == "answer"
+    assert isinstance(events[0], Understood) and isinstance(events[-1], Answer)
+    kinds = [e.kind for e in events[:-1] if not isinstance(e, Answer)]
     assert "plan" in kinds and "tool_finished" in kinds and "answer_token" in kinds
-    answer = events[-1][1]
-    assert "Cardiomegaly" in answer["text"]
-    assert all(a["path"] == "" for a in answer["artifacts"])  # no server path leaks
+    answer = events[-1]
+    assert "Cardiomegaly" in answer.text
+    assert all(a.path == "" for a in answer.artifacts)  # no server path leaks
     bad = httpx.post(f"{client_env}/v1/ask", content=b'{"question": 3}', timeout=30)
     assert bad.status_code == 422 and bad.json()["detail"].startswith("bad request body: question")
 
@@ -176,15 +176,21 @@ def test_killed_replica_fails_its_request_then_recovers(client_env: str, demo_st
     remote = Copilot(server=client_env, persist=False)
     tool = remote.tools["paced_tool"]
     from copilot.study import index_folder
-    from copilot.tools.contract import ToolRequest, invoke
+    from copilot.tools.contract import ToolRequest
+    from copilot.tools.invoke import invoke
 
     record = index_folder(demo_studies / "00801").studies[0].primary_instance()
     before = _replica_pids("tool-paced_tool")
     assert len(before) == 1
+    marks = Path(os.environ["COPILOT_TEST_STARTED_DIR"])
+    seen = set(marks.glob("*"))
     outcome: list[object] = []
     worker = threading.Thread(target=lambda: outcome.append(invoke(tool, ToolRequest(instance=record))))
     worker.start()
-    time.sleep(0.8)  # the request is inside the replica's 1.5 s batch
+    deadline = time.monotonic() + 60  # a hang guard; the event below is what it waits for
+    while not set(marks.glob("*")) - seen:  # the request is now inside the replica's 1.5 s batch
+        assert time.monotonic() < deadline and worker.is_alive(), "the request never reached the replica"
+        time.sleep(0.02)
     os.kill(before[0], signal.SIGKILL)
     worker.join(timeout=60)
     failed = outcome[0]
@@ -251,7 +257,7 @@ def test_analyze_route_runs_every_image_tool(client_env: str, demo_studies: Path
     assert response.status_code == 200, response.text
     (row,) = response.json()
     assert row["tools"]["cxr_classifier"]["status"] == "ok"
-    assert row["tools"]["exposure_check"]["status"] in ("ok", "skipped")
+    assert row["tools"]["exposure_check"]["status"] == "ok"  # a DX radiograph: it applies and runs
     assert "/" not in row["path"]  # the server's folder is not named
 
 

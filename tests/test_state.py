@@ -236,7 +236,6 @@ def test_process_exits_promptly_after_a_tool_timed_out(study: Study, tmp_path: P
     script = tmp_path / "hang.py"
     script.write_text(HANG_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COPILOT_TOOL_TIMEOUT_S": "1"}
-    start = time.monotonic()
     done = subprocess.run(
         [sys.executable, str(script), study.primary_instance().path],
         env=env,
@@ -246,19 +245,17 @@ def test_process_exits_promptly_after_a_tool_timed_out(study: Study, tmp_path: P
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "ANSWER error timed out after 1s" in done.stdout
-    assert time.monotonic() - start < 100
+    assert "ANSWER error timed out after 1s" in done.stdout  # exited: run's timeout is the hang guard
 
 
+@pytest.mark.timeout(120)  # a hang guard (the tool hangs until the per-tool time limit ends it)
 def test_analyze_has_the_per_tool_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COPILOT_TOOL_TIMEOUT_S", "0.5")
     get_settings.cache_clear()
     for n in range(3):
         make_dicom(tmp_path / "many" / f"{n}.dcm")
     studies = index_folder(tmp_path / "many")
-    start = time.monotonic()
     rows = Copilot(tools={"cxr_classifier": Hanging()}, persist=False).analyze(studies, batch_size=1)
-    assert time.monotonic() - start < 10
     details = [r["tools"]["cxr_classifier"]["detail"] for r in rows]
     assert details[0] == "timed out after 0.5s"
     assert all(d.startswith("not run: cxr_classifier timed out") for d in details[1:])

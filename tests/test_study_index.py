@@ -125,10 +125,8 @@ def test_grouping_into_series_and_studies(tmp_path: Path) -> None:
     study_set = index_folder(tmp_path)
     assert len(study_set.studies) == 2
     study = study_set.get("1.2.1")
-    assert [len(s.instances) for s in study.series] == [3, 1] or [len(s.instances) for s in study.series] == [
-        1,
-        3,
-    ]
+    # Series are ordered by SeriesNumber, then SeriesInstanceUID (both are number 1 here).
+    assert [(s.series_uid, len(s.instances)) for s in study.series] == [("1.2.1.1", 3), ("1.2.1.2", 1)]
     series = next(s for s in study.series if s.series_uid == "1.2.1.1")
     assert [i.instance_number for i in series.instances] == [1, 2, 3]
 

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Input, Static, TabbedContent, Tree
 from textual_image.widget import HalfcellImage
 
 from copilot.api import Answer, ToolRun
+from copilot.schema import AnswerDone, AnswerToken, CopilotEvent, PlanMade, ToolFinished, ToolStarted
 from copilot.study import index_folder
 from copilot.study.model import Study, StudySet
 from copilot.testing import make_dicom
@@ -56,39 +57,33 @@ class FakeBackend:
     def ask(self, study: Study, question: str, thread_id: str | None = None, on_event: Any = None) -> Answer:
         self.questions.append(question)
         self.threads.append(thread_id)
-        emit = on_event or (lambda e: None)
-        emit(
-            {
-                "kind": "plan",
-                "tools": ["cxr_classifier", "lesion_segmenter"],
-                "planner": "embedded",
-                "notes": [],
-            }
-        )
-        emit({"kind": "tool_started", "tool": "cxr_classifier"})
+
+        def emit(event: CopilotEvent) -> None:
+            if on_event is not None:
+                on_event(event)
+
+        emit(PlanMade(tools=["cxr_classifier", "lesion_segmenter"], planner="embedded"))
+        emit(ToolStarted(tool="cxr_classifier"))
         gate = self.gates.get(question)
         if gate is not None:
             assert gate.wait(30), "test never released the question"
+        emit(ToolFinished(tool="cxr_classifier", status="ok", seconds=0.5))
         emit(
-            {"kind": "tool_finished", "tool": "cxr_classifier", "status": "ok", "seconds": 0.5, "detail": ""}
-        )
-        emit(
-            {
-                "kind": "tool_finished",
-                "tool": "lesion_segmenter",
-                "status": "unavailable",
-                "seconds": 0.0,
-                "detail": "weights not installed",
-                "fix": "copilot models pull xrv-pspnet-chestx-det",
-            }
+            ToolFinished(
+                tool="lesion_segmenter",
+                status="unavailable",
+                seconds=0.0,
+                detail="weights not installed",
+                fix="copilot models pull xrv-pspnet-chestx-det",
+            )
         )
         text = (
             f"**Answer** ({study.patient_id}: {question})\n"
             "- Cardiomegaly is flagged (calibrated score 0.74). [cxr_classifier: 0.74]"
         )
         for word in text.split(" "):
-            emit({"kind": "answer_token", "text": word + " "})
-        emit({"kind": "answer_done"})
+            emit(AnswerToken(text=word + " "))
+        emit(AnswerDone())
         return Answer(
             text=text,
             study_uid=study.study_uid,

@@ -16,8 +16,8 @@ from copilot.errors import StudyError
 from copilot.study import index_folder
 from copilot.study.model import Series, Study
 from copilot.study.volume import HU_PRESETS, best_volume, load_volume, presets_for, study_for
-from copilot.testing.phantoms import ChestPhantom, make_chest_ct, make_phantom_folder
 from tests.cli_runner import run_cli
+from tests.support.phantoms import ChestPhantom, make_chest_ct, make_phantom_folder
 
 PHANTOM = ChestPhantom()
 
@@ -234,7 +234,8 @@ def test_copilot_studies_lists_volumes_and_broken_series(
     data = json.loads(out)
     series = [se for st in data["studies"] for se in st["series"]]
     volumes = {se["series_uid"]: se["volume"] for se in series}
-    assert all(v["slices"] in (32, 39, 40) for v in volumes.values())
+    # Four MR series of 32; the CT series of 40, 40 reversed, 40 enhanced multi-frame, 39 with a gap.
+    assert sorted(v["slices"] for v in volumes.values()) == [32, 32, 32, 32, 39, 40, 40, 40]
     broken = [v for v in volumes.values() if v["problems"]]
     assert len(broken) == 1 and broken[0]["spacing_mm"] == [2.5, 2.0, 2.0]
 

@@ -21,12 +21,11 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from copilot.agents.verification import gives_orders
 from copilot.errors import must_propagate
 from copilot.routing.intents import INTENT_HELP
-from copilot.tools.contract import Tool, ToolResult
+from copilot.tools.contract import Citation, Tool, ToolResult
 from copilot.tools.results import checked_statements, describe_failure
 from copilot.tools.statements import Question, Statement, plain_reason, tool_title
 
@@ -167,7 +166,7 @@ def _unchecked(ev: Evidence, statements: list[Statement]) -> list[Statement]:
     ]
 
 
-def compose_statements(ev: Evidence) -> tuple[list[Statement], list[dict[str, Any]]]:
+def compose_statements(ev: Evidence) -> tuple[list[Statement], list[Citation]]:
     """All statements of the answer, in order, and the numbered citations."""
     statements: list[Statement] = []
     if ev.header_answer:
@@ -183,7 +182,7 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[dict[str, An
     for name, result in ev.results.items():
         statements += _tool_statements(name, result, ev)
     statements += _unchecked(ev, statements)
-    citations: list[dict[str, Any]] = []
+    citations: list[Citation] = []
     numbered: dict[tuple[str, str], int] = {}
     kept: list[Statement] = []
     for s in statements:
@@ -194,18 +193,7 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[dict[str, An
             numbered[key] = len(numbered) + 1
             n = numbered[key]
             c = s.citation
-            citations.append(
-                {
-                    "n": n,
-                    "source": c.source,
-                    "id": c.id,
-                    "score": c.score,
-                    "text": c.text,
-                    "label": c.label,
-                    "reference": c.reference,
-                    "licence": c.licence,
-                }
-            )
+            citations.append(c.model_copy(update={"n": n}))
             text = s.text.replace("{ref}", f"[{n}]", 1) if "{ref}" in s.text else f"[{n}] {s.text}"
             if gives_orders(c.text) and QUOTED not in text:
                 text += QUOTED  # a document's orders are quoted, never the copilot's advice

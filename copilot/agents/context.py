@@ -9,7 +9,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from copilot.agents.planner import Planner
 from copilot.config import Settings
@@ -18,7 +17,6 @@ from copilot.paths import private_dir
 from copilot.study.model import Study
 from copilot.tools.contract import Tool, ToolResult
 
-EventSink = Callable[[dict[str, Any]], None]
 log = logging.getLogger(__name__)
 #: Folder of persisted tool results under the cache dir.
 RESULTS_DIR = "tool-results"
@@ -87,7 +85,8 @@ class ResultCache:
 
 @dataclass
 class Context:
-    """What nodes need besides the state: settings, tools, the study, the planner, an optional LLM."""
+    """What nodes need besides the state: settings, tools, the study, the planner, an optional LLM.
+    (Progress events go through LangGraph's stream writer, ``runtime.stream_writer``.)"""
 
     settings: Settings
     tools: dict[str, Tool]
@@ -96,12 +95,6 @@ class Context:
     llm: ChatModel | None = None
     redact: Callable[[str], str] = field(default=lambda text: text)
     cache: ResultCache = field(default_factory=ResultCache)
-    emit: EventSink | None = None
     #: Other studies of the same patient opened with this one (a comparison says whether a
     #: prior study is available); None when only the study itself was given.
     others: tuple[Study, ...] | None = None
-
-    def event(self, kind: str, **data: Any) -> None:
-        """Send a progress event to the caller (CLI, terminal app, astream)."""
-        if self.emit is not None:
-            self.emit({"kind": kind, **data})

@@ -13,17 +13,17 @@ from copilot.agents.nodes.execute import execute
 from copilot.agents.nodes.plan import plan
 from copilot.agents.nodes.review import review
 from copilot.agents.nodes.understand import understand
-from copilot.agents.state import AgentState
+from copilot.agents.state import AgentState, InputState
 
 
 def route_after_plan(state: AgentState) -> Literal["execute", "compose"]:
     """Skip execution when the plan is empty (greetings, header questions, refused images)."""
-    return "execute" if state.get("round_tools") else "compose"
+    return "execute" if state.round_tools else "compose"
 
 
 def route_after_review(state: AgentState) -> Literal["execute", "compose"]:
     """Another round when the review planned tools for it, else write the answer."""
-    return "execute" if state.get("round_tools") else "compose"
+    return "execute" if state.round_tools else "compose"
 
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> AgentGr
     """The compiled graph; pass a checkpointer to persist conversation threads."""
     from copilot.agents.nodes.verify import verify
 
-    graph = StateGraph(AgentState, context_schema=Context)
+    graph = StateGraph(AgentState, input_schema=InputState, context_schema=Context)
     graph.add_node("understand", understand)
     graph.add_node("plan", plan)
     graph.add_node("execute", execute)

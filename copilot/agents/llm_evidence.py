@@ -13,11 +13,14 @@ that the tool could not run, so no answer can repeat an exception.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from copilot.text.fence import fence
 from copilot.tools.contract import Finding, ToolResult
 from copilot.tools.statements import plain_reason
+
+if TYPE_CHECKING:
+    from copilot.agents.state import AgentState
 
 EARLIER_TURNS = 2
 HIDDEN = "(not shown: it is in the tool trace; say only that the tool could not run)"
@@ -98,13 +101,13 @@ def composer_evidence(
     return "\n\n".join(parts)
 
 
-def composer_message(state: Mapping[str, Any], ev: Any, template: str) -> str:
+def composer_message(state: AgentState, ev: Any, template: str) -> str:
     """:func:`composer_evidence` from the graph state and the composer's ``Evidence``."""
     return composer_evidence(
-        question=state["question"],
+        question=state.question,
         summary=ev.summary,
-        header_quote=state.get("header_quote", ""),
+        header_quote=state.header_quote,
         results=ev.results,
         template=template,
-        history=state.get("history") or [],
+        history=state.history,
     )

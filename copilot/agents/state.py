@@ -1,9 +1,25 @@
-"""The graph's state: what flows between nodes and is checkpointed per conversation thread."""
+"""The graph's state: what flows between nodes and is checkpointed per conversation thread.
+
+Two schemas, react-agent style: :class:`InputState` is what a caller gives the graph (one
+question); :class:`AgentState` is everything the nodes read and write. Each field is documented
+where it is declared and has a default, so nodes read ``state.plan``, typed, with no
+fallback of their own. Tool results are held as :class:`~copilot.schema.ToolResult`
+objects; the checkpointer stores them through LangGraph's serializer, whose allowed types are
+locked to :data:`copilot.schema.CHECKPOINT_TYPES` (see :mod:`copilot.runtime.threads`).
+
+``history`` holds :class:`Turn` dicts, as earlier versions stored them, so threads saved by an
+earlier version load and continue.
+"""
 
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass, field
 from typing import Annotated, Any, NotRequired, TypedDict
+
+from copilot.schema import Citation, Statement, ToolResult
+
+__all__ = ["AgentState", "InputState", "Turn"]
 
 
 class Turn(TypedDict):
@@ -19,47 +35,67 @@ class Turn(TypedDict):
     query: NotRequired[str]
 
 
-class AgentState(TypedDict, total=False):
-    """State of one question; ``history`` accumulates across the thread's questions.
+@dataclass(kw_only=True)
+class InputState:
+    """What a caller gives the graph for one turn."""
 
-    Fields: ``question`` (as asked); ``study_uid``, ``summary`` (de-identified) and
-    ``header_quote`` (header free text, quoted as data); ``accepted``/``rejection`` (whether any
-    image tool takes the study's image); ``focus`` (finding labels the question is about, for
-    follow-ups); ``intents`` and ``header`` (the router's reading: intents, header fields asked);
-    ``query`` (the question resolved against the thread for a follow-up) and ``out_of_scope``
-    (neither imaging nor medicine: no tool is run and the answer says so);
-    ``plan`` (every tool planned, all rounds), ``round_tools`` (the tools of the round about to
-    run), ``round`` (rounds run so far), ``args`` (tool arguments from the planner), ``inputs``
-    (per tool, the results it received); ``planner``, ``plan_notes`` (how it planned) and
-    ``caveats`` (what no tool can do, said in the answer); ``results`` (per tool, the latest
-    result as a dict); ``answer``, ``template`` (the template composer's answer from the same
-    results: what an LLM answer with no supported claim is replaced by), ``statements``,
-    ``citations``, ``verification``.
-    """
+    question: str = ""
+    """The question, as asked."""
 
-    question: str
-    study_uid: str
-    summary: str
-    header_quote: str
-    accepted: bool
-    rejection: str
-    focus: list[str]
-    intents: list[str]
-    header: list[str]
-    query: str
-    out_of_scope: bool
-    plan: list[str]
-    round_tools: list[str]
-    round: int
-    args: dict[str, dict[str, Any]]
-    inputs: dict[str, list[str]]
-    planner: str
-    plan_notes: list[str]
-    caveats: list[str]
-    results: dict[str, dict[str, Any]]
-    answer: str
-    template: str
-    statements: list[dict[str, Any]]
-    citations: list[dict[str, Any]]
-    verification: list[str]
-    history: Annotated[list[Turn], operator.add]
+
+@dataclass(kw_only=True)
+class AgentState(InputState):
+    """State of one question; ``history`` accumulates across the thread's questions. The
+    per-question fields are reset by the first node (``understand``) of every turn."""
+
+    study_uid: str = ""
+    """The Study Instance UID the thread belongs to."""
+    summary: str = ""
+    """The study's summary, de-identified."""
+    header_quote: str = ""
+    """Header free text, quoted as data (never instructions)."""
+    accepted: bool = True
+    """Whether any image tool takes the study's primary image."""
+    rejection: str = ""
+    """Why no image tool takes it (said in the answer)."""
+    focus: list[str] = field(default_factory=list)
+    """Finding labels the question is about (for follow-ups)."""
+    intents: list[str] = field(default_factory=list)
+    """The router's reading of the question: its intents."""
+    header: list[str] = field(default_factory=list)
+    """Header fields the question asks for."""
+    query: str = ""
+    """The question resolved against the thread, for a follow-up."""
+    out_of_scope: bool = False
+    """Neither imaging nor medicine: no tool is run and the answer says so."""
+    plan: list[str] = field(default_factory=list)
+    """Every tool planned, all rounds."""
+    round_tools: list[str] = field(default_factory=list)
+    """The tools of the round about to run."""
+    round: int = 0
+    """Rounds run so far."""
+    args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per tool, the planner's arguments (JSON values)."""
+    inputs: dict[str, list[str]] = field(default_factory=dict)
+    """Per tool, the earlier results it received."""
+    planner: str = ""
+    """Which planner planned: 'embedded' or 'llm'."""
+    plan_notes: list[str] = field(default_factory=list)
+    """How it planned (the trace)."""
+    caveats: list[str] = field(default_factory=list)
+    """What no tool can do, said in the answer."""
+    results: dict[str, ToolResult] = field(default_factory=dict)
+    """Per tool, its latest result."""
+    answer: str = ""
+    """The answer."""
+    template: str = ""
+    """The template composer's answer from the same results (what an LLM answer with no
+    supported claim is replaced by)."""
+    statements: list[Statement] = field(default_factory=list)
+    """The answer's sentences, each with its tool and number."""
+    citations: list[Citation] = field(default_factory=list)
+    """The passages cited, numbered as in the answer."""
+    verification: list[str] = field(default_factory=list)
+    """Contradictions the verifier found."""
+    history: Annotated[list[Turn], operator.add] = field(default_factory=list)
+    """The thread's finished turns (accumulates across questions)."""

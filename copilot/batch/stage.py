@@ -84,7 +84,8 @@ class ToolStage:
     def _timed_batch(self, requests: list[Any]) -> list[ToolResult]:
         """``invoke_batch`` within the per-tool time limit; error results when it is exceeded."""
         from copilot.runtime.deadline import call_with_timeout
-        from copilot.tools.contract import ToolResult, invoke_batch
+        from copilot.tools.contract import ToolResult
+        from copilot.tools.invoke import invoke_batch
 
         name, timeout = self.tool.name, self.settings.tool_timeout_s
         if self.hung is not None:

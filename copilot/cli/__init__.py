@@ -13,7 +13,7 @@ try:  # typer >= 0.20 vendors click as typer._click; older ones use click itself
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
-from copilot import __version__
+from copilot._version import __version__
 from copilot.cli import analyze as _analyze
 from copilot.cli import ask as _ask
 from copilot.cli import forget as _forget

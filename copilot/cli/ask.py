@@ -101,6 +101,7 @@ def ask(
 ) -> None:
     """Answer a question about a study, with every statement traced to its tool."""
     from copilot.cli.output import print_json, progress_bar, safe, stdout
+    from copilot.schema import CopilotEvent, PlanMade, ToolFinished
 
     sources = _local_sources(path)
     _preflight(sr, seg, sources)  # a refused destination fails before any work
@@ -117,15 +118,15 @@ def ask(
     with progress_bar("Fetching", enabled=not as_json) as progress:
         copilot.fetch(target, progress=progress)
 
-    def trace(event: dict[str, Any]) -> None:
+    def trace(event: CopilotEvent) -> None:
         if as_json or not sys.stderr.isatty():
             return
         from copilot.cli.output import stderr
 
-        if event["kind"] == "plan":
-            stderr.print(f"[dim]plan: {', '.join(event['tools']) or 'no tool'} ({event['planner']})[/dim]")
-        elif event["kind"] == "tool_finished":
-            stderr.print(f"[dim]{event['tool']}: {event['status']} ({event['seconds']:.1f}s)[/dim]")
+        if isinstance(event, PlanMade):
+            stderr.print(f"[dim]plan: {', '.join(event.tools) or 'no tool'} ({event.planner})[/dim]")
+        elif isinstance(event, ToolFinished):
+            stderr.print(f"[dim]{event.tool}: {event.status} ({event.seconds:.1f}s)[/dim]")
 
     from copilot.cli.kb import stage_progress
     from copilot.kb.index import reporting_builds
@@ -196,7 +197,8 @@ def write_seg(copilot: Any, study: Any, folder: Path) -> Path:
     """Run the segmenter on the study's primary image with DICOM SEG export into ``folder``;
     raises :class:`DicomObjectError` with the tool's reason (and fix) when it cannot."""
     from copilot.errors import DicomObjectError
-    from copilot.tools.contract import ToolRequest, invoke
+    from copilot.tools.contract import ToolRequest
+    from copilot.tools.invoke import invoke
 
     tool = copilot.tools.get(SEG_TOOL)
     if tool is None:

@@ -32,9 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from copilot import __version__, outputs
+from copilot import outputs
+from copilot._version import __version__
 from copilot.errors import DicomObjectError
 from copilot.escape import escape_controls
+from copilot.schema import Answer, Finding, Provenance
 from copilot.study.model import InstanceRecord, Study
 
 if TYPE_CHECKING:
@@ -144,12 +146,12 @@ def _unit_back(code: str) -> str | None:
     return code[1:-1] if code.startswith("{") and code.endswith("}") else code
 
 
-def _sites(finding: Mapping[str, Any]) -> list[hd.sr.FindingSite]:
+def _sites(finding: Finding) -> list[hd.sr.FindingSite]:
     """Organ and side of a finding as SNOMED CT finding sites (none when not known)."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    label = str(finding.get("label", "")).lower()
+    label = finding.label.lower()
     organ = (
         codes.SCT.Heart
         if "heart" in label or "cardi" in label
@@ -160,26 +162,28 @@ def _sites(finding: Mapping[str, Any]) -> list[hd.sr.FindingSite]:
         else None
     )
     side = {"left": codes.SCT.Left, "right": codes.SCT.Right, "bilateral": codes.SCT.RightAndLeft}.get(
-        str(finding.get("side") or "")
+        finding.side or ""
     )
     if organ is None or (organ == codes.SCT.Heart and "ratio" in label):
         return []
     return [hd.sr.FindingSite(anatomic_location=organ, laterality=side)]
 
 
-def _algorithm(tool: str, provenance: Mapping[str, Any] | None) -> hd.sr.AlgorithmIdentification:
+def _algorithm(tool: str, provenance: Provenance | None) -> hd.sr.AlgorithmIdentification:
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    prov = provenance or {}
     parameters = [
-        f"{key}={_meaning(str(prov[name]))}"
-        for key, name in (("model_id", "model_id"), ("model_revision", "model_revision"))
-        if prov.get(name)
+        f"{key}={_meaning(str(value))}"
+        for key, value in (
+            ("model_id", provenance.model_id if provenance else None),
+            ("model_revision", provenance.model_revision if provenance else None),
+        )
+        if value
     ]
     return hd.sr.AlgorithmIdentification(
         name=_meaning(tool),
-        version=_meaning(str(prov.get("tool_version") or "unknown")),
+        version=_meaning(str((provenance.tool_version if provenance else "") or "unknown")),
         parameters=parameters or None,
         family=codes.cid7162.ArtificialIntelligence,
     )
@@ -227,7 +231,7 @@ def _number(value: Any) -> float | None:
 
 
 def _groups(
-    answer: Any, source: Any, provenance: Mapping[str, Mapping[str, Any]]
+    answer: Answer, source: Any, provenance: Mapping[str, Provenance]
 ) -> tuple[list[hd.sr.MeasurementsAndQualitativeEvaluations], list[tuple[str, str]]]:
     """Measurement groups (per tool; per scored finding) and text items from the findings."""
     import highdicom as hd
@@ -237,13 +241,13 @@ def _groups(
     texts: list[tuple[str, str]] = []
     meanings: dict[str, str] = {}
     for finding in answer.findings:
-        tool = str(finding.get("tool") or "unknown")
-        label = str(finding.get("label") or "unnamed")
+        tool = finding.tool or "unknown"
+        label = finding.label or "unnamed"
         algo = _algorithm(tool, provenance.get(tool))
-        value, score = _number(finding.get("value")), _number(finding.get("score"))
-        threshold = _number(finding.get("threshold"))
-        if finding.get("score_meaning"):
-            meanings.setdefault(tool, str(finding["score_meaning"]))
+        value, score = _number(finding.value), _number(finding.score)
+        threshold = _number(finding.threshold)
+        if finding.score_meaning:
+            meanings.setdefault(tool, finding.score_meaning)
         if score is not None or (value is not None and threshold is not None):
             # A scored finding (or a value judged against a threshold): its own group.
             if score is not None:
@@ -251,7 +255,7 @@ def _groups(
                 unit = hd.sr.CodedConcept(SCORE_UNIT[0], "UCUM", SCORE_UNIT[1])
             else:
                 assert value is not None
-                shown, name, unit = value, label, _unit(finding.get("unit"))
+                shown, name, unit = value, label, _unit(finding.unit)
             measurements = [
                 hd.sr.Measurement(
                     name=_code(name),
@@ -268,7 +272,7 @@ def _groups(
                         name=_code(f"{label} threshold"), value=threshold, unit=unit, algorithm_id=algo
                     )
                 )
-                above = finding.get("above_threshold")
+                above = finding.above_threshold
                 if above is None:
                     above = shown >= threshold
                 evaluations.append(
@@ -291,13 +295,13 @@ def _groups(
                 hd.sr.Measurement(
                     name=_code(label),
                     value=value,
-                    unit=_unit(finding.get("unit")),
+                    unit=_unit(finding.unit),
                     algorithm_id=algo,
                     finding_sites=_sites(finding) or None,
                 )
             )
-        elif finding.get("text"):
-            texts.append((label, f"{finding['text']} [{tool}]"))
+        elif finding.text:
+            texts.append((label, f"{finding.text} [{tool}]"))
     for tool, measurements in per_tool.items():
         groups.append(
             hd.sr.MeasurementsAndQualitativeEvaluations(
@@ -313,17 +317,17 @@ def _groups(
     return groups, texts
 
 
-def build_sr(answer: Any, study: Study) -> Any:
+def build_sr(answer: Answer, study: Study) -> Any:
     """The answer as a highdicom ``ComprehensiveSR`` about ``study`` (see the module rules).
 
-    ``answer`` is an :class:`copilot.api.Answer` (or anything with its ``text``, ``question``,
-    ``findings``, ``tools`` and ``provenance``). Raises :class:`DicomObjectError` when the
-    answer is about another study or the report cannot be built."""
+    Its findings and provenance are read typed (:class:`copilot.schema.Finding`). Raises
+    :class:`DicomObjectError` when the answer is about another study or the report cannot be
+    built."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
 
-    if getattr(answer, "study_uid", study.study_uid) != study.study_uid:
+    if answer.study_uid != study.study_uid:
         raise DicomObjectError(
             f"the answer is about study {answer.study_uid}, not {study.study_uid}: the SR would file it "
             "under the wrong patient"
@@ -335,7 +339,7 @@ def build_sr(answer: Any, study: Study) -> Any:
     source = hd.sr.SourceImageForMeasurementGroup(
         referenced_sop_class_uid=evidence.SOPClassUID, referenced_sop_instance_uid=evidence.SOPInstanceUID
     )
-    provenance: Mapping[str, Mapping[str, Any]] = getattr(answer, "provenance", None) or {}
+    provenance = answer.provenance
     try:
         groups, texts = _groups(answer, source, provenance)
         if not groups:  # TID 1500 needs one group: the image the answer is about, unmeasured
@@ -359,7 +363,7 @@ def build_sr(answer: Any, study: Study) -> Any:
             procedure_reported=codes.SCT.ImagingProcedure,
             imaging_measurements=groups,
         )
-        items = [("Question", str(getattr(answer, "question", "") or "")), ("Answer", str(answer.text or ""))]
+        items = [("Question", answer.question), ("Answer", str(answer.text or ""))]
         items += texts
         items += [
             (
@@ -368,7 +372,7 @@ def build_sr(answer: Any, study: Study) -> Any:
                 + (f": {t.detail}" if t.detail else "")
                 + (f" (fix: {t.fix})" if t.fix else ""),
             )
-            for t in getattr(answer, "tools", [])
+            for t in answer.tools
             if t.status != "ok"
         ]
         container = hd.sr.ContainerContentItem(
@@ -407,7 +411,11 @@ def build_sr(answer: Any, study: Study) -> Any:
 
 
 def write_sr(
-    answer: Any, study: Study, out: str | os.PathLike[str], *, sources: Sequence[str | os.PathLike[str]] = ()
+    answer: Answer,
+    study: Study,
+    out: str | os.PathLike[str],
+    *,
+    sources: Sequence[str | os.PathLike[str]] = (),
 ) -> Path:
     """Write the answer's SR to ``out`` through the write guard (never into a study: the
     study's files and ``sources`` are protected); returns the path written."""

@@ -12,6 +12,7 @@ import httpx
 from copilot.errors import ServerAuthError, ServerError, ServerUnreachableError
 from copilot.escape import escape_controls
 from copilot.remote.wire import AskCall, ToolCall, ToolListing, ToolReply
+from copilot.schema import WIRE_VERSION, Answer, CopilotEvent, event_from_json
 
 if TYPE_CHECKING:
     from copilot.config import Settings
@@ -93,9 +94,27 @@ class ServerClient:
         response = self._request("POST", f"/v1/tools/{name}/run", content=call.model_dump_json())
         return ToolReply.model_validate_json(response.content)
 
-    def ask_events(self, call: AskCall) -> Iterator[tuple[str, dict[str, Any]]]:
-        """``POST /v1/ask``: the server-sent events (kind, data) of one question, the last
-        being ``("answer", {...})``; an ``error`` event raises :class:`ServerError`."""
+    def _event(self, kind: str, data: str) -> CopilotEvent | Answer:
+        """One server-sent event's data, typed: an event, or the answer; an ``error`` event, a
+        malformed one or one of another wire version raises :class:`ServerError`."""
+        try:
+            if kind == "error":
+                message = str(json.loads(data).get("message", ""))
+                raise ServerError(f"the copilot server failed: {escape_controls(message)}")
+            if kind == "answer":
+                payload = json.loads(data)
+                if payload.pop("v", None) != WIRE_VERSION:
+                    raise ValueError(f"answer of another wire version (this client reads {WIRE_VERSION})")
+                return Answer.model_validate(payload)
+            return event_from_json(data)
+        except (ValueError, AttributeError) as exc:  # pydantic's ValidationError is a ValueError
+            raise ServerError(f"the copilot server at {self.url} sent a malformed event: {exc}") from None
+
+    def ask_events(self, call: AskCall) -> Iterator[CopilotEvent | Answer]:
+        """``POST /v1/ask``: the progress events of one question, parsed back into
+        :data:`copilot.schema.CopilotEvent`, the last being the :class:`~copilot.schema.Answer`
+        (its artifacts without paths); an ``error`` event, a malformed one or one of another
+        wire version raises :class:`ServerError`."""
         try:
             with self._http.stream("POST", "/v1/ask", content=call.model_dump_json()) as response:
                 if response.status_code >= 400:
@@ -106,17 +125,7 @@ class ServerClient:
                     if line.startswith("event:"):
                         kind = line[6:].strip()
                     elif line.startswith("data:"):
-                        try:
-                            data = json.loads(line[5:])
-                        except ValueError:
-                            raise ServerError(
-                                f"the copilot server at {self.url} sent a malformed event"
-                            ) from None
-                        if kind == "error":
-                            raise ServerError(
-                                f"the copilot server failed: {escape_controls(data['message'])}"
-                            )
-                        yield kind, data
+                        yield self._event(kind, line[5:])
         except httpx.ConnectError as exc:
             raise ServerUnreachableError(
                 f"the copilot server at {self.url} is not reachable ({exc})", START_FIX

@@ -14,6 +14,9 @@ Rules:
 - **A broken store never stops an answer.** When the data folder cannot be created or
   written, or ``threads.sqlite`` is corrupt, read-only or full, the turn runs on an in-memory
   thread and one line is logged: the answer arrives, the turn is not kept.
+- **The store revives only our types.** Tool results and statements are stored as pydantic
+  objects; the serializer rebuilds only the classes of :data:`copilot.schema.CHECKPOINT_TYPES`
+  (anything else comes back as plain data), whoever wrote the file.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "StoreUnavailable",
+    "checkpoint_serializer",
     "forget_threads",
     "memory_checkpointer",
     "open_checkpointer",
@@ -57,11 +61,20 @@ def threads_path(settings: Settings) -> Path:
     return settings.data_dir / "threads.sqlite"
 
 
+def checkpoint_serializer() -> Any:
+    """LangGraph's serializer, allowed to rebuild only :data:`copilot.schema.CHECKPOINT_TYPES`."""
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    from copilot.schema import CHECKPOINT_TYPES
+
+    return JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINT_TYPES)
+
+
 def memory_checkpointer() -> Any:
     """A checkpointer that keeps threads in this process only."""
     from langgraph.checkpoint.memory import InMemorySaver
 
-    return InMemorySaver()
+    return InMemorySaver(serde=checkpoint_serializer())
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -91,7 +104,7 @@ def open_checkpointer(settings: Settings, persist: bool = True) -> tuple[Any, st
 
     path = threads_path(settings)
     try:
-        saver = SqliteSaver(_connect(path))
+        saver = SqliteSaver(_connect(path), serde=checkpoint_serializer())
         saver.setup()
     except (StoreUnavailable, sqlite3.Error, OSError) as exc:
         return memory_checkpointer(), str(exc)
@@ -156,7 +169,7 @@ def forget_threads(
         return []
     try:
         conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        saver = SqliteSaver(conn)
+        saver = SqliteSaver(conn, serde=checkpoint_serializer())
         saver.setup()
         ids: set[str] = set()
         for item in saver.list(None):

@@ -10,11 +10,27 @@ from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
 
 from copilot.remote.wire import WireFile
+from copilot.schema import WIRE_VERSION, Answer, CopilotEvent
 
 
 def sse(kind: str, data: dict[str, Any]) -> str:
     """One server-sent event (JSON data on one line)."""
     return f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+def sse_event(event: CopilotEvent) -> str:
+    """A progress event as a server-sent event: its kind, and its JSON (which carries the wire
+    version ``v``; :func:`copilot.schema.event_from_json` reads it back)."""
+    return f"event: {event.kind}\ndata: {event.model_dump_json()}\n\n"
+
+
+def sse_answer(answer: Answer) -> str:
+    """The answer as the last server-sent event; artifact paths are blanked (files come with
+    ``/v1/tools/{name}/run`` only, never a server path)."""
+    data = answer.model_dump(mode="json")
+    for artifact in data["artifacts"]:
+        artifact["path"] = ""
+    return sse("answer", {"v": WIRE_VERSION, **data})
 
 
 def study_of(files: list[WireFile], folder: Path, settings: Any) -> Any:

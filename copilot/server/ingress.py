@@ -108,7 +108,7 @@ class Ingress:
                     tools[name] = "ok" if listing["warm"] else "loading"
             except Exception as exc:
                 tools[name] = f"down: {type(exc).__name__}"
-        from copilot import __version__
+        from copilot._version import __version__
 
         down = any(v.startswith("down") for v in tools.values())
         body = {"status": "degraded" if down else "ok", "version": __version__, "tools": tools}
@@ -153,7 +153,8 @@ class Ingress:
 
     async def _ask_events(self, call: AskCall) -> AsyncIterator[str]:
         # Imported here: Serve ships this class by value, and module globals may not follow it.
-        from copilot.server.events import sse, study_of
+        from copilot.schema import Answer
+        from copilot.server.events import sse, sse_answer, sse_event, study_of
 
         start = time.perf_counter()
         status = 200
@@ -163,13 +164,7 @@ class Ingress:
                 copilot = await asyncio.to_thread(self._request_copilot, folder)
                 studies = await asyncio.to_thread(study_of, call.files, folder, copilot.settings)
                 async for item in copilot.astream(studies, call.question):
-                    if hasattr(item, "kind"):
-                        yield sse(item.kind, item.data)
-                    else:
-                        answer = item.model_dump(mode="json")
-                        for artifact in answer["artifacts"]:
-                            artifact["path"] = ""  # files come with /v1/tools/{name}/run only
-                        yield sse("answer", answer)
+                    yield sse_answer(item) if isinstance(item, Answer) else sse_event(item)
         except Exception as exc:
             status = 500
             log.warning("ask failed: %s", exc)

@@ -16,7 +16,8 @@ from ray import serve
 from copilot.availability import Availability
 from copilot.errors import ToolUnavailableError, must_propagate
 from copilot.remote.wire import ToolCall, ToolListing, ToolReply, decode_call, encode_result
-from copilot.tools.contract import Tool, ToolResult, invoke_batch
+from copilot.tools.contract import Tool, ToolResult
+from copilot.tools.invoke import invoke_batch
 
 log = logging.getLogger(__name__)
 

@@ -403,7 +403,7 @@ def _record_from_metadata(
     import pydicom
     from pydicom.uid import UID
 
-    from copilot.study.header import build_record, image_geometry
+    from copilot.study.header_values import build_record, image_geometry
     from copilot.study.rawvalues import HeaderReader
 
     sop_uid = _first(item, "00080018")

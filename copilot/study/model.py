@@ -14,7 +14,71 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from copilot.study.geometry import VolumeSummary
+#: The plane a volume's slices lie in (:mod:`copilot.study.geometry` decides it from the headers).
+Plane = Literal["axial", "coronal", "sagittal", "oblique"]
+
+
+class SliceRef(BaseModel):
+    """One slice of a volume: which instance of the series (index into ``Series.instances``),
+    which frame of it (0 for single-frame files) and where it lies along the slice normal."""
+
+    model_config = {"frozen": True}
+
+    instance: int
+    frame: int = 0
+    position_mm: float
+
+
+class VolumeSummary(BaseModel):
+    """What the headers say about a series as a volume (the rules: :mod:`copilot.study.geometry`)."""
+
+    slices: int = Field(description="Slices in the volume (localisers and strays left out).")
+    rows: int
+    columns: int
+    spacing_mm: tuple[float, float, float] | None = Field(
+        default=None, description="(between slices, between rows, between columns) in mm."
+    )
+    spacing_source: str = Field(default="", description="Where the slice spacing came from.")
+    orientation: Plane = "oblique"
+    row_direction: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    column_direction: tuple[float, float, float] = (0.0, 1.0, 0.0)
+    normal: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    origin: tuple[float, float, float] = Field(
+        default=(0.0, 0.0, 0.0), description="ImagePositionPatient of the first slice (mm, LPS)."
+    )
+    enhanced: bool = Field(default=False, description="One multi-frame object, positioned per frame.")
+    problems: list[str] = Field(default_factory=list, description="Why it cannot be measured as a volume.")
+    notes: list[str] = Field(default_factory=list, description="What was done about harmless oddities.")
+    order: list[SliceRef] = Field(default_factory=list, description="The slices, ascending along the normal.")
+
+    @property
+    def ok(self) -> bool:
+        """True when the slices form a regular volume that tools may measure."""
+        return not self.problems
+
+    @property
+    def extent_mm(self) -> float:
+        """Distance from the first slice to the last along the normal."""
+        return self.order[-1].position_mm - self.order[0].position_mm if self.order else 0.0
+
+    def describe(self) -> str:
+        """One line: ``120 slices · 2.50 x 0.70 x 0.70 mm · axial``."""
+        spacing = (
+            " x ".join(f"{v:.2f}" for v in self.spacing_mm) + " mm" if self.spacing_mm else "spacing unknown"
+        )
+        return f"{self.slices} slices · {spacing} · {self.orientation}"
+
+    def to_contract(self) -> dict[str, object]:
+        """The ``volume`` entry of a series in ``copilot studies --json``."""
+        return {
+            "slices": self.slices,
+            "rows": self.rows,
+            "columns": self.columns,
+            "spacing_mm": list(self.spacing_mm) if self.spacing_mm else None,
+            "orientation": self.orientation,
+            "problems": list(self.problems),
+            "notes": list(self.notes),
+        }
 
 
 class SkippedFile(BaseModel):

@@ -27,7 +27,8 @@ import numpy as np
 
 from copilot.config import Settings, get_settings
 from copilot.errors import PixelDataError, UnreadableFileError, must_propagate
-from copilot.study.header import expected_pixel_bytes, read_dicom
+from copilot.study.header import read_dicom
+from copilot.study.header_values import expected_pixel_bytes
 from copilot.study.model import InstanceRecord
 from copilot.study.native import contained
 from copilot.study.walk import open_regular

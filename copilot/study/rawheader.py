@@ -4,7 +4,7 @@
 pulls in) and running its general element parser as it did on everything else, so a plain
 ``dcmread`` loop beat it. This module walks the top-level elements of the usual file with
 ``struct`` over one buffer, keeps the ~45 the index reads, and builds the record through the
-same :func:`copilot.study.header.build_record` as the pydicom path (3x faster a file, and
+same :func:`copilot.study.header_values.build_record` as the pydicom path (3x faster a file, and
 nothing to import).
 
 It is a fast path, not a second parser to trust: whatever is not plainly the common case
@@ -19,14 +19,25 @@ syntax, whether a decoder is installed is still pydicom's answer (imported on fi
 from __future__ import annotations
 
 import functools
-import math
 import struct
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
+from copilot.errors import UnreadableFileError
 from copilot.escape import escape_controls
-
-if TYPE_CHECKING:
-    from copilot.study.model import InstanceRecord
+from copilot.study.header_values import (
+    PIXEL_DATA_TAGS,
+    SIMPLE_CHARSETS,
+    TEXT_VRS,
+    UNDEFINED_LENGTH,
+    build_record,
+    expected_pixel_bytes,
+    floats_from_text,
+    image_geometry,
+    int_from_text,
+    max_pixel_bytes,
+    pixel_element_header,
+)
+from copilot.study.model import InstanceRecord
 
 #: Keyword -> (tag, VR from the DICOM dictionary) of every element the index reads.
 ELEMENTS: dict[str, tuple[int, str]] = {
@@ -84,9 +95,8 @@ NOT_EXPLICIT_LE = frozenset({"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"})
 #: Compressed syntaxes pydicom decodes with numpy alone (a dependency): RLE Lossless. No need
 #: to import pydicom to ask (``tests/test_rawheader.py`` checks pydicom still says so).
 NUMPY_DECODABLE = frozenset({"1.2.840.10008.1.2.5"})
-PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 PER_FRAME_GROUPS = 0x52009230
-UNDEFINED = 0xFFFFFFFF
+UNDEFINED = UNDEFINED_LENGTH
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 #: Explicit-VR VRs with two reserved bytes and a 32-bit length (PS3.5 7.1.2).
 LONG_VRS = frozenset(
@@ -98,10 +108,6 @@ SHORT_VRS = frozenset(
         b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL", b"US",
     }
 )  # fmt: skip
-TEXT_VRS = frozenset(
-    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
-)
-SIMPLE_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 #: First read, and the largest header this path reads (bigger ones go to pydicom).
 FIRST_READ = 16 * 1024
 MAX_HEADER = 8 * 2**20
@@ -114,50 +120,12 @@ _S16 = struct.Struct("<h").unpack_from
 _S32 = struct.Struct("<l").unpack_from
 
 
-def int_from_text(text: str) -> int | None:
-    """The first value of an IS/DS string as an int; None when absent or malformed ("abc", "inf")."""
-    first = text.split("\\")[0].strip()
-    try:
-        return int(float(first)) if first else None
-    except (ValueError, OverflowError):
-        return None
-
-
-def floats_from_text(text: str) -> list[float]:
-    """A DS multi-value as floats; [] when absent or malformed ("nan", "inf": not a measurement)."""
-    out = []
-    for part in text.split("\\"):
-        try:
-            value = float(part)
-        except ValueError:
-            return []
-        if not math.isfinite(value):
-            return []
-        out.append(value)
-    return out
-
-
 class NeedPydicom(Exception):
     """This file is not the plain common case: read it with pydicom."""
 
 
 class _Short(Exception):
     """The buffer ends inside the header: read more of the file."""
-
-
-class HeaderValues(Protocol):
-    """What the record builder reads of a header (both readers provide it)."""
-
-    @property
-    def ds(self) -> Any: ...
-
-    def has(self, tag: int) -> bool: ...
-
-    def text(self, keyword: str) -> str: ...
-
-    def integer(self, keyword: str) -> int | None: ...
-
-    def floats(self, keyword: str) -> list[float]: ...
 
 
 class RawHeader:
@@ -363,23 +331,20 @@ def decodable(syntax: str) -> bool:
 def read_plain(fp: BinaryIO, path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> InstanceRecord:
     """The record of a plain, valid file; :class:`NeedPydicom` for any other (pydicom then
     reads it and gives the record, or the reason it is skipped)."""
-    from copilot.errors import UnreadableFileError
-    from copilot.study import header
-
     meta, h, syntax, stop = parse(fp, size)
     if stop >= size:
         raise NeedPydicom("no pixel data")
     fp.seek(stop)
-    pixel = header._pixel_element_header(fp, syntax != IMPLICIT_LE, True)
+    pixel = pixel_element_header(fp, syntax != IMPLICIT_LE, True)
     if pixel is None or pixel[0] not in PIXEL_DATA_TAGS:
         raise NeedPydicom("pixel data element")
     if any(not h.text(k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")):
         raise NeedPydicom("missing UIDs")
     try:
-        rows, columns, frames, spp, bits = header.image_geometry(h, max_decoded_bytes)
+        rows, columns, frames, spp, bits = image_geometry(h, max_decoded_bytes)
     except UnreadableFileError as exc:
         raise NeedPydicom(exc.reason) from None
-    declared = header.expected_pixel_bytes(rows, columns, frames, spp, bits)
+    declared = expected_pixel_bytes(rows, columns, frames, spp, bits)
     _, length, value_start = pixel
     native = syntax in (IMPLICIT_LE, EXPLICIT_LE)
     if length != UNDEFINED:
@@ -388,9 +353,9 @@ def read_plain(fp: BinaryIO, path: str, size: int, mtime_ns: int, max_decoded_by
     elif native or value_start >= size:
         raise NeedPydicom("pixel data length")
     stored = length if length != UNDEFINED else size - value_start
-    if stored > header.max_pixel_bytes(declared):
+    if stored > max_pixel_bytes(declared):
         raise NeedPydicom("pixel data length")
     if not native and syntax not in NUMPY_DECODABLE and not decodable(syntax):
         raise NeedPydicom("no decoder")
     sop_class = h.text("SOPClassUID") or meta.text("MediaStorageSOPClassUID")
-    return header.build_record(h, path, size, mtime_ns, sop_class, syntax)
+    return build_record(h, path, size, mtime_ns, sop_class, syntax)

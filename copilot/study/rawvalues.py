@@ -15,35 +15,8 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 
 from copilot.escape import escape_controls
-from copilot.study.rawheader import floats_from_text, int_from_text
+from copilot.study.header_values import SIMPLE_CHARSETS, TEXT_VRS, floats_from_text, int_from_text
 
-_TEXT_VRS = frozenset(
-    {
-        "AE",
-        "AS",
-        "CS",
-        "DA",
-        "DS",
-        "DT",
-        "IS",
-        "LO",
-        "LT",
-        "PN",
-        "SH",
-        "ST",
-        "TM",
-        "UC",
-        "UI",
-        "UR",
-        "UT",
-    }
-)
-_SIMPLE_CHARSETS = {
-    "": "latin-1",
-    "ISO_IR 6": "latin-1",
-    "ISO_IR 100": "latin-1",
-    "ISO_IR 192": "utf-8",
-}
 _TAGS: dict[str, int] = {}
 
 
@@ -68,7 +41,7 @@ class HeaderReader:
         if charset is not None and raw is None:
             cs = ds.get("SpecificCharacterSet", "")
             name = cs if isinstance(cs, str) else (cs[0] if cs else "")
-        self.encoding = _SIMPLE_CHARSETS.get(name)
+        self.encoding = SIMPLE_CHARSETS.get(name)
 
     def has(self, tag: int) -> bool:
         """Whether the element is present."""
@@ -97,7 +70,7 @@ class HeaderReader:
         if not isinstance(elem, RawDataElement) or self.encoding is None:
             return self._fallback(keyword)
         vr = elem.VR or dictionary_VR(tag)
-        if vr not in _TEXT_VRS or elem.value is None:
+        if vr not in TEXT_VRS or elem.value is None:
             return self._fallback(keyword)
         return escape_controls(bytes(elem.value).decode(self.encoding, "replace").strip("\x00 "))
 

@@ -1,6 +1,19 @@
-"""Helpers for plug-in authors and tests: contract check, synthetic DICOM, fake chat model.
+"""What plug-in authors test their tools with; shipped with the package, documented in
+docs/plugins.md and docs/llm.md.
 
-``FakeChatModel`` needs langchain-core and is imported from ``copilot.testing.chat``.
+- :func:`check_tool` / :class:`ContractReport` (``copilot.testing.contract``): the tool contract
+  (complete manifest, cheap constructor, availability with a reason and fix, result shape,
+  ``run_batch`` equal to ``run``), checked on a tool class.
+- :func:`make_dicom` (``copilot.testing.dicom``): a small valid DICOM file with the header
+  fields a test names.
+- ``copilot.testing.chat.FakeChatModel``: a scripted LangChain chat model (tool calls
+  included) for planner tests; needs langchain-core, so it is imported from its module.
+- ``copilot.testing.openai_server.FakeOpenAIServer``: a loopback OpenAI-compatible server
+  (standard library only) for tests of ``--llm openai:...``.
+
+Fixtures only this project's suite and ``bench/`` use (phantoms, tiny MONAI bundles,
+real-format checkpoints, a fake model hub, an Orthanc launcher, a ``copilot serve`` launcher)
+live in ``tests/support/``, outside the installed package.
 """
 
 from copilot.testing.contract import ContractReport, check_tool

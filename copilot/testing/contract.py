@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from copilot.availability import Availability
-from copilot.tools.contract import Tool, ToolRequest, ToolResult, invoke, invoke_batch
+from copilot.tools.contract import Tool, ToolRequest, ToolResult
+from copilot.tools.invoke import invoke, invoke_batch
 
 HEAVY_MODULES = ("torch", "transformers", "sentence_transformers", "monai")
 

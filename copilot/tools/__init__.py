@@ -12,10 +12,9 @@ from copilot.tools.contract import (
     ToolManifest,
     ToolRequest,
     ToolResult,
-    invoke,
-    invoke_batch,
 )
 from copilot.tools.discovery import create_tool, create_tools, discover
+from copilot.tools.invoke import invoke, invoke_batch
 from copilot.tools.statements import Question, Statement
 
 __all__ = [

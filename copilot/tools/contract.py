@@ -9,205 +9,53 @@ A tool is a class with a :class:`ToolManifest` (what the planner reads), typed i
 - :meth:`Tool.setup` loads weights lazily, once, thread-safely (override :meth:`Tool.load`);
 - :meth:`Tool.run` handles one request, :meth:`Tool.run_batch` many at once.
 
-:func:`invoke` and :func:`invoke_batch` wrap these with timing and error capture, so a host
-never sees a tool's exception: it gets a result whose status says what happened.
+:func:`copilot.tools.invoke.invoke` and ``invoke_batch`` wrap these with timing and error
+capture, so a host never sees a tool's exception: it gets a result whose status says what
+happened.
+
+The result types (:class:`Finding`, :class:`Citation`, :class:`Artifact`, :class:`Provenance`,
+:class:`ToolResult`) live in :mod:`copilot.schema`, below every layer that reads them, and the
+manifest in :mod:`copilot.tools.manifest`; both are re-exported here for plug-in authors.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from copilot.availability import Availability
-from copilot.errors import (
-    InputRejectedError,
-    ToolError,
-    ToolUnavailableError,
-    WeightsMissingError,
-    must_propagate,
-)
-from copilot.routing.intents import ToolIntent
+from copilot.errors import InputRejectedError
+from copilot.schema.results import Artifact, Citation, Finding, Provenance, Side, ToolResult, ToolStatus
+from copilot.schema.statements import Statement
+from copilot.tools.manifest import ToolInput, ToolManifest
+from copilot.tools.statements import Question, default_statements
 
 if TYPE_CHECKING:
     from copilot.config import Settings
     from copilot.runtime.context import Runtime
     from copilot.study.model import InstanceRecord
     from copilot.study.pixels import PixelImage
-    from copilot.tools.statements import Question, Statement
+
+__all__ = [
+    "Acceptance",
+    "Artifact",
+    "Citation",
+    "Finding",
+    "Provenance",
+    "Side",
+    "Tool",
+    "ToolInput",
+    "ToolManifest",
+    "ToolRequest",
+    "ToolResult",
+    "ToolStatus",
+]
 
 log = logging.getLogger(__name__)
-
-ToolStatus = Literal["ok", "unavailable", "error", "skipped"]
-Side = Literal["left", "right", "bilateral", "midline"]
-
-
-class ToolInput(BaseModel):
-    """One argument a planner may pass to a tool (arrives in ``ToolRequest.options``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
-    description: str
-    type: Literal["string", "number", "integer", "boolean", "array"] = "string"
-    enum: tuple[str, ...] = ()
-
-
-class ToolManifest(BaseModel):
-    """What a tool is, for the planner, the tool list and the contract check.
-
-    The tool is the unit of knowledge: what it can answer (``intents``, ``labels``,
-    ``anatomy``, example ``questions``), what it would have added when it cannot run
-    (``would_add``) and the arguments it takes (``inputs``) live here, and how its result reads
-    lives in :meth:`Tool.statements`; the planner, composer and verifier know tools only
-    through these.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,48}$")
-    title: str = Field(
-        default="",
-        max_length=80,
-        description="What the tool is, in a clinician's words, for answers ('the chest X-ray "
-        "model'); empty: described by what it would add.",
-    )
-    description: str = Field(min_length=20, description="One paragraph the planner reads.")
-    version: str
-    modalities: tuple[str, ...] = Field(
-        default=(), description="Accepted DICOM modalities (DX, CR, CT...); empty: any."
-    )
-    body_parts: tuple[str, ...] = Field(
-        default=(), description="Accepted BodyPartExamined values; empty: any."
-    )
-    needs_image: bool = True
-    questions: tuple[str, ...] = Field(
-        default=(), description="Example questions this tool answers (semantic routing)."
-    )
-    labels: tuple[str, ...] = Field(default=(), description="Finding labels it can emit.")
-    models: tuple[str, ...] = Field(default=(), description="Model registry ids it needs.")
-    gpu_memory_mb: int = Field(default=0, ge=0, description="Estimated GPU memory in MB.")
-    uses: tuple[str, ...] = Field(
-        default=(), description="Tools whose outputs it uses when planned with them."
-    )
-    question_dependent: bool = Field(
-        default=False,
-        description="Its output depends on the question's wording (not cached across).",
-    )
-    intents: tuple[ToolIntent, ...] = Field(
-        default=(),
-        description="Question intents it answers (docs/routing.md). A tool declaring 'open' is a "
-        "generalist: it gets every image question no specialist covers. Empty: routed by the "
-        "similarity of a question to its example questions only.",
-    )
-    anatomy: tuple[str, ...] = Field(
-        default=(), description="Anatomical structures it segments or measures (heart, lungs, trachea...)."
-    )
-    would_add: str = Field(
-        default="", description="What it would have added to an answer, for when it could not run."
-    )
-    inputs: tuple[ToolInput, ...] = Field(
-        default=(), description="Arguments a planner may pass (finding, region, free-text question)."
-    )
-
-    def input_schema(self) -> dict[str, Any]:
-        """JSON schema of the tool's arguments (for LLM tool calling)."""
-        properties: dict[str, Any] = {}
-        for arg in self.inputs:
-            prop: dict[str, Any] = {"type": arg.type, "description": arg.description}
-            if arg.type == "array":
-                prop["items"] = {"type": "string", **({"enum": list(arg.enum)} if arg.enum else {})}
-            elif arg.enum:
-                prop["enum"] = list(arg.enum)
-            properties[arg.name] = prop
-        return {"type": "object", "properties": properties, "required": []}
-
-
-class Finding(BaseModel):
-    """One structured statement a tool makes, with the number behind it."""
-
-    label: str
-    kind: Literal["finding", "measurement", "answer", "note"] = "finding"
-    value: float | None = None
-    unit: str | None = None
-    score: float | None = None
-    threshold: float | None = None
-    above_threshold: bool | None = None
-    score_meaning: str | None = Field(
-        default=None, description="What the score is (e.g. calibrated, 0.5 = operating point)."
-    )
-    side: Side | None = None
-    location: str | None = None
-    text: str | None = None
-    source: str | None = Field(default=None, description="Where it came from (prompt, region).")
-    region: tuple[int, int, int, int] | None = Field(
-        default=None, description="Bounding box (x0, y0, x1, y1) in original image pixels."
-    )
-
-
-class Artifact(BaseModel):
-    """A file a tool wrote (under the XDG cache dir, never the study folder)."""
-
-    kind: Literal["heatmap", "mask", "overlay", "seg", "report", "other"]
-    path: str
-    label: str = ""
-    description: str = ""
-    media_type: str = "image/png"
-
-
-class Citation(BaseModel):
-    """A retrieved passage backing a statement, with where it comes from and its licence."""
-
-    source: str
-    id: str
-    score: float
-    text: str
-    reference: str = Field(
-        default="", description="Where the passage comes from, for the reader (never a full path)."
-    )
-    licence: str = Field(default="", description="The source's licence, when it has one.")
-    label: str = Field(
-        default="", description="What the passage is, for the reader ('Report that mentions cardiomegaly')."
-    )
-    match: Literal["text", "image"] = Field(
-        default="text",
-        description="What matched it: the question's words ('text') or the image's embedding ('image').",
-    )
-
-
-class Provenance(BaseModel):
-    """What produced a result, for explanations and audit."""
-
-    tool: str
-    tool_version: str
-    model_id: str | None = None
-    model_revision: str | None = None
-    device: str = "cpu"
-    seconds: float = 0.0
-
-
-class ToolResult(BaseModel):
-    """A tool's output for one request."""
-
-    tool: str
-    status: ToolStatus = "ok"
-    detail: str = ""
-    fix: str | None = None
-    findings: list[Finding] = Field(default_factory=list)
-    artifacts: list[Artifact] = Field(default_factory=list)
-    citations: list[Citation] = Field(default_factory=list)
-    text: str | None = None
-    provenance: Provenance | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when the tool ran and produced output."""
-        return self.status == "ok"
 
 
 class ToolRequest(BaseModel):
@@ -350,8 +198,6 @@ class Tool:
         answers and notes under **Answer**, measurements under **Measurements** and scored
         findings into words against each finding's own threshold.
         """
-        from copilot.tools.statements import default_statements
-
         return default_statements(self.manifest, result, question)
 
     def model_key(self, model_id: str) -> str:
@@ -390,111 +236,3 @@ class Tool:
             device=device,
             seconds=round(seconds, 4),
         )
-
-
-def _gate(tool: Tool, request: ToolRequest) -> ToolResult | None:
-    """A non-ok result when the tool cannot or will not run this request, else None.
-    A plug-in whose ``available()`` or ``accepts()`` fails is unavailable or skipped, with why."""
-    from copilot.tools.results import accepts_safely, available_safely
-
-    availability = available_safely(tool)
-    if not availability.ok:
-        return ToolResult(
-            tool=tool.name, status="unavailable", detail=availability.reason, fix=availability.fix
-        )
-    acceptance = accepts_safely(tool, request.instance)
-    if not acceptance.ok:
-        return ToolResult(tool=tool.name, status="skipped", detail=acceptance.reason)
-    return None
-
-
-def _failure(tool: Tool, exc: BaseException) -> ToolResult:
-    if isinstance(exc, ToolUnavailableError | WeightsMissingError):
-        return ToolResult(tool=tool.name, status="unavailable", detail=exc.reason, fix=exc.fix)
-    if isinstance(exc, InputRejectedError):
-        return ToolResult(tool=tool.name, status="skipped", detail=str(exc))
-    log.warning("tool %s failed: %s", tool.name, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-    return ToolResult(tool=tool.name, status="error", detail=f"{type(exc).__name__}: {exc}")
-
-
-def invoke(tool: Tool, request: ToolRequest) -> ToolResult:
-    """Run one request with gating, lazy setup, timing and error capture. Never raises, except
-    Ctrl-C: ``SystemExit`` and other ``BaseException`` s of plug-in code become an error result.
-    The result is checked (type, finite numbers, size limits) before anyone stores or prints it."""
-    from copilot.tools.results import checked_result
-
-    start = time.perf_counter()
-    try:
-        result: object = _gate(tool, request)
-        if result is None:
-            tool.setup()
-            result = tool.run(request)
-    except BaseException as exc:
-        if must_propagate(exc):
-            raise
-        result = _failure(tool, exc)
-    checked = checked_result(tool.name, result)
-    checked.seconds = round(time.perf_counter() - start, 4)
-    return checked
-
-
-def _run_batch(tool: Tool, requests: list[ToolRequest]) -> list[object] | BaseException:
-    """``tool.run_batch(requests)``, or what it raised (a wrong result count included)."""
-    try:
-        batch: list[object] = list(tool.run_batch(requests))
-        if len(batch) != len(requests):
-            raise ToolError(f"run_batch returned {len(batch)} results for {len(requests)} requests")
-        return batch
-    except BaseException as exc:
-        if must_propagate(exc):
-            raise
-        return exc
-
-
-def invoke_batch(tool: Tool, requests: Sequence[ToolRequest]) -> list[ToolResult]:
-    """Run many requests through ``run_batch``; rejected inputs are skipped individually.
-
-    When the batch fails, each request is run again alone, so a failing item never charges
-    its error to the others. Never raises, except Ctrl-C; results are checked like
-    :func:`invoke`'s."""
-    start = time.perf_counter()
-    results: list[object | None] = [None] * len(requests)
-    runnable: list[int] = []
-    for i, request in enumerate(requests):
-        gated = _gate(tool, request)
-        if gated is None:
-            runnable.append(i)
-        else:
-            results[i] = gated
-    if runnable:
-        try:
-            tool.setup()  # a failed load is the tool's failure: every request shares it
-        except BaseException as exc:
-            if must_propagate(exc):
-                raise
-            for i in runnable:
-                results[i] = _failure(tool, exc)
-            runnable = []
-    if runnable:
-        batch = _run_batch(tool, [requests[i] for i in runnable])
-        if isinstance(batch, BaseException) and len(runnable) > 1:
-            # One bad input must not fail the others: each request again on its own.
-            log.info("tool %s: batch failed (%s); retrying item by item", tool.name, batch)
-            for i in runnable:
-                alone = _run_batch(tool, [requests[i]])
-                results[i] = _failure(tool, alone) if isinstance(alone, BaseException) else alone[0]
-        elif isinstance(batch, BaseException):
-            results[runnable[0]] = _failure(tool, batch)
-        else:
-            for i, res in zip(runnable, batch, strict=True):
-                results[i] = res
-    from copilot.tools.results import checked_result
-
-    elapsed = round(time.perf_counter() - start, 4)
-    out = [
-        checked_result(tool.name, r) if r is not None else ToolResult(tool=tool.name, status="error")
-        for r in results
-    ]
-    for r in out:
-        r.seconds = elapsed
-    return out

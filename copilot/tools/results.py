@@ -2,7 +2,7 @@
 
 A plug-in is someone else's code: it may raise anything (``SystemExit`` included), return the
 wrong type, put NaN in a score or return 50 MB of text. The host calls it only through these
-helpers and :func:`copilot.tools.contract.invoke` / ``invoke_batch``, so that:
+helpers and :func:`copilot.tools.invoke.invoke` / ``invoke_batch``, so that:
 
 - any ``BaseException`` except Ctrl-C from ``available()`` makes the tool unavailable, with the
   reason; from ``accepts()``, ``setup()`` or ``run()`` it becomes an ``error`` result;
@@ -21,9 +21,10 @@ from typing import Any
 from copilot.availability import Availability
 from copilot.errors import must_propagate
 from copilot.escape import escape_controls
+from copilot.schema.results import Citation, Finding, ToolResult
+from copilot.schema.statements import Statement
 from copilot.study.model import InstanceRecord
-from copilot.tools.contract import Acceptance, Citation, Finding, Tool, ToolResult
-from copilot.tools.statements import Statement
+from copilot.tools.contract import Acceptance, Tool
 
 __all__ = [
     "LIMITS",

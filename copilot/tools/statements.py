@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel
-
-from copilot.tools.contract import Citation, Finding, ToolManifest, ToolResult
+from copilot.schema.results import Finding, ToolResult
+from copilot.schema.statements import Section, Statement
+from copilot.tools.manifest import ToolManifest
 
 __all__ = [
     "EXCEPTION_TEXT",
@@ -38,8 +37,6 @@ __all__ = [
     "score_words",
     "tool_title",
 ]
-
-Section = Literal["answer", "findings", "measurements", "report", "background"]
 
 #: (offset from the finding's threshold, words): the first band whose lower bound the score reaches.
 SCORE_BANDS: tuple[tuple[float, str], ...] = (
@@ -90,24 +87,6 @@ class Question:
     def asks(self, label: str) -> bool:
         """True when the question asks about finding ``label`` (case-insensitive)."""
         return label.lower() in {f.lower() for f in self.findings}
-
-
-class Statement(BaseModel):
-    """One sentence of an answer, the tool it came from and the number behind it."""
-
-    text: str
-    tool: str
-    section: Section = "findings"
-    value: float | None = None
-    unit: str | None = None
-    #: Show ``value`` in the source tag ("[tool: 0.74]"): for scores, not for measurements.
-    show_value: bool = False
-    #: A claim about this patient (checked by the verifier); False for knowledge and quotes.
-    assertion: bool = True
-    #: The finding label the statement is about, when it is about one.
-    label: str | None = None
-    #: A retrieved passage; the composer numbers citations across tools.
-    citation: Citation | None = None
 
 
 def describe_threshold(finding: Finding) -> str:

@@ -33,6 +33,7 @@ from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import DataTable, Footer, Header, Input, OptionList, ProgressBar, TabbedContent, TabPane
 
+from copilot.schema import Answer, AnswerToken, CopilotEvent
 from copilot.study.model import Study, StudySet
 from copilot.study.volume import MASK_MEDIA_TYPE
 from copilot.tui.backend import Backend, ThreadedBackend
@@ -496,7 +497,7 @@ class CopilotApp(App[None]):
     def ask(self, run: Run) -> None:
         """Ask the core API; this question's events update its own trace and answer."""
 
-        def on_event(event: dict[str, Any]) -> None:
+        def on_event(event: CopilotEvent) -> None:
             self.call_from_thread(self._event, run, event)
 
         try:
@@ -506,10 +507,10 @@ class CopilotApp(App[None]):
             return
         self.call_from_thread(self._answered, run, answer)
 
-    def _event(self, run: Run, event: dict[str, Any]) -> None:
+    def _event(self, run: Run, event: CopilotEvent) -> None:
         run.apply(event)
-        if event.get("kind") == "answer_token" and run.busy:
-            self._blocks[run.number].token(event["text"])
+        if isinstance(event, AnswerToken) and run.busy:
+            self._blocks[run.number].token(event.text)
         self._refresh_trace(run)
 
     def _refresh_trace(self, run: Run) -> None:
@@ -519,7 +520,7 @@ class CopilotApp(App[None]):
         if self.study is not None and self.study.study_uid == run.study.study_uid:
             self._refresh_ask_box()
 
-    def _answered(self, run: Run, answer: Any) -> None:
+    def _answered(self, run: Run, answer: Answer) -> None:
         run.done(answer)
         uid = run.study.study_uid
         self.busy.pop(uid, None)
@@ -540,11 +541,11 @@ class CopilotApp(App[None]):
             self.query_one("#ask", Input).focus()
 
     @staticmethod
-    def _overlays(answer: Any) -> list[tuple[str, str]]:
+    def _overlays(answer: Answer) -> list[tuple[str, str]]:
         return [
-            (a.get("label") or a["kind"], a["path"])
+            (a.label or a.kind, a.path)
             for a in answer.artifacts
-            if a.get("media_type", "image/png") in ("image/png", MASK_MEDIA_TYPE)
+            if a.media_type in ("image/png", MASK_MEDIA_TYPE)
         ]
 
     def _failed(self, run: Run, exc: Exception) -> None:
@@ -579,8 +580,8 @@ class CopilotApp(App[None]):
     def _open_citation(self, event: OptionList.OptionSelected) -> None:
         citation = self.query_one(CitationList).citations.get(event.option.id or "")
         if citation is not None:
-            title = f"[{citation['n']}] {citation['source']}:{citation['id']}"
-            self.push_screen(TextScreen(title, citation["text"]))
+            title = f"[{citation.n}] {citation.source}:{citation.id}"
+            self.push_screen(TextScreen(title, citation.text))
 
     # -- actions -------------------------------------------------------------------------
     def action_focus_filter(self) -> None:

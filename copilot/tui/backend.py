@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from copilot import Answer
-    from copilot.agents.context import EventSink
+    from copilot.api import EventSink
     from copilot.study.model import Study, StudySet
 
 __all__ = ["Backend", "ThreadedBackend"]

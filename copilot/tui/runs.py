@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
+from copilot.schema import (
+    Answer,
+    AnswerDone,
+    AnswerToken,
+    CopilotEvent,
+    PlanMade,
+    ToolFinished,
+    ToolStarted,
+)
 from copilot.study.model import Study
 
 
@@ -39,7 +47,7 @@ class Run:
     planner: str = ""
     notes: list[str] = field(default_factory=list)
     tools: dict[str, ToolState] = field(default_factory=dict)
-    answer: Any = None
+    answer: Answer | None = None
     error: str | None = None
     finished: float | None = None
 
@@ -53,30 +61,30 @@ class Run:
         """Seconds since the question was sent (until it finished)."""
         return (self.finished or time.monotonic()) - self.started
 
-    def apply(self, event: dict[str, Any]) -> None:
+    def apply(self, event: CopilotEvent) -> None:
         """Update the step and the trace from one core event."""
-        kind = event.get("kind")
-        if kind == "plan":
-            self.plan = list(event.get("tools") or [])
-            self.planner = str(event.get("planner") or "")
-            self.notes = list(event.get("notes") or [])
-            for tool in self.plan:
-                self.tools.setdefault(tool, ToolState())
-            self.step = "running tools" if self.plan else "composing"
-        elif kind == "tool_started":
-            self.tools.setdefault(event["tool"], ToolState()).status = "running"
-            self._tool_step()
-        elif kind == "tool_finished":
-            state = self.tools.setdefault(event["tool"], ToolState())
-            state.status = str(event.get("status", "")) + (" (cached)" if event.get("cached") else "")
-            state.seconds = event.get("seconds")
-            state.detail = str(event.get("detail") or "")
-            state.fix = event.get("fix")
-            self._tool_step()
-        elif kind == "answer_token":
-            self.step = "composing"
-        elif kind == "answer_done":
-            self.step = "checking the answer"
+        match event:
+            case PlanMade():
+                self.plan = list(event.tools)
+                self.planner = event.planner
+                self.notes = list(event.notes)
+                for tool in self.plan:
+                    self.tools.setdefault(tool, ToolState())
+                self.step = "running tools" if self.plan else "composing"
+            case ToolStarted():
+                self.tools.setdefault(event.tool, ToolState()).status = "running"
+                self._tool_step()
+            case ToolFinished():
+                state = self.tools.setdefault(event.tool, ToolState())
+                state.status = event.status + (" (cached)" if event.cached else "")
+                state.seconds = event.seconds
+                state.detail = event.detail
+                state.fix = event.fix
+                self._tool_step()
+            case AnswerToken():
+                self.step = "composing"
+            case AnswerDone():
+                self.step = "checking the answer"
 
     def _tool_step(self) -> None:
         running = [name for name, s in self.tools.items() if s.status == "running"]
@@ -86,12 +94,12 @@ class Run:
         elif not waiting:
             self.step = "composing"
 
-    def done(self, answer: Any) -> None:
+    def done(self, answer: Answer) -> None:
         """The answer arrived: the trace takes the answer's own tool statuses."""
         self.answer = answer
         self.finished = time.monotonic()
         self.step = "answered"
-        for t in getattr(answer, "tools", []):
+        for t in answer.tools:
             state = self.tools.setdefault(t.name, ToolState())
             if not state.status.startswith(t.status):  # keep "(cached)"
                 state.status = t.status

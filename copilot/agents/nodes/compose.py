@@ -17,8 +17,8 @@ from copilot.agents.context import Context
 from copilot.agents.header import header_answer
 from copilot.agents.matching import NO_PRIOR
 from copilot.agents.state import AgentState
+from copilot.schema import AnswerToken
 from copilot.study.model import Study
-from copilot.tools.contract import ToolResult
 from copilot.tools.results import describe_failure
 from copilot.tools.statements import Question
 
@@ -54,39 +54,39 @@ def comparison_note(others: tuple[Study, ...] | None) -> str:
 
 def evidence_from(state: AgentState, ctx: Context) -> Evidence:
     """The composer's input, rebuilt from the state."""
-    results = {k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()}
-    intents = list(state.get("intents") or [])
-    header = list(state.get("header") or [])
+    results = dict(state.results)
+    intents = list(state.intents)
+    header = list(state.header)
     answer = ""
     if "header" in intents and (header or not results):
         answer = header_answer(ctx.study, header)
     elif intents == ["greeting"] and not results:
         answer = GREETING_REPLY
-    rejection = state.get("rejection", "")
+    rejection = state.rejection
     if rejection and not (set(intents) & IMAGE_INTENTS):
         rejection = ""
     comparison = ""
-    caveats = list(state.get("caveats") or [])
+    caveats = list(state.caveats)
     if "comparison" in intents:
         comparison = comparison_note(ctx.others)
         caveats = [c for c in caveats if c != NO_PRIOR]
     return Evidence(
-        question=Question(
-            text=state["question"], findings=tuple(state.get("focus") or ()), intents=tuple(intents)
-        ),
-        summary=state.get("summary", ""),
+        question=Question(text=state.question, findings=tuple(state.focus), intents=tuple(intents)),
+        summary=state.summary,
         results=results,
         tools=ctx.tools,
         rejection=rejection,
-        plan_notes=state.get("plan_notes") or [],
+        plan_notes=list(state.plan_notes),
         header_answer=answer,
         caveats=caveats,
-        out_of_scope=bool(state.get("out_of_scope")),
+        out_of_scope=state.out_of_scope,
         comparison=comparison,
     )
 
 
-def _llm_answer(ctx: Context, state: AgentState, ev: Evidence, template: str) -> str:
+def _llm_answer(
+    ctx: Context, runtime: Runtime[Context], state: AgentState, ev: Evidence, template: str
+) -> str:
     if ctx.llm is None:
         return ""
     from langchain_core.messages import HumanMessage, SystemMessage
@@ -127,7 +127,7 @@ def _llm_answer(ctx: Context, state: AgentState, ev: Evidence, template: str) ->
     ):
         piece = chunk.content if isinstance(chunk.content, str) else ""
         chunks.append(piece)
-        ctx.event("answer_token", text=piece)
+        runtime.stream_writer(AnswerToken(text=piece))
     return "".join(chunks).strip()
 
 
@@ -138,29 +138,31 @@ def compose(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     statements, citations = compose_statements(ev)
     template = render(ev, statements)
     answer = template
-    notes = list(state.get("plan_notes") or [])
+    notes = list(state.plan_notes)
     if ctx.llm is not None:
         try:
-            answer = _llm_answer(ctx, state, ev, template) or template
+            answer = _llm_answer(ctx, runtime, state, ev, template) or template
         except Exception as exc:
             log.warning("LLM composer failed (%s); using the template answer", exc)
             notes.append(f"LLM composer failed ({describe_failure(exc)}); template answer used")
             answer = template + "\n\n" + LLM_FAILED
     if ctx.llm is None or answer == template:
         for word in answer.split(" "):
-            ctx.event("answer_token", text=word + " ")
+            runtime.stream_writer(AnswerToken(text=word + " "))
     update: dict[str, Any] = {
         "answer": answer,
         "template": template,
-        "statements": [s.model_dump() for s in statements],
+        "statements": statements,
         "citations": citations,
         "plan_notes": notes,
     }
     if ev.wording_failures:  # the trace gets the exception, once, in the tool's detail
-        results = dict(state.get("results") or {})
+        results = dict(state.results)
         for name, failure in ev.wording_failures.items():
             if name in results:
-                detail = str(results[name].get("detail") or "")
-                results[name] = {**results[name], "detail": f"{detail}; {failure}" if detail else failure}
+                detail = results[name].detail
+                results[name] = results[name].model_copy(
+                    update={"detail": f"{detail}; {failure}" if detail else failure}
+                )
         update["results"] = results
     return update

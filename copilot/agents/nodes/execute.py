@@ -18,7 +18,9 @@ from langgraph.runtime import Runtime
 from copilot.agents.context import RESULTS_DIR, Context
 from copilot.agents.state import AgentState
 from copilot.runtime.deadline import DaemonPool
-from copilot.tools.contract import ToolRequest, ToolResult, invoke
+from copilot.schema import ToolFinished, ToolResult, ToolStarted
+from copilot.tools.contract import ToolRequest
+from copilot.tools.invoke import invoke
 from copilot.tools.ordering import dependency_layers
 
 log = logging.getLogger(__name__)
@@ -35,17 +37,15 @@ def _cache_key(ctx: Context, name: str, request: ToolRequest) -> tuple[str, str,
 
 
 def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Run this round's tools; return every tool's latest result (as dicts, for the checkpoint)."""
+    """Run this round's tools; return every tool's latest result."""
     ctx = runtime.context
     if ctx.cache.directory is None:
         ctx.cache.persist(ctx.settings.cache_dir / RESULTS_DIR)
     instance = ctx.study.primary_instance()
-    results: dict[str, ToolResult] = {
-        k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()
-    }
-    inputs = dict(state.get("inputs") or {})
-    args = state.get("args") or {}
-    round_tools = [t for t in state.get("round_tools") or [] if t in ctx.tools]
+    emit = runtime.stream_writer
+    results = dict(state.results)
+    inputs = dict(state.inputs)
+    round_tools = [t for t in state.round_tools if t in ctx.tools]
     timeout = ctx.settings.tool_timeout_s
     pool = DaemonPool()  # a tool that times out is abandoned, never waited for at exit
     try:
@@ -55,27 +55,24 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
                 tool = ctx.tools[name]
                 prior = {k: v for k, v in results.items() if k in tool.manifest.uses and v.ok and k != name}
                 request = ToolRequest(
-                    question=state["question"],
+                    question=state.question,
                     instance=instance,
-                    study_summary=state.get("summary", ""),
+                    study_summary=state.summary,
                     prior=prior,
-                    options=dict(args.get(name) or {}),
+                    options=dict(state.args.get(name) or {}),
                 )
                 inputs[name] = sorted(prior)
                 key = _cache_key(ctx, name, request)
                 cached = ctx.cache.get(key)
                 if cached is not None:
                     results[name] = cached
-                    ctx.event(
-                        "tool_finished",
-                        tool=name,
-                        status=cached.status,
-                        seconds=0.0,
-                        cached=True,
-                        detail=cached.detail,
+                    emit(
+                        ToolFinished(
+                            tool=name, status=cached.status, seconds=0.0, cached=True, detail=cached.detail
+                        )
                     )
                     continue
-                ctx.event("tool_started", tool=name)
+                emit(ToolStarted(tool=name))
                 futures[name] = (pool.submit(invoke, tool, request), key)
             deadline = time.monotonic() + timeout  # the layer's tools started together
             for name, (future, key) in futures.items():
@@ -93,20 +90,20 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
                 results[name] = result
                 if result.ok:
                     ctx.cache.put(key, result)
-                ctx.event(
-                    "tool_finished",
-                    tool=name,
-                    status=result.status,
-                    seconds=result.seconds,
-                    cached=False,
-                    detail=result.detail,
-                    fix=result.fix,
+                emit(
+                    ToolFinished(
+                        tool=name,
+                        status=result.status,
+                        seconds=result.seconds,
+                        detail=result.detail,
+                        fix=result.fix,
+                    )
                 )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return {
-        "results": {k: v.model_dump() for k, v in results.items()},
+        "results": results,
         "inputs": inputs,
-        "round": int(state.get("round") or 0) + 1,
+        "round": state.round + 1,
         "round_tools": [],
     }

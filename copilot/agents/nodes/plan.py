@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from copilot.agents.context import Context
 from copilot.agents.header import missing_fields
 from copilot.agents.state import AgentState
+from copilot.schema import PlanMade
 from copilot.tools.ordering import dependency_order
 from copilot.tools.results import accepts_safely
 from copilot.tools.statements import plain_reason, tool_title
@@ -25,22 +26,21 @@ QUERY_LIMIT = 400
 
 def resolved_query(state: AgentState) -> str:
     """The question with the thread's last question before it when it is a follow-up."""
-    history = state.get("history") or []
-    if not history:
-        return state["question"]
-    last = history[-1]
+    if not state.history:
+        return state.question
+    last = state.history[-1]
     earlier = str(last.get("query") or last.get("question") or "")
-    return f"{earlier} {state['question']}".strip()[-QUERY_LIMIT:]
+    return f"{earlier} {state.question}".strip()[-QUERY_LIMIT:]
 
 
 def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Plan the tools for the question."""
     ctx = runtime.context
-    history = state.get("history") or []
+    history = state.history
     focus = history[-1]["focus"] if history else []
     previous = list(history[-1].get("intents") or []) if history else []
     result = ctx.planner.plan(
-        state["question"],
+        state.question,
         ctx.tools,
         focus,
         redact=ctx.redact,
@@ -49,8 +49,8 @@ def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     )
     tools = list(result.tools)
     args = {name: dict(given) for name, given in result.args.items()}
-    query = resolved_query(state) if result.follow_up else state["question"]
-    if query != state["question"]:
+    query = resolved_query(state) if result.follow_up else state.question
+    if query != state.question:
         for name in tools:
             if any(i.name == "query" for i in ctx.tools[name].manifest.inputs):
                 args.setdefault(name, {}).setdefault("query", query)
@@ -70,13 +70,13 @@ def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     if refused:
         tools = [t for t in tools if t not in refused]
         notes.append(f"not run on this image: {', '.join(refused)}")
-        if state.get("accepted", True):
+        if state.accepted:
             caveats += [
                 f"{tool_title(ctx.tools[t].manifest, capital=True)} was not used: "
                 f"{plain_reason(v.reason) or 'it does not read this image'}."
                 for t, v in refused.items()
             ]
-    ctx.event("plan", tools=tools, planner=result.planner, notes=notes)
+    runtime.stream_writer(PlanMade(tools=tools, planner=result.planner, notes=notes))
     return {
         "plan": tools,
         "round_tools": tools,

@@ -10,7 +10,7 @@ from copilot.agents.context import Context
 from copilot.agents.modality import eligible_tools
 from copilot.agents.planner import Plan, ReviewingPlanner
 from copilot.agents.state import AgentState
-from copilot.tools.contract import ToolResult
+from copilot.schema import PlanMade
 from copilot.tools.results import accepts_safely
 
 
@@ -19,34 +19,31 @@ def review(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     if not isinstance(ctx.planner, ReviewingPlanner):  # a planner without rounds: answer now
         return {"round_tools": []}
-    results = {k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()}
     done = Plan(
-        tools=list(state.get("plan") or []),
-        planner=state.get("planner", "embedded"),  # type: ignore[arg-type]
-        focus=list(state.get("focus") or []),
-        intents=list(state.get("intents") or []),
-        header=list(state.get("header") or []),
+        tools=list(state.plan),
+        planner=state.planner or "embedded",  # type: ignore[arg-type]
+        focus=list(state.focus),
+        intents=list(state.intents),
+        header=list(state.header),
     )
+    rounds = state.round or 1
     nxt = ctx.planner.review(
-        state["question"],
+        state.question,
         eligible_tools(ctx.tools, ctx.study.modalities),
         done,
-        results,
-        int(state.get("round") or 1),
+        dict(state.results),
+        rounds,
         redact=ctx.redact,
-        used_inputs=state.get("inputs") or {},
+        used_inputs=state.inputs,
     )
     instance = ctx.study.primary_instance()
     tools = [t for t in nxt.tools if t in ctx.tools and accepts_safely(ctx.tools[t], instance).ok]
     if not tools:
         return {"round_tools": []}
-    ctx.event(
-        "plan", tools=tools, planner=nxt.planner, notes=nxt.notes, round=int(state.get("round") or 1) + 1
-    )
-    plan = list(state.get("plan") or [])
+    runtime.stream_writer(PlanMade(tools=tools, planner=nxt.planner, notes=nxt.notes, round=rounds + 1))
     return {
         "round_tools": tools,
-        "plan": plan + [t for t in tools if t not in plan],
-        "plan_notes": list(state.get("plan_notes") or []) + nxt.notes,
-        "args": {**(state.get("args") or {}), **nxt.args},
+        "plan": state.plan + [t for t in tools if t not in state.plan],
+        "plan_notes": state.plan_notes + nxt.notes,
+        "args": {**state.args, **nxt.args},
     }

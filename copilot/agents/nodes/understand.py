@@ -9,6 +9,7 @@ from langgraph.runtime import Runtime
 
 from copilot.agents.context import Context
 from copilot.agents.state import AgentState
+from copilot.schema import Understood
 from copilot.study.summary import quoted_header_text, study_summary
 from copilot.tools.results import accepts_safely
 from copilot.tools.statements import plain_reason
@@ -47,5 +48,5 @@ def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         update["rejection"] = (
             f"The image experts do not apply to this study: {reasons}. No image scores are given for it."
         )
-    ctx.event("understood", summary=update["summary"], accepted=update["accepted"])
+    runtime.stream_writer(Understood(summary=update["summary"], accepted=update["accepted"]))
     return update

@@ -17,16 +17,16 @@ from langgraph.runtime import Runtime
 from copilot.agents.context import Context
 from copilot.agents.state import AgentState, Turn
 from copilot.agents.verification import check_llm_answer
+from copilot.schema import AnswerDone, Finding, Statement, ToolResult
 from copilot.text.labeler import label_text
-from copilot.tools.contract import Finding, ToolResult
 
 CHECKED_SECTIONS = ("**Answer**", "**Other findings**", "**Measurements**")
 
 
-def assertion_text(answer: str, statements: list[dict[str, Any]], llm_written: bool) -> str:
+def assertion_text(answer: str, statements: list[Statement], llm_written: bool) -> str:
     """The parts of the answer that make claims about this patient."""
     if not llm_written:
-        return "\n".join(s["text"] for s in statements if s.get("assertion") and s["section"] != "report")
+        return "\n".join(s.text for s in statements if s.assertion and s.section != "report")
     kept, keep = [], True
     for line in answer.splitlines():
         if line.startswith("**"):
@@ -66,23 +66,23 @@ def contradictions(text: str, results: Mapping[str, ToolResult]) -> list[str]:
 def verify(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Flag contradictions between the answer and the experts; record the finished turn."""
     ctx = runtime.context
-    results = {k: ToolResult.model_validate(v) for k, v in (state.get("results") or {}).items()}
-    answer = state.get("answer", "")
-    template = state.get("template") or ""
+    results = state.results
+    answer = state.answer
+    template = state.template
     if ctx.llm is not None and not (template and answer.startswith(template)):  # LLM-written
         answer, problems = check_llm_answer(answer, results, template or None)
     else:
-        text = assertion_text(answer, state.get("statements") or [], False)
+        text = assertion_text(answer, state.statements, False)
         problems = contradictions(text, results)
         if problems:
             answer += "\n\n**Verification**\n" + "\n".join(f"- Check: {p}." for p in problems)
-    ctx.event("answer_done")
+    runtime.stream_writer(AnswerDone())
     turn: Turn = {
-        "question": state["question"],
+        "question": state.question,
         "answer": answer,
-        "focus": state.get("focus") or [],
-        "tools": state.get("plan") or [],
-        "intents": list(state.get("intents") or []),
-        "query": state.get("query") or state["question"],
+        "focus": list(state.focus),
+        "tools": list(state.plan),
+        "intents": list(state.intents),
+        "query": state.query or state.question,
     }
     return {"answer": answer, "verification": problems, "history": [turn]}

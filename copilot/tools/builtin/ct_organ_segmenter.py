@@ -211,8 +211,8 @@ class CtOrganSegmenter(BundleTool):
 
     def run(self, request: ToolRequest) -> ToolResult:
         """Segment the study's CT volume; volumes per structure; DICOM SEG and viewer masks."""
+        from copilot.dicomout.seg import export_volume_seg
         from copilot.tools.builtin.monai_common import find_volume, metatensor, segment, write_mask_volume
-        from copilot.tools.builtin.seg_export import export_volume_seg
 
         start = time.perf_counter()
         _, series, volume = find_volume(request.instance, "CT", self.settings)

@@ -359,7 +359,7 @@ class LesionSegmenter(Tool):
         lesions: dict[str, np.ndarray],
         out_dir: Path,
     ) -> Artifact:
-        from copilot.tools.builtin.seg_export import export_dicom_seg
+        from copilot.dicomout.seg import export_dicom_seg
 
         if request.instance is None:
             raise ValueError("DICOM SEG export needs a DICOM instance")

@@ -17,6 +17,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import ContentSwitcher, DataTable, Input, Markdown, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
+from copilot.schema import Answer, Citation, Finding
 from copilot.tui.runs import Run
 
 
@@ -291,28 +292,28 @@ class FindingsTable(DataTable[Any]):
         for column in self.COLUMNS:
             self.add_column(column, key=column)
 
-    def show(self, findings: list[dict[str, Any]]) -> None:
+    def show(self, findings: list[Finding]) -> None:
         """Fill with findings that carry a score or a value."""
         self.clear()
         for f in findings:
-            score, value = f.get("score"), f.get("value")
+            score, value = f.score, f.value
             if score is None and value is None:
                 continue
-            if f.get("above_threshold") is True:
+            if f.above_threshold is True:
                 meaning = "above threshold"
-            elif f.get("above_threshold") is False:
+            elif f.above_threshold is False:
                 meaning = "below threshold"
             else:
-                meaning = f.get("score_meaning") or f.get("kind", "")
-            unit = f" {f['unit']}" if f.get("unit") and f.get("unit") != "ratio" else ""
+                meaning = f.score_meaning or f.kind
+            unit = f" {f.unit}" if f.unit and f.unit != "ratio" else ""
             self.add_row(
-                Text(f["label"]),
+                Text(f.label),
                 "" if score is None else round(float(score), 3),
-                f.get("threshold") if f.get("threshold") is not None else "",
+                f.threshold if f.threshold is not None else "",
                 Text(str(meaning)),
                 Text("" if value is None else f"{value}{unit}"),
-                Text(f.get("location") or ""),
-                Text(f["tool"]),
+                Text(f.location or ""),
+                Text(f.tool or ""),
             )
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
@@ -332,9 +333,9 @@ class CitationList(OptionList):
 
     def __init__(self) -> None:
         super().__init__(id="citations")
-        self.citations: dict[str, dict[str, Any]] = {}
+        self.citations: dict[str, Citation] = {}
 
-    def show(self, answers: list[Any]) -> None:
+    def show(self, answers: list[Answer]) -> None:
         """List the citations of every answer, under the question they answered."""
         self.citations = {}
         self.clear_options()
@@ -347,8 +348,7 @@ class CitationList(OptionList):
                 Option(Text(f"Q{q}: {answer.question} ({count} source(s))", style="bold"), disabled=True)
             )
             for c in answer.citations:
-                key = f"{q}-{c['n']}"
+                key = f"{q}-{c.n}"
                 self.citations[key] = c
-                score = f" ({c['score']:.2f})" if isinstance(c.get("score"), int | float) else ""
-                options.append(Option(Text(f"  [{c['n']}] {c['source']}:{c['id']}{score}"), id=key))
+                options.append(Option(Text(f"  [{c.n}] {c.source}:{c.id} ({c.score:.2f})"), id=key))
         self.add_options(options)

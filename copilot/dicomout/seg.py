@@ -1,5 +1,9 @@
 """Export masks as a DICOM Segmentation (highdicom) into a folder the user names, never into
-a study (see :mod:`copilot.outputs`)."""
+a study (see :mod:`copilot.outputs`); next to the SR writer (:mod:`copilot.dicomout.sr`),
+whose list of copied type 2 attributes it shares.
+
+Called by the segmenter tools, so a failure is a :class:`~copilot.errors.ToolError` (the tool
+reports it as its result's error, with the reason)."""
 
 from __future__ import annotations
 

@@ -9,13 +9,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from copilot.tools.contract import Finding, Tool, ToolManifest, ToolRequest, ToolResult
 
 
 class PacedTool(Tool):
     """Reads an image's size; each batch costs ``COPILOT_TEST_BATCH_S`` plus
-    ``COPILOT_TEST_ITEM_S`` per image (defaults 0.2 s and 0.01 s)."""
+    ``COPILOT_TEST_ITEM_S`` per image (defaults 0.2 s and 0.01 s). With
+    ``COPILOT_TEST_STARTED_DIR`` set, each batch first leaves a file there, so a test knows
+    (by that event, not by sleeping) that a request is inside a replica."""
 
     manifest = ToolManifest(
         name="paced_tool",
@@ -29,6 +32,10 @@ class PacedTool(Tool):
         """Sleep the batch's cost, then report each image's size and the batch size."""
         fixed = float(os.environ.get("COPILOT_TEST_BATCH_S", "0.2"))
         per_item = float(os.environ.get("COPILOT_TEST_ITEM_S", "0.01"))
+        started = os.environ.get("COPILOT_TEST_STARTED_DIR")
+        if started:
+            Path(started).mkdir(parents=True, exist_ok=True)
+            (Path(started) / f"{os.getpid()}-{time.monotonic_ns()}").touch()
         time.sleep(fixed + per_item * len(requests))
         results = []
         for request in requests:
@@ -53,12 +60,20 @@ def free_port() -> int:
         return port
 
 
+#: The repository root: ``tests.support`` imports from there (it is not part of the installed
+#: package), in the server process and in the Ray workers it starts.
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def start_test_server(port: int, tools: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    """:func:`main` in its own process with ``env``; returns it and its URL once every
+    """:func:`main` in its own process with ``env``, run from the repository root with the root
+    first on ``PYTHONPATH`` (Ray's workers inherit it); returns it and its URL once every
     deployment answers (raises :class:`RuntimeError` with its last words when it does not start)."""
+    path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "copilot.testing.serving", str(port), *tools],
-        env=env,
+        [sys.executable, "-m", "tests.support.serving", str(port), *tools],
+        env={**env, "PYTHONPATH": path},
+        cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -82,7 +97,7 @@ def stop_test_server(proc: subprocess.Popen[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m copilot.testing.serving PORT [TOOL ... | -]``: serve the named built-in
+    """``python -m tests.support.serving PORT [TOOL ... | -]``: serve the named built-in
     tools (all without names, none for ``-``) plus :class:`PacedTool` on 127.0.0.1:PORT, print
     ``READY <url>``, and stop when stdin closes (the test that started it ended) or on SIGTERM."""
     from copilot.config import get_settings

@@ -12,7 +12,7 @@ SeriesDescription as a PACS names them.
 
 Everything is written with pydicom as a scanner would (CT Image Storage with a rescale to HU,
 MR Image Storage, Enhanced CT Image Storage); build a folder with
-``python -m copilot.testing.phantoms OUT``. Never used in a product path.
+``python -m tests.support.phantoms OUT``. Never used in a product path.
 """
 
 from __future__ import annotations
@@ -494,7 +494,7 @@ def make_phantom_folder(root: str | Path, phantom: ChestPhantom | None = None) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m copilot.testing.phantoms OUT``: write the phantom folder into OUT."""
+    """``python -m tests.support.phantoms OUT``: write the phantom folder into OUT."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("out", type=Path, help="folder to create (must not hold studies)")
     args = parser.parse_args(argv)

@@ -1,0 +1,51 @@
+"""The typed vocabulary every layer speaks: tool results and their parts, answer statements,
+the answer itself and the progress events (pydantic models, one description per field).
+
+It sits in the lowest layer (it imports only pydantic), so tools, the agents, the API, DICOM
+writers, export and the terminal app all read the same types.
+"""
+
+from copilot.schema.analysis import AnalysisRow
+from copilot.schema.answer import Answer, ToolRun
+from copilot.schema.events import (
+    WIRE_VERSION,
+    AnswerDone,
+    AnswerToken,
+    CopilotEvent,
+    PlanMade,
+    ToolFinished,
+    ToolStarted,
+    Understood,
+    event_from_json,
+)
+from copilot.schema.results import Artifact, Citation, Finding, Provenance, Side, ToolResult, ToolStatus
+from copilot.schema.statements import Section, Statement
+
+#: The classes a conversation thread's checkpoint may hold besides plain data: the allow-list
+#: of the checkpointer's serializer (:func:`copilot.runtime.threads.checkpoint_serializer`).
+CHECKPOINT_TYPES: tuple[type, ...] = (ToolResult, Finding, Citation, Artifact, Provenance, Statement)
+
+__all__ = [
+    "CHECKPOINT_TYPES",
+    "WIRE_VERSION",
+    "AnalysisRow",
+    "Answer",
+    "AnswerDone",
+    "AnswerToken",
+    "Artifact",
+    "Citation",
+    "CopilotEvent",
+    "Finding",
+    "PlanMade",
+    "Provenance",
+    "Section",
+    "Side",
+    "Statement",
+    "ToolFinished",
+    "ToolResult",
+    "ToolRun",
+    "ToolStarted",
+    "ToolStatus",
+    "Understood",
+    "event_from_json",
+]
