@@ -8,6 +8,11 @@
 ``Copilot(llm="openai:gpt-4o-mini")`` plugs any LangChain chat model in for planning and
 composing; patient identifiers are removed from everything sent to it unless the settings
 mark the endpoint trusted.
+
+Collaborators are interfaces, each with an injection point: ``llm`` (a model string or any
+:class:`~copilot.llm.ChatModel`), ``planner`` (any :class:`~copilot.agents.planner.Planner`),
+``tools`` (name -> :class:`~copilot.tools.Tool`) and the studies opened (any
+:class:`~copilot.study.source.StudySource`).
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from copilot.config import Settings, get_settings
 from copilot.errors import CopilotError, StudyError
-from copilot.llm import load_llm
+from copilot.llm import ChatModel, load_llm
 from copilot.schema import AnalysisRow, Answer, CopilotEvent, ToolResult, ToolRun
 from copilot.study.model import InstanceRecord, Study, StudySet
 from copilot.study.query import StudyQuery
@@ -31,8 +36,11 @@ from copilot.tools.contract import Tool, ToolRequest
 from copilot.tools.invoke import invoke_batch
 
 if TYPE_CHECKING:
-    from copilot.agents.planner import Plan
+    from copilot.agents.context import Context
+    from copilot.agents.graph import AgentGraph
+    from copilot.agents.planner import Plan, Planner
     from copilot.agents.state import AgentState, Turn
+    from copilot.study.source import StudySource
 
 __all__ = ["AnalysisRow", "Answer", "Copilot", "EventSink", "ToolRun"]
 
@@ -57,22 +65,27 @@ class Copilot:
 
     def __init__(
         self,
-        llm: Any = None,
+        llm: str | ChatModel | None = None,
         settings: Settings | None = None,
         *,
         tools: dict[str, Tool] | None = None,
+        planner: Planner | None = None,
         persist: bool = True,
         server: str | None = None,
     ) -> None:
+        """``llm``: a LangChain model string or chat model (default: the settings'; none: the
+        embedded planner and template composer). ``tools``: the tools to use instead of the
+        installed ones. ``planner``: the planner to use instead of the LLM or embedded one.
+        ``persist``: keep conversation threads on disk. ``server``: a ``copilot serve`` URL."""
         self.settings = settings or get_settings()
         #: A ``copilot serve`` URL whose warm tools answer (None: tools run in this process).
         self.server = server or self.settings.server
         self._llm_spec = llm if llm is not None else self.settings.llm
-        self._llm: Any = None
+        self._llm: ChatModel | None = None
         self._tools = tools
         self._persist = persist
-        self._graph: Any = None
-        self._planner: Any = None
+        self._graph: AgentGraph | None = None
+        self._planner: Planner | None = planner
         self._lock = threading.Lock()
         from copilot.agents.context import ResultCache
 
@@ -80,7 +93,7 @@ class Copilot:
 
     # -- collaborators (lazy) ----------------------------------------------------------
     @property
-    def llm(self) -> Any:
+    def llm(self) -> ChatModel | None:
         """The chat model, or None for the embedded planner and template composer."""
         if self._llm is None and self._llm_spec is not None:
             self._llm = load_llm(self._llm_spec, self.settings)
@@ -108,18 +121,20 @@ class Copilot:
         return self._tools
 
     @property
-    def planner(self) -> Any:
-        """The planner in use (LLM when configured, else embedded)."""
+    def planner(self) -> Planner:
+        """The planner in use: the one given, else the LLM planner when an LLM is configured,
+        else the embedded one."""
         with self._lock:
             if self._planner is None:
                 from copilot.agents.planner import EmbeddedPlanner, LLMPlanner
 
                 embedded = EmbeddedPlanner(self.settings)
-                self._planner = LLMPlanner(self.llm, embedded) if self.uses_llm else embedded
+                llm = self.llm
+                self._planner = LLMPlanner(llm, embedded) if llm is not None else embedded
             return self._planner
 
     @property
-    def graph(self) -> Any:
+    def graph(self) -> AgentGraph:
         """The compiled planner graph with its checkpointer."""
         with self._lock:
             if self._graph is None:
@@ -148,24 +163,19 @@ class Copilot:
     # -- studies -------------------------------------------------------------------------
     def open(
         self,
-        path: str | Path,
+        path: str | Path | StudySource,
         progress: Callable[[int, int], None] | None = None,
         *,
         query: StudyQuery | None = None,
     ) -> StudySet:
         """Index a folder (read-only; cached under the XDG cache dir), or list the studies of a
         DICOMweb server given its base URL (``http://host:8042/dicom-web``: QIDO-RS and
-        headers only; pixels are fetched when a question needs them). ``query`` keeps only the
-        studies matching its patient, date and modality filters (sent to the server as QIDO-RS
-        parameters)."""
-        from copilot.study.dicomweb import index_dicomweb, is_dicomweb_url
+        headers only; pixels are fetched when a question needs them), or open any other
+        :class:`~copilot.study.source.StudySource`. ``query`` keeps only the studies matching
+        its patient, date and modality filters (sent to the server as QIDO-RS parameters)."""
+        from copilot.study.source import open_source
 
-        if is_dicomweb_url(path):
-            return index_dicomweb(str(path), self.settings, query=query, progress=progress)
-        from copilot.study import index_folder
-
-        found = index_folder(path, self.settings, progress=progress)
-        return query.apply(found) if query is not None else found
+        return open_source(path, self.settings).open(query=query, progress=progress)
 
     def fetch(
         self,
@@ -264,7 +274,7 @@ class Copilot:
         thread: str,
         resumed: bool,
         question: str,
-        context: Any,
+        context: Context,
         on_event: EventSink | None,
     ) -> AgentState:
         """Run one turn; when the thread store fails, run it again on an in-memory thread."""
@@ -284,7 +294,7 @@ class Copilot:
         raise AssertionError("unreachable")
 
     def _stream_turn(
-        self, thread: str, question: str, context: Any, on_event: EventSink | None
+        self, thread: str, question: str, context: Context, on_event: EventSink | None
     ) -> AgentState:
         """Run one turn of the graph: the events its nodes write (LangGraph's custom stream) go
         to ``on_event``; the state after the last node is returned."""
@@ -299,7 +309,7 @@ class Copilot:
         ):
             if mode == "custom":
                 if on_event is not None:
-                    on_event(chunk)
+                    on_event(cast("CopilotEvent", chunk))  # what the nodes' stream writer wrote
             else:
                 final = chunk
         if isinstance(final, AgentState):
@@ -368,7 +378,7 @@ class Copilot:
         has the per-tool time limit (``tool_timeout_s``); a tool that exceeds it is abandoned
         (it cannot keep the process alive) and its remaining images are reported, not sent.
         """
-        from copilot.agents.planner import order_by_dependencies
+        from copilot.tools.ordering import dependency_order
 
         items = list(studies.studies if isinstance(studies, StudySet) else studies)
         targets = [(study, series.first) for study in items for series in study.series]
@@ -391,7 +401,7 @@ class Copilot:
         results: list[dict[str, ToolResult]] = [{} for _ in targets]
         hung: dict[str, str] = {}  # tools that timed out: their later batches are not sent
         total, done = len(targets) * max(1, len(chosen)), 0
-        for name in order_by_dependencies(set(chosen), chosen):
+        for name in dependency_order(chosen, chosen):
             tool = chosen[name]
             for start in range(0, len(targets), batch_size):
                 chunk = range(start, min(start + batch_size, len(targets)))

@@ -17,6 +17,8 @@ Rules:
   :data:`UNREACHABLE_COOLDOWN_S`: further requests raise :class:`LLMUnreachableError` at once,
   so a dead server costs one wait per question, not one per planner and composer call.
 - Failures are described in one line (:func:`describe_failure`), never a traceback.
+- The copilot needs of a model only what :class:`ChatModel` names (tool binding, one reply,
+  a stream of tokens): every LangChain chat model is one, and so is a test double.
 """
 
 from __future__ import annotations
@@ -27,14 +29,20 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, overload
 from urllib.parse import urlparse
 
 from langchain_core.callbacks import BaseCallbackHandler
 
 from copilot.config import Settings, get_settings
 from copilot.errors import LLMError, LLMUnreachableError
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import LanguageModelInput
+    from langchain_core.messages import AIMessage, AIMessageChunk
+    from langchain_core.runnables import Runnable, RunnableConfig
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +172,55 @@ def _provider_kwargs(spec: LLMSpec, timeout_s: float, max_retries: int) -> dict[
     return kwargs
 
 
+class ChatModel(Protocol):
+    """The LLM collaborator: what the planner and the composer call on a chat model.
+
+    Any LangChain chat model (``BaseChatModel``) satisfies it; so does
+    :class:`copilot.testing.FakeChatModel`.
+    """
+
+    def bind_tools(
+        self, tools: Sequence[dict[str, Any]], **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """The model with these OpenAI-style function schemas offered to it (the planner)."""
+        ...
+
+    def invoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AIMessage:
+        """One reply to ``input``."""
+        ...
+
+    def stream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[AIMessageChunk]:
+        """The reply to ``input`` token by token (the composer)."""
+        ...
+
+
+@overload
 def load_llm(
-    spec: Any,
+    spec: str | ChatModel,
     settings: Settings | None = None,
     *,
     timeout_s: float | None = None,
     max_retries: int | None = None,
-) -> Any:
+) -> ChatModel: ...
+@overload
+def load_llm(
+    spec: None,
+    settings: Settings | None = None,
+    *,
+    timeout_s: float | None = None,
+    max_retries: int | None = None,
+) -> None: ...
+def load_llm(
+    spec: str | ChatModel | None,
+    settings: Settings | None = None,
+    *,
+    timeout_s: float | None = None,
+    max_retries: int | None = None,
+) -> ChatModel | None:
     """A LangChain chat model from a model string, with the settings' time limit and retries.
 
     ``None`` and model instances are returned as they are. Raises :class:`LLMError` (one line)

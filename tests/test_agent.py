@@ -7,12 +7,13 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from langchain_core.messages import AIMessage
 
-from copilot.agents.planner import EmbeddedPlanner
+from copilot.agents.planner import EmbeddedPlanner, Planner
 from copilot.api import Answer, Copilot
 from copilot.config import get_settings
 from copilot.schema import CopilotEvent
@@ -104,8 +105,10 @@ def study(tmp_path: Path) -> Study:
     return index_folder(path).studies[0]
 
 
-def copilot_with(tools: dict[str, Tool], llm: object = None, persist: bool = False) -> Copilot:
-    return Copilot(llm=llm, tools=tools, persist=persist)
+def copilot_with(
+    tools: dict[str, Tool], llm: Any = None, persist: bool = False, planner: Planner | None = None
+) -> Copilot:
+    return Copilot(llm=llm, tools=tools, persist=persist, planner=planner)
 
 
 def test_graph_structure_snapshot() -> None:
@@ -251,8 +254,11 @@ def test_tools_run_in_parallel(study: Study) -> None:
 
     from copilot.agents.planner import Plan
 
-    copilot = copilot_with({"slow_a": SlowA(), "slow_b": SlowB()})
-    copilot._planner = type("P", (), {"plan": lambda self, *a, **k: Plan(["slow_a", "slow_b"], "embedded")})()
+    class BothSlow:
+        def plan(self, *args: Any, **kwargs: Any) -> Plan:
+            return Plan(["slow_a", "slow_b"], "embedded")
+
+    copilot = copilot_with({"slow_a": SlowA(), "slow_b": SlowB()}, planner=BothSlow())
     answer = copilot.ask(study, "alpha?")
     assert [t.status for t in answer.tools] == ["ok", "ok"], [t.detail for t in answer.tools]
     assert not both_running.broken

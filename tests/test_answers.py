@@ -128,10 +128,19 @@ class BrokenLLM(FakeChatModel):
         raise httpx.ConnectError("[Errno -2] Name or service not known")
 
 
-def forced(copilot: Copilot, tools: list[str]) -> Copilot:
-    """Plan exactly ``tools`` (no review round)."""
-    copilot._planner = type("P", (), {"plan": lambda self, *a, **k: Plan(list(tools), "embedded")})()
-    return copilot
+class FixedPlanner:
+    """Plans exactly the given tools (a plain Planner: no review round)."""
+
+    def __init__(self, tools: list[str]) -> None:
+        self.tools = list(tools)
+
+    def plan(self, *args: Any, **kwargs: Any) -> Plan:
+        return Plan(list(self.tools), "embedded")
+
+
+def forced(plan: list[str], **options: Any) -> Copilot:
+    """A copilot (threads in memory) that plans exactly the tools ``plan`` (no review round)."""
+    return Copilot(planner=FixedPlanner(plan), persist=False, **options)
 
 
 # -- 1. failures in clinical words; exceptions in the trace only, once ------------------------
@@ -147,7 +156,7 @@ def test_no_answer_text_holds_an_exception(study: Study, llm: str | None) -> Non
         "tube_finder": Wordless(),
     }
     model = BrokenLLM.scripted(["unused"]) if llm else None
-    copilot = forced(Copilot(llm=model, tools=tools, persist=False), list(tools))
+    copilot = forced(list(tools), llm=model, tools=tools)
     answer = copilot.ask(study, "Is there cardiomegaly?")
     assert_no_exception_text(answer)
     text = answer.text
@@ -183,9 +192,7 @@ def test_an_unverifiable_answer_names_no_exception(study: Study, monkeypatch: py
 
     monkeypatch.setattr(verification, "check_answer", broken)
     llm = FakeChatModel.scripted(["Cardiomegaly is flagged [cxr_classifier: 0.74]."])
-    copilot = forced(
-        Copilot(llm=llm, tools={"cxr_classifier": FakeClassifier()}, persist=False), ["cxr_classifier"]
-    )
+    copilot = forced(["cxr_classifier"], llm=llm, tools={"cxr_classifier": FakeClassifier()})
     answer = copilot.ask(study, "Cardiomegaly?")
     assert "Not verified" in answer.text
     assert_no_exception_text(answer)
@@ -298,9 +305,7 @@ def test_out_of_scope_questions_are_said_to_be_and_get_no_passages(
     assert "outside what the copilot answers" in answer_section(answer.text)
     assert "Background" not in answer.text
     # Even a retriever run anyway (an LLM planner may call it) returns nothing for it.
-    forced_answer = forced(Copilot(tools=kb_tools(), persist=False), ["retriever"]).ask(
-        study, "What is the weather today?"
-    )
+    forced_answer = forced(["retriever"], tools=kb_tools()).ask(study, "What is the weather today?")
     assert forced_answer.citations == []
     assert "no passage relevant to this question" in forced_answer.text
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from copilot.tools.builtin import BUILTIN_TOOLS
+
 ROOT = Path(__file__).resolve().parents[1]
 # The design card's top-level folders: real packages inside copilot/, with a relative link at the
 # repository root for each, so that every module's import path equals its path in git.
@@ -88,16 +90,7 @@ def test_wheel_entry_points_resolve_inside_the_wheel(wheel: zipfile.ZipFile) -> 
     parser.read_string(wheel.read(ep_name).decode())
     names = set(wheel.namelist())
     targets = dict(parser["console_scripts"]) | dict(parser["copilot.tools"])
-    assert set(parser["copilot.tools"]) == {
-        "cxr_classifier",
-        "lesion_segmenter",
-        "report_generator",
-        "vqa",
-        "retriever",
-        "ct_organ_segmenter",
-        "lung_nodule_detector",
-        "brain_tumor_segmenter",
-    }
+    assert dict(parser["copilot.tools"]) == dict(BUILTIN_TOOLS)
     for target in targets.values():
         module = target.split(":", 1)[0]
         path = module.replace(".", "/")

@@ -87,17 +87,18 @@ def test_a_hostile_file_name_never_chooses_the_server_path(tmp_path: Path, demo_
     assert Path(request.instance.path).parent == tmp_path / "req"
 
 
-def _response(status: int, body: str = "{}") -> httpx.Response:
-    return httpx.Response(status, text=body, request=httpx.Request("GET", "http://x/v1/tools"))
+def _answering(status: int, body: str = "{}") -> ServerClient:
+    """A client whose server answers every request with ``status`` and ``body``."""
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, text=body))
+    return ServerClient("http://127.0.0.1:9", get_settings(), transport=transport)
 
 
 def test_refusals_read_as_clinical_one_liners() -> None:
-    client = ServerClient("http://127.0.0.1:9", get_settings())
     with pytest.raises(ServerAuthError) as auth:
-        client._raise_for(_response(401))
+        _answering(401).tools()
     assert auth.value.fix and "COPILOT_SERVE_API_KEY" in auth.value.fix
     with pytest.raises(ServerError, match="503"):
-        client._raise_for(_response(503, '{"detail": "the paced_tool replica failed"}'))
+        _answering(503, '{"detail": "the paced_tool replica failed"}').tools()
     with pytest.raises(ServerError, match="not an http"):
         ServerClient("ftp://host", get_settings())
 

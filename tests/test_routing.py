@@ -16,6 +16,7 @@ from PIL import Image
 
 from copilot.agents.planner import MAX_ROUNDS, EmbeddedPlanner
 from copilot.api import Copilot
+from copilot.config import get_settings
 from copilot.routing.analysis import analyze, header_fields
 from copilot.routing.lexicon import mentions
 from copilot.routing.model import decode_weights, encode_weights, load_model
@@ -343,8 +344,7 @@ def test_where_question_sends_the_locator_to_the_saliency(study: Study) -> None:
     FakeLocator.seen = []
     tools = {"cxr_classifier": FakeClassifier(), "lesion_segmenter": FakeLocator()}
     first_round = ["cxr_classifier"]
-    copilot = Copilot(tools=tools, persist=False)
-    real = copilot.planner
+    real = EmbeddedPlanner(get_settings())
 
     class OnlyClassifier:
         """Plans the classifier alone; the review round must add the locator."""
@@ -357,7 +357,7 @@ def test_where_question_sends_the_locator_to_the_saliency(study: Study) -> None:
         def review(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
             return real.review(*args, **kwargs)
 
-    copilot._planner = OnlyClassifier()
+    copilot = Copilot(tools=tools, persist=False, planner=OnlyClassifier())
     answer = copilot.ask(study, "Where is the effusion?")
     assert answer.plan == ["cxr_classifier", "lesion_segmenter"]
     assert FakeLocator.seen == [(["cxr_classifier"], {})]

@@ -24,6 +24,7 @@ from copilot.tools import (
     invoke_batch,
 )
 from copilot.tools import discovery as discovery_module
+from copilot.tools.builtin import BUILTIN_TOOLS
 
 
 class MeanTool(Tool):
@@ -131,7 +132,7 @@ def test_setup_runs_once_across_threads() -> None:
 
 def test_discovery_finds_builtins_and_example_plugin() -> None:
     plugins = discover(refresh=True)
-    for name in ("cxr_classifier", "lesion_segmenter", "report_generator", "vqa", "retriever"):
+    for name in BUILTIN_TOOLS:
         assert name in plugins and plugins[name].distribution == "dicom-copilot"
     assert "exposure_check" in plugins, "install examples/copilot-example-plugin (make install)"
     assert plugins["exposure_check"].ok and plugins["exposure_check"].distribution == "copilot-exposure"

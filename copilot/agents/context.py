@@ -9,9 +9,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from copilot.agents.planner import Planner
 from copilot.config import Settings
+from copilot.llm import ChatModel
 from copilot.paths import private_dir
 from copilot.study.model import Study
 from copilot.tools.contract import Tool, ToolResult
@@ -84,14 +85,14 @@ class ResultCache:
 
 @dataclass
 class Context:
-    """What nodes need besides the state: settings, tools, the study, an optional LLM.
+    """What nodes need besides the state: settings, tools, the study, the planner, an optional LLM.
     (Progress events go through LangGraph's stream writer, ``runtime.stream_writer``.)"""
 
     settings: Settings
     tools: dict[str, Tool]
     study: Study
-    llm: Any = None
-    planner: Any = None
+    planner: Planner
+    llm: ChatModel | None = None
     redact: Callable[[str], str] = field(default=lambda text: text)
     cache: ResultCache = field(default_factory=ResultCache)
     #: Other studies of the same patient opened with this one (a comparison says whether a

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 
 from copilot.agents.context import Context
 from copilot.agents.nodes.compose import compose
@@ -25,7 +26,14 @@ def route_after_review(state: AgentState) -> Literal["execute", "compose"]:
     return "execute" if state.round_tools else "compose"
 
 
-def build_graph(checkpointer: Any = None) -> Any:
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+#: The compiled planner graph (LangGraph's type): state, run-time context, input, output.
+AgentGraph = CompiledStateGraph[AgentState, Context, Any, Any]
+
+
+def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> AgentGraph:
     """The compiled graph; pass a checkpointer to persist conversation threads."""
     from copilot.agents.nodes.verify import verify
 

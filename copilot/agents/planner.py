@@ -1,6 +1,7 @@
 """Planners: which tools a question needs, and whether the results call for another round.
 
-Two planners behind one interface:
+Two planners behind one interface (:class:`Planner`; one that also plans further rounds is a
+:class:`ReviewingPlanner`):
 
 - :class:`EmbeddedPlanner` (default, offline, no model framework): the router
   (:mod:`copilot.routing`) splits the question into parts and classifies each into intents
@@ -25,7 +26,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from copilot.agents.matching import SIMILAR, Catalogue, match_part
 from copilot.agents.modality import eligible_tools, modalities_named
@@ -33,11 +34,13 @@ from copilot.agents.review import adaptive_round
 from copilot.routing.analysis import Analysis, analyze
 from copilot.routing.intents import INTENT_HELP, INTENTS, Intent
 from copilot.tools.contract import Tool, ToolResult
+from copilot.tools.ordering import dependency_order
 
 if TYPE_CHECKING:
     from copilot.config import Settings
+    from copilot.llm import ChatModel
 
-__all__ = ["MAX_ROUNDS", "EmbeddedPlanner", "LLMPlanner", "Plan", "order_by_dependencies"]
+__all__ = ["MAX_ROUNDS", "EmbeddedPlanner", "LLMPlanner", "Plan", "Planner", "ReviewingPlanner"]
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +81,43 @@ class Plan:
         return {"tools": self.tools, "planner": self.planner}
 
 
-def order_by_dependencies(tools: set[str], available: Mapping[str, Tool]) -> list[str]:
-    """Dependencies first (a tool after the tools it uses), then by name."""
-    ordered: list[str] = []
-    pending = sorted(tools)
-    while pending:
-        progressed = False
-        for name in list(pending):
-            deps = set(available[name].manifest.uses) & set(pending) - {name}
-            if not deps:
-                ordered.append(name)
-                pending.remove(name)
-                progressed = True
-        if not progressed:  # a dependency cycle: keep the rest as they are
-            ordered.extend(pending)
-            break
-    return ordered
+@runtime_checkable
+class Planner(Protocol):
+    """Chooses the tools a question needs (``Copilot(planner=...)`` accepts any)."""
+
+    def plan(
+        self,
+        question: str,
+        tools: Mapping[str, Tool],
+        focus: list[str] | None = None,
+        redact: Callable[[str], str] | None = None,
+        *,
+        previous: Sequence[str] = (),
+        modalities: Sequence[str] | None = None,
+    ) -> Plan:
+        """The tools for ``question`` among ``tools``: ``focus`` holds the findings earlier
+        questions were about, ``previous`` the last question's intents, ``modalities`` the
+        study's; text sent off the machine goes through ``redact`` first."""
+        ...
+
+
+@runtime_checkable
+class ReviewingPlanner(Planner, Protocol):
+    """A planner that also decides, from a round's results, whether another round is needed
+    (a plain :class:`Planner` answers after one round)."""
+
+    def review(
+        self,
+        question: str,
+        tools: Mapping[str, Tool],
+        plan: Plan,
+        results: Mapping[str, ToolResult],
+        round_no: int,
+        redact: Callable[[str], str] | None = None,
+        used_inputs: Mapping[str, list[str]] | None = None,
+    ) -> Plan:
+        """Tools for round ``round_no + 1`` (an empty plan: answer now)."""
+        ...
 
 
 def _catalogue(tools: Mapping[str, Tool]) -> Catalogue:
@@ -169,7 +193,7 @@ class EmbeddedPlanner:
         elif not chosen:
             notes.append("no installed tool answers this question")
         return Plan(
-            tools=order_by_dependencies(chosen & set(tools), tools),
+            tools=dependency_order(chosen & set(tools), tools),
             planner=self.name,
             focus=list(analysis.findings) or list(focus or []),
             notes=notes,
@@ -195,7 +219,7 @@ class EmbeddedPlanner:
         if round_no < MAX_ROUNDS:  # the last round answers with what came back
             extra, notes = adaptive_round(plan.intents, results, self.catalogue(tools), tools, used_inputs)
         return Plan(
-            tools=order_by_dependencies(set(extra), tools),
+            tools=dependency_order(set(extra), tools),
             planner=self.name,
             focus=plan.focus,
             notes=notes,
@@ -209,7 +233,7 @@ class LLMPlanner:
 
     name: PlannerName = "llm"
 
-    def __init__(self, llm: Any, fallback: EmbeddedPlanner) -> None:
+    def __init__(self, llm: ChatModel, fallback: EmbeddedPlanner) -> None:
         self.llm = llm
         self.fallback = fallback
 
@@ -283,7 +307,7 @@ class LLMPlanner:
                 if kept:
                     args[fixed] = kept
         return Plan(
-            tools=order_by_dependencies(set(names), tools),
+            tools=dependency_order(set(names), tools),
             planner=self.name,
             focus=base.focus,
             notes=notes,

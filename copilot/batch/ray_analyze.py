@@ -75,14 +75,14 @@ def _targets(studies: StudySet | Sequence[Study]) -> list[InstanceRecord]:
 
 def _chosen(tools: dict[str, Tool], names: Sequence[str] | None) -> list[str]:
     """The image tools to run (question-independent), in dependency order."""
-    from copilot.agents.planner import order_by_dependencies
+    from copilot.tools.ordering import dependency_order
 
     chosen = {
         n: t
         for n, t in tools.items()
         if (names is None or n in names) and t.manifest.needs_image and not t.manifest.question_dependent
     }
-    return order_by_dependencies(set(chosen), chosen)
+    return dependency_order(chosen, chosen)
 
 
 @contextlib.contextmanager

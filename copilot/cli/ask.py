@@ -159,9 +159,9 @@ def ask(
 
 def _local_sources(path: str) -> list[str]:
     """The study sources to protect for a path argument (none for a DICOMweb URL)."""
-    from copilot.study.dicomweb import is_dicomweb_url
+    from copilot.study.source import open_source
 
-    return [] if is_dicomweb_url(path) or not Path(path).exists() else [path]
+    return open_source(path).protected()
 
 
 def _preflight(sr: Path | None, seg: Path | None, sources: list[str]) -> None:

@@ -19,9 +19,10 @@ def push(
     from copilot.dicomout.push import check_stored, plan_push
     from copilot.dicomout.push import push as stow
     from copilot.errors import DicomwebError
-    from copilot.study.dicomweb import is_dicomweb_url, safe_url
+    from copilot.study.dicomweb import safe_url
+    from copilot.study.source import DicomwebSource, open_source
 
-    if not is_dicomweb_url(to):
+    if not isinstance(open_source(to), DicomwebSource):
         raise DicomwebError(
             f"--to {to!r} is not a DICOMweb URL (http(s)://host:port/dicom-web): push sends to a PACS; "
             "results are written to files with 'copilot ask --sr FILE' or '--seg FOLDER'"

@@ -52,16 +52,13 @@ def studies(
     """Index a folder of DICOM studies, or list a DICOMweb server's (QIDO-RS), with every
     skipped file and why; the filters go to the server as QIDO-RS parameters."""
     from copilot.cli.output import print_json, progress_bar
-    from copilot.study import index_folder
-    from copilot.study.dicomweb import index_dicomweb, is_dicomweb_url
     from copilot.study.query import StudyQuery
+    from copilot.study.source import open_source
 
     query = StudyQuery(patient=patient, date=date, modality=modality)
-    with progress_bar("Listing" if is_dicomweb_url(path) else "Indexing", enabled=not as_json) as progress:
-        if is_dicomweb_url(path):
-            study_set = index_dicomweb(path, query=query, progress=progress)
-        else:
-            study_set = query.apply(index_folder(Path(path), use_cache=not no_cache, progress=progress))
+    source = open_source(path)
+    with progress_bar(source.action, enabled=not as_json) as progress:
+        study_set = source.open(query=query, progress=progress, use_cache=not no_cache)
     if as_json:
         print_json(study_set.to_contract())
         return

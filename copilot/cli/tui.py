@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 
@@ -16,12 +14,9 @@ def tui(
     ),
 ) -> None:
     """Open the terminal app over a folder of studies or a DICOMweb server's studies."""
-    from copilot.errors import NothingReadableError
-    from copilot.study.dicomweb import is_dicomweb_url
+    from copilot.study.source import open_source
 
-    remote = is_dicomweb_url(path)
-    if not remote and not Path(path).exists():
-        raise NothingReadableError(f"{path}: no such file or folder")
+    open_source(path).check()
     backend = None
     if server:
         from copilot.api import Copilot
@@ -29,7 +24,7 @@ def tui(
         backend = Copilot(server=server)
     from copilot.tui.app import create_app
 
-    create_app(path if remote else Path(path), backend).run()
+    create_app(path, backend).run()
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,8 @@ KEY_FIX = "set COPILOT_SERVE_API_KEY to the server's key"
 class ServerClient:
     """Calls one server; thread-safe (one connection pool), every call bounded in time."""
 
-    def __init__(self, url: str, settings: Settings) -> None:
+    def __init__(self, url: str, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+        """``transport``: httpx's, to answer without a network (``httpx.MockTransport`` in tests)."""
         if not url.startswith(("http://", "https://")):
             raise ServerError(f"--server {url!r} is not an http:// or https:// address")
         self.url = url.rstrip("/")
@@ -34,7 +35,9 @@ class ServerClient:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         timeout = httpx.Timeout(settings.serve_timeout_s, connect=min(5.0, settings.serve_timeout_s))
         # No proxies from the environment: patient images go to the named server only.
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, trust_env=False)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, trust_env=False, transport=transport
+        )
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -1,7 +1,8 @@
 """Plug-in discovery through the ``copilot.tools`` entry-point group.
 
 Built-in tools register through the same group, in this project's own pyproject, as any
-third-party plug-in does. Listing imports only each tool's module (never torch or a model);
+third-party plug-in does; their names and targets are those of
+:data:`copilot.tools.builtin.BUILTIN_TOOLS`. Listing imports only each tool's module (never torch or a model);
 a plug-in that fails to import or breaks the contract is reported, never fatal.
 """
 
@@ -14,6 +15,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
 from copilot.errors import ToolError, UnknownToolError, must_propagate
+from copilot.tools.builtin import BUILTIN_TOOLS
 from copilot.tools.contract import Tool
 
 if TYPE_CHECKING:
@@ -63,25 +65,14 @@ def _load(ep: EntryPoint) -> PluginEntry:
 
 
 #: The built-in tools' names are part of the contract: no other distribution may take them.
-RESERVED = frozenset(
-    {
-        "cxr_classifier",
-        "lesion_segmenter",
-        "report_generator",
-        "vqa",
-        "retriever",
-        "ct_organ_segmenter",
-        "lung_nodule_detector",
-        "brain_tumor_segmenter",
-    }
-)
+RESERVED = frozenset(BUILTIN_TOOLS)
 BUILTIN_DISTRIBUTION = "dicom-copilot"
 
 
 def is_builtin(ep: EntryPoint) -> bool:
     """True for an entry point of this project's own distribution pointing at a built-in."""
     dist = (ep.dist.name if ep.dist is not None else "").lower().replace("_", "-")
-    return dist == BUILTIN_DISTRIBUTION and ep.value.startswith("copilot.tools.builtin.")
+    return dist == BUILTIN_DISTRIBUTION and BUILTIN_TOOLS.get(ep.name) == ep.value
 
 
 def _refused(ep: EntryPoint) -> PluginEntry:

@@ -133,7 +133,7 @@ is discovered through the `copilot.tools` entry point:
     copilot tools list
     pytest
 
-Built-in tool names (cxr_classifier, lesion_segmenter, report_generator, vqa, retriever) are
+Built-in tool names ({reserved}) are
 reserved: a plug-in using one is refused.
 """
 
@@ -159,5 +159,5 @@ def scaffold_plugin(name: str, directory: Path) -> Path:
     for rel, template in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template.format(name=name, dash=dash, cls=cls))
+        path.write_text(template.format(name=name, dash=dash, cls=cls, reserved=", ".join(sorted(RESERVED))))
     return root

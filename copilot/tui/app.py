@@ -1,8 +1,9 @@
 """The terminal app: ``copilot tui PATH``.
 
-It talks to the core only through the public Python API (an object with ``open``, ``ask`` and,
-optionally, ``history``; normally :class:`copilot.Copilot`); indexing, image decoding and
-questions run in worker threads so the interface never freezes; errors arrive as notifications.
+It talks to the core only through the public Python API (a :class:`~copilot.tui.backend.Backend`:
+``open``, ``ask`` and, optionally, ``history``; normally :class:`copilot.Copilot`); indexing,
+image decoding and questions run in worker threads so the interface never freezes; errors
+arrive as notifications.
 
 Rules the screen keeps:
 
@@ -35,6 +36,7 @@ from textual.widgets import DataTable, Footer, Header, Input, OptionList, Progre
 from copilot.schema import Answer, AnswerToken, CopilotEvent
 from copilot.study.model import Study, StudySet
 from copilot.study.volume import MASK_MEDIA_TYPE
+from copilot.tui.backend import Backend, ThreadedBackend
 from copilot.tui.runs import Run
 from copilot.tui.screens import ExportScreen, HelpScreen, TextScreen
 from copilot.tui.widgets.browser import StudyBrowser
@@ -140,7 +142,7 @@ class CopilotApp(App[None]):
     def __init__(
         self,
         path: Path | str,
-        backend: Any = None,
+        backend: Backend | None = None,
         *,
         image_widget: type[Any] | None = None,
         export_dir: Path | None = None,
@@ -162,7 +164,7 @@ class CopilotApp(App[None]):
         self._lost = ""
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         """The core API (created on first use, inside a worker)."""
         if self._backend is None:
             from copilot.api import Copilot
@@ -196,7 +198,9 @@ class CopilotApp(App[None]):
 
     def on_mount(self) -> None:
         """Fit the layout to the terminal and start indexing in a worker."""
-        self.sub_title = self.path if isinstance(self.path, str) else self.path.name
+        from copilot.study.source import open_source
+
+        self.sub_title = open_source(self.path).title
         self._layout_for(self.size.width)
         self.set_interval(0.25, self._tick)
         self._refresh_ask_box()
@@ -420,11 +424,11 @@ class CopilotApp(App[None]):
     @work(thread=True, group="history")
     def load_history(self, study: Study, thread_id: str) -> None:
         """Saved turns of the study's thread, shown before they can shape a follow-up."""
-        history = getattr(self.backend, "history", None)
-        if history is None:
+        backend = self.backend
+        if not isinstance(backend, ThreadedBackend):
             return
         try:
-            turns = list(history(thread_id))
+            turns = list(backend.history(thread_id))
         except Exception as exc:
             self.call_from_thread(self._history_failed, study, exc)
             return
@@ -659,10 +663,9 @@ class CopilotApp(App[None]):
 
     def _source_root(self, study: Study) -> Path:
         """The folder holding the study's files (a DICOMweb study: its local mirror)."""
-        root = self.study_set.root if self.study_set else self.path
-        if isinstance(root, str) and root.lower().startswith(("http://", "https://")):
-            return Path(study.primary_instance().path).parent
-        return Path(root)
+        from copilot.study.source import open_source
+
+        return open_source(self.path).files_root(study, self.study_set)
 
     def action_export_sr(self) -> None:
         """Ask for a folder, then write the current study's last answer as a DICOM SR."""
@@ -696,6 +699,6 @@ class CopilotApp(App[None]):
         self.push_screen(ExportScreen(self.export_dir, study.identity(), prompt=prompt), done)
 
 
-def create_app(path: Path | str, backend: Any = None, **kwargs: Any) -> CopilotApp:
+def create_app(path: Path | str, backend: Backend | None = None, **kwargs: Any) -> CopilotApp:
     """The app factory shared by the CLI and the tests."""
     return CopilotApp(path, backend, **kwargs)

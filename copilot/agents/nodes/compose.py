@@ -87,6 +87,8 @@ def evidence_from(state: AgentState, ctx: Context) -> Evidence:
 def _llm_answer(
     ctx: Context, runtime: Runtime[Context], state: AgentState, ev: Evidence, template: str
 ) -> str:
+    if ctx.llm is None:
+        return ""
     from langchain_core.messages import HumanMessage, SystemMessage
 
     from copilot.agents.llm_evidence import composer_message

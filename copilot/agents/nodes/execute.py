@@ -21,23 +21,9 @@ from copilot.runtime.deadline import DaemonPool
 from copilot.schema import ToolFinished, ToolResult, ToolStarted
 from copilot.tools.contract import ToolRequest
 from copilot.tools.invoke import invoke
+from copilot.tools.ordering import dependency_layers
 
 log = logging.getLogger(__name__)
-
-
-def layers(plan: list[str], ctx: Context) -> list[list[str]]:
-    """Group tools so each runs after the planned tools it uses."""
-    remaining = list(plan)
-    done: set[str] = set()
-    out: list[list[str]] = []
-    while remaining:
-        ready = [t for t in remaining if (set(ctx.tools[t].manifest.uses) & set(plan)) - {t} <= done]
-        if not ready:
-            ready = list(remaining)
-        out.append(ready)
-        done |= set(ready)
-        remaining = [t for t in remaining if t not in ready]
-    return out
 
 
 def _cache_key(ctx: Context, name: str, request: ToolRequest) -> tuple[str, str, str]:
@@ -63,7 +49,7 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     timeout = ctx.settings.tool_timeout_s
     pool = DaemonPool()  # a tool that times out is abandoned, never waited for at exit
     try:
-        for layer in layers(round_tools, ctx):
+        for layer in dependency_layers(round_tools, ctx.tools):
             futures = {}
             for name in layer:
                 tool = ctx.tools[name]

@@ -14,9 +14,9 @@ from langgraph.runtime import Runtime
 
 from copilot.agents.context import Context
 from copilot.agents.header import missing_fields
-from copilot.agents.planner import order_by_dependencies
 from copilot.agents.state import AgentState
 from copilot.schema import PlanMade
+from copilot.tools.ordering import dependency_order
 from copilot.tools.results import accepts_safely
 from copilot.tools.statements import plain_reason, tool_title
 
@@ -60,7 +60,7 @@ def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     if missing:
         lookers = [n for n, t in ctx.tools.items() if "open" in t.manifest.intents and n not in tools]
         if lookers:
-            tools = order_by_dependencies({*tools, *lookers}, ctx.tools)
+            tools = dependency_order({*tools, *lookers}, ctx.tools)
             notes.append(
                 f"the header does not record {', '.join(missing)}: {', '.join(lookers)} looks at the image"
             )

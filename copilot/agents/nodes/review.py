@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 
 from copilot.agents.context import Context
 from copilot.agents.modality import eligible_tools
-from copilot.agents.planner import Plan
+from copilot.agents.planner import Plan, ReviewingPlanner
 from copilot.agents.state import AgentState
 from copilot.schema import PlanMade
 from copilot.tools.results import accepts_safely
@@ -17,7 +17,7 @@ from copilot.tools.results import accepts_safely
 def review(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Plan the next round from the results so far (no tools: the answer is written now)."""
     ctx = runtime.context
-    if not hasattr(ctx.planner, "review"):  # a planner without rounds: answer now
+    if not isinstance(ctx.planner, ReviewingPlanner):  # a planner without rounds: answer now
         return {"round_tools": []}
     done = Plan(
         tools=list(state.plan),

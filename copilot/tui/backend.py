@@ -1,0 +1,49 @@
+"""What the terminal app needs of the core: the :class:`Backend` interface.
+
+The app talks to the core only through it; :class:`copilot.Copilot` is the real one, and a
+test double needs nothing else (tests/test_tui.py's ``FakeBackend``). A backend that also keeps
+conversation threads implements :class:`ThreadedBackend`: the app then shows a study's saved
+turns before they can shape a follow-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from copilot import Answer
+    from copilot.api import EventSink
+    from copilot.study.model import Study, StudySet
+
+__all__ = ["Backend", "ThreadedBackend"]
+
+
+class Backend(Protocol):
+    """Opens studies and answers questions about them (called from worker threads)."""
+
+    def open(self, path: str | Path, progress: Callable[[int, int], None] | None = None) -> StudySet:
+        """The studies of a folder or DICOMweb base URL; ``progress(done, total)`` as it goes."""
+        ...
+
+    def ask(
+        self,
+        target: Study,
+        question: str,
+        thread_id: str | None = None,
+        *,
+        on_event: EventSink | None = None,
+    ) -> Answer:
+        """The answer to ``question`` about ``target`` in thread ``thread_id``; progress events
+        (plan, tool started and finished, answer tokens) go to ``on_event`` as they happen."""
+        ...
+
+
+@runtime_checkable
+class ThreadedBackend(Backend, Protocol):
+    """A backend that keeps conversation threads across sessions."""
+
+    def history(self, thread_id: str) -> list[dict[str, Any]]:
+        """The finished turns of a thread (each with ``question`` and ``answer``)."""
+        ...
