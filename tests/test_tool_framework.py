@@ -190,3 +190,23 @@ def test_scaffold_creates_installable_layout(tmp_path: Path) -> None:
     exec(compile(source, "tool.py", "exec"), namespace)
     cls = namespace["BoneAgeTool"]
     assert check_tool(cls, []).ok  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "home"),
+    [
+        ("invoke", "copilot.tools.invoke"),
+        ("invoke_batch", "copilot.tools.invoke"),
+        ("ToolIntent", "copilot.routing.intents"),
+        ("ToolUnavailableError", "copilot.errors"),
+        ("WeightsMissingError", "copilot.errors"),
+    ],
+)
+def test_names_plugins_imported_from_the_contract_still_resolve_with_a_warning(name: str, home: str) -> None:
+    """A plug-in written against the earlier contract module keeps working, and is told where
+    the name lives now."""
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=home):
+        from_contract = getattr(importlib.import_module("copilot.tools.contract"), name)
+    assert from_contract is getattr(importlib.import_module(home), name)

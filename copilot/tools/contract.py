@@ -236,3 +236,33 @@ class Tool:
             device=device,
             seconds=round(seconds, 4),
         )
+
+
+#: Names a plug-in may have imported from this module before :func:`invoke` moved to
+#: :mod:`copilot.tools.invoke` (and the errors and intents to their own modules): where each
+#: lives now. They still resolve, with a DeprecationWarning.
+_MOVED = {
+    "invoke": "copilot.tools.invoke",
+    "invoke_batch": "copilot.tools.invoke",
+    "ToolIntent": "copilot.routing.intents",
+    "ToolError": "copilot.errors",
+    "ToolUnavailableError": "copilot.errors",
+    "WeightsMissingError": "copilot.errors",
+    "must_propagate": "copilot.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded by name, not imported: this module must not depend on the invoke module, which
+    # builds on it (the import circle this split removed).
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        warnings.warn(
+            f"copilot.tools.contract.{name} moved: import it from {_MOVED[name]}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
