@@ -36,16 +36,17 @@ lint: install
 	$(BIN)/lint-imports
 
 # Plain mypy from the repository root over the package tree copilot/ (the root links tools/,
-# agents/, prompts/ and tui/ point into it). It must check every module of that tree, none skipped.
+# agents/, prompts/ and tui/ point into it) and the tests' shared fixtures in tests/support/. It
+# must check every module of both, none skipped.
 types: install
 	@mkdir -p build
 	@$(BIN)/mypy -v > build/mypy.log 2> build/mypy-verbose.log; status=$$?; cat build/mypy.log; exit $$status
-	@sed -n "s|.*Found source: .*path='$(CURDIR)/\([^']*\.py\)'.*|\1|p" build/mypy-verbose.log | sort > build/mypy-checked.txt
-	@find copilot -name '*.py' -not -path '*/__pycache__/*' | sort > build/mypy-tree.txt
+	@sed -n "s|.*Found source: .*path='\($(CURDIR)/\)\{0,1\}\([^']*\.py\)'.*|\2|p" build/mypy-verbose.log | sort > build/mypy-checked.txt
+	@find copilot tests/support -name '*.py' -not -path '*/__pycache__/*' | sort > build/mypy-tree.txt
 	@diff build/mypy-tree.txt build/mypy-checked.txt > /dev/null || { \
 	  echo "mypy did not check every module of the tree (< tree only, > mypy only):"; \
 	  diff build/mypy-tree.txt build/mypy-checked.txt; exit 1; }
-	@echo "mypy checked all $$(wc -l < build/mypy-tree.txt) modules of the tree"
+	@echo "mypy checked all $$(wc -l < build/mypy-tree.txt) modules of the tree and tests/support"
 
 unit: install
 	$(BIN)/pytest -q tests examples/copilot-example-plugin/tests
