@@ -28,6 +28,15 @@ def sse_answer(answer: Answer) -> str:
     """The answer as the last server-sent event; artifact paths are blanked (files come with
     ``/v1/tools/{name}/run`` only, never a server path)."""
     data = answer.model_dump(mode="json")
+    # Findings and artifacts as the server has always sent them: ``tool`` first, a finding
+    # without its empty fields (as in ``ask --json``).
+    data["findings"] = [
+        {"tool": f.tool, **f.model_dump(mode="json", exclude_none=True, exclude={"tool"})}
+        for f in answer.findings
+    ]
+    data["artifacts"] = [
+        {"tool": a.tool, **a.model_dump(mode="json", exclude={"tool"})} for a in answer.artifacts
+    ]
     for artifact in data["artifacts"]:
         artifact["path"] = ""
     return sse("answer", {"v": WIRE_VERSION, **data})
