@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
 
 from copilot.remote.wire import WireFile
 from copilot.schema import WIRE_VERSION, Answer, CopilotEvent
+
+if TYPE_CHECKING:
+    from copilot.config import Settings
+    from copilot.study.model import StudySet
 
 
 def sse(kind: str, data: dict[str, Any]) -> str:
@@ -42,7 +46,7 @@ def sse_answer(answer: Answer) -> str:
     return sse("answer", {"v": WIRE_VERSION, **data})
 
 
-def study_of(files: list[WireFile], folder: Path, settings: Any) -> Any:
+def study_of(files: list[WireFile], folder: Path, settings: Settings) -> StudySet:
     """The study the sent files make up, indexed with ``settings`` (the request's own folders)."""
     from copilot.study import index_folder
 
