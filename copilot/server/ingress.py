@@ -82,7 +82,7 @@ class Ingress:
             raise HTTPException(status_code=404, detail=f"no tool {name!r} on this server")
         return handle
 
-    def _request_copilot(self, folder: Path) -> Copilot:
+    def _request_copilot(self, folder: Path) -> "Copilot":
         """A planner and composer for one request, its tools the deployments as they list
         themselves now. Everything it writes (tool-result cache, index, artifacts) goes under
         the request's ``folder`` (removed afterwards) and its thread lives in memory with it:
