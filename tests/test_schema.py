@@ -312,3 +312,9 @@ def test_agents_read_state_typed_and_the_contract_has_no_circle() -> None:
     assert "copilot.tools.contract" not in {
         node.module for node in ast.walk(statements) if isinstance(node, ast.ImportFrom)
     }
+
+
+def test_event_types_are_the_unions_members() -> None:
+    from copilot.schema.events import EVENT_TYPES
+
+    assert (Understood, PlanMade, ToolStarted, ToolFinished, AnswerToken, AnswerDone) == EVENT_TYPES
