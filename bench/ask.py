@@ -156,6 +156,8 @@ def orchestration(args: argparse.Namespace, work: Path) -> None:
         cache.persist(Path(tempfile.mkdtemp(prefix="results-", dir=work)))
         return cache
 
+    # The brief's five chest X-ray tools (faked), deliberately not every built-in: the figure is
+    # the overhead of the brief's question flow.
     names = ["cxr_classifier", "lesion_segmenter", "report_generator", "vqa", "retriever"]
     study = index_folder(make_dicom(work / "s" / "a.dcm")).studies[0]
     copilot = Copilot(tools={n: fake(n, 0.0) for n in names}, persist=False)
@@ -177,8 +179,14 @@ def orchestration(args: argparse.Namespace, work: Path) -> None:
     slow = {n: fake(n, args.latency) for n in four}
     for tool in slow.values():
         tool.manifest = tool.manifest.model_copy(update={"uses": ()})  # independent tools
-    parallel = Copilot(tools=slow, persist=False)
-    parallel._planner = type("Fixed", (), {"plan": lambda self, *a, **k: Plan(four, "embedded")})()
+
+    class Fixed:
+        """Plans the four tools, whatever the question (a :class:`~copilot.agents.planner.Planner`)."""
+
+        def plan(self, *args: object, **kwargs: object) -> Plan:
+            return Plan(four, "embedded")
+
+    parallel = Copilot(tools=slow, persist=False, planner=Fixed())
     parallel.ask(study, "warm-up")
     parallel.cache = fresh_cache()
     start = time.perf_counter()

@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 from _machine import machine_label  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "routing_questions.jsonl"
-BUILTINS = ("cxr_classifier", "lesion_segmenter", "report_generator", "vqa", "retriever")
+#: The brief's five chest X-ray tools, deliberately not every built-in
+#: (:data:`copilot.tools.builtin.BUILTIN_TOOLS`): the labelled routing set names only these.
+CXR_TOOLS = ("cxr_classifier", "lesion_segmenter", "report_generator", "vqa", "retriever")
 
 
 def load(split: str) -> list[dict]:
@@ -92,9 +94,9 @@ def score(rows: list[dict], plans: list[list[str]]) -> dict:
         by_source[r["source"].split("/")[0]].append(ok)
         for intent in r["intents"]:
             by_intent[intent].append(ok)
-    tools: dict[str, Counter] = {t: Counter() for t in BUILTINS}
+    tools: dict[str, Counter] = {t: Counter() for t in CXR_TOOLS}
     for r, p in zip(rows, plans, strict=True):
-        for t in BUILTINS:
+        for t in CXR_TOOLS:
             gold, got = t in r["tools"], t in p
             tools[t]["tp" if gold and got else "fp" if got else "fn" if gold else "tn"] += 1
     return {"overall": right, "source": by_source, "intent": by_intent, "tools": tools}
@@ -140,7 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     from copilot.tools.discovery import create_tools
 
-    tools = {k: v for k, v in create_tools().items() if k in BUILTINS}
+    tools = {k: v for k, v in create_tools().items() if k in CXR_TOOLS}
     rows = load(args.split)
     print(f"machine: {machine_label()}")
     print(f"{len(rows)} questions ({args.split} split of {DATA.relative_to(ROOT)})")
@@ -180,7 +182,7 @@ def main() -> None:
             f"  {intent}".ljust(26) + "".join(pct(results[n]["intent"][intent]).ljust(width) for n in names)
         )
     print("\nper tool: accuracy (planned or not, as labelled) / precision / recall")
-    for t in BUILTINS:
+    for t in CXR_TOOLS:
         cells = []
         for n in names:
             c = results[n]["tools"][t]

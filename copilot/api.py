@@ -298,11 +298,11 @@ class Copilot:
     ) -> AgentState:
         """Run one turn of the graph: the events its nodes write (LangGraph's custom stream) go
         to ``on_event``; the state after the last node is returned."""
-        from copilot.agents.state import AgentState
+        from copilot.agents.state import AgentState, InputState
 
-        final: Any = None
+        final: AgentState | dict[str, Any] | None = None
         for mode, chunk in self.graph.stream(
-            {"question": question},
+            InputState(question=question),
             {"configurable": {"thread_id": thread}},
             context=context,
             stream_mode=["custom", "values"],
@@ -311,7 +311,7 @@ class Copilot:
                 if on_event is not None:
                     on_event(cast("CopilotEvent", chunk))  # what the nodes' stream writer wrote
             else:
-                final = chunk
+                final = cast("AgentState | dict[str, Any]", chunk)  # the state's values
         if isinstance(final, AgentState):
             return final
         return AgentState(**(final or {}))

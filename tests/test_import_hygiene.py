@@ -109,3 +109,29 @@ def test_testing_package_holds_only_what_plugin_authors_use() -> None:
     shipped = {m.name for m in pkgutil.iter_modules(copilot.testing.__path__)}
     assert shipped == {"chat", "contract", "dicom", "openai_server"}
     assert "tests" not in _modules_after("import copilot.testing, copilot.testing.openai_server")
+
+
+def test_root_links_never_become_top_level_modules() -> None:
+    # The root's links (tools -> copilot/tools, agents, prompts, tui) show the design card's
+    # layout; run from the repository root, where they are importable, the package and the CLI
+    # still import only copilot.*, never a second copy of a module under the link's name.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    links = {"tools", "agents", "prompts", "tui"}
+    assert all((root / name).is_symlink() for name in links)  # the case this test guards
+    run = (
+        "import sys\n"
+        "import copilot, copilot.cli\n"
+        "from copilot.cli import main\n"
+        "for argv in (['plan', 'is the heart enlarged?', '--json'], ['tools']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "import json\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", run], cwd=root, check=True, capture_output=True, text=True, timeout=120
+    )
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "copilot" in loaded
+    assert not loaded & links, loaded & links

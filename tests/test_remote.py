@@ -175,7 +175,7 @@ def test_the_api_key_check_compares_digests_and_fails_closed() -> None:
     from fastapi import FastAPI, HTTPException
     from starlette.requests import Request
 
-    from copilot.server.ingress import _check_key
+    from copilot.server.ingress import check_key
 
     app = FastAPI()
 
@@ -184,16 +184,16 @@ def test_the_api_key_check_compares_digests_and_fails_closed() -> None:
         return Request({"type": "http", "headers": headers, "app": app})
 
     app.state.key_required, app.state.key_digest = True, hashlib.sha256(b"s3cret").hexdigest()
-    _check_key(request("Bearer s3cret"))
+    check_key(request("Bearer s3cret"))
     for wrong in ("Bearer nope", "s3cre", None, "Bearer "):
         with pytest.raises(HTTPException) as refused:
-            _check_key(request(wrong))
+            check_key(request(wrong))
         assert refused.value.status_code == 401
     app.state.key_digest = ""  # a key was required but its digest is missing: nobody passes
     with pytest.raises(HTTPException):
-        _check_key(request("Bearer "))
+        check_key(request("Bearer "))
     app.state.key_required = False  # loopback without a key
-    _check_key(request(None))
+    check_key(request(None))
 
 
 def test_an_empty_key_is_refused_at_start() -> None:

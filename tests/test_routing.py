@@ -26,17 +26,24 @@ from copilot.study.model import Study
 from copilot.testing import make_dicom
 from copilot.testing.chat import FakeChatModel
 from copilot.tools import Finding, Question, Tool, ToolInput, ToolManifest, ToolRequest, ToolResult
+from copilot.tools.builtin import BUILTIN_TOOLS
 from copilot.tools.builtin.cxr_classifier import CxrClassifier
 from copilot.tools.discovery import create_tools
 from copilot.tools.statements import default_statements
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "routing_questions.jsonl"
-BUILTINS = ("cxr_classifier", "lesion_segmenter", "report_generator", "vqa", "retriever")
+#: The brief's five chest X-ray tools, deliberately not every built-in
+#: (:data:`copilot.tools.builtin.BUILTIN_TOOLS`): the labelled routing set names only these.
+CXR_TOOLS = ("cxr_classifier", "lesion_segmenter", "report_generator", "vqa", "retriever")
 
 
-def builtins() -> dict[str, Tool]:
-    return {k: v for k, v in create_tools().items() if k in BUILTINS}
+def test_the_cxr_tools_are_builtins() -> None:
+    assert set(CXR_TOOLS) <= set(BUILTIN_TOOLS)
+
+
+def cxr_tools() -> dict[str, Tool]:
+    return {k: v for k, v in create_tools().items() if k in CXR_TOOLS}
 
 
 class DeviceFinder(Tool):
@@ -247,11 +254,11 @@ def test_model_round_trips_and_loads_once() -> None:
     ],
 )
 def test_builtin_routing(question: str, expected: list[str]) -> None:
-    assert EmbeddedPlanner().plan(question, builtins()).tools == expected
+    assert EmbeddedPlanner().plan(question, cxr_tools()).tools == expected
 
 
 def test_a_devices_plugin_is_planned_and_answers_under_answer(study: Study) -> None:
-    tools = {**builtins(), "device_finder": DeviceFinder()}
+    tools = {**cxr_tools(), "device_finder": DeviceFinder()}
     assert EmbeddedPlanner().plan("Is the patient intubated?", tools).tools == ["device_finder"]
     answer = Copilot(tools={"device_finder": DeviceFinder()}, persist=False).ask(
         study, "Is the patient intubated?"
@@ -275,7 +282,7 @@ def test_a_plugin_declaring_a_finding_label_replaces_the_generalist() -> None:
             }
         )
 
-    tools = {**builtins(), "pneumomediastinum_detector": Pneumomediastinum()}
+    tools = {**cxr_tools(), "pneumomediastinum_detector": Pneumomediastinum()}
     plan = EmbeddedPlanner().plan("Does this patient have pneumomediastinum?", tools)
     assert plan.tools == ["pneumomediastinum_detector"]
 
@@ -299,7 +306,7 @@ def test_default_statements_use_each_findings_own_threshold() -> None:
 
 
 def test_agents_name_no_builtin_tool() -> None:
-    pattern = re.compile("|".join(BUILTINS))
+    pattern = re.compile("|".join(BUILTIN_TOOLS))
     offenders = [
         f"{p.relative_to(ROOT)}:{n}"
         for p in (ROOT / "agents").rglob("*.py")
@@ -409,7 +416,7 @@ def test_labelled_set_is_well_formed() -> None:
     assert sum(r["split"] == "heldout" for r in rows) >= 300
     for r in rows:
         assert set(r) >= {"question", "intents", "tools", "source", "split", "group"}
-        assert set(r["tools"]) <= set(BUILTINS), r
+        assert set(r["tools"]) <= set(CXR_TOOLS), r
     groups = {}
     for r in rows:
         groups.setdefault(r["group"], set()).add(r["split"])
@@ -419,7 +426,7 @@ def test_labelled_set_is_well_formed() -> None:
 def test_heldout_routing_accuracy_stays_above_85_percent() -> None:
     rows = [json.loads(line) for line in DATA.read_text().splitlines()]
     heldout = [r for r in rows if r["split"] == "heldout"]
-    planner, tools = EmbeddedPlanner(), builtins()
+    planner, tools = EmbeddedPlanner(), cxr_tools()
     right = sum(set(planner.plan(r["question"], tools).tools) == set(r["tools"]) for r in heldout)
     assert right / len(heldout) >= 0.85
 

@@ -20,11 +20,13 @@ from pydantic import BaseModel
 
 import copilot
 from copilot.api import Copilot
+from copilot.remote.client import ServerClient
 from copilot.schema import (
     WIRE_VERSION,
     Answer,
     AnswerDone,
     AnswerToken,
+    Artifact,
     Citation,
     CopilotEvent,
     Finding,
@@ -102,13 +104,31 @@ def test_event_of_another_wire_version_or_kind_is_refused() -> None:
         event_from_json(json.dumps({"v": WIRE_VERSION, "kind": "tool_exploded"}))
 
 
-def test_client_reads_the_answer_event_typed_and_refuses_malformed_ones() -> None:
-    from copilot.config import get_settings
-    from copilot.errors import ServerError
-    from copilot.remote.client import ServerClient
-    from copilot.server.events import sse_answer
+def _client_over(body: str) -> ServerClient:
+    """A client whose ``/v1/ask`` answers the server-sent events ``body`` (no network)."""
+    import httpx
 
-    answer = Answer(
+    from copilot.config import get_settings
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+
+    return ServerClient("http://127.0.0.1:9", get_settings(), transport=httpx.MockTransport(reply))
+
+
+def _events(body: str) -> list[CopilotEvent | Answer]:
+    """What :meth:`ServerClient.ask_events` makes of the server-sent events ``body``."""
+    from copilot.remote.wire import AskCall
+
+    client = _client_over(body)
+    try:
+        return list(client.ask_events(AskCall(question="q", files=[])))
+    finally:
+        client.close()
+
+
+def _answer() -> Answer:
+    return Answer(
         text="t",
         study_uid="1.2",
         question="q",
@@ -116,23 +136,49 @@ def test_client_reads_the_answer_event_typed_and_refuses_malformed_ones() -> Non
         planner="embedded",
         thread_id="x",
         findings=[Finding(label="L", score=0.9, tool="a")],
-        artifacts=[{"kind": "heatmap", "path": "/secret/cache/h.png", "tool": "a"}],  # type: ignore[list-item]
+        artifacts=[Artifact(kind="heatmap", path="/secret/cache/h.png", tool="a")],
     )
-    data = sse_answer(answer).split("\n")[1].removeprefix("data: ")
-    client = ServerClient("http://127.0.0.1:9", get_settings())
-    try:
-        back = client._event("answer", data)
-        assert isinstance(back, Answer) and back.findings == answer.findings
-        assert back.artifacts[0].path == ""  # no server path leaks
-        assert client._event("plan", PlanMade(tools=[], planner="embedded").model_dump_json()) == PlanMade(
-            tools=[], planner="embedded"
-        )
-        with pytest.raises(ServerError, match="malformed"):
-            client._event("plan", '{"v": 1, "kind": "plan"}')
-        with pytest.raises(ServerError, match="failed: boom"):
-            client._event("error", '{"message": "boom"}')
-    finally:
-        client.close()
+
+
+def test_answer_event_sends_findings_and_artifacts_in_the_servers_shape() -> None:
+    """The SSE answer's findings and artifacts are as the server sent them before wire version
+    1: ``tool`` first, a finding without its empty fields."""
+    from copilot.server.events import sse_answer
+
+    data = json.loads(sse_answer(_answer()).split("\n")[1].removeprefix("data: "))
+    assert data["v"] == WIRE_VERSION
+    assert data["findings"] == [{"tool": "a", "label": "L", "kind": "finding", "score": 0.9}]
+    assert list(data["findings"][0]) == ["tool", "label", "kind", "score"]
+    assert list(data["artifacts"][0]) == ["tool", "kind", "path", "label", "description", "media_type"]
+    assert data["artifacts"][0]["path"] == ""
+
+
+def test_client_reads_the_answer_event_typed_and_refuses_malformed_ones() -> None:
+    from copilot.errors import ServerError
+    from copilot.server.events import sse, sse_answer, sse_event
+
+    answer = _answer()
+    plan = PlanMade(tools=[], planner="embedded")
+    got = _events(sse_event(plan) + sse_answer(answer))
+    assert got[0] == plan
+    back = got[1]
+    assert isinstance(back, Answer) and back.findings == answer.findings
+    assert back.artifacts[0].path == "" and back.artifacts[0].tool == "a"  # no server path leaks
+    with pytest.raises(ServerError, match="malformed"):
+        _events('event: plan\ndata: {"v": 1, "kind": "plan"}\n\n')
+    with pytest.raises(ServerError, match="failed: boom"):
+        _events(sse("error", {"message": "boom"}))
+
+
+def test_client_tells_an_old_server_to_upgrade() -> None:
+    """An event or answer without ``v`` comes from a server older than wire version 1."""
+    from copilot.errors import ServerError
+    from copilot.server.events import sse
+
+    for kind, data in (("plan", {"tools": [], "planner": "embedded"}), ("answer", {"text": "t"})):
+        with pytest.raises(ServerError, match="predates wire version 1") as caught:
+            _events(sse(kind, data))
+        assert caught.value.fix is not None and "upgrade the server" in caught.value.fix
 
 
 def test_ask_hands_typed_events_in_order(study: Study) -> None:
@@ -266,3 +312,9 @@ def test_agents_read_state_typed_and_the_contract_has_no_circle() -> None:
     assert "copilot.tools.contract" not in {
         node.module for node in ast.walk(statements) if isinstance(node, ast.ImportFrom)
     }
+
+
+def test_event_types_are_the_unions_members() -> None:
+    from copilot.schema.events import EVENT_TYPES
+
+    assert (Understood, PlanMade, ToolStarted, ToolFinished, AnswerToken, AnswerDone) == EVENT_TYPES

@@ -14,6 +14,7 @@ import pydicom
 import pytest
 from pydicom.sr.codedict import codes
 
+from copilot.agents.state import Turn
 from copilot.api import Answer, ToolRun
 from copilot.cli import main
 from copilot.dicomout.sr import ABOVE, BELOW, SCHEME, read_sr, write_sr
@@ -263,7 +264,7 @@ async def test_tui_exports_the_last_answer_as_sr(study: tuple[Study, StudySet], 
         def open(self, path: Any, progress: Any = None) -> StudySet:
             return studies
 
-        def history(self, thread_id: str) -> list[dict[str, Any]]:
+        def history(self, thread_id: str) -> list[Turn]:
             return []
 
         def ask(

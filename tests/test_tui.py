@@ -20,6 +20,7 @@ from textual.command import CommandList
 from textual.widgets import DataTable, Input, Static, TabbedContent, Tree
 from textual_image.widget import HalfcellImage
 
+from copilot.agents.state import Turn
 from copilot.api import Answer, ToolRun
 from copilot.schema import AnswerDone, AnswerToken, CopilotEvent, PlanMade, ToolFinished, ToolStarted
 from copilot.study import index_folder
@@ -43,7 +44,7 @@ class FakeBackend:
         self.overlay = overlay
         self.questions: list[str] = []
         self.threads: list[str | None] = []
-        self.saved: dict[str, list[dict[str, Any]]] = {}
+        self.saved: dict[str, list[Turn]] = {}
         self.gates: dict[str, threading.Event] = {}
 
     def open(self, path: Path, progress: Any = None) -> StudySet:
@@ -51,7 +52,7 @@ class FakeBackend:
             progress(1, 1)
         return index_folder(path)
 
-    def history(self, thread_id: str) -> list[dict[str, Any]]:
+    def history(self, thread_id: str) -> list[Turn]:
         return self.saved.get(thread_id, [])
 
     def ask(self, study: Study, question: str, thread_id: str | None = None, on_event: Any = None) -> Answer:
@@ -427,7 +428,7 @@ async def test_resumed_session_shows_the_saved_conversation(
 async def test_unreadable_saved_conversation_is_not_used(
     folder: Path, backend: FakeBackend, tmp_path: Path
 ) -> None:
-    def broken(thread_id: str) -> list[dict[str, Any]]:
+    def broken(thread_id: str) -> list[Turn]:
         raise OSError("database is locked")
 
     backend.history = broken  # type: ignore[method-assign]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from copilot.agents.state import Turn
 from copilot.errors import StudyError
 from copilot.study import index_folder
 from copilot.study.model import Series, Study
@@ -247,7 +248,7 @@ class Backend:
     def open(self, path: Path, progress: Any = None) -> Any:
         return index_folder(path)
 
-    def history(self, thread_id: str) -> list[dict[str, Any]]:
+    def history(self, thread_id: str) -> list[Turn]:
         return []
 
 

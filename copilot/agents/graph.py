@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
 #: The compiled planner graph (LangGraph's type): state, run-time context, input, output.
-AgentGraph = CompiledStateGraph[AgentState, Context, Any, Any]
+AgentGraph = CompiledStateGraph[AgentState, Context, InputState, AgentState]
 
 
 def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> AgentGraph:

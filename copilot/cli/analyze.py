@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from copilot.cli.ask import _copilot, _local_sources
+from copilot.cli.common import local_sources, make_copilot
 
 
 def analyze(
@@ -49,8 +49,8 @@ def analyze(
 
     # Before any work: a folder, an unwritable place or a path inside the study is refused.
     # (A missing study path is left to open(), which says so.)
-    outputs.preflight(out, sources=_local_sources(path))
-    copilot = _copilot(None)
+    outputs.preflight(out, sources=local_sources(path))
+    copilot = make_copilot(None)
     studies = copilot.open(path)
     with progress_bar("Fetching") as bar:  # a DICOMweb server's studies: each series' first image
         copilot.fetch([se.first for s in studies.studies for se in s.series], progress=bar)
@@ -58,7 +58,7 @@ def analyze(
         rows = copilot.analyze(studies, batch_size=batch_size, progress=bar)
     # Through the write guard again (the opened study is now protected too): a temporary file
     # renamed into place, so a link named like the output never redirects the write.
-    with outputs.open_output(out, sources=[*_local_sources(path), *_local_sources(studies.root)]) as fh:
+    with outputs.open_output(out, sources=[*local_sources(path), *local_sources(studies.root)]) as fh:
         for row in rows:
             fh.write(dumps(row) + "\n")
     stdout.print(f"{len(rows)} images analysed -> {escape_controls(str(out))}", markup=False, highlight=False)
@@ -73,13 +73,13 @@ def _analyze_on_ray(path: str, out: Path, batch_size: int, shard_size: int | Non
 
     # Before any work: a folder inside the study (or a file named like the folder) is refused,
     # and so is a missing Ray.
-    outputs.check_folder(out, sources=_local_sources(path))
+    outputs.check_folder(out, sources=local_sources(path))
     require_ray()
-    copilot = _copilot(None)
+    copilot = make_copilot(None)
     studies = copilot.open(path)
     with progress_bar("Fetching") as bar:
         copilot.fetch([se.first for s in studies.studies for se in s.series], progress=bar)
-    sources: list[Any] = [*_local_sources(path), *_local_sources(studies.root)]
+    sources: list[Any] = [*local_sources(path), *local_sources(studies.root)]
     with progress_bar("Analysing on Ray") as bar:
         summary = analyze_on_ray(
             studies,

@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
-EMBEDDED_NOTE = (
-    "Using the embedded offline planner and template composer. To plug in an LLM: "
-    "--llm SPEC (e.g. ollama:medgemma) or COPILOT_LLM."
-)
+from copilot.cli.common import EMBEDDED_NOTE, local_sources, make_copilot
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
-def _copilot(llm: str | None, server: str | None = None) -> Any:
+    from copilot.agents.planner import Planner
     from copilot.api import Copilot
-
-    copilot = Copilot(llm=llm, server=server)
-    if not copilot.uses_llm:
-        from copilot.cli.output import stderr
-
-        stderr.print(f"[dim]{EMBEDDED_NOTE}[/dim]", highlight=False)
-    return copilot
+    from copilot.schema import Answer
+    from copilot.study.model import Study, StudySet
+    from copilot.tools import Tool
 
 
-def choose_study(studies: Any, key: str) -> Any:
+def choose_study(studies: StudySet, key: str) -> Study:
     """The one study ``key`` names: its UID, a UID prefix, its patient ID or a sub-folder of the
     indexed folder (``p1`` or ``p1/study2``). An exact UID wins; otherwise every study any
     reading matches is a candidate, and more than one is refused, saying which matched how."""
@@ -37,7 +32,7 @@ def choose_study(studies: Any, key: str) -> Any:
     root = Path(studies.root)
     parts = Path(key).parts
 
-    def in_folder(study: Any) -> bool:
+    def in_folder(study: Study) -> bool:
         for inst in study.instances():
             try:
                 rel = Path(inst.path).relative_to(root).parts[:-1]
@@ -52,7 +47,7 @@ def choose_study(studies: Any, key: str) -> Any:
         ("patient ID", lambda s: s.patient_id == key),
         ("sub-folder", in_folder),
     )
-    matched: dict[str, tuple[Any, list[str]]] = {}
+    matched: dict[str, tuple[Study, list[str]]] = {}
     for how, test in readings:
         for s in studies.studies:
             if test(s):
@@ -103,9 +98,9 @@ def ask(
     from copilot.cli.output import print_json, progress_bar, safe, stdout
     from copilot.schema import CopilotEvent, PlanMade, ToolFinished
 
-    sources = _local_sources(path)
+    sources = local_sources(path)
     _preflight(sr, seg, sources)  # a refused destination fails before any work
-    copilot = _copilot(llm, server)
+    copilot = make_copilot(llm, server)
     if seg is not None and copilot.server:
         from copilot.errors import ServerError
 
@@ -157,13 +152,6 @@ def ask(
     stdout.print(f"[dim]thread: {answer.thread_id} (continue with --thread {answer.thread_id})[/dim]")
 
 
-def _local_sources(path: str) -> list[str]:
-    """The study sources to protect for a path argument (none for a DICOMweb URL)."""
-    from copilot.study.source import open_source
-
-    return open_source(path).protected()
-
-
 def _preflight(sr: Path | None, seg: Path | None, sources: list[str]) -> None:
     from copilot import outputs
 
@@ -174,7 +162,7 @@ def _preflight(sr: Path | None, seg: Path | None, sources: list[str]) -> None:
 
 
 def _write_dicom(
-    copilot: Any, answer: Any, study: Any, sr: Path | None, seg: Path | None, sources: list[str]
+    copilot: Copilot, answer: Answer, study: Study, sr: Path | None, seg: Path | None, sources: list[str]
 ) -> None:
     """Write the SR and SEG asked for with --sr and --seg; one line each on stderr."""
     from copilot.cli.output import stderr
@@ -193,7 +181,7 @@ def _write_dicom(
 SEG_TOOL = "lesion_segmenter"
 
 
-def write_seg(copilot: Any, study: Any, folder: Path) -> Path:
+def write_seg(copilot: Copilot, study: Study, folder: Path) -> Path:
     """Run the segmenter on the study's primary image with DICOM SEG export into ``folder``;
     raises :class:`DicomObjectError` with the tool's reason (and fix) when it cannot."""
     from copilot.errors import DicomObjectError
@@ -211,14 +199,14 @@ def write_seg(copilot: Any, study: Any, folder: Path) -> Path:
     return Path(written[0])
 
 
-def _planner(llm: str | None) -> tuple[Any, Any]:
+def _planner(llm: str | None) -> tuple[Planner, Mapping[str, Tool]]:
     """(planner, tools) for ``copilot plan``. The embedded planner needs only the tools'
     manifests and the routing model: no study stack, no LangGraph, no model framework."""
     from copilot.config import get_settings
 
     settings = get_settings()
     if llm is not None or settings.llm is not None:
-        copilot = _copilot(llm)
+        copilot = make_copilot(llm)
         return copilot.planner, copilot.tools
     from copilot.agents.planner import EmbeddedPlanner
     from copilot.tools.discovery import create_tools

@@ -222,11 +222,11 @@ def _evidence(instance: InstanceRecord) -> Dataset:
     return ds
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
+def _number(value: float | None) -> float | None:
+    """``value`` when it is a finite number, else None (NaN and infinities cannot be coded)."""
+    if value is None:
         return None
+    number = float(value)
     return number if number == number and abs(number) != float("inf") else None
 
 

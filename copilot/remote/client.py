@@ -101,9 +101,17 @@ class ServerClient:
             if kind == "error":
                 message = str(json.loads(data).get("message", ""))
                 raise ServerError(f"the copilot server failed: {escape_controls(message)}")
+            payload = json.loads(data)
+            if not isinstance(payload, dict):
+                raise ValueError("not a JSON object")
+            if "v" not in payload:
+                raise ServerError(
+                    f"the copilot server at {self.url} predates wire version {WIRE_VERSION} "
+                    f"(its {kind!r} event has no 'v')",
+                    "upgrade the server's copilot to this client's version",
+                )
             if kind == "answer":
-                payload = json.loads(data)
-                if payload.pop("v", None) != WIRE_VERSION:
+                if payload.pop("v") != WIRE_VERSION:
                     raise ValueError(f"answer of another wire version (this client reads {WIRE_VERSION})")
                 return Answer.model_validate(payload)
             return event_from_json(data)

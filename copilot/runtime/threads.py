@@ -28,11 +28,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from copilot.config import Settings
 from copilot.errors import CopilotError
 from copilot.paths import private_dir, private_file
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ def threads_path(settings: Settings) -> Path:
     return settings.data_dir / "threads.sqlite"
 
 
-def checkpoint_serializer() -> Any:
+def checkpoint_serializer() -> JsonPlusSerializer:
     """LangGraph's serializer, allowed to rebuild only :data:`copilot.schema.CHECKPOINT_TYPES`."""
     from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TypedDict
+
+from pydantic import JsonValue
 
 __all__ = ["AnalysisRow"]
 
@@ -18,5 +20,5 @@ class AnalysisRow(TypedDict):
     """The SOP Instance UID of the image analysed."""
     path: str
     """Where the image is (a server replaces it with the file name)."""
-    tools: dict[str, dict[str, Any]]
+    tools: dict[str, dict[str, JsonValue]]
     """Per tool, its :class:`~copilot.schema.ToolResult` as JSON data (empty fields left out)."""

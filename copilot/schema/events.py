@@ -9,7 +9,7 @@ Consumers (CLI, terminal app, HTTP server) match on the class, never on a string
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -95,8 +95,8 @@ CopilotEvent = Annotated[
     Field(discriminator="kind"),
 ]
 EVENT_ADAPTER: TypeAdapter[CopilotEvent] = TypeAdapter(CopilotEvent)
-#: Every event class, for ``isinstance`` checks.
-EVENT_TYPES = (Understood, PlanMade, ToolStarted, ToolFinished, AnswerToken, AnswerDone)
+#: Every event class, for ``isinstance`` checks (the members of :data:`CopilotEvent`).
+EVENT_TYPES: tuple[type[_Event], ...] = get_args(get_args(CopilotEvent)[0])
 
 
 def event_from_json(data: str | bytes) -> CopilotEvent:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
 
 from copilot.remote.wire import WireFile
 from copilot.schema import WIRE_VERSION, Answer, CopilotEvent
+
+if TYPE_CHECKING:
+    from copilot.config import Settings
+    from copilot.study.model import StudySet
 
 
 def sse(kind: str, data: dict[str, Any]) -> str:
@@ -28,12 +32,21 @@ def sse_answer(answer: Answer) -> str:
     """The answer as the last server-sent event; artifact paths are blanked (files come with
     ``/v1/tools/{name}/run`` only, never a server path)."""
     data = answer.model_dump(mode="json")
+    # Findings and artifacts as the server has always sent them: ``tool`` first, a finding
+    # without its empty fields (as in ``ask --json``).
+    data["findings"] = [
+        {"tool": f.tool, **f.model_dump(mode="json", exclude_none=True, exclude={"tool"})}
+        for f in answer.findings
+    ]
+    data["artifacts"] = [
+        {"tool": a.tool, **a.model_dump(mode="json", exclude={"tool"})} for a in answer.artifacts
+    ]
     for artifact in data["artifacts"]:
         artifact["path"] = ""
     return sse("answer", {"v": WIRE_VERSION, **data})
 
 
-def study_of(files: list[WireFile], folder: Path, settings: Any) -> Any:
+def study_of(files: list[WireFile], folder: Path, settings: Settings) -> StudySet:
     """The study the sent files make up, indexed with ``settings`` (the request's own folders)."""
     from copilot.study import index_folder
 

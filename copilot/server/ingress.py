@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -33,14 +33,20 @@ from copilot.errors import CopilotError
 from copilot.remote.wire import AnalyzeCall, AskCall
 from copilot.server.metrics import ServerMetrics
 
+if TYPE_CHECKING:
+    from copilot.api import Copilot
+
 log = logging.getLogger(__name__)
 
 app = FastAPI(title="copilot serve", version="1", docs_url=None, redoc_url=None)
 
 
-def _check_key(request: Request) -> None:
-    """Refuse a request without the configured API key (digests compared in constant time).
-    A server started with a key never serves without one (a missing digest refuses all)."""
+def check_key(request: Request) -> None:
+    """Refuse a request without the configured API key: HTTP 401 unless ``request`` carries
+    ``Authorization: Bearer KEY`` whose SHA-256 equals ``app.state.key_digest`` (digests compared
+    in constant time). A server started with a key never serves without one (a missing digest
+    refuses all); ``app.state.key_required = False`` (loopback, no key set) lets every request in.
+    The routes' dependency (:data:`guarded`)."""
     required = getattr(request.app.state, "key_required", True)
     if not required:
         return
@@ -51,7 +57,7 @@ def _check_key(request: Request) -> None:
         raise HTTPException(status_code=401, detail="missing or wrong API key")
 
 
-guarded = [Depends(_check_key)]
+guarded = [Depends(check_key)]
 
 
 @serve.ingress(app)
@@ -76,7 +82,7 @@ class Ingress:
             raise HTTPException(status_code=404, detail=f"no tool {name!r} on this server")
         return handle
 
-    def _request_copilot(self, folder: Path) -> Any:
+    def _request_copilot(self, folder: Path) -> "Copilot":
         """A planner and composer for one request, its tools the deployments as they list
         themselves now. Everything it writes (tool-result cache, index, artifacts) goes under
         the request's ``folder`` (removed afterwards) and its thread lives in memory with it:

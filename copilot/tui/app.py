@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # textual-image asks the terminal for its graphics support at import, before Textual starts.
 import textual_image.widget  # noqa: F401
@@ -49,6 +49,11 @@ from copilot.tui.widgets.panels import (
     TracePanel,
 )
 from copilot.tui.widgets.viewer import ImageViewer, SliceStack
+
+if TYPE_CHECKING:
+    from copilot.study.model import InstanceRecord, Series
+    from copilot.study.pixels import PixelImage
+    from copilot.study.voi import Window
 
 #: Decoded slices kept for scrolling back and forth.
 SLICE_CACHE = 64
@@ -347,7 +352,7 @@ class CopilotApp(App[None]):
         self.select_study(target, None)
 
     @work(thread=True, exclusive=True, group="image")
-    def load_image(self, record: Any, caption: str) -> None:
+    def load_image(self, record: InstanceRecord, caption: str) -> None:
         """Decode pixels and read the file's windows off the UI thread."""
         from copilot.study.pixels import load_pixels
         from copilot.study.voi import window_presets
@@ -361,7 +366,9 @@ class CopilotApp(App[None]):
             return
         self.call_from_thread(self._show_image, record, image, caption, presets)
 
-    def _show_image(self, record: Any, image: Any, caption: str, presets: list[Any]) -> None:
+    def _show_image(
+        self, record: InstanceRecord, image: PixelImage, caption: str, presets: list[Window]
+    ) -> None:
         if self.study is None or record.study_uid != self.study.study_uid:
             return  # the user moved on while it decoded
         viewer = self.query_one(ImageViewer)
@@ -370,7 +377,7 @@ class CopilotApp(App[None]):
         if answers:
             viewer.set_overlays(self._overlays(answers[-1]))
 
-    def show_series(self, series: Any) -> None:
+    def show_series(self, series: Series) -> None:
         """Show a series: a volume scrolls slice by slice (from the middle), anything else
         shows its first image."""
         caption = f"{series.modality} {series.view}".strip()

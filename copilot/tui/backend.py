@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from copilot import Answer
+    from copilot.agents.state import Turn
     from copilot.api import EventSink
     from copilot.study.model import Study, StudySet
 
@@ -44,6 +45,7 @@ class Backend(Protocol):
 class ThreadedBackend(Backend, Protocol):
     """A backend that keeps conversation threads across sessions."""
 
-    def history(self, thread_id: str) -> list[dict[str, Any]]:
-        """The finished turns of a thread (each with ``question`` and ``answer``)."""
+    def history(self, thread_id: str) -> list[Turn]:
+        """The finished turns of a thread (each a :class:`~copilot.agents.state.Turn`, with
+        ``question`` and ``answer``)."""
         ...

@@ -1,0 +1,36 @@
+"""What several CLI commands share: the :class:`~copilot.api.Copilot` they answer with, and the
+study sources their outputs must never be written into."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from copilot.api import Copilot
+
+__all__ = ["EMBEDDED_NOTE", "local_sources", "make_copilot"]
+
+EMBEDDED_NOTE = (
+    "Using the embedded offline planner and template composer. To plug in an LLM: "
+    "--llm SPEC (e.g. ollama:medgemma) or COPILOT_LLM."
+)
+
+
+def make_copilot(llm: str | None, server: str | None = None) -> Copilot:
+    """A :class:`~copilot.api.Copilot` with the LLM ``llm`` and the tool server ``server``
+    (the settings' when None); says on stderr when it runs without an LLM."""
+    from copilot.api import Copilot
+
+    copilot = Copilot(llm=llm, server=server)
+    if not copilot.uses_llm:
+        from copilot.cli.output import stderr
+
+        stderr.print(f"[dim]{EMBEDDED_NOTE}[/dim]", highlight=False)
+    return copilot
+
+
+def local_sources(path: str) -> list[str]:
+    """The study sources to protect for a path argument (none for a DICOMweb URL)."""
+    from copilot.study.source import open_source
+
+    return open_source(path).protected()
