@@ -228,6 +228,11 @@ class Settings(BaseSettings):
         """Where tools write heatmaps, masks and other artifacts."""
         return self.cache_dir / "artifacts"
 
+    @property
+    def results_dir(self) -> Path:
+        """Where tool results are cached, one folder per image (see ``copilot.agents.context``)."""
+        return self.cache_dir / "tool-results"
+
     def workers(self) -> int:
         """Number of indexing processes to use."""
         return self.index_workers or max(1, os.cpu_count() or 1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import platformdirs
@@ -62,3 +64,29 @@ def private_file(path: Path) -> Path:
     if os.name == "posix" and path.stat().st_mode & 0o777 != 0o600:
         os.chmod(path, 0o600)
     return path
+
+
+def image_slot(image_path: str) -> str:
+    """The name of one image's folder in the copilot's caches (artifacts, tool results): a
+    digest of its path, so no file name or patient folder name appears in the cache."""
+    return hashlib.sha256(image_path.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=4096)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def content_digest(path: str) -> str:
+    """SHA-256 of a file's bytes (pixels included), remembered per (path, size, mtime) within
+    the process; ``unreadable`` when it cannot be read. Results keyed by it follow the pixels,
+    not the UIDs: a copy with changed pixels under the same UIDs is a different image."""
+    try:
+        st = os.stat(path)
+        return _digest(path, st.st_size, st.st_mtime_ns)
+    except OSError:
+        return "unreadable"

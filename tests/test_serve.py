@@ -68,9 +68,7 @@ def client_env(server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
 
 def _forget_results() -> None:
     """Drop the client's cached tool results, so the next answer is computed afresh."""
-    from copilot.agents.context import RESULTS_DIR
-
-    shutil.rmtree(get_settings().cache_dir / RESULTS_DIR, ignore_errors=True)
+    shutil.rmtree(get_settings().results_dir, ignore_errors=True)
 
 
 def test_started_and_healthy(client_env: str, server: dict[str, str]) -> None:

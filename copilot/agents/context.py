@@ -18,21 +18,27 @@ from copilot.study.model import Study
 from copilot.tools.contract import Tool, ToolResult
 
 log = logging.getLogger(__name__)
-#: Folder of persisted tool results under the cache dir.
-RESULTS_DIR = "tool-results"
+#: A result-cache key: (the image's cache slot, the tool, everything else that made the result).
+CacheKey = tuple[str, str, str]
 
 
 @dataclass
 class ResultCache:
-    """Tool results per (image, tool, tool version + inputs), thread-safe; in memory for the
-    session and, once :meth:`persist` names a folder, on disk across processes (a second
-    ``copilot ask`` about the same image reuses the results without loading any model).
+    """Tool results keyed by what produced them, thread-safe; in memory for the session and,
+    once :meth:`persist` names a folder, on disk across processes (a second ``copilot ask``
+    about the same image reuses the results without loading any model).
+
+    The key (see ``copilot.agents.nodes.execute.cache_key``) holds the image file's content
+    digest (pixels, not UIDs), the tool's version, where it ran and the exact weights
+    (:meth:`~copilot.tools.contract.Tool.cache_origin`), the earlier results it used and its
+    arguments. Disk entries live in one folder per image (``<cache_dir>/tool-results/<slot>/``,
+    removed by ``copilot forget --study``/``--all`` and ``copilot cache clear``).
 
     Disk entries are JSON files named by a hash of the key, written atomically, owner-only; an
     entry whose artifacts (heatmaps, masks) are gone is a miss.
     """
 
-    _data: dict[tuple[str, str, str], ToolResult] = field(default_factory=dict)
+    _data: dict[CacheKey, ToolResult] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     directory: Path | None = None
 
@@ -40,13 +46,13 @@ class ResultCache:
         """Keep results under ``directory`` as well (created owner-only on first write)."""
         self.directory = directory
 
-    def _file(self, key: tuple[str, str, str]) -> Path | None:
+    def _file(self, key: CacheKey) -> Path | None:
         if self.directory is None:
             return None
         digest = hashlib.sha256("\x1f".join(key).encode()).hexdigest()
-        return self.directory / digest[:2] / f"{digest}.json"
+        return self.directory / key[0] / f"{digest}.json"
 
-    def get(self, key: tuple[str, str, str]) -> ToolResult | None:
+    def get(self, key: CacheKey) -> ToolResult | None:
         """A cached result, or None."""
         with self._lock:
             hit = self._data.get(key)
@@ -66,7 +72,7 @@ class ResultCache:
             self._data[key] = result
         return result
 
-    def put(self, key: tuple[str, str, str], result: ToolResult) -> None:
+    def put(self, key: CacheKey, result: ToolResult) -> None:
         """Remember a successful result."""
         with self._lock:
             self._data[key] = result

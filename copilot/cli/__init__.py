@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from copilot._version import __version__
 from copilot.cli import analyze as _analyze
 from copilot.cli import ask as _ask
+from copilot.cli import cache as _cache
 from copilot.cli import forget as _forget
 from copilot.cli import kb as _kb
 from copilot.cli import llm as _llm
@@ -58,7 +59,7 @@ def _root(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
 
 
-for module in (_studies, _ask, _analyze, _push, _kb, _forget, _tools, _models, _llm, _serve, _tui):
+for module in (_studies, _ask, _analyze, _push, _kb, _forget, _cache, _tools, _models, _llm, _serve, _tui):
     module.register(app)
 
 

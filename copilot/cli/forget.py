@@ -9,14 +9,15 @@ def forget(
     thread: str = typer.Option(None, "--thread", help="A conversation thread id."),
     study: str = typer.Option(None, "--study", help="A Study Instance UID (or a unique prefix)."),
     everything: bool = typer.Option(
-        False, "--all", help="Every thread, the header index cache and all artifacts."
+        False, "--all", help="Every thread, the header index cache, all artifacts and cached tool results."
     ),
 ) -> None:
     """Delete stored patient data: a thread, everything about a study, or all of it.
 
     Threads hold questions, answers and tool results; the index cache holds header values
-    (names, IDs, dates) of every indexed file; artifacts are heatmaps and masks. Model weights
-    and knowledge corpora are kept.
+    (names, IDs, dates) of every indexed file; artifacts are heatmaps and masks; cached tool
+    results are findings and measurements per image. Model weights and knowledge corpora are
+    kept.
     """
     from copilot.cli.output import stdout
     from copilot.config import get_settings
@@ -31,6 +32,7 @@ def forget(
         parts += [
             f"{done.indexed_files} indexed file record(s)",
             f"{done.artifact_folders} artifact folder(s)",
+            f"{done.result_folders} cached result folder(s)",
         ]
     stdout.print("Forgot " + ", ".join(parts) + ".", markup=False)
 

@@ -47,6 +47,11 @@ class RemoteTool(Tool):
         """As the server reported when listed (each run reports afresh)."""
         return Availability(ok=self._listing.available, reason=self._listing.reason, fix=self._listing.fix)
 
+    def cache_origin(self) -> str:
+        """The server that runs it: its results are never served as a local run's, nor one
+        server's as another's."""
+        return f"server:{self._client.url}"
+
     def accepts(self, instance: InstanceRecord | None) -> Acceptance:
         """The local tool's checks when installed here, else the manifest's."""
         return self._local.accepts(instance) if self._local is not None else super().accepts(instance)

@@ -3,8 +3,9 @@
 Stored patient data (docs/configuration.md): conversation threads (``<data_dir>/threads.sqlite``:
 questions, answers, tool results, the study's de-identified summary and header text), the
 header index cache (``<cache_dir>/index.sqlite``: names, IDs, dates, accession numbers and
-file paths of every indexed file) and tool artifacts (``<cache_dir>/artifacts/``: heatmaps and
-masks of the images). Deleted rows are vacuumed out of the SQLite files, not just unlinked.
+file paths of every indexed file), tool artifacts (``<cache_dir>/artifacts/``: heatmaps and
+masks of the images) and cached tool results (``<cache_dir>/tool-results/``: findings and
+measurements per image). Deleted rows are vacuumed out of the SQLite files, not just unlinked.
 Model weights and knowledge corpora are not patient data and are kept (``copilot kb remove``
 removes a corpus).
 """
@@ -12,7 +13,6 @@ removes a corpus).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -20,10 +20,11 @@ from pathlib import Path
 
 from copilot.config import Settings
 from copilot.errors import CopilotError
+from copilot.paths import image_slot
 from copilot.runtime.threads import StoreUnavailable, forget_threads, threads_path
 from copilot.study.cache import forget_study
 
-__all__ = ["Forgotten", "artifact_folder", "forget"]
+__all__ = ["Forgotten", "artifact_folder", "clear_results", "forget", "results_folder"]
 
 
 @dataclass
@@ -33,12 +34,18 @@ class Forgotten:
     threads: list[str] = field(default_factory=list)
     indexed_files: int = 0
     artifact_folders: int = 0
+    result_folders: int = 0
     files: list[str] = field(default_factory=list)
 
 
 def artifact_folder(settings: Settings, image_path: str) -> Path:
     """The artifacts folder of one image (the tools' ``vision.artifact_path`` layout)."""
-    return settings.artifacts_dir / hashlib.sha256(image_path.encode()).hexdigest()[:16]
+    return settings.artifacts_dir / image_slot(image_path)
+
+
+def results_folder(settings: Settings, image_path: str) -> Path:
+    """The cached tool results of one image (``copilot.agents.context.ResultCache``)."""
+    return settings.results_dir / image_slot(image_path)
 
 
 def _remove_file(path: Path, out: Forgotten) -> None:
@@ -65,7 +72,7 @@ def forget(
         _remove_file(settings.index_cache_path, out)
         for aside in settings.index_cache_path.parent.glob(f"{settings.index_cache_path.name}.broken-*"):
             _remove_file(aside, out)
-        for folder in (settings.artifacts_dir, settings.data_dir / "locks"):
+        for folder in (settings.artifacts_dir, settings.results_dir, settings.data_dir / "locks"):
             if folder.exists():
                 shutil.rmtree(folder, ignore_errors=True)
                 out.files.append(str(folder))
@@ -84,4 +91,18 @@ def forget(
             if folder.exists():
                 shutil.rmtree(folder, ignore_errors=True)
                 out.artifact_folders += 1
+            folder = results_folder(settings, path)
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                out.result_folders += 1
     return out
+
+
+def clear_results(settings: Settings) -> int:
+    """Delete every cached tool result; returns how many images had results."""
+    folder = settings.results_dir
+    if not folder.is_dir():
+        return 0
+    count = sum(1 for entry in folder.iterdir() if entry.is_dir())
+    shutil.rmtree(folder, ignore_errors=True)
+    return count

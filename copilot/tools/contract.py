@@ -216,6 +216,32 @@ class Tool:
         digest = hashlib.sha256(facts.encode()).hexdigest()[:16]
         return f"{model_id}@{self.runtime.device_name}#{digest}"
 
+    def cache_origin(self) -> str:
+        """What produces this tool's results besides its inputs, for the result-cache key: where
+        it runs (here) and the exact weights it would run with (each model's recorded file
+        checksums, revision and folder; ``missing`` when not installed). A result computed with
+        other weights, or on a server, is never served as this one's. Reads only the registry's
+        records: no weights are hashed or loaded."""
+        import hashlib
+        import json
+
+        from copilot.models.registry import ModelRegistry
+
+        if not self.manifest.models:
+            return "local"
+        registry = ModelRegistry(self.settings)
+        lock, registered = registry.lock(), registry.registered()
+        facts = [
+            [
+                model_id,
+                lock.get(model_id, {}).get("files") or "missing",
+                lock.get(model_id, {}).get("revision"),
+                registered.get(model_id, str(self.settings.weights_dir)),
+            ]
+            for model_id in self.manifest.models
+        ]
+        return "local#" + hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+
     def provenance(self, seconds: float = 0.0, model_id: str | None = None) -> Provenance:
         """Provenance for a result of this tool."""
         revision = None

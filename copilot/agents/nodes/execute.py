@@ -2,12 +2,13 @@
 
 Failures and unavailability are captured per tool. Each tool receives the earlier results it
 ``uses`` (this round's and earlier rounds') and the planner's arguments for it. Results are
-cached per (image, tool, tool version, inputs) for the session, so follow-up questions do not
-recompute.
+cached by what made them (the image's pixels, the tool, its weights and where it ran, its
+inputs; see :func:`cache_key`), so follow-up questions and later runs do not recompute.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -15,8 +16,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from copilot.agents.context import RESULTS_DIR, Context
+from copilot.agents.context import CacheKey, Context
 from copilot.agents.state import AgentState
+from copilot.paths import content_digest, image_slot
 from copilot.runtime.deadline import DaemonPool
 from copilot.schema import ToolFinished, ToolResult, ToolStarted
 from copilot.tools.contract import ToolRequest
@@ -26,21 +28,40 @@ from copilot.tools.ordering import dependency_layers
 log = logging.getLogger(__name__)
 
 
-def _cache_key(ctx: Context, name: str, request: ToolRequest) -> tuple[str, str, str]:
-    """(image, tool, version + inputs it depends on): the question only for tools that read it."""
-    m = ctx.tools[name].manifest
-    sop = request.instance.sop_uid if request.instance else "-"
-    priors = ",".join(sorted(request.prior))
+def _prior_digest(prior: dict[str, ToolResult]) -> str:
+    """The earlier results a tool used, by content (their timings aside)."""
+    if not prior:
+        return ""
+    text = "\x1e".join(
+        f"{name}={prior[name].model_dump_json(exclude={'seconds': True, 'provenance': {'seconds'}})}"
+        for name in sorted(prior)
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cache_key(ctx: Context, name: str, request: ToolRequest) -> CacheKey:
+    """What made a result, so that a cached one is reused only for the same making: the image
+    by its content digest (changed pixels under the same UIDs are a new image), the tool's
+    version, where it runs and the exact weights (``Tool.cache_origin``), the earlier results
+    it used by content, its arguments, and the question only for tools that read it."""
+    tool = ctx.tools[name]
+    m = tool.manifest
+    if request.instance is not None:
+        slot, pixels = image_slot(request.instance.path), content_digest(request.instance.path)
+        sop = request.instance.sop_uid
+    else:
+        slot, pixels, sop = "no-image", "-", "-"
     question = request.question if m.question_dependent else ""
     options = repr(sorted(request.options.items())) if request.options else ""
-    return (sop, name, f"{m.version}|{','.join(m.models)}|{priors}|{question}|{options}")
+    made = [sop, pixels, m.version, tool.cache_origin(), _prior_digest(request.prior), question, options]
+    return (slot, name, "|".join(made))
 
 
 def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Run this round's tools; return every tool's latest result."""
     ctx = runtime.context
     if ctx.cache.directory is None:
-        ctx.cache.persist(ctx.settings.cache_dir / RESULTS_DIR)
+        ctx.cache.persist(ctx.settings.results_dir)
     instance = ctx.study.primary_instance()
     emit = runtime.stream_writer
     results = dict(state.results)
@@ -62,7 +83,7 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
                     options=dict(state.args.get(name) or {}),
                 )
                 inputs[name] = sorted(prior)
-                key = _cache_key(ctx, name, request)
+                key = cache_key(ctx, name, request)
                 cached = ctx.cache.get(key)
                 if cached is not None:
                     results[name] = cached
