@@ -450,3 +450,50 @@ def test_a_server_tool_fetches_a_pacs_image_by_reference(pacs: OrthancServer, tm
             unreachable, tmp_path / "req2", Settings(cache_dir=tmp_path / "other", dicomweb_retries=0)
         )
     assert encode_request(ToolRequest(instance=record), by_reference=False).files  # the fallback
+
+
+def test_push_refuses_a_redirect_to_another_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that answers STOW-RS with 307 to another host gets nothing re-sent there:
+    neither the objects (an SR carries the patient module) nor the credentials."""
+    received: list[str] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.headers.get("Authorization", ""))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    target = f"http://localhost:{other.server_address[1]}/dicom-web/studies"
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(307)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    first = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (first, other):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("COPILOT_DICOMWEB_TOKEN", "secret-token")
+    get_settings.cache_clear()
+    try:
+        url = f"http://127.0.0.1:{first.server_address[1]}/dicom-web"
+        code, out, err = run_cli(["push", str(make_dicom(tmp_path / "x.dcm")), "--to", url], capsys)
+    finally:
+        first.shutdown()
+        other.shutdown()
+    assert code == 2 and out == ""
+    (line,) = err.strip().splitlines()
+    assert "redirected the request to localhost; not followed" in line and "secret-token" not in line
+    assert received == []

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from copilot import outputs
 from copilot.config import Settings, get_settings
@@ -158,6 +158,13 @@ def _all_pages(search: Callable[[int], list[dict[str, Any]]], key: str) -> list[
     return list(found.values())
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port of ``url`` (the port spelled out when it is the default)."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
 class DicomwebServer:
     """One DICOMweb service (``dicomweb-client`` over a ``requests`` session with the
     configured authentication, time limit and retries). Every call raises a one-line
@@ -196,8 +203,25 @@ class DicomwebServer:
     def _session(self) -> Any:
         import requests
 
+        configured = self.url
+
+        class SameServerSession(requests.Session):
+            """Follows a redirect only within the configured server (scheme, host and port): a
+            redirect elsewhere would re-send the body (an SR with the patient module) and the
+            credentials to a host nobody configured, so it is refused with the reason."""
+
+            def get_redirect_target(self, resp: Any) -> str | None:
+                target: str | None = super().get_redirect_target(resp)
+                if target is not None and _origin(urljoin(resp.url, target)) != _origin(resp.url):
+                    elsewhere = urlsplit(urljoin(resp.url, target)).hostname or "another host"
+                    raise DicomwebError(
+                        f"{configured} redirected the request to {elsewhere}; not followed: "
+                        "credentials and patient data go only to the configured server (check the URL)"
+                    )
+                return target
+
         s = self.settings
-        session = requests.Session()
+        session = SameServerSession()
         session.trust_env = True  # proxies and CA bundles from the environment
         if self._credentials is not None:
             session.auth = self._credentials
