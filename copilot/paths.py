@@ -72,13 +72,18 @@ def image_slot(image_path: str) -> str:
     return hashlib.sha256(image_path.encode()).hexdigest()[:16]
 
 
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @lru_cache(maxsize=4096)
 def _digest(path: str, size: int, mtime_ns: int) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
+    return sha256_file(path)
 
 
 def content_digest(path: str) -> str:

@@ -10,20 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from copilot.errors import HashMismatchError
+from copilot.paths import sha256_file
+
+__all__ = ["CHUNK", "Progress", "download_url", "git_blob_id", "partial_path", "sha256_file"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int | None], None]
 CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_blob_id(path: Path) -> str:

@@ -200,47 +200,30 @@ class Tool:
         """
         return default_statements(self.manifest, result, question)
 
-    def model_key(self, model_id: str) -> str:
-        """The key of ``model_id`` in the runtime's model cache on this tool's device. The
-        installed files' recorded checksums are part of it, so weights that changed (another
-        revision, another weights folder) are loaded afresh rather than served from memory."""
-        import hashlib
-        import json
-
+    def _weights_facts(self, model_id: str) -> list[object]:
+        """What identifies the weights ``model_id`` would load here: the installed files'
+        recorded checksums (``missing`` when none), their revision and folder. Read from the
+        registry's records only: no weights are hashed or loaded."""
         from copilot.models.registry import ModelRegistry
 
         registry = ModelRegistry(self.settings)
         recorded = registry.lock().get(model_id, {})
         where = registry.registered().get(model_id, str(self.settings.weights_dir))
-        facts = json.dumps([recorded.get("files", {}), recorded.get("revision"), where], sort_keys=True)
-        digest = hashlib.sha256(facts.encode()).hexdigest()[:16]
-        return f"{model_id}@{self.runtime.device_name}#{digest}"
+        return [recorded.get("files") or "missing", recorded.get("revision"), where]
+
+    def model_key(self, model_id: str) -> str:
+        """The key of ``model_id`` in the runtime's model cache on this tool's device. The
+        installed files' recorded checksums are part of it, so weights that changed (another
+        revision, another weights folder) are loaded afresh rather than served from memory."""
+        return f"{model_id}@{self.runtime.device_name}#{_digest16(self._weights_facts(model_id))}"
 
     def cache_origin(self) -> str:
         """What produces this tool's results besides its inputs, for the result-cache key: where
-        it runs (here) and the exact weights it would run with (each model's recorded file
-        checksums, revision and folder; ``missing`` when not installed). A result computed with
-        other weights, or on a server, is never served as this one's. Reads only the registry's
-        records: no weights are hashed or loaded."""
-        import hashlib
-        import json
-
-        from copilot.models.registry import ModelRegistry
-
+        it runs (here) and the exact weights it would run with (see :meth:`model_key`). A
+        result computed with other weights, or on a server, is never served as this one's."""
         if not self.manifest.models:
             return "local"
-        registry = ModelRegistry(self.settings)
-        lock, registered = registry.lock(), registry.registered()
-        facts = [
-            [
-                model_id,
-                lock.get(model_id, {}).get("files") or "missing",
-                lock.get(model_id, {}).get("revision"),
-                registered.get(model_id, str(self.settings.weights_dir)),
-            ]
-            for model_id in self.manifest.models
-        ]
-        return "local#" + hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+        return "local#" + _digest16([[m, *self._weights_facts(m)] for m in self.manifest.models])
 
     def provenance(self, seconds: float = 0.0, model_id: str | None = None) -> Provenance:
         """Provenance for a result of this tool."""
@@ -262,6 +245,14 @@ class Tool:
             device=device,
             seconds=round(seconds, 4),
         )
+
+
+def _digest16(facts: object) -> str:
+    """A short stable digest of JSON-able facts."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 #: Names a plug-in may have imported from this module before :func:`invoke` moved to

@@ -3,13 +3,14 @@ Grad-CAM, anatomical location words and PNG overlays."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+
+from copilot.paths import image_slot
 
 if TYPE_CHECKING:
     from copilot.study.pixels import PixelImage
@@ -140,8 +141,7 @@ def describe_location(
 
 def artifact_path(root: Path, instance_key: str, name: str) -> Path:
     """A stable artifact path for one image under the artifacts dir (never the study folder)."""
-    digest = hashlib.sha256(instance_key.encode()).hexdigest()[:16]
-    folder = root / digest
+    folder = root / image_slot(instance_key)
     folder.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return folder / f"{safe}.png"
