@@ -95,7 +95,7 @@ def ask(
     ),
 ) -> None:
     """Answer a question about a study, with every statement traced to its tool."""
-    from copilot.cli.output import print_json, progress_bar, safe, stdout
+    from copilot.cli.output import progress_bar
     from copilot.schema import CopilotEvent, PlanMade, ToolFinished
 
     sources = local_sources(path)
@@ -131,7 +131,21 @@ def ask(
     first_use = "Building the knowledge index (first use only; 'copilot kb build' does it ahead)"
     with stage_progress(enabled=not as_json, note=first_use) as building, reporting_builds(building):
         answer = copilot.ask(studies, question, thread, study_uid=target.study_uid, on_event=trace)
-    _write_dicom(copilot, answer, target, sr, seg, sources)
+    from copilot.errors import CopilotError
+
+    try:  # the answer is printed whatever happens to the DICOM files; their failure is one line
+        _write_dicom(copilot, answer, target, sr, seg, sources)
+        failed: CopilotError | None = None
+    except CopilotError as exc:
+        failed = exc
+    _print_answer(answer, target, as_json)
+    if failed is not None:
+        raise failed
+
+
+def _print_answer(answer: Answer, target: Study, as_json: bool) -> None:
+    from copilot.cli.output import print_json, safe, stdout
+
     if as_json:
         print_json(answer.to_contract())
         return
@@ -164,18 +178,43 @@ def _preflight(sr: Path | None, seg: Path | None, sources: list[str]) -> None:
 def _write_dicom(
     copilot: Copilot, answer: Answer, study: Study, sr: Path | None, seg: Path | None, sources: list[str]
 ) -> None:
-    """Write the SR and SEG asked for with --sr and --seg; one line each on stderr."""
+    """Write the SR and SEG asked for with --sr and --seg, both or neither; one line each on
+    stderr. The SR is built (and checked) in memory first; then the SEG is built, checked and
+    written; only then is the SR written, and if that fails the new SEG is removed. A failure
+    raises with the reason and that nothing was written."""
     from copilot.cli.output import stderr
+    from copilot.errors import CopilotError, DicomObjectError
     from copilot.escape import escape_controls
 
+    report = None
     if sr is not None:
-        from copilot.dicomout.sr import write_sr
+        from copilot.dicomout.sr import build_sr, encode_sr
 
-        written = write_sr(answer, study, sr, sources=sources)
-        stderr.print(f"DICOM SR written: {escape_controls(str(written))}", markup=False, highlight=False)
+        try:
+            report = encode_sr(build_sr(answer, study))
+        except CopilotError as exc:
+            raise DicomObjectError(f"{exc} (no DICOM file was written)") from exc
+    seg_path = None
     if seg is not None:
-        written = write_seg(copilot, study, seg)
-        stderr.print(f"DICOM SEG written: {escape_controls(str(written))}", markup=False, highlight=False)
+        try:
+            seg_path = write_seg(copilot, study, seg)
+        except CopilotError as exc:
+            also = " and no DICOM SR either (both or neither)" if sr is not None else ""
+            raise DicomObjectError(f"{exc}; no DICOM SEG was written{also}") from exc
+    if sr is not None and report is not None:
+        from copilot import outputs
+
+        try:
+            written = outputs.write_bytes(
+                sr, report, sources=[*sources, *(i.path for i in study.instances())]
+            )
+        except CopilotError as exc:
+            if seg_path is not None:
+                seg_path.unlink(missing_ok=True)
+            raise DicomObjectError(f"{exc}; the DICOM SEG was removed (both or neither)") from exc
+        stderr.print(f"DICOM SR written: {escape_controls(str(written))}", markup=False, highlight=False)
+    if seg_path is not None:
+        stderr.print(f"DICOM SEG written: {escape_controls(str(seg_path))}", markup=False, highlight=False)
 
 
 SEG_TOOL = "lesion_segmenter"

@@ -149,7 +149,9 @@ def _sct(keyword_or_id: str | tuple[str, str]) -> hd.sr.CodedConcept:
         value, meaning = keyword_or_id
         return hd.sr.CodedConcept(value=value, scheme_designator="SCT", meaning=meaning)
     code = getattr(codes.SCT, keyword_or_id)
-    return hd.sr.CodedConcept(value=code.value, scheme_designator=code.scheme_designator, meaning=code.meaning)
+    return hd.sr.CodedConcept(
+        value=code.value, scheme_designator=code.scheme_designator, meaning=code.meaning
+    )
 
 
 def finding_code(label: str) -> hd.sr.CodedConcept | None:

@@ -327,5 +327,7 @@ def export_volume_seg(
     paths = sorted({series.instances[s.instance].path for s in summary.order}) if summary else []
     sources: list[str | Path] = [*paths, *([study_root] if study_root else [])]
     folder = _folder(out_dir, sources)
-    built = build_volume_seg(label_map, names, series, algorithm=algorithm, version=version, codes_for=codes_for)
+    built = build_volume_seg(
+        label_map, names, series, algorithm=algorithm, version=version, codes_for=codes_for
+    )
     return save_seg(check_seg(built.dataset), folder / built.name, sources)

@@ -49,9 +49,8 @@ _TIME = re.compile(r"^(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,6})?)?$")
 
 def _valid(vr: str, value: object) -> bool:
     from pydicom import config
-    from pydicom.valuerep import validate_value
-
     from pydicom.multival import MultiValue
+    from pydicom.valuerep import validate_value
 
     values = list(value) if isinstance(value, MultiValue | list | tuple) else [value]
     try:

@@ -3,30 +3,37 @@
 What goes in, and where:
 
 - **Measurements** (a finding with a value: areas in cm², widths, the cardiothoracic ratio) are
-  TID 300 measurements with UCUM units and the tool that measured them (TID 4019 algorithm
-  identification: tool name, tool version, ``model_id=...`` and ``model_revision=...`` as
-  parameters), grouped per tool in a TID 1501 measurement group; sides and organs become
-  finding sites (SNOMED CT).
+  TID 300 measurements named by their SNOMED CT quantity (Area, Width, Volume, Diameter,
+  Length) where the label says one, with the tool's own label as the measurement's tracking
+  identifier, UCUM units kept whole (:func:`copilot.dicomout.codes.unit_code`; a unit that
+  cannot be coded whole leaves the value as text) and the tool that measured them (TID 4019
+  algorithm identification: tool name, tool version, ``model_id=...`` and
+  ``model_revision=...`` as parameters), grouped per tool in a TID 1501 measurement group;
+  organs become finding sites (SNOMED CT), with a laterality only when the tool states the side
+  (never for a scored finding, whose side would come from a saliency map).
 - **Scored findings** (a calibrated score, or a value with a threshold) each get their own
-  measurement group: the score (unit ``{score}``: calibrated, not a probability), the threshold,
-  and a qualitative evaluation "above/below operating threshold".
+  measurement group whose finding is SNOMED CT where the label has a code (Cardiomegaly,
+  Pneumothorax, Pleural effusion, Nodule ...): the score (unit ``{score}``: calibrated, not a
+  probability), the threshold, and a qualitative evaluation "above/below operating threshold".
 - **Text** goes in the report's Qualitative Evaluations container (TID 1500 rows 12-15): the
   question, the composed answer, what each score means, text findings (a report draft, a VQA
-  answer) and each tool that could not run, with why.
+  answer) and each tool that could not run, with why; all as plain text (Markdown stripped,
+  :mod:`copilot.dicomout.plain`).
 - **References**: every group names the source image (the study's primary instance, which the
   tools analysed); the SR's patient and study modules are copied from it, so the report files
-  under the same patient and study in a PACS. They go only to the user's folder or PACS.
+  under the same patient and study in a PACS. They go only to the user's folder or PACS. Its
+  invalid values are fixed or left out, never copied (:mod:`copilot.dicomout.source`).
 
-Names without a standard code use the private coding scheme ``99COPILOT`` whose meanings are
-the tool's own labels. The document is marked partial and unverified: a machine wrote it.
-:func:`read_sr` reads one back (with highdicom) into plain data.
+Names without a standard code (a calibrated score, a threshold, a label with no SNOMED CT
+concept) use the private coding scheme ``99COPILOT``, declared in the SR's Coding Scheme
+Identification Sequence (:mod:`copilot.dicomout.codes`). The document is marked partial and
+unverified: a machine wrote it. :func:`read_sr` reads one back (with highdicom) into plain data.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +41,19 @@ from typing import TYPE_CHECKING, Any
 
 from copilot import outputs
 from copilot._version import __version__
+from copilot.dicomout.codes import (
+    SCHEME,
+    code_meaning,
+    declare_schemes,
+    finding_code,
+    is_private,
+    private_code,
+    quantity_code,
+    unit_back,
+    unit_code,
+)
+from copilot.dicomout.plain import plain_text
+from copilot.dicomout.source import clean_header
 from copilot.errors import DicomObjectError
 from copilot.escape import escape_controls
 from copilot.schema import Answer, Finding, Provenance
@@ -43,39 +63,18 @@ if TYPE_CHECKING:
     import highdicom as hd
     from pydicom import Dataset
 
-__all__ = ["SCHEME", "SRContents", "SRMeasurement", "build_sr", "read_sr", "write_sr"]
+__all__ = ["SCHEME", "SRContents", "SRMeasurement", "build_sr", "encode_sr", "read_sr", "write_sr"]
 
 log = logging.getLogger(__name__)
 
-SCHEME = "99COPILOT"
 SERIES_NUMBER = 901
 SERIES_DESCRIPTION = "copilot answer (AI, unverified)"
-#: UCUM code and meaning per unit string the tools use; anything else becomes a UCUM annotation.
-UNITS: dict[str, tuple[str, str]] = {
-    "cm2": ("cm2", "square centimeter"),
-    "mm2": ("mm2", "square millimeter"),
-    "cm": ("cm", "centimeter"),
-    "mm": ("mm", "millimeter"),
-    "ratio": ("1", "no units"),
-    "%": ("%", "percent"),
-    "px": ("{px}", "pixels"),
-    "px2": ("{px2}", "square pixels"),
-}
-SCORE_UNIT = ("{score}", "calibrated score")
 ABOVE = "Above operating threshold"
 BELOW = "Below operating threshold"
-#: Type 2 patient and study attributes a derived object (SR, SEG) copies from its source image.
-COPIED_TYPE2 = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyTime",
-    "ReferringPhysicianName",
-    "StudyID",
-    "AccessionNumber",
-)
+SCORE = "Calibrated score"
+THRESHOLD = "Operating threshold"
+#: DCM (112039, "Tracking Identifier"): a measurement's own label rides in it.
+_TRACKING = "112039"
 
 
 @dataclass(frozen=True)
@@ -108,42 +107,18 @@ class SRContents:
 
 
 # -- codes ----------------------------------------------------------------------------------
-def _meaning(text: str) -> str:
-    """A Code Meaning (LO): no controls or backslashes, at most 64 characters."""
-    clean = escape_controls(str(text)).replace("\\", "/").strip()
-    return (clean or "unnamed")[:64]
-
-
-def _code(meaning: str) -> hd.sr.CodedConcept:
-    """A private concept whose meaning is ``meaning`` (a tool's own label)."""
+def _tracking(text: str) -> hd.sr.TrackingIdentifier:
     import highdicom as hd
 
-    meaning = _meaning(meaning)
-    value = re.sub(r"[^A-Z0-9]+", "-", meaning.upper()).strip("-")[:64] or "UNNAMED"
-    return hd.sr.CodedConcept(value=value, scheme_designator=SCHEME, meaning=meaning)
+    return hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=code_meaning(text))
 
 
-def _unit(unit: str | None) -> hd.sr.CodedConcept:
-    import highdicom as hd
-
-    if unit is None or unit == "":
-        code, meaning = UNITS["ratio"]
-    elif unit in UNITS:
-        code, meaning = UNITS[unit]
-    else:
-        safe = re.sub(r"[^A-Za-z0-9.^/_-]", "_", unit)[:30] or "unit"
-        code, meaning = f"{{{safe}}}", _meaning(unit)
-    return hd.sr.CodedConcept(value=code, scheme_designator="UCUM", meaning=meaning)
-
-
-def _unit_back(code: str) -> str | None:
-    """The tool's unit string for a UCUM code written by :func:`_unit` (None for a score)."""
-    if code == SCORE_UNIT[0]:
+def _stated_side(finding: Finding) -> str | None:
+    """The finding's side when its tool states it: never for a scored finding (its side would
+    come from a saliency map) nor for a location read off a saliency peak."""
+    if finding.score is not None or "saliency" in (finding.location or "").lower():
         return None
-    for unit, (ucum, _) in UNITS.items():
-        if ucum == code:
-            return unit
-    return code[1:-1] if code.startswith("{") and code.endswith("}") else code
+    return finding.side
 
 
 def _sites(finding: Finding) -> list[hd.sr.FindingSite]:
@@ -162,7 +137,7 @@ def _sites(finding: Finding) -> list[hd.sr.FindingSite]:
         else None
     )
     side = {"left": codes.SCT.Left, "right": codes.SCT.Right, "bilateral": codes.SCT.RightAndLeft}.get(
-        finding.side or ""
+        _stated_side(finding) or ""
     )
     if organ is None or (organ == codes.SCT.Heart and "ratio" in label):
         return []
@@ -174,7 +149,7 @@ def _algorithm(tool: str, provenance: Provenance | None) -> hd.sr.AlgorithmIdent
     from pydicom.sr.codedict import codes
 
     parameters = [
-        f"{key}={_meaning(str(value))}"
+        f"{key}={code_meaning(str(value))}"
         for key, value in (
             ("model_id", provenance.model_id if provenance else None),
             ("model_revision", provenance.model_revision if provenance else None),
@@ -182,8 +157,8 @@ def _algorithm(tool: str, provenance: Provenance | None) -> hd.sr.AlgorithmIdent
         if value
     ]
     return hd.sr.AlgorithmIdentification(
-        name=_meaning(tool),
-        version=_meaning(str((provenance.tool_version if provenance else "") or "unknown")),
+        name=code_meaning(tool),
+        version=code_meaning(str((provenance.tool_version if provenance else "") or "unknown")),
         parameters=parameters or None,
         family=codes.cid7162.ArtificialIntelligence,
     )
@@ -216,9 +191,7 @@ def _evidence(instance: InstanceRecord) -> Dataset:
         ds.SOPInstanceUID = instance.sop_uid
         ds.SOPClassUID = instance.sop_class or "1.2.840.10008.5.1.4.1.1.7"
         ds.Modality = instance.modality or "OT"
-    for keyword in COPIED_TYPE2:  # type 2 attributes the SR copies must exist (they may be empty)
-        if keyword not in ds:
-            setattr(ds, keyword, "")
+    clean_header(ds)  # invalid values fixed or left out; missing type 2 attributes added empty
     return ds
 
 
@@ -228,6 +201,23 @@ def _number(value: float | None) -> float | None:
         return None
     number = float(value)
     return number if number == number and abs(number) != float("inf") else None
+
+
+def _measurement(
+    label: str, value: float, unit: hd.sr.CodedConcept, algo: Any, finding: Finding | None, quantity: Any
+) -> hd.sr.Measurement:
+    """One TID 300 measurement: a standard quantity (else a declared private code) named by the
+    tool's own label in its tracking identifier."""
+    import highdicom as hd
+
+    return hd.sr.Measurement(
+        name=quantity or private_code(label),
+        value=value,
+        unit=unit,
+        tracking_identifier=_tracking(label),
+        algorithm_id=algo,
+        finding_sites=(_sites(finding) or None) if finding is not None else None,
+    )
 
 
 def _groups(
@@ -248,42 +238,36 @@ def _groups(
         threshold = _number(finding.threshold)
         if finding.score_meaning:
             meanings.setdefault(tool, finding.score_meaning)
+        try:
+            unit = unit_code("score" if score is not None else finding.unit)
+        except ValueError:  # a unit that cannot be coded whole: the value stays, as text
+            if value is not None:
+                texts.append((label, f"{value:g} {finding.unit} [{tool}]"))
+            continue
         if score is not None or (value is not None and threshold is not None):
             # A scored finding (or a value judged against a threshold): its own group.
             if score is not None:
-                shown, name = score, f"{label} score"
-                unit = hd.sr.CodedConcept(SCORE_UNIT[0], "UCUM", SCORE_UNIT[1])
+                shown, name, quantity = score, f"{label} score", private_code(SCORE)
             else:
                 assert value is not None
-                shown, name, unit = value, label, _unit(finding.unit)
-            measurements = [
-                hd.sr.Measurement(
-                    name=_code(name),
-                    value=shown,
-                    unit=unit,
-                    algorithm_id=algo,
-                    finding_sites=_sites(finding) or None,
-                )
-            ]
+                shown, name, quantity = value, label, quantity_code(label)
+            measurements = [_measurement(name, shown, unit, algo, finding, quantity)]
             evaluations = []
             if threshold is not None:
                 measurements.append(
-                    hd.sr.Measurement(
-                        name=_code(f"{label} threshold"), value=threshold, unit=unit, algorithm_id=algo
-                    )
+                    _measurement(f"{label} threshold", threshold, unit, algo, None, private_code(THRESHOLD))
                 )
                 above = finding.above_threshold
                 if above is None:
                     above = shown >= threshold
+                concept = finding_code(label) or private_code(label)
                 evaluations.append(
-                    hd.sr.QualitativeEvaluation(_code(label), _code(ABOVE if above else BELOW))
+                    hd.sr.QualitativeEvaluation(concept, private_code(ABOVE if above else BELOW))
                 )
             groups.append(
                 hd.sr.MeasurementsAndQualitativeEvaluations(
-                    tracking_identifier=hd.sr.TrackingIdentifier(
-                        uid=hd.UID(), identifier=_meaning(f"{tool}: {label}")
-                    ),
-                    finding_type=_code(label),
+                    tracking_identifier=_tracking(f"{tool}: {label}"),
+                    finding_type=finding_code(label) or private_code(label),
                     algorithm_id=algo,
                     measurements=measurements,
                     qualitative_evaluations=evaluations or None,
@@ -292,28 +276,22 @@ def _groups(
             )
         elif value is not None:
             per_tool.setdefault(tool, []).append(
-                hd.sr.Measurement(
-                    name=_code(label),
-                    value=value,
-                    unit=_unit(finding.unit),
-                    algorithm_id=algo,
-                    finding_sites=_sites(finding) or None,
-                )
+                _measurement(label, value, unit, algo, finding, quantity_code(label))
             )
         elif finding.text:
-            texts.append((label, f"{finding.text} [{tool}]"))
+            texts.append((label, f"{plain_text(finding.text)} [{tool}]"))
     for tool, measurements in per_tool.items():
         groups.append(
             hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=hd.sr.TrackingIdentifier(
-                    uid=hd.UID(), identifier=_meaning(f"{tool} measurements")
-                ),
+                tracking_identifier=_tracking(f"{tool} measurements"),
                 algorithm_id=_algorithm(tool, provenance.get(tool)),
                 measurements=measurements,
                 source_images=[source],
             )
         )
-    texts = [("Score meaning", f"{tool}: {meaning}") for tool, meaning in meanings.items()] + texts
+    texts = [
+        ("Score meaning", f"{tool}: {plain_text(meaning)}") for tool, meaning in meanings.items()
+    ] + texts
     return groups, texts
 
 
@@ -363,14 +341,16 @@ def build_sr(answer: Answer, study: Study) -> Any:
             procedure_reported=codes.SCT.ImagingProcedure,
             imaging_measurements=groups,
         )
-        items = [("Question", answer.question), ("Answer", str(answer.text or ""))]
+        items = [("Question", plain_text(answer.question)), ("Answer", plain_text(str(answer.text or "")))]
         items += texts
         items += [
             (
                 "Not checked",
-                f"{t.name}: {t.status}"
-                + (f": {t.detail}" if t.detail else "")
-                + (f" (fix: {t.fix})" if t.fix else ""),
+                plain_text(
+                    f"{t.name}: {t.status}"
+                    + (f": {t.detail}" if t.detail else "")
+                    + (f" (fix: {t.fix})" if t.fix else "")
+                ),
             )
             for t in answer.tools
             if t.status != "ok"
@@ -382,7 +362,7 @@ def build_sr(answer: Answer, study: Study) -> Any:
         container.ContentSequence = hd.sr.ContentSequence(
             [
                 hd.sr.TextContentItem(
-                    name=_code(name),
+                    name=private_code(name),
                     value=escape_controls(text, keep="\n\t\r"),
                     relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
                 )
@@ -404,6 +384,7 @@ def build_sr(answer: Answer, study: Study) -> Any:
         )
     except (ValueError, TypeError, AttributeError) as exc:
         raise DicomObjectError(f"cannot build the DICOM SR: {exc}") from exc
+    declare_schemes(sr)  # 99COPILOT codes come with their Coding Scheme Identification entry
     sr.SeriesDescription = SERIES_DESCRIPTION
     sr.SoftwareVersions = __version__
     sr.ManufacturerModelName = "clinical imaging copilot"
@@ -419,11 +400,27 @@ def write_sr(
 ) -> Path:
     """Write the answer's SR to ``out`` through the write guard (never into a study: the
     study's files and ``sources`` are protected); returns the path written."""
-    sr = build_sr(answer, study)
+    data = encode_sr(build_sr(answer, study))
     protected = [*sources, *(i.path for i in study.instances())]
-    with outputs.open_output(out, "wb", sources=protected) as fh:
-        sr.save_as(fh, enforce_file_format=True)
-    return Path(os.path.realpath(Path(out).expanduser()))
+    return outputs.write_bytes(out, data, sources=protected)
+
+
+def encode_sr(sr: Any) -> bytes:
+    """The SR's file bytes, once highdicom has read them back as a TID 1500 report (nothing is
+    written); :class:`DicomObjectError` when it cannot."""
+    import io
+
+    import highdicom as hd
+
+    buffer = io.BytesIO()
+    try:
+        sr.save_as(buffer, enforce_file_format=True)
+        data = buffer.getvalue()
+        if not isinstance(hd.sr.srread(io.BytesIO(data)).content, hd.sr.MeasurementReport):
+            raise ValueError("not a TID 1500 measurement report")
+    except Exception as exc:  # highdicom's readers raise many types
+        raise DicomObjectError(f"the DICOM SR does not read back: {exc}") from exc
+    return data
 
 
 # -- reading back ---------------------------------------------------------------------------
@@ -444,6 +441,15 @@ def _algorithm_of(item: Any) -> tuple[str, str, str | None]:
         elif key == (codes.DCM.AlgorithmParameters.value, "DCM") and text.startswith("model_id="):
             model = text.removeprefix("model_id=")
     return name, version, model
+
+
+def _label_of(item: Any) -> str:
+    """A measurement's own label: its TID 300 tracking identifier."""
+    for child in getattr(item, "ContentSequence", []) or []:
+        concept = child.ConceptNameCodeSequence[0]
+        if concept.get("CodeValue") == _TRACKING and concept.CodingSchemeDesignator == "DCM":
+            return str(getattr(child, "TextValue", ""))
+    return ""
 
 
 def read_sr(path: str | os.PathLike[str]) -> SRContents:
@@ -467,9 +473,9 @@ def read_sr(path: str | os.PathLike[str]) -> SRContents:
             tool, version, model = _algorithm_of(m[0])
             out.measurements.append(
                 SRMeasurement(
-                    label=m.name.meaning,
+                    label=_label_of(m[0]) or m.name.meaning,
                     value=float(m.value),
-                    unit=_unit_back(m.unit.value),
+                    unit=unit_back(m.unit),
                     tool=tool,
                     tool_version=version,
                     model_id=model,
@@ -477,9 +483,10 @@ def read_sr(path: str | os.PathLike[str]) -> SRContents:
                 )
             )
         for evaluation in group.get_qualitative_evaluations():
-            if evaluation.name.scheme_designator == SCHEME:  # not the algorithm family
-                value = evaluation.value  # a CodedConcept (highdicom types it as a number)
-                out.evaluations[evaluation.name.meaning] = str(getattr(value, "meaning", value))
+            value = evaluation.value  # a CodedConcept (highdicom types it as a number)
+            if is_private(value) and str(value.meaning) in (ABOVE, BELOW):  # not the algorithm family
+                finding = (group.tracking_identifier or "").partition(": ")[2] or evaluation.name.meaning
+                out.evaluations[finding] = str(value.meaning)
     for item in report[0].ContentSequence:
         if item.ValueType == "CONTAINER" and item.ConceptNameCodeSequence[0].CodeValue == "C0034375":
             for text in item.ContentSequence:

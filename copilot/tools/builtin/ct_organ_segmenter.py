@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from copilot.errors import ToolError
 from copilot.study.volume import MASK_MEDIA_TYPE
 from copilot.tools.builtin.monai_common import BundleTool
 from copilot.tools.contract import Artifact, Finding, ToolManifest, ToolRequest, ToolResult
@@ -30,6 +31,8 @@ MODEL_ID = "monai-wholebody-ct-segmentation"
 LOWRES = "models/model_lowres.pt"
 #: Fewer voxels than this (mL) count as not segmented (stray voxels of a structure).
 MIN_ML = 0.5
+#: What a reader can do when the volumes were measured but their DICOM SEG could not be written.
+SEG_FIX = "the volumes stand; for a DICOM SEG, check the series' headers with copilot studies PATH --json"
 
 #: The wholeBody_ct_segmentation bundle's output channels 1-104 (TotalSegmentator v1 names).
 TOTALSEG_LABELS: tuple[str, ...] = (
@@ -241,6 +244,7 @@ class CtOrganSegmenter(BundleTool):
         label_map[~np.isin(label_map, [k for k, n in names.items() if n in present])] = 0
         sources = [inst.path for inst in series.instances]
         artifacts = []
+        seg_problem = ""
         if present:
             mask_path = write_mask_volume(self.settings, volume, label_map, names, self.name, sources)
             artifacts.append(
@@ -253,23 +257,28 @@ class CtOrganSegmenter(BundleTool):
                 )
             )
             out_dir = Path(request.options.get("seg_out") or mask_path.parent)
-            seg = export_volume_seg(
-                label_map,
-                names,
-                series,
-                out_dir,
-                algorithm="copilot ct_organ_segmenter",
-                version=self.manifest.version,
-            )
-            artifacts.append(
-                Artifact(
-                    kind="seg",
-                    path=str(seg),
-                    label="DICOM SEG",
-                    media_type="application/dicom",
-                    description=f"DICOM Segmentation of {len(present)} structures over the source series",
+            try:
+                seg = export_volume_seg(
+                    label_map,
+                    names,
+                    series,
+                    out_dir,
+                    algorithm="copilot ct_organ_segmenter",
+                    version=self.manifest.version,
                 )
-            )
+            except ToolError as exc:  # the volumes stand: a SEG that cannot be made is a limitation
+                log.warning("DICOM SEG not written: %s", exc)
+                seg_problem = str(exc)
+            else:
+                artifacts.append(
+                    Artifact(
+                        kind="seg",
+                        path=str(seg),
+                        label="DICOM SEG",
+                        media_type="application/dicom",
+                        description=f"DICOM Segmentation of {len(present)} structures over the source series",
+                    )
+                )
         weights = "3 mm low-resolution" if bundle.weights == LOWRES else "1.5 mm"
         span = volume.summary.extent_mm
         detail = (
@@ -277,11 +286,14 @@ class CtOrganSegmenter(BundleTool):
             "with the "
             f"{weights} weights; {len(present)} of {len(names)} structures segmented"
         )
+        if seg_problem:
+            detail += f"; no DICOM SEG of them was written ({seg_problem})"
         return ToolResult(
             tool=self.name,
             findings=findings,
             artifacts=artifacts,
             detail=detail,
+            fix=SEG_FIX if seg_problem else None,
             text=f"scanned range {span:.0f} mm along the {volume.summary.orientation} axis",
             provenance=self.provenance_for(time.perf_counter() - start),
         )
