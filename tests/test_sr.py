@@ -17,6 +17,7 @@ from pydicom.sr.codedict import codes
 from copilot.agents.state import Turn
 from copilot.api import Answer, ToolRun
 from copilot.cli import main
+from copilot.dicomout.plain import plain_text
 from copilot.dicomout.sr import ABOVE, BELOW, SCHEME, read_sr, write_sr
 from copilot.errors import DicomObjectError, OutputError
 from copilot.study import index_folder
@@ -114,7 +115,9 @@ def answer_for(study: Study, findings: list[dict[str, Any]] | None = None, **ext
 
 
 def test_every_measurement_reads_back_with_highdicom(study: tuple[Study, StudySet], tmp_path: Path) -> None:
-    """The round trip, with highdicom's own API: values, UCUM units, the measuring tool."""
+    """The round trip, with highdicom's own API: values, UCUM units, the measuring tool; each
+    measurement named by its SNOMED CT quantity where the label has one (the tool's label in its
+    tracking identifier), the rest by declared private codes."""
     target, _ = study
     path = write_sr(answer_for(target), target, tmp_path / "out" / "sr.dcm")
     sr = hd.sr.srread(path)
@@ -125,18 +128,24 @@ def test_every_measurement_reads_back_with_highdicom(study: tuple[Study, StudySe
     report = sr.content
     assert isinstance(report, hd.sr.MeasurementReport)
     found: dict[str, tuple[float, str, str]] = {}
+    names: dict[str, tuple[str, str]] = {}
     for group in report.get_image_measurement_groups():
         assert [i.referenced_sop_instance_uid for i in group.source_images] == [
             target.primary_instance().sop_uid
         ]
         for m in group.get_measurements():
-            assert m.name.scheme_designator == SCHEME
             algorithm = {
                 item.ConceptNameCodeSequence[0].CodeMeaning: item.TextValue
                 for item in m[0].ContentSequence
                 if item.ValueType == "TEXT"
             }
-            found[m.name.meaning] = (float(m.value), m.unit.value, algorithm["Algorithm Name"])
+            label = next(
+                str(item.TextValue)
+                for item in m[0].ContentSequence
+                if item.ConceptNameCodeSequence[0].CodeMeaning == "Tracking Identifier"
+            )
+            found[label] = (float(m.value), m.unit.value, algorithm["Algorithm Name"])
+            names[label] = (m.name.scheme_designator, m.name.meaning)
     assert found["Right lung area"] == (201.5, "cm2", "lesion_segmenter")
     assert found["Heart width"] == (14.25, "cm", "lesion_segmenter")
     assert found["Cardiothoracic ratio"] == (0.56, "1", "lesion_segmenter")
@@ -145,6 +154,13 @@ def test_every_measurement_reads_back_with_highdicom(study: tuple[Study, StudySe
     assert found["Cardiomegaly score"] == (0.74, "{score}", "cxr_classifier")
     assert found["Cardiomegaly threshold"] == (0.5, "{score}", "cxr_classifier")
     assert found["Effusion score"][0] == 0.12
+    assert names["Right lung area"] == ("SCT", "Area") and names["Heart width"] == ("SCT", "Width")
+    assert names["Cardiomegaly score"] == (SCHEME, "Calibrated score")
+    assert names["Cardiothoracic ratio"] == (SCHEME, "Cardiothoracic ratio")  # no standard code
+    findings = {g.finding_type.meaning for g in report.get_image_measurement_groups() if g.finding_type}
+    assert {"Cardiomegaly", "Pleural effusion"} <= findings
+    declared = {item.CodingSchemeDesignator: item for item in sr.CodingSchemeIdentificationSequence}
+    assert declared[SCHEME].CodingSchemeName and declared[SCHEME].CodingSchemeResponsibleOrganization
 
 
 def test_read_sr_recovers_tools_models_evaluations_and_text(
@@ -172,13 +188,27 @@ def test_read_sr_recovers_tools_models_evaluations_and_text(
 
 
 def test_sites_and_algorithm_family(study: tuple[Study, StudySet], tmp_path: Path) -> None:
-    """Organs and sides are SNOMED CT finding sites; every algorithm is of the AI family."""
+    """Organs and sides are SNOMED CT finding sites, a side only where the tool states it (a
+    classifier's side from its saliency peak is not one); every algorithm is of the AI family."""
     target, _ = study
-    sr = hd.sr.srread(write_sr(answer_for(target), target, tmp_path / "sr.dcm"))
+    peak = {
+        "tool": "cxr_classifier",
+        "label": "Nodule",
+        "score": 0.8,
+        "threshold": 0.5,
+        "side": "left",
+        "location": "upper zone, left side (saliency peak)",
+    }
+    sr = hd.sr.srread(write_sr(answer_for(target, findings=[*FINDINGS, peak]), target, tmp_path / "sr.dcm"))
     groups = sr.content.get_image_measurement_groups()
-    lung = next(m for g in groups for m in g.get_measurements() if m.name.meaning == "Right lung area")
-    (site,) = lung.finding_sites
+
+    def label(m: Any) -> str:
+        return next(str(i.TextValue) for i in m[0].ContentSequence if i.ValueType == "TEXT")
+
+    by_label = {label(m): m for g in groups for m in g.get_measurements()}
+    (site,) = by_label["Right lung area"].finding_sites
     assert site.value == codes.SCT.Lung and site.laterality == codes.SCT.Right
+    assert all(s.laterality is None for s in by_label["Nodule score"].finding_sites)
     families = {
         item.ConceptCodeSequence[0].CodeMeaning
         for g in groups
@@ -222,6 +252,7 @@ def test_hostile_labels_and_values(study: tuple[Study, StudySet], tmp_path: Path
     contents = read_sr(write_sr(answer_for(target, findings=findings), target, tmp_path / "sr.dcm"))
     (m,) = contents.measurements
     assert m.value == 3.0 and len(m.label) <= 64 and "\x1b" not in m.label and "\\" not in m.label
+    assert m.unit is not None and m.unit.startswith("mm^2 ") and "\x1b" not in m.unit
     assert "\x1b" not in m.tool
     pydicom.dcmread(tmp_path / "sr.dcm")  # a valid file
 
@@ -242,7 +273,8 @@ def test_cli_ask_sr_on_a_folder(
     assert "DICOM SR written" in captured.err
     contents = read_sr(out)
     assert contents.study_uid == data["study_uid"]
-    assert contents.text("Answer") == data["answer"]
+    assert contents.text("Answer") == plain_text(data["answer"])
+    assert "**" not in (contents.text("Answer") or "")
     not_run = [t["name"] for t in data["tools"] if t["status"] != "ok"]
     assert not_run  # the tools are unavailable here, so the check below is not vacuous
     assert all(any(n in text for name, text in contents.texts if name == "Not checked") for n in not_run)
@@ -295,3 +327,22 @@ async def test_tui_exports_the_last_answer_as_sr(study: tuple[Study, StudySet], 
     contents = read_sr(written)
     assert contents.study_uid == target.study_uid
     assert {m.label for m in contents.measurements} >= {"Right lung area", "Cardiomegaly score"}
+
+
+def test_plug_in_units_are_kept_whole_and_source_values_never_copied_invalid(tmp_path: Path) -> None:
+    """A plug-in's unit of 30 characters reads back whole (UCUM annotation or declared private
+    code); one too long to code stays as text with its value; Patient's Age '62' (no unit
+    letter) and a dashed study date are left out or fixed, never copied."""
+    make_dicom(tmp_path / "studies" / "a.dcm", patient_age="62", study_date="2024-01-02")
+    target = index_folder(tmp_path / "studies").studies[0]
+    units = ["{beats}/min/m2/body-surface", "µg per kg per minute, adjusted", "u" * 70]
+    findings = [
+        {"tool": "plug", "label": f"Thing {n}", "kind": "measurement", "value": 1.5, "unit": u}
+        for n, u in enumerate(units)
+    ]
+    path = write_sr(answer_for(target, findings=findings), target, tmp_path / "sr.dcm")
+    contents = read_sr(path)
+    assert {m.label: m.unit for m in contents.measurements} == {"Thing 0": units[0], "Thing 1": units[1]}
+    assert contents.text("Thing 2") == f"1.5 {units[2]} [plug]"
+    ds = pydicom.dcmread(path)
+    assert "PatientAge" not in ds and ds.StudyDate == "20240102"

@@ -40,9 +40,7 @@ def dciodvfy(path: str | os.PathLike[str]) -> Verdict:
     """Run ``dciodvfy`` on ``path`` and sort its lines into errors and warnings."""
     if DCIODVFY is None:
         raise RuntimeError("dciodvfy is not installed (tests/dicom/install-dicom3tools.sh)")
-    run = subprocess.run(
-        [DCIODVFY, str(path)], capture_output=True, text=True, errors="replace", timeout=60
-    )
+    run = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, errors="replace", timeout=60)
     verdict = Verdict(Path(path))
     for line in (run.stderr + run.stdout).splitlines():
         match = _LINE.match(line.strip())
