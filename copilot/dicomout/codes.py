@@ -182,7 +182,8 @@ def unit_code(unit: str | None) -> hd.sr.CodedConcept:
     if text in _UCUM:
         value, meaning = _UCUM[text]
         return hd.sr.CodedConcept(value=value, scheme_designator="UCUM", meaning=meaning)
-    if len(text) > 64 or code_meaning(text) != text:
+    text = escape_controls(text).replace("\\", "/").strip()  # shown, not cut
+    if len(text) > 64:
         raise ValueError(f"the unit {text[:40]!r} cannot be coded whole")
     if _ANNOTATION.match(text):
         return hd.sr.CodedConcept(value="{" + text + "}", scheme_designator="UCUM", meaning=text)

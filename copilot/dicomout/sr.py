@@ -246,6 +246,7 @@ def _groups(
             continue
         if score is not None or (value is not None and threshold is not None):
             # A scored finding (or a value judged against a threshold): its own group.
+            quantity: hd.sr.CodedConcept | None
             if score is not None:
                 shown, name, quantity = score, f"{label} score", private_code(SCORE)
             else:
@@ -483,7 +484,7 @@ def read_sr(path: str | os.PathLike[str]) -> SRContents:
                 )
             )
         for evaluation in group.get_qualitative_evaluations():
-            value = evaluation.value  # a CodedConcept (highdicom types it as a number)
+            value: Any = evaluation.value  # a CodedConcept (highdicom types it as a number)
             if is_private(value) and str(value.meaning) in (ABOVE, BELOW):  # not the algorithm family
                 finding = (group.tracking_identifier or "").partition(": ")[2] or evaluation.name.meaning
                 out.evaluations[finding] = str(value.meaning)
