@@ -27,6 +27,7 @@ import pytest
 
 from copilot.api import Copilot
 from copilot.config import get_settings
+from copilot.dicomout.plain import plain_text
 from copilot.dicomout.sr import read_sr
 from copilot.errors import (
     DicomwebAuthError,
@@ -184,7 +185,7 @@ def test_ask_writes_sr_and_seg_and_push_stores_them_under_the_study(
         m = measured[f"{f['label']} score"]
         assert m.value == pytest.approx(f["score"]) and m.model_id == "xrv-densenet121-res224-all"
         assert contents.evaluations[f["label"]].startswith("Above" if f["above_threshold"] else "Below")
-    assert contents.text("Answer") == data["answer"]
+    assert contents.text("Answer") == plain_text(data["answer"])  # the SR's TEXT is plain
     (seg_path,) = seg_dir.glob("SEG_*.dcm")
     seg = pydicom.dcmread(seg_path)
     assert seg.Modality == "SEG" and seg.StudyInstanceUID == study.study_uid
