@@ -109,3 +109,33 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     for method in ("_pull_url", "_pull_hf", "_pull_monai"):
         monkeypatch.setattr(ModelRegistry, method, refuse)
     return started
+
+
+# -- every SR and SEG the suite writes passes dciodvfy (issue 21) ---------------------------
+_WRITTEN_ROOT = pytest.StashKey[Path]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remember_temp_root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Remember pytest's temporary root: every test (and every CLI it runs) writes there."""
+    request.config.stash[_WRITTEN_ROOT] = tmp_path_factory.getbasetemp()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Run ``dciodvfy`` on every SR and SEG the copilot wrote during the run (its own objects
+    under pytest's temporary root) and fail the run on any validator error, listing them.
+    Skipped, with a line saying so, where dciodvfy is not installed (CI installs it)."""
+    from tests.dicom.written import validate_written
+
+    root = session.config.stash.get(_WRITTEN_ROOT, None)
+    if root is None:
+        return
+    report = validate_written(root)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        reporter.write_sep("-", "dciodvfy on every SR and SEG the suite wrote")
+        for line in report.lines():
+            reporter.write_line(line)
+    if report.failed and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

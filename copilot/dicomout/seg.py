@@ -154,7 +154,7 @@ def _segmentation(sources: list[Dataset], pixels: np.ndarray, descriptions: list
     import highdicom as hd
 
     try:
-        return hd.seg.Segmentation(
+        seg = hd.seg.Segmentation(
             source_images=sources,
             pixel_array=pixels,
             segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -171,6 +171,10 @@ def _segmentation(sources: list[Dataset], pixels: np.ndarray, descriptions: list
         )
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise ToolError(f"cannot build the DICOM SEG: {exc}") from exc
+    # Text (labels, the source's names) is written as UTF-8, whatever the source declared:
+    # pydicom holds it decoded, and a non-ASCII label must not be written as default ASCII.
+    seg.SpecificCharacterSet = "ISO_IR 192"
+    return seg
 
 
 def build_image_seg(

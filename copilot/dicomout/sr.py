@@ -386,6 +386,8 @@ def build_sr(answer: Answer, study: Study) -> Any:
     except (ValueError, TypeError, AttributeError) as exc:
         raise DicomObjectError(f"cannot build the DICOM SR: {exc}") from exc
     declare_schemes(sr)  # 99COPILOT codes come with their Coding Scheme Identification entry
+    # Text items, code meanings and units (a plug-in's "µg/kg/min") are written as UTF-8.
+    sr.SpecificCharacterSet = "ISO_IR 192"
     sr.SeriesDescription = SERIES_DESCRIPTION
     sr.SoftwareVersions = __version__
     sr.ManufacturerModelName = "clinical imaging copilot"
