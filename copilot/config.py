@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Refuse to decode an image whose declared pixels exceed this many MB.",
     )
+    max_volume_mb: int = Field(
+        default=1024,
+        gt=0,
+        description="Refuse to load a CT/MR series as a volume when its voxels (rows x columns x "
+        "slices, as float32) would exceed this many MB (a tool's working copies take several "
+        "times that); checked from the headers, before any slice is decoded.",
+    )
     download_timeout_s: float = Field(
         default=10.0, gt=0, description="Connect/read timeout for weight downloads."
     )
