@@ -92,3 +92,107 @@ def test_killing_copilot_studies_leaves_no_worker(sig: signal.Signals, tmp_path:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=30)
+
+
+# -- a full disk is one clear line (issue 21, item 4) ------------------------------------------
+def _disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fsync of a written file fails as a full disk does (ENOSPC surfaces at the flush)."""
+    import errno
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+
+
+def test_a_full_disk_during_analyze_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from copilot.testing.dicom import make_dicom
+    from tests.cli_runner import run_cli
+
+    study = tmp_path / "study"
+    make_dicom(study / "p1" / "a.dcm", patient_id="P1")
+    out = tmp_path / "out" / "results.jsonl"
+    _disk_full(monkeypatch)
+    code, _, err = run_cli(["analyze", str(study), "--out", str(out)], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        f"copilot: error: no space left on {out.parent} while writing {out}; free space or choose "
+        "another --out"
+    )
+    assert not out.exists() and not list(out.parent.iterdir())  # no half-written file left
+
+
+def test_a_full_disk_anywhere_else_in_the_cli_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside the output guard (a cache, a temporary file): the file's folder is named."""
+    import errno
+
+    import copilot.study.source as source_module
+    from tests.cli_runner import run_cli
+
+    cache = tmp_path / "cache" / "index.sqlite"
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(cache))
+
+    monkeypatch.setattr(source_module, "open_source", full)
+    code, _, err = run_cli(["studies", str(tmp_path)], capsys)
+    assert code == 2, err
+    assert err == (
+        f"copilot: error: no space left on {cache.parent} while writing {cache}; free space or "
+        "choose another --out\n"
+    )
+
+
+def test_sr_seg_and_exports_say_it_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SR, SEG and conversation exports are written through ``outputs.open_output``: a full disk
+    there is a :class:`NoSpaceError` naming the file, and no temporary file is left."""
+    from copilot import outputs
+    from copilot.errors import NoSpaceError
+
+    _disk_full(monkeypatch)
+    target = tmp_path / "sr" / "SR.dcm"
+    with pytest.raises(NoSpaceError) as full:
+        outputs.write_bytes(target, b"DICM" * 10)
+    assert str(full.value) == (
+        f"no space left on {target.parent} while writing {target}; free space or choose another --out"
+    )
+    assert list(target.parent.iterdir()) == []
+
+
+# -- pydicom's warnings stay in the debug log (issue 21, item 5) -------------------------------
+WARNING_CHILD = """
+import sys
+import pydicom.config
+import pydicom.valuerep
+import copilot.study.source as source
+
+real = source.open_source
+
+def warning_source(*args, **kwargs):  # pydicom reading an invalid Patient's Age, as in a real file
+    pydicom.valuerep.validate_value("AS", "62", pydicom.config.WARN)
+    return real(*args, **kwargs)
+
+source.open_source = warning_source
+from copilot.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_pydicom_warnings_never_reach_stderr(verbose: bool, tmp_path: Path) -> None:
+    from copilot.testing.dicom import make_dicom
+
+    make_dicom(tmp_path / "study" / "a.dcm", patient_id="P1")
+    args = [*(["-v"] if verbose else []), "studies", str(tmp_path / "study"), "--json", "--no-cache"]
+    env = {**os.environ, "COPILOT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONWARNINGS": "always"}
+    done = subprocess.run(
+        [sys.executable, "-c", WARNING_CHILD, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert ("Invalid value for VR AS" in done.stderr) is verbose, done.stderr
+    if not verbose:
+        assert "Warning" not in done.stderr, done.stderr
