@@ -169,6 +169,13 @@ class Settings(BaseSettings):
         description="DICOMweb base URLs a 'copilot serve' server fetches referenced images from "
         "(with its own credentials); a reference to any other is refused and the client uploads.",
     )
+    serve_max_request_mb: int = Field(
+        default=128,
+        gt=0,
+        le=4096,
+        description="Largest request body a 'copilot serve' server accepts; a larger one is refused "
+        "with HTTP 413 before (or, streamed, while) it is read.",
+    )
     serve_timeout_s: float = Field(
         default=600.0, gt=0, description="Client-side limit of one request to a 'copilot serve' server."
     )

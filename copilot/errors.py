@@ -179,3 +179,8 @@ class ServerUnreachableError(ServerError):
 
 class ServerAuthError(ServerError):
     """The server refused the API key (or none was sent)."""
+
+
+class ServerReplicaLostError(ServerError):
+    """The server answered, but the tool's replica (a Ray actor) died while running the request;
+    the server starts a new one, so asking again works."""
