@@ -99,9 +99,9 @@ def _private_worker_logging() -> FolderRedaction:
     redaction = FolderRedaction()
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setLevel(logging.WARNING)
-        root.addHandler(handler)
+        stream = logging.StreamHandler()
+        stream.setLevel(logging.WARNING)
+        root.addHandler(stream)
     for handler in root.handlers:
         handler.addFilter(redaction)
     quiet = logging.getLogger("copilot.warnings")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TextIO
 
 import typer
 
@@ -69,7 +70,14 @@ def _warnings_to_debug_log() -> None:
 
     words = logging.getLogger("copilot.warnings")
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, *_: object) -> None:
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         words.debug("%s:%d: %s: %s", filename, lineno, category.__name__, message)
 
     warnings.showwarning = show

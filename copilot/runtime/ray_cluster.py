@@ -96,7 +96,7 @@ def _alive(pid: int) -> bool:
 
 def _processes_naming(text: str) -> list[int]:
     """This user's processes whose command line holds ``text`` (Linux; [] elsewhere)."""
-    found = []
+    found: list[int] = []
     proc = Path("/proc")
     if not proc.is_dir():
         return found
