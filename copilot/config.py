@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Refuse to decode an image whose declared pixels exceed this many MB.",
     )
+    max_volume_mb: int = Field(
+        default=1024,
+        gt=0,
+        description="Refuse to load a CT/MR series as a volume when its voxels (rows x columns x "
+        "slices, as float32) would exceed this many MB (a tool's working copies take several "
+        "times that); checked from the headers, before any slice is decoded.",
+    )
     download_timeout_s: float = Field(
         default=10.0, gt=0, description="Connect/read timeout for weight downloads."
     )
@@ -161,6 +168,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description="DICOMweb base URLs a 'copilot serve' server fetches referenced images from "
         "(with its own credentials); a reference to any other is refused and the client uploads.",
+    )
+    serve_max_request_mb: int = Field(
+        default=128,
+        gt=0,
+        le=4096,
+        description="Largest request body a 'copilot serve' server accepts; a larger one is refused "
+        "with HTTP 413 before (or, streamed, while) it is read.",
     )
     serve_timeout_s: float = Field(
         default=600.0, gt=0, description="Client-side limit of one request to a 'copilot serve' server."

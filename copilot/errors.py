@@ -62,6 +62,25 @@ class OutputError(CopilotError):
     folder or a special file, or cannot be written."""
 
 
+class NoSpaceError(OutputError):
+    """The disk (or quota) holding an output is full (``ENOSPC``/``EDQUOT``): one line naming
+    the folder and the file being written, never a traceback."""
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"no space left on {where} while writing {what}; free space or choose another --out")
+        self.where = where
+        self.what = what
+
+
+#: ``errno`` values that mean the disk or the user's quota is full.
+NO_SPACE_ERRNOS = frozenset({28, 122})  # ENOSPC, EDQUOT (Linux)
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """True when ``exc`` is an ``OSError`` saying the disk or quota is full."""
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
 class ToolError(CopilotError):
     """An expert tool failed or was misused."""
 
@@ -160,3 +179,8 @@ class ServerUnreachableError(ServerError):
 
 class ServerAuthError(ServerError):
     """The server refused the API key (or none was sent)."""
+
+
+class ServerReplicaLostError(ServerError):
+    """The server answered, but the tool's replica (a Ray actor) died while running the request;
+    the server starts a new one, so asking again works."""

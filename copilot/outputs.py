@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from copilot.errors import OutputError
+from copilot.errors import NoSpaceError, OutputError, is_no_space
 
 __all__ = [
     "check_destination",
@@ -245,9 +245,11 @@ def open_output(
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp_path, dest)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_path)
+            if is_no_space(exc):
+                raise NoSpaceError(str(dest.parent), str(dest)) from None
             raise
         return
     try:
@@ -267,6 +269,8 @@ def open_output(
         try:
             fd = os.open(tmp, flags, 0o600, dir_fd=dfd)
         except OSError as exc:
+            if is_no_space(exc):
+                raise NoSpaceError(str(dest.parent), str(dest)) from None
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
         try:
             with _fdopen(fd, mode, encoding) as fh:
@@ -279,9 +283,11 @@ def open_output(
                 raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
             with contextlib.suppress(OSError):
                 os.fsync(dfd)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dfd)
+            if is_no_space(exc):  # a full disk is one line, whichever write hit it
+                raise NoSpaceError(str(dest.parent), str(dest)) from None
             raise
     finally:
         os.close(dfd)

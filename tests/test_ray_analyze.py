@@ -265,3 +265,21 @@ def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(CopilotError, match=r"pip install 'dicom-copilot\[ray\]'"):
         require_ray()
+
+
+def test_worker_log_lines_never_name_a_study_folder(caplog: pytest.LogCaptureFixture) -> None:
+    """In a Ray actor every log line passes the folder redaction: a study folder named after the
+    patient, and the file in it, become '<study folder>' (the message's arguments included)."""
+    from copilot.batch.stage import FolderRedaction
+
+    redaction = FolderRedaction()
+    path = "/data/exports/DOE^JOHN_MRN48151623/series1/IM0001.dcm"
+    redaction.learn([path])
+    record = logging.LogRecord("copilot.tools", logging.WARNING, __file__, 1, "%s: unreadable", (path,), None)
+    assert redaction.filter(record)
+    assert record.getMessage() == "<study folder>: unreadable"
+    other = logging.LogRecord(
+        "x", logging.WARNING, __file__, 1, "in %s", ("/data/exports/DOE^JOHN_MRN48151623",), None
+    )
+    redaction.filter(other)
+    assert "DOE" not in other.getMessage() and "MRN" not in other.getMessage()

@@ -201,3 +201,79 @@ def test_an_empty_key_is_refused_at_start() -> None:
 
     with pytest.raises(ConfigError, match="empty"):
         check_bind(Settings(serve_api_key="  ", serve_port=8997))
+
+
+# -- faults said in their own words (issue 21, item 5) -----------------------------------------
+URL = "http://127.0.0.1:9"
+
+
+def _fake_server(offered: list[str], run: object) -> ServerClient:
+    """A client of a server that lists the installed tools ``offered`` and answers every tool
+    run with ``run(request)`` (an ``httpx.Response``, or an exception it raises)."""
+    import json
+
+    from copilot.remote.wire import ToolListing
+    from copilot.tools.discovery import tool_class
+
+    listings = [
+        ToolListing(manifest=tool_class(name).manifest, available=True).model_dump(mode="json")
+        for name in offered
+    ]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/tools":
+            return httpx.Response(200, text=json.dumps(listings))
+        return run(request)  # type: ignore[operator,no-any-return]
+
+    return ServerClient(URL, get_settings(), transport=httpx.MockTransport(answer))
+
+
+def _ask_through(client: ServerClient, demo_studies: Path, question: str = "Is there cardiomegaly?"):  # type: ignore[no-untyped-def]
+    from copilot.api import Copilot
+    from copilot.remote.tool import remote_tools
+
+    settings = get_settings()
+    copilot = Copilot(settings=settings, tools=remote_tools(client, settings), persist=False)
+    return copilot.ask(copilot.open(demo_studies / "00801"), question)
+
+
+def test_a_server_stopped_mid_question_is_not_a_missing_install(demo_studies: Path) -> None:
+    def gone(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    answer = _ask_through(_fake_server(["cxr_classifier"], gone), demo_studies)
+    words = (
+        f"the copilot server at {URL} stopped answering during cxr_classifier; restart it with "
+        "'copilot serve' or run locally (without --server)"
+    )
+    assert words in answer.text, answer.text
+    assert "not installed on this workstation" not in answer.text.split("cxr_classifier", 1)[0]
+    tool = next(t for t in answer.tools if t.name == "cxr_classifier")
+    assert tool.status == "error" and tool.detail == words
+
+
+def test_a_lost_replica_says_so_and_asks_again(demo_studies: Path) -> None:
+    from copilot.remote.wire import FAULT_HEADER, REPLICA_LOST
+
+    def lost(request: httpx.Request) -> httpx.Response:
+        body = '{"detail": "the cxr_classifier replica was lost while running this request (ActorDiedError)"}'
+        return httpx.Response(503, text=body, headers={FAULT_HEADER: REPLICA_LOST})
+
+    answer = _ask_through(_fake_server(["cxr_classifier"], lost), demo_studies)
+    assert (
+        "the cxr_classifier replica on the server was lost while reading this image; ask again "
+        "(the server starts a new one)"
+    ) in answer.text, answer.text
+    assert "not installed on this workstation" not in answer.text
+
+
+def test_a_tool_the_server_does_not_offer_is_a_limitation_not_dropped(demo_studies: Path) -> None:
+    def unused(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"{request.url} was called")
+
+    answer = _ask_through(_fake_server(["exposure_check"], unused), demo_studies)
+    assert "**Limitations**" in answer.text
+    limitations = answer.text.split("**Limitations**", 1)[1]
+    assert f"- Cxr_classifier is not served by {URL}; the server offers: exposure_check;" in limitations
+    tool = next(t for t in answer.tools if t.name == "cxr_classifier")
+    assert tool.status == "unavailable"

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,6 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         "COPILOT_TEST_BATCH_S": "1.5",  # long enough to kill a replica while it works
         "COPILOT_TEST_STARTED_DIR": str(base / "batches-started"),  # one file per batch begun
         "COPILOT_SERVE_BATCH_WAIT_S": "0.2",
+        "COPILOT_SERVE_MAX_REQUEST_MB": "8",  # the request-size tests send a little more
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     install_fake_densenet(Settings(cache_dir=base / "cache", data_dir=base / "data"))
@@ -293,3 +295,66 @@ def test_bulk_analysis_through_a_server_is_batched_there(client_env: str, demo_s
     assert len(rows) == 24
     texts = [row["tools"]["paced_tool"]["findings"][0]["text"] for row in rows]
     assert max(int(text.rsplit(" ", 1)[1]) for text in texts) > 1  # sent at once, batched there
+
+
+# -- bounded: the request-size limit (issue 21, item 4) ----------------------------------------
+def _post_head(port: int, framing: bytes) -> Any:
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(
+        b"POST /v1/tools/paced_tool/run HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\n" + framing + b"\r\n"
+    )
+    return sock
+
+
+def _answer(sock: Any) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of the server's answer (read until it closes)."""
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, json.loads(body)
+
+
+LIMIT_WORDS = (
+    "the request is larger than this server accepts (8 MB; COPILOT_SERVE_MAX_REQUEST_MB on the server)"
+)
+
+
+def test_a_declared_1_gib_body_is_refused_before_it_is_read(client_env: str) -> None:
+    """Content-Length over the limit: 413 with a JSON reason, and not one body byte was sent."""
+    port = int(client_env.rsplit(":", 1)[1])
+    with _post_head(port, b"Content-Length: %d\r\n" % 2**30) as sock:
+        status, body = _answer(sock)
+    assert (status, body) == (413, {"detail": LIMIT_WORDS})
+
+
+def test_a_streamed_body_is_refused_once_it_passes_the_limit(client_env: str) -> None:
+    """Chunked (no length): counted as it arrives, refused at the limit; the client stops
+    sending when the answer (or the closed connection) tells it to, long before 64 MB."""
+    import select
+
+    port = int(client_env.rsplit(":", 1)[1])
+    chunk = b"x" * 2**20
+    sent = 0
+    with _post_head(port, b"Transfer-Encoding: chunked\r\n") as sock:
+        try:
+            while sent < 64 and not select.select([sock], [], [], 0)[0]:
+                sock.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                sent += 1
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server closed the connection after answering
+        status, body = _answer(sock)
+    assert (status, body) == (413, {"detail": LIMIT_WORDS})
+    assert sent < 64
+    ok = httpx.get(f"{client_env}/v1/health", timeout=30)  # the server is still serving
+    assert ok.status_code == 200

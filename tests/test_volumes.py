@@ -337,3 +337,73 @@ async def test_tui_scrolls_a_ct_with_presets_and_true_aspect(phantom_root: Path,
         await settle()
         without = np.asarray(viewer.rendered())
         assert np.abs(without[..., 0].astype(int) - without[..., 1].astype(int)).max() <= 1  # gray
+
+
+# -- the whole-series memory budget ------------------------------------------------------------
+def _claimed_series(template: Series, slices: int, size: int) -> Series:
+    """A series whose headers claim ``slices`` slices of ``size`` x ``size`` (records only, as
+    the index reads them: the header analysis counts them; no file holds such pixels)."""
+    from copilot.study.geometry import summarize_series
+
+    first = template.instances[template.volume.order[0].instance]  # type: ignore[union-attr]
+    assert first.image_position is not None
+    x, y, z = first.image_position
+    records = [
+        first.model_copy(
+            update={
+                "sop_uid": f"{first.sop_uid}.{k}",
+                "instance_number": k + 1,
+                "rows": size,
+                "columns": size,
+                "image_position": (x, y, z + 0.625 * k),
+            }
+        )
+        for k in range(slices)
+    ]
+    summary = summarize_series(records)
+    assert summary is not None and summary.ok, summary
+    return template.model_copy(update={"instances": records, "volume": summary})
+
+
+def test_a_2048_slice_series_is_refused_before_any_pixel_is_decoded(
+    phantom_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rows x columns x slices x float32 over max_volume_mb: one line naming the series, the
+    size and the setting, and not one slice decoded (the per-image limit alone let a 2,048-slice
+    CT reach 12.5 GB)."""
+    from copilot.config import Settings
+    from copilot.errors import PixelDataError
+    from copilot.study import pixels
+
+    decoded: list[str] = []
+    real = pixels.load_pixels
+    monkeypatch.setattr(pixels, "load_pixels", lambda r, *a, **k: decoded.append(r.path) or real(r, *a, **k))
+    good = by_description(ct_study(phantom_root), "CHEST CT")
+    huge = _claimed_series(good, 2048, 512)
+    assert (huge.volume.slices, huge.volume.rows, huge.volume.columns) == (2048, 512, 512)  # type: ignore[union-attr]
+    settings = Settings()  # the default budget (1024 MB)
+    with pytest.raises(PixelDataError) as refused:
+        load_volume(huge, settings)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message == (
+        "series CHEST CT is too large to load as a volume: 2048 slices of 512 x 512 need "
+        "2,048 MB, above the 1024 MB limit (COPILOT_MAX_VOLUME_MB)"
+    )
+    assert decoded == []
+    # The same budget lets the real 40-slice phantom through, slice by slice.
+    assert load_volume(good, settings).array.shape == (40, 96, 96)
+    assert len(decoded) == 40
+
+
+def test_the_volume_budget_counts_float32_voxels_not_stored_bits(phantom_root: Path) -> None:
+    """40 x 96 x 96 float32 is 1.4 MB: a 1 MB budget refuses the phantom, a 2 MB one loads it."""
+    from copilot.config import Settings
+    from copilot.errors import PixelDataError
+    from copilot.study.volume import volume_bytes
+
+    good = by_description(ct_study(phantom_root), "CHEST CT")
+    assert good.volume is not None and volume_bytes(good.volume) == 40 * 96 * 96 * 4
+    with pytest.raises(PixelDataError, match="1 MB limit"):
+        load_volume(good, Settings(max_volume_mb=1))
+    assert load_volume(good, Settings(max_volume_mb=2)).array.dtype == np.float32

@@ -95,10 +95,28 @@ def _title(ev: Evidence, name: str, capital: bool = False) -> str:
     return title[0].upper() + title[1:] if capital else title
 
 
+def _failure_words(ev: Evidence, name: str, result: ToolResult) -> str:
+    """The tool's own words for a failure that is not the study's nor this workstation's (its
+    server stopped, a tool not served); "" when it has none or they cannot be used."""
+    tool = ev.tools.get(name)
+    if tool is None or result.ok:
+        return ""
+    try:
+        words = tool.failure_words(result)
+    except BaseException as exc:  # a plug-in's wording must not lose the answer
+        if must_propagate(exc):
+            raise
+        return ""
+    return plain_reason(words) if isinstance(words, str) else ""
+
+
 def missing(ev: Evidence, name: str, result: ToolResult) -> str:
     """Why a tool did not contribute, in a clinician's words (never its exception text):
     "the chest X-ray model is not installed on this workstation"."""
     title = _title(ev, name)
+    words = _failure_words(ev, name, result)
+    if words:
+        return words
     if result.status == "unavailable":
         if result.fix:
             return f"{title} is not installed on this workstation"

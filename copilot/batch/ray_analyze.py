@@ -196,7 +196,8 @@ def analyze_on_ray(
     ``out_dir`` (see the module docstring for what is written and how a rerun resumes).
 
     ``tools`` defaults to every installed tool (``create_tools``); each runs from its class in
-    the actors. ``shard_size`` defaults to the earlier run's in ``out_dir``, else 256.
+    the actors. ``shard_size`` defaults to the earlier run's in ``out_dir``, else
+    :data:`~copilot.batch.shards.DEFAULT_SHARD_SIZE` (8).
     ``progress(done, total)`` counts images, those of kept shards included. ``restart``
     discards an earlier run's files in ``out_dir`` instead of refusing a folder of another
     analysis. ``sources`` are more study paths the outputs must stay out of.
@@ -243,7 +244,7 @@ def analyze_on_ray(
         from copilot.study.dicomweb import fetch_instances
 
         fetch_instances([r for r in targets if r.remote], settings)  # DICOMweb: only these images
-        started = start_ray(address or settings.ray_address)
+        started = start_ray(address or settings.ray_address, settings=settings)
         try:
             done = _run(
                 ray, out, todo, targets, order, tools, settings, batch_size, guarded, progress, done, total

@@ -59,8 +59,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT = "copilot-analyze-shards/1"
-#: Images per shard when neither the caller nor an earlier run in the folder says.
-DEFAULT_SHARD_SIZE = 256
+#: Images per shard when neither the caller nor an earlier run in the folder says: small, so a
+#: run killed early still leaves finished parts (a part per few studies) to resume from.
+DEFAULT_SHARD_SIZE = 8
 MANIFEST = "manifest.json"
 ROWS = "rows.jsonl"
 #: The flat columns of every ``part-NNNNN.parquet`` (one row per image and tool).

@@ -8,19 +8,26 @@ one batch exceeds ``tool_timeout_s`` its later batches get error results and are
 
 The tool is built once per actor from its class (``cls(settings)``, cheap by contract; the
 weights load on the first batch), so the class must be importable where the actor runs.
+
+Ray keeps each worker's output in its log files: in an actor, the folders of the images sent
+to it (a study folder may be named after the patient) are replaced by ``<study folder>`` in
+every log line (:class:`FolderRedaction`), and Python warnings go to the debug log, which the
+actor does not keep.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from copilot.config import Settings
     from copilot.tools.contract import Tool, ToolResult
 
-__all__ = ["RECORD", "ToolStage", "decode_result", "encode_result", "result_column"]
+__all__ = ["RECORD", "FolderRedaction", "ToolStage", "decode_result", "encode_result", "result_column"]
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +56,67 @@ def decode_result(text: str) -> ToolResult:
     return ToolResult.model_validate(json.loads(text))
 
 
+class FolderRedaction(logging.Filter):
+    """Rewrites every log record so that none of the known folders appears in it (longest
+    first, so a study folder inside another is replaced whole)."""
+
+    MARK = "<study folder>"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folders: set[str] = set()
+
+    def learn(self, paths: list[str]) -> None:
+        """Remember the folders (and their parents up to the filesystem root's children) of
+        ``paths``: a study folder may be any of them."""
+        for path in paths:
+            self.folders.add(path)  # a file may be named after the patient too
+            folder = os.path.dirname(path)
+            while folder and os.path.dirname(folder) not in ("", "/", folder):
+                self.folders.add(folder)
+                folder = os.path.dirname(folder)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every known folder replaced by :attr:`MARK`."""
+        for folder in sorted(self.folders, key=len, reverse=True):
+            if folder in text:
+                text = text.replace(folder, self.MARK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Format the message now, redacted (its arguments are dropped)."""
+        if self.folders:
+            record.msg = self.redact(record.getMessage())
+            record.args = ()
+            if record.exc_info:
+                record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+        return True
+
+
+def _private_worker_logging() -> FolderRedaction:
+    """Redact folders from every handler of this worker; warnings to the (unkept) debug log."""
+    redaction = FolderRedaction()
+    root = logging.getLogger()
+    if not root.handlers:
+        stream = logging.StreamHandler()
+        stream.setLevel(logging.WARNING)
+        root.addHandler(stream)
+    for handler in root.handlers:
+        handler.addFilter(redaction)
+    quiet = logging.getLogger("copilot.warnings")
+    warnings.showwarning = lambda message, category, *_a, **_k: quiet.debug(
+        "%s: %s", category.__name__, redaction.redact(str(message))
+    )
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    return redaction
+
+
 class ToolStage:
     """The ``map_batches`` callable of one tool (one instance per actor)."""
 
     def __init__(self, tool_class: type[Tool], settings: Settings, uses: tuple[str, ...]) -> None:
+        self.redaction = _private_worker_logging()
         self.tool = tool_class(settings)
         self.settings = settings
         self.uses = uses
@@ -65,6 +129,7 @@ class ToolStage:
         from copilot.tools.contract import ToolRequest
 
         records = [InstanceRecord.model_validate_json(s) for s in batch.column(RECORD).to_pylist()]
+        self.redaction.learn([r.path for r in records])
         earlier = {
             name: batch.column(result_column(name)).to_pylist()
             for name in self.uses

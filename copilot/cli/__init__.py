@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TextIO
 
 import typer
 
@@ -26,7 +27,7 @@ from copilot.cli import serve as _serve
 from copilot.cli import studies as _studies
 from copilot.cli import tools as _tools
 from copilot.cli import tui as _tui
-from copilot.errors import CopilotError
+from copilot.errors import CopilotError, NoSpaceError, is_no_space
 
 app = typer.Typer(
     name="copilot",
@@ -57,6 +58,31 @@ def _root(
     # Log lines carry file names and header values: control characters are shown escaped.
     handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+    _warnings_to_debug_log()
+
+
+def _warnings_to_debug_log() -> None:
+    """Python warnings (pydicom's "Invalid value for VR ..." above all) go to the debug log, never
+    to the terminal: a header value can be a patient's name, and the clinician cannot act on
+    them. ``-v`` shows them; pydicom's own logger (which repeats them) is kept to errors
+    unless ``-v``."""
+    import warnings
+
+    words = logging.getLogger("copilot.warnings")
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        words.debug("%s:%d: %s: %s", filename, lineno, category.__name__, message)
+
+    warnings.showwarning = show
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("pydicom").setLevel(logging.ERROR)
 
 
 for module in (_studies, _ask, _analyze, _push, _kb, _forget, _cache, _tools, _models, _llm, _serve, _tui):
@@ -97,3 +123,10 @@ def main(argv: list[str] | None = None) -> None:
         fail("interrupted", 130)
     except BrokenPipeError:
         raise SystemExit(0) from None
+    except OSError as exc:
+        if not is_no_space(exc):
+            raise
+        # A full disk outside the output guard (a cache, a temporary file, Ray's spill folder).
+        where = os.path.dirname(exc.filename) if isinstance(exc.filename, str) else "the disk"
+        what = exc.filename if isinstance(exc.filename, str) else "a temporary or cache file"
+        fail(str(NoSpaceError(where or ".", what)))

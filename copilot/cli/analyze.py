@@ -30,7 +30,7 @@ def analyze(
         "--shard-size",
         min=1,
         max=100_000,
-        help="With --ray: images per written part (default 256, or the earlier run's when resuming).",
+        help="With --ray: images per written part (default 8, or the earlier run's when resuming).",
     ),
     restart: bool = typer.Option(
         False, "--restart", help="With --ray: discard an earlier run's files in the --out folder."

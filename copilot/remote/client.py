@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from copilot.errors import ServerAuthError, ServerError, ServerUnreachableError
+from copilot.errors import ServerAuthError, ServerError, ServerReplicaLostError, ServerUnreachableError
 from copilot.escape import escape_controls
-from copilot.remote.wire import AskCall, ToolCall, ToolListing, ToolReply
+from copilot.remote.wire import FAULT_HEADER, REPLICA_LOST, AskCall, ToolCall, ToolListing, ToolReply
 from copilot.schema import WIRE_VERSION, Answer, CopilotEvent, event_from_json
 
 if TYPE_CHECKING:
@@ -62,6 +62,11 @@ class ServerClient:
     def _raise_for(self, response: httpx.Response) -> None:
         if response.status_code < 400:
             return
+        if response.headers.get(FAULT_HEADER) == REPLICA_LOST:
+            raise ServerReplicaLostError(
+                f"the copilot server at {self.url} lost the tool's replica during this request",
+                status=response.status_code,
+            )
         if response.status_code in (401, 403):
             raise ServerAuthError(
                 f"the copilot server at {self.url} refused the API key", KEY_FIX, status=response.status_code

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from copilot.availability import Availability
-from copilot.errors import ServerError
+from copilot.errors import ServerAuthError, ServerError, ServerReplicaLostError
 from copilot.tools.contract import Acceptance, Tool, ToolManifest, ToolRequest, ToolResult
 
 if TYPE_CHECKING:
@@ -87,27 +87,99 @@ class RemoteTool(Tool):
         with ThreadPoolExecutor(max_workers=min(MAX_IN_FLIGHT, len(requests))) as pool:
             return list(pool.map(self.run, requests))
 
+    def failure_words(self, result: ToolResult) -> str | None:
+        """The server's faults in their own words (see :func:`fault_words`)."""
+        return fault_words(result, self._client.url)
+
     def _failed(self, exc: ServerError) -> ToolResult:
-        """A server failure in clinical words: unreachable/refused is 'unavailable' with the
-        fix; a replica lost mid-request is an error for this request only."""
-        if exc.status is None or exc.status in (401, 403):
-            return ToolResult(tool=self.name, status="unavailable", detail=str(exc), fix=exc.fix)
-        if exc.status in (500, 502, 503, 504):
+        """A server failure in its own words, never "not installed on this workstation": the
+        tools were listed, so a server that no longer answers stopped during the question; a
+        replica lost is this request's error; a refused key is unavailable with its fix."""
+        url, name = self._client.url, self.name
+        if isinstance(exc, ServerReplicaLostError):
             detail = (
-                f"the server's {self.manifest.title or self.name} stopped while reading this image "
-                f"({exc}); ask again"
+                f"the {name} replica on the server was lost while reading this image; ask again "
+                "(the server starts a new one)"
             )
-            return ToolResult(tool=self.name, status="error", detail=detail)
-        return ToolResult(tool=self.name, status="error", detail=str(exc))
+            return ToolResult(tool=name, status="error", detail=detail)
+        if isinstance(exc, ServerAuthError):
+            return ToolResult(
+                tool=name, status="unavailable", detail=f"the copilot server at {url} refused the API key",
+                fix=exc.fix,
+            )  # fmt: skip
+        if exc.status is None and "did not answer in time" in str(exc):
+            detail = (
+                f"the copilot server at {url} did not answer in time during {name}; ask again, or "
+                "run locally (without --server)"
+            )
+            return ToolResult(tool=name, status="error", detail=detail)
+        if exc.status is None:  # no HTTP answer: refused, reset, closed mid-answer
+            detail = (
+                f"the copilot server at {url} stopped answering during {name}; restart it with "
+                "'copilot serve' or run locally (without --server)"
+            )
+            return ToolResult(tool=name, status="error", detail=detail, fix=RESTART_FIX)
+        if exc.status in (500, 502, 503, 504):
+            title = self.manifest.title or name
+            detail = f"the server's {title} stopped while reading this image ({exc}); ask again"
+            return ToolResult(tool=name, status="error", detail=detail)
+        return ToolResult(tool=name, status="error", detail=str(exc))
+
+
+class NotServedTool(RemoteTool):
+    """A tool installed here that the server does not offer: planned like any other, it says
+    so (unavailable, its own words) so the answer's Limitations name it; it never runs here,
+    where a server was asked for."""
+
+    def __init__(self, client: ServerClient, offered: list[str], local: Tool, settings: Settings) -> None:
+        Tool.__init__(self, settings)
+        self._client = client
+        self._local = local
+        self._offered = offered
+
+    def available(self) -> Availability:
+        """Never: the server does not offer it."""
+        offered = ", ".join(self._offered) or "no tools"
+        return Availability(
+            ok=False,
+            reason=f"{self.name} is not served by {self._client.url}; the server offers: {offered}",
+            fix=NOT_SERVED_FIX,
+        )
+
+    def run(self, request: ToolRequest) -> ToolResult:
+        """Not run (``available()`` is False); the same refusal if called anyway."""
+        status = self.available()
+        return ToolResult(tool=self.name, status="unavailable", detail=status.reason, fix=status.fix)
+
+
+RESTART_FIX = "restart it with 'copilot serve', or run without --server"
+NOT_SERVED_FIX = "restart 'copilot serve' with this tool installed, or run without --server"
+
+
+def fault_words(result: ToolResult, url: str) -> str | None:
+    """The detail of a result that a server fault produced (server stopped, replica lost, key
+    refused, tool not served), which is already a clinician's sentence; None otherwise."""
+    detail = result.detail or ""
+    if result.ok or not detail:
+        return None
+    if detail.startswith(f"the copilot server at {url} "):
+        return detail
+    if detail.startswith(f"the {result.tool} replica on the server was lost"):
+        return detail
+    if detail.startswith(f"{result.tool} is not served by {url};"):
+        return detail
+    return None
 
 
 def remote_tools(client: ServerClient, settings: Settings) -> dict[str, Tool]:
-    """Every tool the server offers, as local tools that run there."""
+    """Every tool the server offers, as local tools that run there, and every tool installed
+    here that it does not offer, as a :class:`NotServedTool` (so an answer says what is missing)."""
     from copilot.tools.discovery import discover
 
     installed = discover()
     tools: dict[str, Tool] = {}
-    for listing in client.tools():
+    listings = client.tools()
+    for listing in listings:
         name = listing.manifest.name
         local: Tool | None = None
         entry = installed.get(name)
@@ -118,4 +190,15 @@ def remote_tools(client: ServerClient, settings: Settings) -> dict[str, Tool]:
                 log.warning("local %s not used for wording: %s", name, exc)
         cls: Any = type(f"Remote_{name}", (RemoteTool,), {"manifest": listing.manifest})
         tools[name] = cls(client, listing, local, settings)
+    offered = sorted(tools)
+    for name, entry in installed.items():  # installed here, not served there: said, not dropped
+        if name in tools or entry.tool_class is None:
+            continue
+        try:
+            local_tool = entry.tool_class(settings=settings)
+        except Exception as exc:  # a broken local copy is not listed locally either
+            log.debug("local %s cannot be created: %s", name, exc)
+            continue
+        absent: Any = type(f"NotServed_{name}", (NotServedTool,), {"manifest": local_tool.manifest})
+        tools[name] = absent(client, offered, local_tool, settings)
     return tools

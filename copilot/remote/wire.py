@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VOLUME_MODALITIES = frozenset({"CT", "MR", "PT", "NM"})
+#: Response header naming a server-side fault the client words itself (HTTP 503 with it).
+FAULT_HEADER = "x-copilot-fault"
+#: :data:`FAULT_HEADER` value: the tool's replica (a Ray actor) died during the request.
+REPLICA_LOST = "replica-lost"
 MAX_ARTIFACT_BYTES = 32 * 2**20  # larger artifacts stay on the server, named by their path there
 
 

@@ -5,7 +5,11 @@ questions, answers, tool results, the study's de-identified summary and header t
 header index cache (``<cache_dir>/index.sqlite``: names, IDs, dates, accession numbers and
 file paths of every indexed file), tool artifacts (``<cache_dir>/artifacts/``: heatmaps and
 masks of the images) and cached tool results (``<cache_dir>/tool-results/``: findings and
-measurements per image). Deleted rows are vacuumed out of the SQLite files, not just unlinked.
+measurements per image), and the temporary folder of the local Ray instances that ``copilot
+analyze --ray`` and ``copilot serve`` start (``<cache_dir>/ray``, see
+:func:`copilot.runtime.ray_cluster.ray_temp_dir`: worker logs, spilled objects; a running
+instance's session is left to it). Deleted rows are vacuumed out of the SQLite files, not just
+unlinked.
 Model weights and knowledge corpora are not patient data and are kept (``copilot kb remove``
 removes a corpus).
 """
@@ -76,6 +80,7 @@ def forget(
             if folder.exists():
                 shutil.rmtree(folder, ignore_errors=True)
                 out.files.append(str(folder))
+        out.files += _forget_ray(settings)
         return out
     try:
         out.threads = forget_threads(settings, thread_id=thread_id, study_uid=study_uid)
@@ -96,6 +101,24 @@ def forget(
                 shutil.rmtree(folder, ignore_errors=True)
                 out.result_folders += 1
     return out
+
+
+def _forget_ray(settings: Settings) -> list[str]:
+    """Remove the local Ray instances' folder (ended sessions; a live one's session is kept
+    until it ends, its logs then removed by the next start or ``forget``)."""
+    from copilot.runtime.ray_cluster import RAY_SUBFOLDER, clean_stale_sessions, ray_temp_dir
+
+    folder = ray_temp_dir(settings)
+    if not folder.is_dir():
+        return []
+    sessions = folder / RAY_SUBFOLDER
+    if sessions.is_dir():
+        clean_stale_sessions(sessions)
+    if not sessions.is_dir() or not any(
+        p.name.startswith("session_") and not p.is_symlink() for p in sessions.iterdir()
+    ):
+        shutil.rmtree(folder, ignore_errors=True)
+    return [str(folder)]
 
 
 def clear_results(settings: Settings) -> int:

@@ -1,18 +1,56 @@
 """Starting or joining Ray, for ``copilot serve`` and ``copilot analyze --ray`` (the ``ray``
-extra; nothing here imports Ray until it is asked for)."""
+extra; nothing here imports Ray until it is asked for).
+
+A local instance is private and leaves nothing running:
+
+- its temporary folder (sessions, logs, sockets, spilled objects) is :func:`ray_temp_dir`, an
+  owner-only (0700) folder under the copilot's cache folder, never the world-readable
+  ``/tmp/ray``; ``copilot forget --all`` removes it;
+- a watchdog (:mod:`copilot.runtime.ray_reaper`) ends every process of the instance when the
+  process that started it dies, ``kill -9`` included; sessions of earlier runs whose driver is
+  gone are ended and removed at the next start (:func:`clean_stale_sessions`).
+
+Joining a cluster (an address) changes none of these: that cluster's folders are its own.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import math
 import os
-from typing import Any
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from copilot.errors import CopilotError
+from copilot.paths import private_dir
+
+if TYPE_CHECKING:
+    from copilot.config import Settings
+
+log = logging.getLogger(__name__)
 
 RAY_INSTALL_HINT = "this needs Ray: pip install 'dicom-copilot[ray]'"
 #: Environment Ray's workers need to see what this process sees (settings, folders, offline).
 PASSED_PREFIXES = ("COPILOT_", "HF_", "TRANSFORMERS_", "XDG_", "TORCH_HOME", "TOKENIZERS_")
+#: Environment variable marking every process of a local instance (see ray_reaper).
+RUN_MARK = "COPILOT_RAY_RUN"
+#: Longest temporary folder Ray can use: its sockets live in ``<dir>/session_<stamp>_<pid>/sockets/``
+#: and a Unix socket path holds at most 107 bytes.
+MAX_TEMP_DIR_CHARS = 38
+#: Ray's own temporary folder inside :func:`ray_temp_dir`.
+RAY_SUBFOLDER = "r"
+_SESSION = re.compile(r"^session_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d+_(\d+)$")
+#: The watchdog of the instance this process started (its stdin is the pipe it waits on).
+_reaper: subprocess.Popen[bytes] | None = None
 #: Never handed to Ray: a server's ingress is given the key's digest instead.
 KEY_VARIABLE = "COPILOT_SERVE_API_KEY"
 
@@ -33,22 +71,113 @@ def worker_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(PASSED_PREFIXES) and k != KEY_VARIABLE}
 
 
-def start_ray(address: str | None, cpus: float = 0.0) -> bool:
-    """Join the cluster at ``address``, or start a local instance with at least ``cpus`` logical
-    CPUs; True when this call started Ray (the caller shuts it down). Failures are one line."""
+def ray_temp_dir(settings: Settings) -> Path:
+    """The private folder of local Ray instances: ``<cache_dir>/ray``, or, where that path is
+    too long for Ray's sockets, ``<system temp>/copilot-ray-<uid>-<digest of that path>``;
+    owner-only (0700) either way. Ray itself works in its ``r`` subfolder (which Ray makes
+    0777: the folder around it keeps others out). Not created here."""
+    wanted = Path(settings.cache_dir).expanduser().absolute() / "ray"
+    if len(str(wanted)) <= MAX_TEMP_DIR_CHARS:
+        return wanted
+    digest = hashlib.sha256(str(wanted).encode()).hexdigest()[:10]
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"copilot-ray-{uid}-{digest}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _processes_naming(text: str) -> list[int]:
+    """This user's processes whose command line holds ``text`` (Linux; [] elsewhere)."""
+    found: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if entry.stat().st_uid == os.getuid() and text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+def clean_stale_sessions(temp_dir: Path) -> int:
+    """End the processes of, and remove, every session in ``temp_dir`` whose driver (the pid
+    ending its name) is gone; returns how many sessions were removed."""
+    removed = 0
+    if not temp_dir.is_dir():
+        return removed
+    for session in temp_dir.iterdir():
+        match = _SESSION.match(session.name)
+        if match is None or session.is_symlink() or _alive(int(match.group(1))):
+            continue
+        for pid in _processes_naming(str(session)):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(session, ignore_errors=True)
+        removed += 1
+    latest = temp_dir / "session_latest"
+    if latest.is_symlink() and not latest.exists():
+        latest.unlink(missing_ok=True)
+    if removed:
+        log.info("removed %d stale Ray session(s) from %s", removed, temp_dir)
+    return removed
+
+
+def _start_reaper(token: str) -> None:
+    """The watchdog that ends the instance's processes when this process dies (see module)."""
+    global _reaper
+    script = Path(__file__).with_name("ray_reaper.py")
+    _reaper = subprocess.Popen(
+        [sys.executable, "-I", str(script), token],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def _local_options(settings: Settings | None, cpus: float) -> dict[str, Any]:
+    """``ray.init`` options of a private local instance (and its watchdog started)."""
+    from copilot.config import get_settings
+
+    temp = private_dir(ray_temp_dir(settings or get_settings())) / RAY_SUBFOLDER
+    temp.mkdir(mode=0o700, exist_ok=True)
+    clean_stale_sessions(temp)
+    token = secrets.token_hex(8)
+    os.environ[RUN_MARK] = token  # inherited by every process Ray starts
+    if os.name == "posix" and Path("/proc").is_dir():
+        _start_reaper(token)
+    # Logical CPUs are reservations: idle tools share the cores, so a small machine still
+    # places one actor or replica of every tool.
+    return {
+        "include_dashboard": False,
+        "num_cpus": max(2, os.cpu_count() or 2, math.ceil(cpus)),
+        "_temp_dir": str(temp),
+    }
+
+
+def start_ray(address: str | None, cpus: float = 0.0, settings: Settings | None = None) -> bool:
+    """Join the cluster at ``address``, or start a private local instance (see the module
+    docstring) with at least ``cpus`` logical CPUs; True when this call started Ray (the caller
+    shuts it down). Failures are one line."""
     ray = require_ray()
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    options: dict[str, Any] = {
-        "log_to_driver": False,
-        "configure_logging": False,
-        "runtime_env": {"env_vars": worker_env()},
-    }
+    options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     if not address:
-        # Logical CPUs are reservations: idle tools share the cores, so a small machine still
-        # places one actor or replica of every tool.
-        options.update(include_dashboard=False, num_cpus=max(2, os.cpu_count() or 2, math.ceil(cpus)))
+        options.update(_local_options(settings, cpus))
+    options["runtime_env"] = {"env_vars": worker_env()}
     try:
         ray.init(address=address or None, **options)
     except (ConnectionError, ValueError, RuntimeError, OSError) as exc:

@@ -9,7 +9,8 @@
                                     answer_done, then answer), one turn (threads stay with clients)
     POST /v1/analyze                every image tool on the files sent (rows as in ``analyze``)
 
-Every route but health needs ``Authorization: Bearer <serve_api_key>`` when a key is set.
+Every route but health needs ``Authorization: Bearer <serve_api_key>`` when a key is set. A
+request body over ``serve_max_request_mb`` is refused with HTTP 413 (:mod:`copilot.server.limits`).
 """
 
 # No "from __future__ import annotations": FastAPI reads these signatures at run time.
@@ -31,6 +32,7 @@ from ray.serve.handle import DeploymentHandle
 
 from copilot.errors import CopilotError
 from copilot.remote.wire import AnalyzeCall, AskCall
+from copilot.server.limits import BodyLimit
 from copilot.server.metrics import ServerMetrics
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 app = FastAPI(title="copilot serve", version="1", docs_url=None, redoc_url=None)
+# Bodies over serve_max_request_mb are refused with 413 before (or while) they are read.
+app.add_middleware(BodyLimit)
 
 
 def check_key(request: Request) -> None:
@@ -72,6 +76,7 @@ class Ingress:
         # is stored with the deployment); None: loopback without a key.
         app.state.key_required = key_digest is not None
         app.state.key_digest = key_digest or ""
+        app.state.max_request_bytes = self.settings.serve_max_request_mb * 2**20
         self.handles = dict(zip(names, handles, strict=True))
         self.stats = ServerMetrics()
 
@@ -140,10 +145,17 @@ class Ingress:
             try:
                 reply = await handle.run.remote(body)
             except Exception as exc:  # the replica died or failed: this request only
+                from ray.exceptions import ActorUnavailableError, RayActorError
+
+                from copilot.remote.wire import FAULT_HEADER, REPLICA_LOST
+
                 self.stats.observe(f"tool:{name}", 503, time.perf_counter() - start)
-                log.warning("tool %s request failed: %s", name, exc)
-                detail = f"the {name} replica failed while running this request ({type(exc).__name__})"
-                raise HTTPException(status_code=503, detail=detail) from None
+                log.warning("tool %s request failed: %s", name, type(exc).__name__)
+                lost = isinstance(exc, RayActorError | ActorUnavailableError)
+                what = "was lost" if lost else "failed"
+                detail = f"the {name} replica {what} while running this request ({type(exc).__name__})"
+                headers = {FAULT_HEADER: REPLICA_LOST} if lost else None
+                raise HTTPException(status_code=503, detail=detail, headers=headers) from None
         self.stats.observe(f"tool:{name}", 200, time.perf_counter() - start)
         return Response(content=reply, media_type="application/json")
 

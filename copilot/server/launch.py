@@ -76,7 +76,7 @@ def init_ray(settings: Settings, address: str | None = None, cpus: float = 0.0) 
     ``cpus`` logical CPUs; True when this call started it."""
     from copilot.runtime.ray_cluster import start_ray
 
-    return start_ray(address or settings.ray_address, cpus)
+    return start_ray(address or settings.ray_address, cpus, settings)
 
 
 def _gpu_share(settings: Settings) -> float:

@@ -44,12 +44,14 @@ __all__ = [
     "MASK_MEDIA_TYPE",
     "Volume",
     "best_volume",
+    "check_volume_budget",
     "load_volume",
     "presets_for",
     "resample_like",
     "same_frame_of_reference",
     "series_of",
     "study_for",
+    "volume_bytes",
 ]
 
 log = logging.getLogger(__name__)
@@ -136,7 +138,8 @@ def load_volume(
 
     Raises :class:`StudyError` when the series is not a volume, or has problems (gaps,
     duplicates, mixed orientations) and ``allow_problems`` is False, and
-    :class:`PixelDataError` when a slice cannot be decoded.
+    :class:`PixelDataError` when the whole volume would exceed ``max_volume_mb`` (refused from
+    the headers, before any slice is decoded) or a slice cannot be decoded.
     """
     summary = series.volume
     if summary is None:
@@ -146,6 +149,11 @@ def load_volume(
             f"series {series.description or series.series_uid} cannot be measured as a volume: "
             + "; ".join(summary.problems)
         )
+    if settings is None:
+        from copilot.config import get_settings
+
+        settings = get_settings()
+    check_volume_budget(series, summary, settings)
     if summary.enhanced:
         array, affine = _load_enhanced(series, summary, settings)
         sops = [series.instances[s.instance].sop_uid for s in summary.order]
@@ -164,6 +172,31 @@ def load_volume(
         units="HU" if modality == "CT" else "",
         sop_uids=sops,
     )
+
+
+#: Bytes of one voxel as the loader holds it (float32 modality values).
+VOXEL_BYTES = np.dtype(np.float32).itemsize
+
+
+def volume_bytes(summary: VolumeSummary) -> int:
+    """Bytes the loaded volume would take: slices x rows x columns float32 voxels (what
+    :func:`load_volume` allocates, whatever the stored bit depth)."""
+    return summary.slices * summary.rows * summary.columns * VOXEL_BYTES
+
+
+def check_volume_budget(series: Series, summary: VolumeSummary, settings: Settings) -> None:
+    """Refuse, from the headers alone, a series whose whole volume exceeds ``max_volume_mb``
+    (:class:`PixelDataError`, one line naming the series, the size and the setting); the
+    per-image limit (``max_decoded_mb``) alone would let 2,000 small slices through."""
+    need = volume_bytes(summary)
+    limit = settings.max_volume_mb * 2**20
+    if need > limit:
+        name = series.description or series.series_uid
+        raise PixelDataError(
+            f"series {name} is too large to load as a volume: {summary.slices} slices of "
+            f"{summary.rows} x {summary.columns} need {need / 2**20:,.0f} MB, above the "
+            f"{settings.max_volume_mb} MB limit (COPILOT_MAX_VOLUME_MB)"
+        )
 
 
 def _load_slices(
@@ -194,7 +227,7 @@ def _load_enhanced(
     from copilot.study.walk import open_regular
 
     record = series.instances[summary.order[0].instance]
-    if settings is None:
+    if settings is None:  # pragma: no cover - load_volume passes them
         from copilot.config import get_settings
 
         settings = get_settings()

@@ -190,6 +190,13 @@ class Tool:
         """Handle many requests; the default runs them one by one. Override to batch."""
         return [self.run(r) for r in requests]
 
+    def failure_words(self, result: ToolResult) -> str | None:
+        """Why ``result`` (not ok) holds no output, in a clinician's words, when the cause is
+        neither the study nor this workstation's installation: a server that stopped during the
+        question, a replica lost, a tool the server does not offer. None (the default): the
+        composer words it ("not installed on this workstation", "failed on this study")."""
+        return None
+
     def statements(self, result: ToolResult, question: Question) -> list[Statement]:
         """The result as sentences of an answer, each with its number and section.
 
