@@ -102,7 +102,8 @@ def _path_parts(paths: Iterable[str]) -> set[str]:
         p = PurePath(raw)
         out.add(str(p))
         for part in (*p.parts[1:], p.stem):
-            if len(part) >= 3 and part.lower() not in CLINICAL_WORDS and not part.isdigit():
+            low = part.lower()
+            if len(part) >= 3 and low not in CLINICAL_WORDS | GENERIC_FOLDER_WORDS and not part.isdigit():
                 out.add(part)
     return out
 
