@@ -136,9 +136,8 @@ class Redactor:
             known |= _variants(ident)
         for name in institutions:
             known |= _institution_words(name)
-        for raw in paths:
-            for part in PurePath(raw).parts[1:]:
-                known |= _folder_words(part)
+        for part in {part for raw in paths for part in PurePath(raw).parent.parts[1:]}:
+            known |= _folder_words(part)
         self._paths = _alternation(_path_parts(paths))
         self._known = None if trusted else _alternation(known)
         self._names = PersonNames(i for i in identifiers if "^" in i)
