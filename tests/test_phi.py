@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -340,3 +341,236 @@ def test_stored_databases_are_owner_only(hostile_study: Study, tmp_path: Path) -
     assert _mode(settings.data_dir) == 0o700
     assert _mode(settings.index_cache_path) == 0o600
     assert _mode(settings.cache_dir) == 0o700
+
+
+# -- issue 21, item 6: an allow-list of what reaches an LLM; typed names as people type them --
+#: Every identifier of the free-text PHI study below, and where it is.
+FREE_TEXT_PHI = {
+    "QUIXOTE": "PatientName (PN), question",
+    "ZEBEDIAH": "PatientName (PN)",
+    "Zeb": "question (nickname next to the surname)",
+    "Zebby": "question (diminutive)",
+    "MRN4471923": "PatientID (LO), folder name",
+    "ACC55501": "AccessionNumber (SH)",
+    "Thistlewaite": "InstitutionName (LO)",
+    "Larkspur": "InstitutionalDepartmentName (LO)",
+    "Gallowmere": "PatientAddress (LO), AdditionalPatientHistory (LT)",
+    "Dunwick": "PatientAddress (LO)",
+    "960123": "PatientTelephoneNumbers (SH)",
+    "FENWICK": "ReferringPhysicianName (PN)",
+    "OSWIN": "ReferringPhysicianName (PN)",
+    "ABERNETHY": "RequestingPhysician (PN)",
+    "Ottoline": "PatientComments (LT)",
+    "Marigold": "AdditionalPatientHistory (LT)",
+    "Quillfeather": "ImageComments (LT)",
+    "XRAYSTN7": "StationName (SH)",
+    "Pemberton": "SeriesDescription (LO)",
+    "Henrietta": "StudyDescription (LO)",
+    "Rainbow": "ward: folder name, StudyDescription, question",
+    "Brambleford": "InstitutionAddress (ST)",
+    "Cobblestone": "TextValue (UT)",
+    "19690101": "PatientBirthDate (DA)",
+    "20240311": "StudyDate (DA)",
+    "PACS": "folder name",
+    "IM0001": "file name",
+}
+
+
+@pytest.fixture
+def free_text_phi_study(tmp_path: Path) -> Study:
+    """Identifiers in every kind of header field (PN, LO, SH, LT, ST, UT, DA) and in the path."""
+    folder = tmp_path / "PACS" / "Rainbow_Ward" / "QUIXOTE_ZEBEDIAH_MRN4471923"
+    path = make_dicom(
+        folder / "IM0001.dcm",
+        patient_id="MRN4471923",
+        patient_name="QUIXOTE^ZEBEDIAH",
+        institution="Thistlewaite Infirmary",
+        accession="ACC55501",
+        study_description="CXR PA Rainbow, wife Henrietta at bedside",
+        study_date="20240311",
+    )
+    set_header(
+        path,
+        SeriesDescription="PA erect - Dr Pemberton-Vale",
+        OtherPatientNames="QUIXOTE^ZEB",
+        PatientAddress="42 Gallowmere Lane, Dunwick",
+        PatientTelephoneNumbers="01632 960123",
+        ReferringPhysicianName="FENWICK^OSWIN",
+        RequestingPhysician="ABERNETHY^CLOVIS",
+        InstitutionalDepartmentName="Larkspur Unit",
+        InstitutionAddress="1 Brambleford Road",
+        StationName="XRAYSTN7",
+        AdditionalPatientHistory="lives with sister Marigold at Gallowmere",
+        PatientComments="NOK Ottoline",
+        ImageComments="portable, nurse Quillfeather",
+        TextValue="found at Cobblestone Yard",
+    )
+    return index_folder(folder).studies[0]
+
+
+def test_free_text_phi_study_leaks_nothing_to_a_remote_openai_server(
+    free_text_phi_study: Study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole ask path (planner, reviewer, composer) against the OpenAI-compatible fake: the
+    exact request bodies hold none of the study's identifiers, typed nicknames included."""
+    from copilot.testing.openai_server import FakeOpenAIServer, Reply
+
+    with FakeOpenAIServer(models=("fake",)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        monkeypatch.delenv("OPENAI_API_BASE", raising=False)
+        get_settings.cache_clear()
+        server.script(Reply.tool_call("cxr_classifier", "leaky_tool"))
+        tools = {"cxr_classifier": Classifier(), "leaky_tool": LeakyTool()}
+        copilot = Copilot(llm="openai:fake", tools=tools, persist=False)
+        answer = copilot.ask(
+            free_text_phi_study,
+            "Does Zeb Quixote on Rainbow have cardiomegaly? Mr Zeb Q. (Zebby) asks; Dr Fenwick wants it",
+        )
+    assert answer.plan == ["cxr_classifier", "leaky_tool"]
+    bodies = json.dumps(server.chat_requests, ensure_ascii=False)
+    assert len(server.chat_requests) >= 2 and "<study-data>" in bodies and "cardiomegaly" in bodies
+    leaked = {ident: where for ident, where in FREE_TEXT_PHI.items() if ident.lower() in bodies.lower()}
+    assert not leaked, leaked
+
+
+#: Fields of the index records that are on the allow-list, with values safe to send.
+ALLOWED_VALUES = {"modality", "view", "body_part", "patient_age", "patient_sex"}
+#: Fields that must keep their real value for the study to be read at all.
+STRUCTURAL = {"path", "kind", "remote", "burned_in_annotation"}
+
+
+def test_no_field_outside_the_allow_list_reaches_a_request(tmp_path: Path) -> None:
+    """Every text field of the index record (instance, series, study) holds a marker; a request
+    may carry only the allow-listed ones (and the descriptions, redacted). A field added to a
+    prompt without the allow-list fails here."""
+    from copilot.study.model import Series
+    from copilot.study.privacy import LLM_STUDY_FIELDS
+
+    assert set(LLM_STUDY_FIELDS) == {
+        "Study.patient_age",
+        "Study.patient_sex",
+        "Study.description",
+        "Series.modality",
+        "Series.body_part",
+        "Series.view",
+        "Series.number",
+        "Series.description",
+        "Series.instances",
+    }
+    base = index_folder(make_dicom(tmp_path / "qvxfolder" / "qvxfile.dcm")).studies[0].primary_instance()
+    marked: dict[str, Any] = {}
+    for name, info in InstanceRecord.model_fields.items():
+        if name in ALLOWED_VALUES | STRUCTURAL:
+            continue
+        if info.annotation is str:
+            marked[name] = f"qvx{name.replace('_', '')}"
+    marked["physicians"] = ["qvxphysicians"]
+    record = base.model_copy(update=marked)
+    series = Series(
+        series_uid=record.series_uid,
+        modality=record.modality,
+        view=record.view,
+        body_part=record.body_part,
+        description="PA qvxseriesdescription",
+        number=1,
+        instances=[record],
+    )
+    study = Study(
+        study_uid=record.study_uid,
+        patient_id=record.patient_id,
+        patient_name=record.patient_name,
+        patient_age=record.patient_age,
+        patient_sex=record.patient_sex,
+        study_date=record.study_date,
+        description="CHEST qvxstudydescription",
+        series=[series],
+    )
+    llm = role_fake(plan_tools=["cxr_classifier", "leaky_tool"])
+    tools = {"cxr_classifier": Classifier(), "leaky_tool": LeakyTool()}
+    Copilot(llm=llm, tools=tools, persist=False).ask(study, "Is there cardiomegaly?")
+    sent = llm.all_text_received()
+    assert "digital radiograph of the chest PA view" in sent and "50-59 years, female" in sent
+    assert "qvxstudydescription" in sent and "qvxseriesdescription" in sent  # allowed free text
+    leaked = sorted(set(re.findall(r"qvx\w+", sent)) - {"qvxstudydescription", "qvxseriesdescription"})
+    assert not leaked, leaked
+
+
+PATIENTS = ["QUIXOTE^ZEBEDIAH", "SMITH^WILLIAM^ROBERT", "JONES^ELIZABETH", "BROWN^MARGARET"]
+
+
+@pytest.mark.parametrize(
+    ("text", "gone"),
+    [
+        ("Does Zeb Quixote have an effusion?", ["Zeb", "Quixote"]),
+        ("Quixote, Zeb: any effusion?", ["Zeb", "Quixote"]),
+        ("Mr Zeb Q. was seen today", ["Zeb", "Q."]),
+        ("is zebby breathless", ["zebby"]),
+        ("Zebby looks unwell", ["Zebby"]),
+        ("ZEB QUIXOTE CXR", ["ZEB", "QUIXOTE"]),
+        ("Will Smith has an effusion", ["Will", "Smith"]),
+        ("Smith, Will asks about the heart", ["Will", "Smith"]),
+        ("Does Bill have a pneumothorax?", ["Bill"]),
+        ("Liam says he is breathless", ["Liam"]),
+        ("Is Billy or Bobby Smith here?", ["Billy", "Bobby"]),
+        ("How is Liz today?", ["Liz"]),
+        ("Beth Jones, Betty and Eliza", ["Beth", "Betty", "Eliza"]),
+        ("ask Maggie or Peggy, or Meg Brown", ["Maggie", "Peggy", "Meg"]),
+        ("nurse Ottoline Quixote called", ["Ottoline", "Quixote"]),
+    ],
+)
+def test_typed_nicknames_and_tokens_next_to_a_name_are_redacted(text: str, gone: list[str]) -> None:
+    out = Redactor(PATIENTS)(text)
+    for word in gone:
+        assert not re.search(rf"(?<!\w){re.escape(word)}(?!\w)", out), out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Will the effusion resolve?",
+        "Is there a pneumothorax? Will it need a drain?",
+        "Margin of the heart, will it be enlarged?",
+        "Bill the study to the PA department",  # a word opening a sentence, next to no name
+        "Any change since the PA film? Robust evidence of edema?",
+        "Is the liver normal? Zebra stripes on the image?",
+    ],
+)
+def test_clinical_words_are_not_taken_for_nicknames(text: str) -> None:
+    assert Redactor(PATIENTS)(text) == text
+
+
+def test_name_forms_redact_no_more_clinical_text_than_before() -> None:
+    """Over the knowledge cards and the routing questions, the patients' name forms remove
+    nothing the identifier-free pass keeps."""
+    from copilot.kb.corpus import read_knowledge_cards
+
+    texts = [p.text for p in read_knowledge_cards()] + [
+        json.loads(line)["question"] for line in (DATA / "routing_questions.jsonl").read_text().splitlines()
+    ]
+    named = Redactor(PATIENTS)
+    changed = [t[:80] for t in texts if named(t) != redact_text(t)]
+    assert not changed, changed
+
+
+def test_short_forms_come_from_the_tables_and_the_rules() -> None:
+    from copilot.text.nicknames import is_short_form, nickname_forms
+
+    assert {"zeb", "zebby"} <= nickname_forms("ZEBEDIAH")
+    assert {"bill", "will", "billy", "liam"} <= nickname_forms("William")
+    assert {"liz", "beth", "betty", "eliza"} <= nickname_forms("elizabeth")
+    assert {"bob", "rob", "bobby"} <= nickname_forms("Robert")
+    assert {"maggie", "meg", "peggy"} <= nickname_forms("Margaret")
+    assert is_short_form("Ottol", "ottoline") and is_short_form("Ottie", "ottoline")
+    assert is_short_form("Jonny", "jonathan") and is_short_form("Zebby", "zebediah")
+    assert not is_short_form("Ot", "ottoline") and not is_short_form("Ottoline", "ottoline")
+    assert not is_short_form("Zebra", "zebediah")
+
+
+def test_folder_words_are_redacted_but_not_clinical_ones() -> None:
+    """A ward or a name in a folder name is an identifier wherever it appears; generic and
+    finding words of folder names ("Pneumothorax_cases", "export") are not."""
+    redact = Redactor(paths=["/data/export/Pneumothorax_cases/RainbowWard-7B/Quixote/IM0001.dcm"])
+    out = redact("Patient from rainbow ward (Quixote): is the pneumothorax larger? see the export cases")
+    assert "rainbow" not in out.lower() and "Quixote" not in out
+    assert "pneumothorax larger" in out and "export cases" in out

@@ -35,6 +35,7 @@ from copilot.routing.analysis import Analysis, analyze
 from copilot.routing.intents import INTENT_HELP, INTENTS, Intent
 from copilot.tools.contract import Tool, ToolResult
 from copilot.tools.ordering import dependency_order
+from copilot.tools.statements import plain_reason
 
 if TYPE_CHECKING:
     from copilot.config import Settings
@@ -348,11 +349,10 @@ class LLMPlanner:
         notes: list[str] = []
         try:
             bound = self.llm.bind_tools(self.tool_schemas(tools))
-            focus_text = f"Earlier questions were about: {', '.join(focus)}." if focus else ""
             reply = bound.invoke(
                 [
                     SystemMessage(content=load_prompt("planner")),
-                    HumanMessage(content=(redact or str)(f"{focus_text}\nQuestion: {question}".strip())),
+                    HumanMessage(content=planner_message(question, focus, redact or str)),
                 ]
             )
         except Exception as exc:
@@ -385,25 +385,13 @@ class LLMPlanner:
 
         from copilot.prompts import load_prompt
 
-        summary = "\n".join(
-            f"- {name}: {res.status}{' (' + res.detail + ')' if res.detail else ''}"
-            f"{': ' + _result_text(res) if res.ok else ''}"
-            for name, res in results.items()
-        )
         notes: list[str] = []
         try:
             bound = self.llm.bind_tools(self.tool_schemas(tools))
             reply = bound.invoke(
                 [
                     SystemMessage(content=load_prompt("planner")),
-                    HumanMessage(
-                        content=(redact or str)(
-                            f"Question: {question}\n\nRound {round_no} of {MAX_ROUNDS} finished. "
-                            f"Results:\n{summary}\n\n"
-                            "Call more tools only if the results leave part of the question unanswered and "
-                            "another tool can answer it; otherwise call no tool."
-                        )
-                    ),
+                    HumanMessage(content=review_message(question, results, round_no, redact or str)),
                 ]
             )
         except Exception as exc:
@@ -415,6 +403,33 @@ class LLMPlanner:
         # Only tools that did not already answer, or that can now use new inputs, run again.
         next_plan.tools = [t for t in next_plan.tools if t not in results or not results[t].ok]
         return next_plan
+
+
+def planner_message(question: str, focus: Sequence[str] | None, redact: Callable[[str], str]) -> str:
+    """What the LLM planner is sent: the findings of earlier questions (labels the copilot
+    found) and the question, redacted. Nothing of the study: the tools it may call were chosen
+    from its modalities before."""
+    focus_text = f"Earlier questions were about: {', '.join(focus)}." if focus else ""
+    return f"{focus_text}\nQuestion: {redact(question)}".strip()
+
+
+def review_message(
+    question: str, results: Mapping[str, ToolResult], round_no: int, redact: Callable[[str], str]
+) -> str:
+    """What the LLM planner is sent after a round: the question and each tool's status, its
+    reason in plain words (exception text stays in the trace) and a digest of its output, each
+    redacted."""
+    lines = []
+    for name, res in results.items():
+        reason = plain_reason(res.detail) or ("it could not run" if res.detail else "")
+        line = f"- {name}: {res.status}{' (' + redact(reason) + ')' if reason else ''}"
+        lines.append(line + (": " + redact(_result_text(res)) if res.ok else ""))
+    return (
+        f"Question: {redact(question)}\n\nRound {round_no} of {MAX_ROUNDS} finished. "
+        "Results:\n" + "\n".join(lines) + "\n\n"
+        "Call more tools only if the results leave part of the question unanswered and "
+        "another tool can answer it; otherwise call no tool."
+    )
 
 
 def _result_text(result: ToolResult, limit: int = 400) -> str:

@@ -7,10 +7,13 @@ de-identified summary, quoted header text, tool results and details, knowledge p
    (``[PATH]``): a path never reaches an LLM, not even a trusted one;
 2. known identifiers of the study (names, IDs, birth and study dates, accession numbers,
    institutions, physicians) wherever they appear, in any case, with DICOM's ``^`` name
-   separators undone, the name parts on their own, the usual nicknames of a first name and the
-   distinctive words of an institution ("St Elsewhere" of "St Elsewhere Hospital")
-   (``[REDACTED]``);
-3. identifiers no header announced (:mod:`copilot.text.deid`: dates in any format, phone
+   separators undone, the name parts on their own, the distinctive words of an institution
+   ("St Elsewhere" of "St Elsewhere Hospital") and of the study's folder names (a ward, a
+   patient's name: "Rainbow" of ``Rainbow_Ward/``) (``[REDACTED]``);
+3. the study's person names as people type them (:mod:`copilot.text.patient_names`):
+   nicknames and short forms of a given name ("Zeb", "Zebby" of ZEBEDIAH; "Bill" of WILLIAM)
+   and the tokens next to a name ("Zeb Quixote", "Quixote, Zeb", "Mr Zeb Q.") (``[REDACTED]``);
+4. identifiers no header announced (:mod:`copilot.text.deid`: dates in any format, phone
    numbers, national identifiers, ward and bed, ages over 89, person names) (``[DATE]``...).
 
 ``Redactor(trusted=True)`` (``llm_trusted``) keeps identifiers but still removes paths.
@@ -22,8 +25,10 @@ import re
 from collections.abc import Iterable
 from pathlib import PurePath
 
-from copilot.text.deid import PATTERNS, Span, deidentify, find_phi, nicknames_of
+from copilot.text.deid import FUNCTION_WORDS, PATTERNS, Span, deidentify, find_phi
+from copilot.text.labeler import FINDING_PATTERNS
 from copilot.text.names import CLINICAL_WORDS
+from copilot.text.patient_names import PersonNames
 
 __all__ = ["REDACTED", "Redactor", "redact_text"]
 
@@ -43,6 +48,17 @@ GENERIC_INSTITUTION_WORDS = _words(
     women's womens services service group care practice nhs district teaching
     """
 )
+#: Words of folder names too generic to identify anyone ("/data/PACS/export/studies").
+GENERIC_FOLDER_WORDS = _words(
+    """
+    tmp temp var home users user data pacs dicom dcm dicomdir export exports import imports
+    image images img study studies series scan scans file files folder folders archive archives
+    cd dvd disk media mnt volumes volume private public shared share work cache downloads
+    documents desktop incoming outgoing inbox outbox new old copy backup test tests pytest
+    anon anonymised anonymized deid sample samples case cases patient patients
+    """
+)
+_FINDING_WORDS = re.compile("|".join(p for ps in FINDING_PATTERNS.values() for p in ps), re.IGNORECASE)
 _PATH_PATTERNS = [p for kind, p in PATTERNS if kind == "PATH"]
 
 
@@ -64,6 +80,21 @@ def _institution_words(name: str) -> set[str]:
     return {w for w in keep if w.lower() not in CLINICAL_WORDS}
 
 
+def _folder_words(part: str) -> set[str]:
+    """Distinctive words of a file or folder name ("Rainbow" of ``Rainbow_Ward-7B``), split at
+    punctuation, digits and case changes; generic, clinical and finding words are left out."""
+    words = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", part)
+    return {
+        w
+        for w in words
+        if len(w) >= 3
+        and w.lower() not in GENERIC_FOLDER_WORDS
+        and w.lower() not in CLINICAL_WORDS
+        and w.lower() not in FUNCTION_WORDS
+        and not _FINDING_WORDS.search(w)
+    }
+
+
 def _path_parts(paths: Iterable[str]) -> set[str]:
     """File and folder names of the study that could identify (not "data", "chest")."""
     out: set[str] = set()
@@ -71,7 +102,8 @@ def _path_parts(paths: Iterable[str]) -> set[str]:
         p = PurePath(raw)
         out.add(str(p))
         for part in (*p.parts[1:], p.stem):
-            if len(part) >= 3 and part.lower() not in CLINICAL_WORDS and not part.isdigit():
+            low = part.lower()
+            if len(part) >= 3 and low not in CLINICAL_WORDS | GENERIC_FOLDER_WORDS and not part.isdigit():
                 out.add(part)
     return out
 
@@ -97,14 +129,18 @@ class Redactor:
         trusted: bool = False,
     ) -> None:
         self.trusted = trusted
+        identifiers = [i for i in identifiers if i and i.strip()]
+        paths = list(paths)
         known: set[str] = set()
         for ident in identifiers:
             known |= _variants(ident)
-            known.update(nicknames_of(ident))  # a first name on its own: JENNIFER -> Jen
         for name in institutions:
             known |= _institution_words(name)
+        for part in {part for raw in paths for part in PurePath(raw).parent.parts[1:]}:
+            known |= _folder_words(part)
         self._paths = _alternation(_path_parts(paths))
         self._known = None if trusted else _alternation(known)
+        self._names = PersonNames(i for i in identifiers if "^" in i)
 
     def __call__(self, text: str) -> str:
         """``text`` with identifiers removed."""
@@ -114,9 +150,16 @@ class Redactor:
             for pattern in _PATH_PATTERNS:
                 text = pattern.sub("[PATH]", text)
             return text
+        text = self._person_names(text)
         if self._known is not None:
             text = self._known.sub(REDACTED, text)
         return deidentify(text)
+
+    def _person_names(self, text: str) -> str:
+        spans = self._names.spans(text) if self._names else []
+        for start, end in reversed(spans):
+            text = text[:start] + REDACTED + text[end:]
+        return text
 
     def spans(self, text: str) -> list[Span]:
         """Where :func:`copilot.text.deid.find_phi` finds identifiers (no known ones)."""

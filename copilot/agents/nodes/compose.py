@@ -95,13 +95,8 @@ def _llm_answer(
     from copilot.prompts import load_prompt
     from copilot.study.privacy import image_may_be_sent
 
-    redact = ctx.redact
-    content: list[Any] = [
-        {
-            "type": "text",
-            "text": redact(composer_message(state, ev, template)),
-        }
-    ]
+    text = composer_message(state, ev, template, ctx.study, ctx.redact)
+    content: list[Any] = [{"type": "text", "text": text}]
     if image_may_be_sent(ctx.study.primary_instance(), ctx.settings):
         import base64
         import io
