@@ -9,6 +9,7 @@ Manufacturer ``copilot``), never by name, so hostile fixtures and inputs are lef
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,9 @@ def find_written(root: Path) -> list[Path]:
             if not name.lower().endswith(".dcm"):
                 continue
             path = Path(folder) / name
+            # Regular files only: hostile fixtures include FIFOs (opening one blocks) and links.
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
             try:
                 ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=TAGS)
             except Exception:  # hostile fixtures: not ours to check
