@@ -74,7 +74,9 @@ def small_pacs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Orth
         server.stop()
 
 
-def counted_ask(url: str, key: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> int:
+def counted_ask(
+    url: str, key: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> int:
     """Requests made by one ``ask URL --study key`` (it must succeed), the image not yet
     fetched."""
     shutil.rmtree(get_settings().cache_dir / "dicomweb", ignore_errors=True)
@@ -95,7 +97,10 @@ def counted_ask(url: str, key: str, capsys: pytest.CaptureFixture[str], monkeypa
 
 @pytest.mark.slow  # about 16 s: 2,000 studies loaded into a real Orthanc (8 s of it)
 def test_ask_one_study_does_not_grow_with_the_archive(
-    small_pacs: OrthancServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    small_pacs: OrthancServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     template = make_dicom(tmp_path / "t.dcm", rows=8, columns=8)
     post_all(small_pacs, tiny_studies(template, 0, 20))
@@ -115,4 +120,6 @@ def test_ask_one_study_does_not_grow_with_the_archive(
     assert counted_ask(url, "ACC01234", capsys, monkeypatch) <= at_20
     assert counted_ask(url, "S01234", capsys, monkeypatch) <= at_20
     with capsys.disabled():
-        print(f"\n2,000 studies loaded in {loading:.1f}s; ask --study UID: {seconds:.2f}s, {at_2000} requests")
+        print(
+            f"\n2,000 studies loaded in {loading:.1f}s; ask --study UID: {seconds:.2f}s, {at_2000} requests"
+        )
