@@ -234,7 +234,7 @@ def test_a_hung_pacs_fails_within_the_deadline(quick: None) -> None:
     sock, url = hung_listener()
     try:
         started = time.monotonic()
-        with pytest.raises(DicomwebTimeoutError, match="did not answer within 1.5s"):
+        with pytest.raises(DicomwebTimeoutError, match=r"did not answer within 1\.5s"):
             list_dicomweb(url)
         assert time.monotonic() - started < 2.5
     finally:
@@ -251,7 +251,7 @@ def test_a_hung_pacs_fails_in_under_15s_with_default_settings(
     sock, url = hung_listener()
     try:
         started = time.monotonic()
-        code, out, err = run_cli(["ask", url, QUESTION, "--study", GOOD[0]], capsys)
+        code, _out, err = run_cli(["ask", url, QUESTION, "--study", GOOD[0]], capsys)
         seconds = time.monotonic() - started
     finally:
         sock.close()
