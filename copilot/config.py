@@ -123,7 +123,18 @@ class Settings(BaseSettings):
         default=None, description="Basic-auth password for DICOMweb servers; never printed."
     )
     dicomweb_timeout_s: float = Field(
-        default=30.0, gt=0, description="Connect/read time limit of each DICOMweb request."
+        default=30.0,
+        gt=0,
+        description="Connect/read time limit of each socket operation of a DICOMweb request "
+        "(within dicomweb_deadline_s).",
+    )
+    dicomweb_deadline_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Total time limit of one DICOMweb search, series-header read or store, "
+        "retries included (an instance fetch gets this plus the time to move its expected "
+        "size at 4 MiB/s); a server that accepts and never answers fails within it.",
     )
     dicomweb_retries: int = Field(
         default=3,

@@ -44,6 +44,11 @@ class DicomwebUnreachableError(DicomwebError):
     """The server refused the connection, could not be resolved or did not answer in time."""
 
 
+class DicomwebTimeoutError(DicomwebUnreachableError):
+    """The server accepted the connection but did not answer completely within the call's
+    deadline (``dicomweb_deadline_s``)."""
+
+
 class DicomwebAuthError(DicomwebError):
     """The server refused the credentials (HTTP 401) or the access (HTTP 403)."""
 

@@ -92,7 +92,7 @@ def mirror_files() -> list[Path]:
 def test_studies_from_the_pacs_are_the_folders_studies(
     pacs: OrthancServer, demo_studies: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run_cli(["studies", pacs.dicomweb_url + "/", "--json"], capsys)
+    code, out, _ = run_cli(["studies", pacs.dicomweb_url + "/", "--json", "--series"], capsys)
     assert code == 0
     remote = json.loads(out)
     code, out, _ = run_cli(["studies", str(demo_studies), "--json"], capsys)
@@ -120,7 +120,7 @@ def test_filters_are_qido_parameters(
         ["--modality", "dx"],
         ["--modality", "CT"],
     ):
-        code, out, _ = run_cli(["studies", pacs.dicomweb_url, "--json", *args], capsys)
+        code, out, _ = run_cli(["studies", pacs.dicomweb_url, "--json", "--series", *args], capsys)
         assert code == 0, args
         remote = json.loads(out)["studies"]
         code, out, _ = run_cli(["studies", str(demo_studies), "--json", *args], capsys)
@@ -215,9 +215,21 @@ def test_ask_writes_sr_and_seg_and_push_stores_them_under_the_study(
         )
         stored.save_as(tmp_path / "from-pacs.dcm", enforce_file_format=True)
         assert read_sr(tmp_path / "from-pacs.dcm").measurements == contents.measurements
-        # The listing shows the SEG as the folder indexer would, and skips the SR with its reason.
+        # The copilot's own SR and SEG are the study's results, never its images.
         again = index_dicomweb(pacs.dicomweb_url, query=StudyQuery(patient=study.patient_id))
-        assert [k.reason for k in again.skipped] == ["no pixel data (Comprehensive SR Storage)"]
+        (found,) = [s for s in again.studies if s.study_uid == study.study_uid]
+        assert again.skipped == [] and found.modalities == ["DX"]
+        assert sorted(r.modality for r in found.results) == ["SEG", "SR"]
+        assert found.primary_instance().sop_uid == study.primary_instance().sop_uid
+        code, out, _ = run_cli(
+            ["ask", pacs.dicomweb_url, QUESTION, "--study", study.study_uid, "--json"], capsys
+        )
+        assert code == 0 and json.loads(out)["study_uid"] == study.study_uid
+        code, out, _ = run_cli(
+            ["studies", pacs.dicomweb_url, "--patient", study.patient_id, "--series", "--json"], capsys
+        )
+        listed = next(s for s in json.loads(out)["studies"] if s["study_uid"] == study.study_uid)
+        assert sorted(r["modality"] for r in listed["copilot_results"]) == ["SEG", "SR"]
     finally:
         for path in (sr_path, seg_path):
             pacs.delete(str(pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID))
@@ -295,7 +307,8 @@ def test_a_stopped_server_is_one_line(
         ["studies", f"http://127.0.0.1:{free_port()}/dicom-web"],
     ):
         line = one_line_error(*run_cli(args, capsys))
-        assert "cannot reach the DICOMweb server http://127.0.0.1:" in line and "connection refused" in line
+        assert "cannot reach PACS at http://127.0.0.1:" in line
+        assert "connection refused; is the server running and the URL right?" in line
         assert password not in line
 
 
@@ -418,7 +431,7 @@ def test_bearer_token_retries_and_time_limit(stub: str, monkeypatch: pytest.Monk
         index_dicomweb(f"{stub}/dicom-web")
     assert "stale-token" not in str(refused.value)
 
-    monkeypatch.setenv("COPILOT_DICOMWEB_TIMEOUT_S", "0.3")
+    monkeypatch.setenv("COPILOT_DICOMWEB_DEADLINE_S", "0.3")
     monkeypatch.setenv("COPILOT_DICOMWEB_RETRIES", "0")
     get_settings.cache_clear()
     with pytest.raises(DicomwebUnreachableError, match=r"did not answer within 0\.3s"):

@@ -35,13 +35,20 @@ def analyze(
     restart: bool = typer.Option(
         False, "--restart", help="With --ray: discard an earlier run's files in the --out folder."
     ),
+    study: str = typer.Option(
+        None,
+        "--study",
+        help="Only this study: its UID, AccessionNumber or patient ID (a PACS is asked for it only).",
+    ),
+    patient: str = typer.Option(None, "--patient", help="Only this patient ID (wildcards * and ?)."),
+    date: str = typer.Option(None, "--date", help="Only studies of this date or range (YYYYMMDD-YYYYMMDD)."),
 ) -> None:
     """Run every applicable image tool on every study, batched, into a JSONL file (with --ray:
     on Ray Data, into a folder a rerun resumes)."""
     from copilot.config import get_settings
 
     if ray or get_settings().ray_address:
-        _analyze_on_ray(path, out, batch_size, shard_size, restart)
+        _analyze_on_ray(path, out, batch_size, shard_size, restart, (study, patient, date))
         return
     from copilot import outputs
     from copilot.cli.output import progress_bar, stdout
@@ -51,7 +58,7 @@ def analyze(
     # (A missing study path is left to open(), which says so.)
     outputs.preflight(out, sources=local_sources(path))
     copilot = make_copilot(None)
-    studies = copilot.open(path)
+    studies = _open(copilot, path, (study, patient, date))
     with progress_bar("Fetching") as bar:  # a DICOMweb server's studies: each series' first image
         copilot.fetch([se.first for s in studies.studies for se in s.series], progress=bar)
     with progress_bar("Analysing") as bar:
@@ -64,7 +71,28 @@ def analyze(
     stdout.print(f"{len(rows)} images analysed -> {escape_controls(str(out))}", markup=False, highlight=False)
 
 
-def _analyze_on_ray(path: str, out: Path, batch_size: int, shard_size: int | None, restart: bool) -> None:
+Selection = tuple[str | None, str | None, str | None]
+
+
+def _open(copilot: Any, path: str, selection: Selection) -> Any:
+    """The studies to analyse: the one ``--study`` names (a PACS is asked for it only), or
+    every study matching ``--patient``/``--date`` (a PACS's failing study is skipped with its
+    reason, the others analysed)."""
+    from copilot.study.query import StudyQuery
+    from copilot.study.source import open_source
+
+    key, patient, date = selection
+    source = open_source(path, copilot.settings)
+    if key:
+        studies, target = source.select(key, date=date)
+        return studies.model_copy(update={"studies": [target]})
+    query = StudyQuery(patient=patient, date=date)
+    return source.open(query=None if query.empty else query)
+
+
+def _analyze_on_ray(
+    path: str, out: Path, batch_size: int, shard_size: int | None, restart: bool, selection: Selection
+) -> None:
     """The ``--ray`` path: ``--out`` is a folder of parts, a manifest and ``rows.jsonl``."""
     from copilot import outputs
     from copilot.batch import analyze_on_ray, require_ray
@@ -76,7 +104,7 @@ def _analyze_on_ray(path: str, out: Path, batch_size: int, shard_size: int | Non
     outputs.check_folder(out, sources=local_sources(path))
     require_ray()
     copilot = make_copilot(None)
-    studies = copilot.open(path)
+    studies = _open(copilot, path, selection)
     with progress_bar("Fetching") as bar:
         copilot.fetch([se.first for s in studies.studies for se in s.series], progress=bar)
     sources: list[Any] = [*local_sources(path), *local_sources(studies.root)]

@@ -21,53 +21,11 @@ if TYPE_CHECKING:
 
 
 def choose_study(studies: StudySet, key: str) -> Study:
-    """The one study ``key`` names: its UID, a UID prefix, its patient ID or a sub-folder of the
-    indexed folder (``p1`` or ``p1/study2``). An exact UID wins; otherwise every study any
-    reading matches is a candidate, and more than one is refused, saying which matched how."""
-    from copilot.errors import StudyError
+    """The one study ``key`` names in an indexed folder (see
+    :func:`copilot.study.selection.choose_study`)."""
+    from copilot.study.selection import choose_study as choose
 
-    exact = [s for s in studies.studies if s.study_uid == key]
-    if exact:
-        return exact[0]
-    root = Path(studies.root)
-    parts = Path(key).parts
-
-    def in_folder(study: Study) -> bool:
-        for inst in study.instances():
-            try:
-                rel = Path(inst.path).relative_to(root).parts[:-1]
-            except ValueError:
-                continue
-            if parts and any(rel[i : i + len(parts)] == parts for i in range(len(rel))):
-                return True
-        return False
-
-    readings = (
-        ("UID prefix", lambda s: s.study_uid.startswith(key)),
-        ("patient ID", lambda s: s.patient_id == key),
-        ("sub-folder", in_folder),
-    )
-    matched: dict[str, tuple[Study, list[str]]] = {}
-    for how, test in readings:
-        for s in studies.studies:
-            if test(s):
-                matched.setdefault(s.study_uid, (s, []))[1].append(how)
-    if len(matched) == 1:
-        return next(iter(matched.values()))[0]
-    if not matched:
-        raise StudyError(
-            f"no study in {studies.root} has the UID, UID prefix, patient ID or sub-folder {key!r} "
-            "(see 'copilot studies PATH')"
-        )
-    listed = "; ".join(
-        f"{s.study_uid} (patient {s.patient_id or '?'}, {s.study_date or 'no date'}, "
-        f"{s.description or 'no description'}: {' and '.join(hows)})"
-        for s, hows in list(matched.values())[:5]
-    )
-    more = f" and {len(matched) - 5} more" if len(matched) > 5 else ""
-    raise StudyError(
-        f"--study {key!r} matches {len(matched)} studies: {listed}{more}; give a longer UID prefix"
-    )
+    return choose(studies, key)
 
 
 def ask(
@@ -78,7 +36,13 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="Print the stable JSON contract."),
     llm: str = typer.Option(None, "--llm", help="LangChain model string, e.g. openai:gpt-4o-mini."),
     study: str = typer.Option(
-        None, "--study", help="Study Instance UID (or a unique prefix), patient ID or sub-folder name."
+        None,
+        "--study",
+        help="Study Instance UID, AccessionNumber or patient ID (a folder: also a UID prefix or a "
+        "sub-folder name); a PACS is asked for that study only.",
+    ),
+    date: str = typer.Option(
+        None, "--date", help="With --study PATIENT: the study of this date (YYYYMMDD, or a range)."
     ),
     thread: str = typer.Option(None, "--thread", help="Conversation id: follow-ups resume it."),
     server: str = typer.Option(
@@ -108,8 +72,7 @@ def ask(
             "--seg writes the patient's identifiers into the DICOM SEG, and a server is sent none: "
             "write it without --server (or COPILOT_SERVER)"
         )
-    studies = copilot.open(path)
-    target = choose_study(studies, study) if study else copilot.pick(studies)
+    studies, target = _select(path, study, date, copilot)
     with progress_bar("Fetching", enabled=not as_json) as progress:
         copilot.fetch(target, progress=progress)
 
@@ -164,6 +127,23 @@ def _print_answer(answer: Answer, target: Study, as_json: bool) -> None:
         table.add_row(safe(t.name), safe(t.status), f"{t.seconds:.2f}", safe(detail))
     stdout.print(table)
     stdout.print(f"[dim]thread: {answer.thread_id} (continue with --thread {answer.thread_id})[/dim]")
+
+
+def _select(path: str, key: str | None, date: str | None, copilot: Copilot) -> tuple[StudySet, Study]:
+    """The studies and the one the question is about: ``--study`` asks the source for that
+    study (a PACS: that study and its patient's others only); without it, the source's only
+    study (a PACS lists study-level only, then opens that one)."""
+    from copilot.study.query import StudyQuery
+    from copilot.study.source import open_source
+
+    source = open_source(path, copilot.settings)
+    if key:
+        return source.select(key, date=date)
+    listed = source.list_studies(query=StudyQuery(date=date) if date else None)
+    target = copilot.pick(listed)
+    if target.opened:
+        return listed, target
+    return source.select(target.study_uid)
 
 
 def _preflight(sr: Path | None, seg: Path | None, sources: list[str]) -> None:

@@ -48,9 +48,16 @@ def studies(
         None, "--date", help="Only studies of this date or range: YYYYMMDD, YYYYMMDD-YYYYMMDD, A..B (ISO)."
     ),
     modality: str = typer.Option(None, "--modality", help="Only studies with this modality (DX, CR, CT...)."),
+    series: bool = typer.Option(
+        False,
+        "--series",
+        help="A DICOMweb server: also read every listed study's series and headers (one request "
+        "per series; slow on a large archive). A folder always shows them.",
+    ),
 ) -> None:
-    """Index a folder of DICOM studies, or list a DICOMweb server's (QIDO-RS), with every
-    skipped file and why; the filters go to the server as QIDO-RS parameters."""
+    """Index a folder of DICOM studies, or list a DICOMweb server's (study-level QIDO-RS,
+    paged), with every skipped file and why; the filters go to the server as QIDO-RS
+    parameters."""
     from copilot.cli.output import print_json, progress_bar
     from copilot.study.query import StudyQuery
     from copilot.study.source import open_source
@@ -58,7 +65,8 @@ def studies(
     query = StudyQuery(patient=patient, date=date, modality=modality)
     source = open_source(path)
     with progress_bar(source.action, enabled=not as_json) as progress:
-        study_set = source.open(query=query, progress=progress, use_cache=not no_cache)
+        read = source.open if series else source.list_studies
+        study_set = read(query=query, progress=progress, use_cache=not no_cache)
     if as_json:
         print_json(study_set.to_contract())
         return
@@ -76,8 +84,7 @@ def studies(
             safe(s.study_date),
             safe(s.description),
             safe(", ".join(s.modalities)) + (f" ({safe(views)})" if views else ""),
-            str(len(s.series)),
-            str(sum(len(se.instances) for se in s.series)),
+            *_counts(s),
             safe(s.study_uid),
         )
     stdout.print(table)
@@ -89,6 +96,16 @@ def studies(
         for k in study_set.skipped:
             skipped.add_row(safe(k.path), safe(k.reason))
         stdout.print(skipped)
+
+
+def _counts(study: Any) -> tuple[str, str]:
+    """(series, images) of a study: counted when opened, as the server says when listed."""
+    if study.listing is not None and not study.series:
+        listed = study.listing
+        return ("?" if listed.series is None else str(listed.series)), (
+            "?" if listed.instances is None else str(listed.instances)
+        )
+    return str(len(study.series)), str(sum(len(se.instances) for se in study.series))
 
 
 def _print_volumes(study_set: Any) -> None:

@@ -189,6 +189,33 @@ class Series(BaseModel):
         return self.instances[0]
 
 
+class StudyListing(BaseModel):
+    """What a server's study-level search (QIDO-RS) says about a study whose series have not
+    been read: the study is listed, not opened (its ``series`` are empty until it is)."""
+
+    model_config = {"frozen": True}
+
+    modalities: list[str] = Field(default_factory=list, description="ModalitiesInStudy.")
+    series: int | None = Field(default=None, description="NumberOfStudyRelatedSeries.")
+    instances: int | None = Field(default=None, description="NumberOfStudyRelatedInstances.")
+    accession_number: str = Field(default="", repr=False)
+
+
+class ResultObject(BaseModel):
+    """A result object the copilot itself wrote (its SR or SEG) found with a study on a
+    server: a result, never an image to analyse."""
+
+    model_config = {"frozen": True}
+
+    sop_uid: str
+    series_uid: str
+    modality: str
+    sop_class: str = ""
+    description: str = ""
+    software_version: str = ""
+    content_date: str = ""
+
+
 class Study(BaseModel):
     """A study: series sharing a StudyInstanceUID, for one patient."""
 
@@ -200,10 +227,26 @@ class Study(BaseModel):
     study_date: str = ""
     description: str = ""
     series: list[Series] = Field(default_factory=list)
+    listing: StudyListing | None = Field(
+        default=None,
+        description="Set when the study was only listed by a server (QIDO-RS study level): its "
+        "series are read when it is opened.",
+    )
+    results: list[ResultObject] = Field(
+        default_factory=list, description="The copilot's own SR/SEG objects stored with the study."
+    )
+
+    @property
+    def opened(self) -> bool:
+        """True when the study's series were read (always for a folder)."""
+        return self.listing is None
 
     @property
     def modalities(self) -> list[str]:
-        """Distinct modalities of the study's series, in series order."""
+        """Distinct modalities of the study's series, in series order (a listed study: the
+        server's ModalitiesInStudy)."""
+        if self.listing is not None and not self.series:
+            return list(self.listing.modalities)
         return list(dict.fromkeys(s.modality for s in self.series if s.modality))
 
     def instances(self) -> Iterator[InstanceRecord]:
@@ -239,7 +282,14 @@ class Study(BaseModel):
         return " · ".join(parts)
 
     def primary_instance(self) -> InstanceRecord:
-        """The instance a question is about by default: the first image of the first series."""
+        """The instance a question is about by default: the first image of the first series.
+        Raises :class:`~copilot.errors.StudyError` when the study has no image (or was only
+        listed, not opened)."""
+        if not self.series or not self.series[0].instances:
+            from copilot.errors import StudyError
+
+            why = "was listed but not opened" if not self.opened else "has no readable image"
+            raise StudyError(f"study {self.study_uid} {why}")
         return self.series[0].first
 
 
@@ -282,6 +332,12 @@ class StudySet(BaseModel):
                         }
                         for se in s.series
                     ],
+                    **(
+                        {"listed": {"series": s.listing.series, "instances": s.listing.instances}}
+                        if s.listing is not None
+                        else {}
+                    ),
+                    **({"copilot_results": [r.model_dump() for r in s.results]} if s.results else {}),
                 }
                 for s in self.studies
             ],

@@ -1,9 +1,14 @@
 """Study filters (patient, date, modality), the same for a folder and a DICOMweb server.
 
-On a server they become QIDO-RS query parameters (``PatientID``, ``StudyDate``,
-``ModalitiesInStudy``); the studies that come back are filtered again here, so a server that
-ignores a parameter never widens the list, and a folder is filtered by the same rules.
-Patient-ID wildcards are matched here only (see :meth:`StudyQuery.qido`).
+On a server they become QIDO-RS query parameters (``PatientID`` with its ``*``/``?``
+wildcards, ``StudyDate`` ranges, ``ModalitiesInStudy``, and ``fuzzymatching=false``); the
+studies that come back are filtered again here, so a server that ignores a parameter never
+widens the list, and a folder is filtered by the same rules.
+
+Wildcards are sent as they are, not percent-encoded (``PatientID=P00*``): RFC 3986 allows
+``*`` and ``?`` in a query, and Orthanc's DICOMweb plug-in 1.7 (tested with Orthanc 1.10)
+matches ``%2A`` literally (no study) but ``*`` as a wildcard (see
+:func:`copilot.study.dicomweb.query_string`).
 """
 
 from __future__ import annotations
@@ -66,16 +71,17 @@ class StudyQuery(BaseModel):
         return not (self.patient or self.date or self.modality)
 
     def qido(self) -> dict[str, str]:
-        """The QIDO-RS search parameters of this query. A patient ID with wildcards is matched
-        here only: clients send ``*`` URL-encoded, and some servers (Orthanc's DICOMweb plug-in
-        1.7) then match it literally and return nothing."""
+        """The QIDO-RS search parameters of this query (exact matching asked for: a server's
+        fuzzy matching would only widen what the local re-check then removes)."""
         params: dict[str, str] = {}
-        if self.patient and not any(c in self.patient for c in "*?"):
+        if self.patient:
             params["PatientID"] = self.patient
         if self.date:
             params["StudyDate"] = self.date
         if self.modality:
             params["ModalitiesInStudy"] = self.modality
+        if params:
+            params["fuzzymatching"] = "false"
         return params
 
     def matches(self, study: Study) -> bool:

@@ -2,7 +2,9 @@
 
     source = open_source("/data/cxr")                        # a FolderSource
     source = open_source("http://pacs:8042/dicom-web")       # a DicomwebSource
-    studies = source.open(query=StudyQuery(patient="P001"), progress=bar)
+    studies = source.open(query=StudyQuery(patient="P001"), progress=bar)   # every study, opened
+    listed = source.list_studies(query=StudyQuery(date="2024-01-01..2024-12-31"))  # what 'studies' shows
+    studies, study = source.select("ACC12345", date=None)                  # one study (+ priors)
 
 The API (``Copilot.open``), the CLI commands and the TUI open studies through
 :func:`open_source`; none of them tests a path or URL itself.
@@ -13,6 +15,10 @@ Rules:
   through :func:`~copilot.study.index.index_folder`, a server through
   :func:`~copilot.study.dicomweb.index_dicomweb`), filtered by the same :class:`StudyQuery`
   (a server gets the filters as QIDO-RS parameters).
+- **Three ways to open, by cost.** ``open`` gives every study opened (series and headers:
+  what ``analyze`` and the terminal app need), ``list_studies`` what ``copilot studies`` shows (a
+  server: study-level QIDO-RS only, studies not opened), ``select`` one study named by the
+  user (a server is asked for that study only, and for its patient's other studies).
 - **The first kind that claims a target opens it**, in the order of :data:`SOURCE_KINDS`: an
   http(s) URL is a DICOMweb server's base URL; anything else is a local path. A new kind of
   source (DIMSE C-FIND/C-MOVE, a zip file) is one class here, added to that tuple.
@@ -29,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from copilot.errors import NothingReadableError
-from copilot.study.dicomweb import is_dicomweb_url, safe_url
+from copilot.study.dicomweb_server import is_dicomweb_url, safe_url
 
 if TYPE_CHECKING:
     from copilot.config import Settings
@@ -76,6 +82,30 @@ class StudySource(Protocol):
         header cache of a folder may be read and updated)."""
         ...
 
+    def list_studies(
+        self,
+        *,
+        query: StudyQuery | None = None,
+        progress: ProgressCallback | None = None,
+        use_cache: bool = True,
+    ) -> StudySet:
+        """The studies matching ``query`` as cheaply as the source allows (a server's are
+        listed, not opened: see :class:`~copilot.study.model.StudyListing`)."""
+        ...
+
+    def select(
+        self,
+        key: str,
+        *,
+        date: str | None = None,
+        progress: ProgressCallback | None = None,
+        use_cache: bool = True,
+    ) -> tuple[StudySet, Study]:
+        """The study ``key`` names (and ``date``, a DICOM date or range, when given), opened,
+        with the set it belongs to (for priors). Raises :class:`StudyError` when it names no
+        study or several."""
+        ...
+
     def protected(self) -> list[str]:
         """The local folders of this source that outputs must never be written into."""
         ...
@@ -120,6 +150,32 @@ class FolderSource:
         found = index_folder(self.path, self.settings, use_cache=use_cache, progress=progress)
         return query.apply(found) if query is not None else found
 
+    def list_studies(
+        self,
+        *,
+        query: StudyQuery | None = None,
+        progress: ProgressCallback | None = None,
+        use_cache: bool = True,
+    ) -> StudySet:
+        """The folder indexed (header-only, cached): the same as :meth:`open`."""
+        return self.open(query=query, progress=progress, use_cache=use_cache)
+
+    def select(
+        self,
+        key: str,
+        *,
+        date: str | None = None,
+        progress: ProgressCallback | None = None,
+        use_cache: bool = True,
+    ) -> tuple[StudySet, Study]:
+        """Index the folder, then choose (:func:`~copilot.study.selection.choose_study`)."""
+        from copilot.study.query import StudyQuery
+        from copilot.study.selection import choose_study
+
+        query = StudyQuery(date=date) if date else None
+        studies = self.open(query=query, progress=progress, use_cache=use_cache)
+        return studies, choose_study(studies, key)
+
     def protected(self) -> list[str]:
         """The folder itself, when it exists."""
         return [self.location] if self.path.exists() else []
@@ -154,11 +210,37 @@ class DicomwebSource:
         progress: ProgressCallback | None = None,
         use_cache: bool = True,
     ) -> StudySet:
-        """List the server's studies (see :func:`~copilot.study.dicomweb.index_dicomweb`);
-        there is no header cache to skip."""
-        from copilot.study.dicomweb import index_dicomweb
+        """Every study of the server matching ``query``, opened (see
+        :func:`~copilot.study.dicomweb_listing.index_dicomweb`); no header cache to skip."""
+        from copilot.study.dicomweb_listing import index_dicomweb
 
         return index_dicomweb(self.url, self.settings, query=query, progress=progress)
+
+    def list_studies(
+        self,
+        *,
+        query: StudyQuery | None = None,
+        progress: ProgressCallback | None = None,
+        use_cache: bool = True,
+    ) -> StudySet:
+        """The server's studies from study-level QIDO-RS only (paged), not opened."""
+        from copilot.study.dicomweb_listing import list_dicomweb
+
+        return list_dicomweb(self.url, self.settings, query=query)
+
+    def select(
+        self,
+        key: str,
+        *,
+        date: str | None = None,
+        progress: ProgressCallback | None = None,
+        use_cache: bool = True,
+    ) -> tuple[StudySet, Study]:
+        """Ask the server for the study ``key`` names only (see
+        :func:`~copilot.study.dicomweb_listing.select_dicomweb`)."""
+        from copilot.study.dicomweb_listing import select_dicomweb
+
+        return select_dicomweb(self.url, key, self.settings, date=date)
 
     def protected(self) -> list[str]:
         """None: the server is not a local folder (its mirror protects itself when listed)."""
