@@ -15,8 +15,9 @@ def tui(
     study: str = typer.Option(
         None,
         "--study",
-        help="Open straight into this study: its UID, AccessionNumber or patient ID (a PACS is asked "
-        "for it and its patient's other studies only).",
+        help="Open straight into this study: its UID or patient ID (a folder: also a sub-folder; a "
+        "PACS: also its AccessionNumber, and the PACS is asked for it and its patient's other "
+        "studies only).",
     ),
     patient: str = typer.Option(None, "--patient", help="Only this patient ID (wildcards * and ?)."),
     date: str = typer.Option(

@@ -404,7 +404,9 @@ class CopilotApp(App[None]):
         self._lost = f"Opening {study.identity()}: reading its series from the server…"
         self.query_one(StudyBrowser).highlight(uid)
         self.query_one(ChatPanel).show_study(None)
-        self.query_one(ImageViewer).set_image(None)
+        viewer = self.query_one(ImageViewer)
+        if viewer.display_data is not None or viewer.stack is not None:
+            viewer.set_image(None)  # another study's image must not stay under this banner
         self._show_study_panels()
         self._refresh_ask_box()
         if uid not in self.opening:
