@@ -182,5 +182,5 @@ async def test_a_folder_is_filtered_by_the_same_options(tmp_path: Path) -> None:
 
 
 def test_tui_refuses_a_bad_date_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(["tui", str(tmp_path), "--date", "last tuesday"], capsys)
+    code, _out, err = run_cli(["tui", str(tmp_path), "--date", "last tuesday"], capsys)
     assert code == 2 and "invalid date 'last tuesday'" in err and len(err.strip().splitlines()) == 1

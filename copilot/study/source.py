@@ -267,7 +267,9 @@ class DicomwebSource:
 
         opened, skipped = open_study(self.url, study, self.settings)
         if opened is None:
-            reasons = "; ".join(dict.fromkeys(k.reason for k in skipped)) or "no image"
+            reasons = "; ".join(dict.fromkeys(k.reason for k in skipped)) or (
+                "the server has no image for it now (deleted or moved since it was listed?)"
+            )
             raise StudyError(f"study {study.study_uid} on {self.location} has no readable image: {reasons}")
         for k in skipped:
             log.info("%s: %s skipped: %s", study.study_uid, k.path, k.reason)

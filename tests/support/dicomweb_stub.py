@@ -108,7 +108,9 @@ class StubArchive:
                 )
             )
         for n, patient in enumerate(broken or []):
-            studies.append(StubStudy(uid=generate_uid(), patient=patient, accession=f"BAD{n}", date="20240301"))
+            studies.append(
+                StubStudy(uid=generate_uid(), patient=patient, accession=f"BAD{n}", date="20240301")
+            )
         return cls(studies)
 
     def study(self, patient: str) -> StubStudy:
