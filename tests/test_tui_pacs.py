@@ -184,3 +184,28 @@ async def test_a_folder_is_filtered_by_the_same_options(tmp_path: Path) -> None:
 def test_tui_refuses_a_bad_date_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, err = run_cli(["tui", str(tmp_path), "--date", "last tuesday"], capsys)
     assert code == 2 and "invalid date 'last tuesday'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_listing_again_keeps_opened_studies_and_a_chosen_study_is_always_shown() -> None:
+    from copilot.study.model import Series, StudyListing, StudySet
+    from copilot.tui.studies import keep_opened, replace_study, shown_with
+
+    def study(uid: str, patient: str, opened: bool) -> Study:
+        listing = None if opened else StudyListing(modalities=["DX"], series=1, instances=1)
+        series = [Series(series_uid=f"{uid}.1", modality="DX")] if opened else []
+        return Study(study_uid=uid, patient_id=patient, study_date="20240102", series=series, listing=listing)
+
+    before = StudySet(
+        root="http://pacs/dicom-web", studies=[study("1.1", "P1", True), study("1.2", "P2", False)]
+    )
+    fresh = StudySet(root=before.root, studies=[study("1.1", "P1", False), study("1.3", "P3", False)])
+    kept = keep_opened(fresh, before)
+    assert [(s.study_uid, s.opened) for s in kept.studies] == [("1.1", True), ("1.3", False)]
+
+    replace_study(fresh, study("1.3", "P3", True))
+    assert fresh.studies[1].opened  # in place: the tree and the app share the set
+
+    chosen = kept.studies[1]
+    shown = shown_with(kept, chosen, StudyQuery(patient="P1"))
+    assert [s.study_uid for s in shown.studies] == ["1.1", "1.3"]  # P1's study and the chosen one
+    assert shown_with(kept, chosen, None) is kept
