@@ -47,7 +47,7 @@ from copilot.agents.obedience import obeyed
 from copilot.text.fence import strip_fence_tags
 from copilot.text.labeler import Status, label_text
 from copilot.text.normalize import clean, fold
-from copilot.text.reassurance import Reassurance, reassurances
+from copilot.text.reassurance import Reassurance, expand_contractions, reassurances
 from copilot.tools.contract import ToolResult
 
 __all__ = ["NOT_VERIFIED", "Checked", "check_answer", "check_llm_answer", "gives_orders"]
@@ -198,6 +198,7 @@ _INNER_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])", re.I)
 
 def _normalise(text: str) -> str:
     text = fold(text).replace("“", '"').replace("”", '"').replace("’", "'").replace("‘", "'")
+    text = expand_contractions(text)
     text = _ABBREV.sub(lambda m: ABBREVIATIONS[m.group(1).lower()], text)
     for pattern, word in _LAY:
         text = pattern.sub(word, text)
@@ -299,6 +300,19 @@ def _quoted_from(text: str, passages: list[str]) -> bool:
     return bool(words) and len(words & source) >= 0.6 * len(words)
 
 
+_QUOTED_SPAN = re.compile(r"\"[^\"]+\"?|“[^”]+”?|«[^»]+»?")
+
+
+def _quotes_only(text: str, passages: list[str]) -> bool:
+    """Whether ``text`` is passages quoted in quotation marks, the words around them making
+    no claim of their own."""
+    spans = _QUOTED_SPAN.findall(text)
+    if not spans or not all(_quoted_from(span, passages) for span in spans):
+        return False
+    around = _QUOTED_SPAN.sub(" ", text)
+    return not (_labels_of(around) or _MEASURE.search(around) or reassurances(around))
+
+
 def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 0.011 or (b != 0 and abs(a - b) / abs(b) <= 0.02)
 
@@ -339,8 +353,9 @@ def _reassuring(
             out.contradictions.append(
                 f"a statement says {words!r}, but {p.tool} flagged {p.label.lower()} ({p.score or 0:.2f})"
             )
-        elif not keys & set(ev.findings) and not lenient:
-            out.problems.append(f"a statement says {words!r}, which no successful tool's output covers")
+        elif not keys <= set(ev.findings) and not lenient:
+            unchecked = ", ".join(sorted(keys - set(ev.findings)))
+            out.problems.append(f"a statement says {words!r}, but no successful tool checked {unchecked}")
     for label, words in r.dismissed.items():
         flagged = _flagged_in(ev, {label.lower()})
         if flagged:
@@ -376,6 +391,9 @@ def _check_unit(unit: str, ev: _Evidence, line_cites: list[int] | None = None) -
         if quoted and _quoted_from(plain, quoted) and not _PATIENT.search(folded):
             return out  # the rest of a cited passage
     valid = bool(cites) and all(1 <= n <= len(ev.passages) for n in cites)
+    cited = [ev.passages[n - 1] for n in {*cites, *(line_cites or [])} if 1 <= n <= len(ev.passages)]
+    if cited and not problems and _quotes_only(plain, cited):
+        return out  # a passage quoted whole, with its number: the source's words, not a claim
     if cites and not valid:
         problems.append("a statement cites a passage that was not retrieved")
     background = (

@@ -29,7 +29,7 @@ from typing import Literal
 from copilot.text.labeler import FINDING_PATTERNS
 from copilot.text.normalize import fold
 
-__all__ = ["ORGANS", "Reassurance", "prepare", "reassurances"]
+__all__ = ["ORGANS", "Reassurance", "expand_contractions", "prepare", "reassurances"]
 
 #: Organ -> the finding labels (the labeler's) that calling it normal denies.
 ORGANS: dict[str, frozenset[str]] = {
@@ -73,7 +73,7 @@ _NORMAL_WORD = (
     r"normal(?:ly)?(?:[- ]sized?| in (?:size|caliber|appearance|contour))?|unremarkable|within normal limits"
     r"|(?:is |are )?not (?:\w+ )?(?:enlarged|widened|abnormal)|clear|intact"
     r"|well[- ](?:expanded|aerated|inflated)"
-    r"|fine|ok|okay|healthy|good|negative|reassuring|sharp|unrevealing|clean|no abnormalit\w*"
+    r"|fine|ok|okay|healthy|good|negative|reassuring|sharp|unrevealing|clean|no abnormalit\w*|small"
     r"|upper limits? of normal|satisfactory|benign"
 )
 _NORMAL_RE = re.compile(rf"\b(?:{_NORMAL_WORD})\b")
@@ -82,7 +82,7 @@ _NEGATED_NORMAL = re.compile(r"\b(?:not|never|hardly|far from|no longer|isn't|ar
 _STUDY = (
     r"(?:study|exam\w*|films?|radiographs?|x-?rays?|xrays?|cxr|chest(?: film| x-?ray| radiograph)?|images?"
     r"|imaging|scans?|everything|all|findings?|results?|appearances?|picture|overall|it|this|study findings"
-    r"|the rest|remainder|rest)"
+    r"|the rest|remainder|rest|report|impression|conclusion|summary|reading|interpretation|assessment)"
 )
 _GLOBAL_ALL = [
     re.compile(p)
@@ -90,7 +90,10 @@ _GLOBAL_ALL = [
         # "no acute findings", "no evidence of acute cardiopulmonary disease", "no abnormality"
         r"\b(?:no|without|negative for|free of|absence of)\s+(?:[\w-]+\s+){0,5}?"
         r"(?:findings?|abnormalit(?:y|ies)"
-        r"|disease|process(?:es)?|patholog\w*|concerns?|issues?|problems?|injur\w*|anomal\w*)\b",
+        r"|disease|process(?:es)?|patholog\w*|concerns?|issues?|problems?|injur\w*|anomal\w*|changes?"
+        r"|abnormal\w*|features?|worries|red flags?|surprises?|emergenc\w*|urgent \w+)\b",
+        rf"\b{_STUDY}\s*[:=-]\s*(?:[\w-]+\s+){{0,2}}?(?:normal|unremarkable|negative|clear|fine|healthy"
+        rf"|within normal limits|nothing|reassuring|benign)\b",
         r"\bno acute(?=\s*(?:[.!;,)]|$))",
         r"\b(?:otherwise|else)\s+(?:\w+\s+)?(?:normal|unremarkable|negative|clear|fine|ok|okay|healthy"
         r"|within normal limits|clean|good|benign|unrevealing|satisfactory)\b",
@@ -111,14 +114,22 @@ _OTHER = re.compile(
     r"\b(?:otherwise|other|others|further|additional|remaining|remainder|rest|else|apart from|aside from"
     r"|besides|other than|except)\b"
 )
-#: A whole sentence that is only a reassuring word ("Normal.", "Unremarkable!", "Negative").
-_BARE = re.compile(rf"^\W*(?:(?:entirely|completely|essentially|totally|quite)\s+)?(?:{_NORMAL_WORD})\W*$")
+#: A whole sentence that is only a reassuring word ("Normal.", "Unremarkable!", "No.").
+_BARE = re.compile(
+    rf"^\W*(?:(?:entirely|completely|essentially|totally|quite)\s+)?(?:{_NORMAL_WORD}|no|none|nil|absent)\W*$"
+)
+#: A reassuring word in a sentence that names no organ and no finding ("Looks normal to me.").
+_LOOSE = re.compile(
+    r"\b(?:normal|unremarkable|within normal limits|negative|healthy|reassuring|benign"
+    r"|(?:is|are|looks?|seems?|appears?) (?:\w+ )?(?:fine|ok|okay|good|clear))\b"
+)
 _MENTIONS = {k: [re.compile(p) for p in v] for k, v in FINDING_PATTERNS.items()}
 _DENY_AFTER = re.compile(
     r"^(?:[\s:?!=-]*(?:no|none|negative|absent|nil|not present|not seen|ruled out|excluded)\b"
-    r"|[^,;.]{0,30}?\b(?:not (?:\w+ )?(?:found|detected|noted|observed|shown|visible|apparent|flagged"
-    r"|identified|seen|present|there|evident|confirmed|supported|suggested|demonstrated|appreciated)"
-    r"|ruled out|excluded|resolved|gone|negative)\b)"
+    r"|(?:[^,;.]|\.\d){0,50}?\b(?:not (?:\w+ )?(?:found|detected|noted|observed|shown|visible|apparent"
+    r"|flagged|identified|seen|present|there|evident|confirmed|supported|suggested|demonstrated|appreciated)"
+    r"|ruled out|excluded|resolved|gone|negative|not above|(?:below|under) (?:its |the |their )?(?:[\d.]+ )?"
+    r"(?:operating )?threshold)\b)"
 )
 _DENY_BEFORE = re.compile(
     r"\b(?:rule[sd]? out|ruling out|excludes?|excluding|lack of|lacks|no signs? of|nothing to suggest"
@@ -141,10 +152,10 @@ _DISMISS = re.compile(
 )
 _CLAUSES = re.compile(r"[;\n]|,\s*(?:and\s+|but\s+)?|\bbut\b|\bhowever\b|\balthough\b|\bwhile\b|\bwhereas\b")
 _CONTRACTIONS = [
-    (re.compile(r"\bcan['’]t\b"), "cannot"),
-    (re.compile(r"\bwon['’]t\b"), "will not"),
-    (re.compile(r"\b(\w+)n['’]t\b"), r"\1 not"),
-    (re.compile(r"\b(there|it|that|what|heart|lung|everything)['’]s\b"), r"\1 is"),
+    (re.compile(r"\bcan['’]t\b", re.I), "cannot"),
+    (re.compile(r"\bwon['’]t\b", re.I), "will not"),
+    (re.compile(r"\b(\w+)n['’]t\b", re.I), r"\1 not"),
+    (re.compile(r"\b(there|it|that|what|heart|lung|everything)['’]s\b", re.I), r"\1 is"),
 ]
 
 
@@ -166,23 +177,48 @@ class Reassurance:
         return bool(self.global_kind or self.organs or self.denied or self.dismissed)
 
 
-def prepare(text: str) -> str:
-    """``text`` as the rules read it: folded, contractions spelled out, lower case."""
-    text = fold(text).lower().replace("’", "'")
+def expand_contractions(text: str) -> str:
+    """``text`` with English contractions spelled out ("isn't" -> "is not"), so negation
+    cues read them."""
+    text = text.replace("’", "'")
     for pattern, repl in _CONTRACTIONS:
         text = pattern.sub(repl, text)
     return text
 
 
+def prepare(text: str) -> str:
+    """``text`` as the rules read it: folded, contractions spelled out, lower case."""
+    return expand_contractions(fold(text).lower())
+
+
+_TECHNIQUE = re.compile(
+    r"\b(?:quality|exposure|position\w*|technique|inspiration|rotation|penetration|diagnostic|resolution|view)\b"
+)
+
+
+def _names_anything(sentence: str) -> bool:
+    """Whether ``sentence`` names an organ or a finding (then a normal word is about that)."""
+    return (
+        any(p.search(sentence) for p in _ORGAN_RE.values() if p is not _ORGAN_RE["lungs"])
+        or any(p.search(sentence) for patterns in _MENTIONS.values() for p in patterns)
+        or bool(re.search(r"\b(?:lungs?|pleura\w*|parenchyma)\b", sentence))
+    )
+
+
 def _global(sentence: str, out: Reassurance) -> None:
     hits = [m for p in _GLOBAL_ALL for m in p.finditer(sentence)]
     hits = [m for m in hits if not _NEGATED_NORMAL.search(sentence[: m.start()])]
-    hits = [m for m in hits if not re.search(r"\b(?:not|never|hardly|abnormal\w*)\b", m.group(0))]
+    hits = [m for m in hits if not re.search(r"\b(?:not|never|hardly)\b", m.group(0))]
     if not hits and _BARE.match(sentence):
         hits = [m for m in [re.search(r"\w[\w -]*\w|\w", sentence)] if m]
+    if _TECHNIQUE.search(sentence):
+        hits = [m for m in hits if not re.search(r"\b(?:fine|ok|okay|good|clear|satisfactory)\b", m.group(0))]
+    if not hits and not _names_anything(sentence) and not _TECHNIQUE.search(sentence):
+        hits = [m for m in _LOOSE.finditer(sentence) if not _NEGATED_NORMAL.search(sentence[: m.start()])]
     if not hits:
         return
-    other = any(_OTHER.search(sentence[max(0, m.start() - 40) : m.end()]) for m in hits)
+    bare_no = bool(re.match(r"^\W*(?:no|none|nil|absent)\W*$", sentence))  # "No." answers a question
+    other = bare_no or any(_OTHER.search(sentence[max(0, m.start() - 40) : m.end()]) for m in hits)
     out.global_kind = "other" if other else "all"
     out.global_words = hits[0].group(0).strip()
 
