@@ -271,12 +271,15 @@ def test_malformed_planner_calls_are_repaired_or_rejected(server: FakeOpenAIServ
 def test_server_refusing_tools_falls_back_to_the_embedded_planner(
     server: FakeOpenAIServer, study: Study
 ) -> None:
-    server.script(Reply.error(400, "tools param requires --jinja flag"), Reply.text("Composed by the LLM."))
+    server.script(
+        Reply.error(400, "tools param requires --jinja flag"),
+        Reply.text("Composed by the LLM: cardiomegaly [cxr_classifier: 0.74]."),
+    )
     copilot = llm_copilot()
     answer = copilot.ask(study, "Is there cardiomegaly?")
     assert answer.planner == "embedded" and answer.plan == ["cxr_classifier"]
     assert any("embedded plan used" in n for n in answer.plan_notes)
-    assert answer.text.startswith("Composed by the LLM.")
+    assert answer.text.startswith("Composed by the LLM:")
 
 
 @pytest.mark.timeout(60)  # a hang guard (Reply.never() waits forever without the time limit)
