@@ -78,8 +78,9 @@ def with_max_tokens(model: Any, max_tokens: int | None) -> Any:
     if name is not None:
         current = getattr(model, name, None)
         update[name] = min(current, max_tokens) if isinstance(current, int) and current > 0 else max_tokens
-    base = getattr(model, "openai_api_base", None)
-    if "extra_body" in fields and isinstance(base, str) and _OPENAI_HOST not in base:
+    client = getattr(model, "root_client", None)  # langchain-openai: the URL it really calls
+    base = str(getattr(client, "base_url", "") or getattr(model, "openai_api_base", "") or "")
+    if "extra_body" in fields and base and _OPENAI_HOST not in base:
         update["extra_body"] = {
             **(getattr(model, "extra_body", None) or {}),
             "max_tokens": update.get(name or "", max_tokens),

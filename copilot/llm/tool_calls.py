@@ -15,7 +15,8 @@ Rules:
   ``{"tool": N, ...}``, OpenAI's ``{"function": {"name": N, "arguments": "<json>"}}``, a list of
   those, ``{"tool_calls"|"tools"|"calls": [...]}``, and plain names in such a list.
 - Arguments must be a JSON object (or a string holding one); anything else drops that call
-  with a note. JSON that names no tool is not a call.
+  with a note, and so does a call written as text that is not valid JSON. JSON that names no
+  tool is not a call.
 - :func:`known_name` matches a name to the offered tools exactly, ignoring case, spaces,
   hyphens, dots and underscores; no fuzzy guessing (a near name may be another tool).
 """
@@ -39,6 +40,8 @@ _NAME_KEYS = ("name", "tool", "tool_name", "function_name")
 _ARG_KEYS = ("arguments", "parameters", "args", "input")
 _LIST_KEYS = ("tool_calls", "tools", "calls", "functions")
 _DECODER = json.JSONDecoder()
+#: Text that tries to call a tool (a Qwen block, or a JSON key naming one).
+_ATTEMPT = re.compile(r'<tool_call>|"(?:name|tool|function)"\s*:', re.I)
 
 
 @dataclass(frozen=True)
@@ -164,4 +167,6 @@ def read_tool_calls(reply: Any) -> ReadCalls:
     if calls:
         log.debug("read %d tool call(s) from the reply's text", len(calls))
         return ReadCalls(calls, "text", notes)
+    if not notes and _ATTEMPT.search(text):
+        notes.append("dropped a tool call written in the reply's text: it is not valid JSON")
     return ReadCalls([], "none", notes)
