@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
 
 from copilot.api import Copilot
 from copilot.config import Settings, get_settings
@@ -26,8 +26,10 @@ from copilot.llm import (
     UNREACHABLE_COOLDOWN_S,
     ReachabilityGuard,
     is_local_url,
+    known_name,
     load_llm,
     parse_spec,
+    read_tool_calls,
 )
 from copilot.study import index_folder
 from copilot.study.model import Study
@@ -587,3 +589,41 @@ def test_fake_server_lists_models(server: FakeOpenAIServer) -> None:
 
     data = httpx.get(f"{server.base_url}/models", timeout=5).json()
     assert [m["id"] for m in data["data"]] == ["fake"]
+
+
+# -- tool calls in every shape ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (AIMessage(content="", tool_calls=[{"name": "a", "args": {"q": 1}, "id": "1"}]), [("a", {"q": 1})]),
+        (AIMessage(content='Sure. {"name": "a", "arguments": {"q": 1}} Done.'), [("a", {"q": 1})]),
+        (AIMessage(content='[{"name": "a", "parameters": {}}, {"tool": "b"}]'), [("a", {}), ("b", {})]),
+        (AIMessage(content='```json\n{"tool_calls": [{"name": "a", "args": {}}]}\n```'), [("a", {})]),
+        (
+            AIMessage(
+                content='<tool_call>\n{"name": "a", "arguments": {}}\n</tool_call>\n<tool_call>{"name": "b"}'
+            ),
+            [("a", {}), ("b", {})],
+        ),
+        (AIMessage(content='{"function": {"name": "a", "arguments": "{\\"q\\": 2}"}}'), [("a", {"q": 2})]),
+        (AIMessage(content="The chest radiograph is normal."), []),
+        (AIMessage(content='{"answer": "normal"}'), []),
+    ],
+    ids=["native", "object-in-prose", "list", "fenced", "qwen", "openai-function", "prose", "json-no-tool"],
+)
+def test_tool_calls_are_read_in_every_shape(reply: AIMessage, expected: list[tuple[str, dict]]) -> None:
+    read = read_tool_calls(reply)
+    assert [(c.name, c.args) for c in read.calls] == expected
+
+
+def test_malformed_arguments_drop_the_call_with_a_note() -> None:
+    read = read_tool_calls(
+        AIMessage(content='[{"name": "a", "arguments": "{cut"}, {"name": "b", "arguments": 3}]')
+    )
+    assert read.calls == [] and len(read.notes) == 2 and "'a'" in read.notes[0]
+
+
+def test_names_match_exactly_but_for_case_and_separators() -> None:
+    names = ["cxr_classifier", "vqa"]
+    assert known_name("CXR Classifier", names) == known_name("cxr-classifier", names) == "cxr_classifier"
+    assert known_name("cxr_classify", names) is None and known_name("", names) is None

@@ -163,7 +163,7 @@ class BoundedChatModel:
             raise self._late() from None
         if not ok:
             raise value
-        return value  # type: ignore[no-any-return]
+        return value
 
     def stream(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any

@@ -194,7 +194,7 @@ def load_llm(
     *,
     timeout_s: float | None = None,
     max_retries: int | None = None,
-) -> ChatModel: ...
+) -> BoundedChatModel: ...
 @overload
 def load_llm(
     spec: None,
@@ -209,7 +209,7 @@ def load_llm(
     *,
     timeout_s: float | None = None,
     max_retries: int | None = None,
-) -> ChatModel | None:
+) -> BoundedChatModel | None:
     """A LangChain chat model from a model string, with the settings' time limit and retries,
     wrapped in :class:`BoundedChatModel` (the composer's limits; :meth:`~BoundedChatModel.
     with_limits` gives other calls theirs).
