@@ -176,8 +176,9 @@ class BoundedChatModel:
         stop = threading.Event()
 
         def work() -> None:
-            chunks = runnable.stream(input, config, **kwargs)
+            chunks: Any = None
             try:
+                chunks = runnable.stream(input, config, **kwargs)
                 for chunk in chunks:
                     if stop.is_set():
                         break
