@@ -303,6 +303,7 @@ class Copilot:
             study.identifiers,
             paths=[i.path for i in instances],
             institutions={i.institution for i in instances if i.institution},
+            descriptions=[study.description, *(s.description for s in study.series)],
             trusted=self.settings.llm_trusted,
         )
 

@@ -1,8 +1,9 @@
 """Persistent header-index cache in SQLite under the XDG cache dir.
 
 Rows are keyed by file path and hold the size and mtime the record was read at; a row whose
-size or mtime differs from the file's is stale and re-read. Skipped files are cached too, so
-a broken file is not re-parsed on every opening.
+size or mtime differs from the file's is stale and re-read. Skipped files and the copilot's
+own SR/SEG objects (``skipped`` 1 and 2) are cached too, so a broken file is not re-parsed on
+every opening.
 
 The cache is owner-only (0600 in a 0700 folder): its records hold patient names, IDs and dates.
 A damaged cache is moved aside (``index.sqlite.broken-<time>``) with one warning and rebuilt,
@@ -23,12 +24,13 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from copilot.paths import private_file
-from copilot.study.model import InstanceRecord, SkippedFile
+from copilot.study.model import InstanceRecord, ResultObject, SkippedFile
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6  # 4: header text with control characters escaped; 5: BurnedInAnnotation;
-# 6: plane geometry (positions, orientation, functional groups) for volumes
+SCHEMA_VERSION = 7  # 4: header text with control characters escaped; 5: BurnedInAnnotation;
+# 6: plane geometry (positions, orientation, functional groups) for volumes; 7: the copilot's
+# own SR/SEG objects as results (skipped = 2)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     root TEXT NOT NULL,
@@ -50,11 +52,18 @@ def _damaged(exc: BaseException) -> bool:
     return "malformed" in text or "not a database" in text or "corrupt" in text
 
 
-CachedRow = tuple[int, int, InstanceRecord | SkippedFile]
+Row = InstanceRecord | ResultObject | SkippedFile
+CachedRow = tuple[int, int, Row]
+#: The ``skipped`` column: a record, a skipped file, the copilot's own result.
+RECORD, SKIPPED, RESULT = 0, 1, 2
 _RECORDS: TypeAdapter[list[InstanceRecord]] = TypeAdapter(list[InstanceRecord])
 
 
-def _compact(record: InstanceRecord | SkippedFile) -> str:
+def _kind(row: Row) -> int:
+    return SKIPPED if isinstance(row, SkippedFile) else RESULT if isinstance(row, ResultObject) else RECORD
+
+
+def _compact(record: Row) -> str:
     """A record as stored: JSON without the fields at their defaults, which validation fills
     back in. A radiograph's record is a quarter shorter and validates 2x faster (the warm
     reopen of 5,000 files spends most of its time there)."""
@@ -139,7 +148,7 @@ class IndexCache:
             return {}
         # One validation call for all records: pydantic parses one JSON array faster than
         # thousands of separate documents (this dominates the warm reopen time).
-        kept = [r for r in rows if not r[3]]
+        kept = [r for r in rows if r[3] == RECORD]
         records: list[InstanceRecord | None]
         try:
             records = list(_RECORDS.validate_json("[" + ",".join(r[4] for r in kept) + "]"))
@@ -153,17 +162,18 @@ class IndexCache:
         for (path, size, mtime_ns, _, _), record in zip(kept, records, strict=True):
             if record is not None:
                 out[path] = (size, mtime_ns, record)
-        for path, size, mtime_ns, skipped, record in rows:
-            if skipped:
+        for path, size, mtime_ns, kind, record in rows:
+            if kind in (SKIPPED, RESULT):
+                model = SkippedFile if kind == SKIPPED else ResultObject
                 try:
-                    out[path] = (size, mtime_ns, SkippedFile.model_validate_json(record))
+                    out[path] = (size, mtime_ns, model.model_validate_json(record))
                 except ValueError:
                     continue
         return out
 
     def store(
         self,
-        fresh: Iterable[tuple[str, int, int, InstanceRecord | SkippedFile]],
+        fresh: Iterable[tuple[str, int, int, Row]],
         gone: Iterable[str],
     ) -> None:
         """Insert or replace fresh rows and delete rows of files no longer present."""
@@ -174,10 +184,7 @@ class IndexCache:
             with conn:
                 conn.executemany(
                     "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (self.root, p, s, m, int(isinstance(r, SkippedFile)), _compact(r))
-                        for p, s, m, r in fresh
-                    ],
+                    [(self.root, p, s, m, _kind(r), _compact(r)) for p, s, m, r in fresh],
                 )
                 conn.executemany(
                     "DELETE FROM files WHERE root = ? AND path = ?", [(self.root, p) for p in gone]
@@ -200,7 +207,7 @@ def forget_study(db_path: Path, study_uid: str) -> list[str]:
         return []
     conn = sqlite3.connect(db_path, timeout=10)
     try:
-        rows = conn.execute("SELECT root, path, record FROM files WHERE skipped = 0").fetchall()
+        rows = conn.execute("SELECT root, path, record FROM files WHERE skipped != 1").fetchall()
         doomed: list[tuple[str, str]] = []
         for root, path, record in rows:
             try:

@@ -15,35 +15,23 @@ from typing import Any
 from copilot.errors import UnreadableFileError
 from copilot.study.dicomweb_server import DicomwebServer, first_value, valid_uid
 from copilot.study.model import InstanceRecord, ResultObject, SkippedFile
+from copilot.study.results import COPILOT_MANUFACTURER, RESULT_KEYWORDS, copilot_result
 
 __all__ = ["COPILOT_MANUFACTURER", "instance_from_metadata"]
 
 log = logging.getLogger(__name__)
 
-#: The Manufacturer the copilot writes into its SR and SEG objects.
-COPILOT_MANUFACTURER = "copilot"
-RESULT_MODALITIES = ("SR", "SEG")
 PIXEL_TAGS = ("7FE00010", "7FE00008", "7FE00009")
 _NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 
 
-def _copilot_result(item: dict[str, Any], series_uid: str) -> ResultObject | None:
-    """The copilot's own SR/SEG as a result object (None for anything else)."""
-    modality = first_value(item, "00080060").strip().upper()
-    if modality not in RESULT_MODALITIES or first_value(item, "00080070").strip() != COPILOT_MANUFACTURER:
+def _copilot_result(item: dict[str, Any], study_uid: str, series_uid: str) -> ResultObject | None:
+    """The copilot's own SR/SEG (:func:`copilot.study.results.copilot_result`), filed under
+    the study and series the server listed it in."""
+    result = copilot_result(lambda keyword: first_value(item, RESULT_KEYWORDS[keyword]))
+    if result is None:
         return None
-    sop_uid = first_value(item, "00080018")
-    if not valid_uid(sop_uid):
-        return None
-    return ResultObject(
-        sop_uid=sop_uid,
-        series_uid=series_uid,
-        modality=modality,
-        sop_class=first_value(item, "00080016"),
-        description=first_value(item, "0008103E")[:200],
-        software_version=first_value(item, "00181020")[:64],
-        content_date=first_value(item, "00080023")[:8],
-    )
+    return result.model_copy(update={"study_uid": study_uid, "series_uid": series_uid})
 
 
 def instance_from_metadata(
@@ -59,7 +47,7 @@ def instance_from_metadata(
 
     sop_uid = first_value(item, "00080018")
     where = server.instance_url(study_uid, series_uid, sop_uid or "?")
-    result = _copilot_result(item, series_uid)
+    result = _copilot_result(item, study_uid, series_uid)
     if result is not None:
         return result
     try:

@@ -25,7 +25,8 @@ from copilot.study.header_values import (
     max_pixel_bytes,
     pixel_element_header,
 )
-from copilot.study.model import InstanceRecord, SkippedFile
+from copilot.study.model import InstanceRecord, ResultObject, SkippedFile
+from copilot.study.results import copilot_result
 from copilot.study.walk import open_regular
 
 log = logging.getLogger(__name__)
@@ -131,10 +132,30 @@ def read_dicom(
     *,
     fast: bool = True,
 ) -> InstanceRecord:
-    """Read a DICOM file's header; raise :class:`UnreadableFileError` with a reason to skip it.
+    """Read an image's DICOM header; raise :class:`UnreadableFileError` with a reason to skip
+    it (the copilot's own SR or SEG included: a result, not an image)."""
+    found = read_dicom_or_result(path, size, mtime_ns, max_decoded_bytes, fp, fast=fast)
+    if isinstance(found, ResultObject):
+        raise UnreadableFileError(f"the copilot's own {found.modality}: a result, not an image")
+    return found
+
+
+def read_dicom_or_result(
+    path: str,
+    size: int,
+    mtime_ns: int,
+    max_decoded_bytes: int,
+    fp: BinaryIO | None = None,
+    *,
+    fast: bool = True,
+) -> InstanceRecord | ResultObject:
+    """Read a DICOM file's header: an image's record, or the copilot's own SR/SEG
+    (:func:`copilot.study.results.copilot_result`); raise :class:`UnreadableFileError` with a
+    reason to skip it.
 
     The plain common file is read without pydicom (:mod:`copilot.study.rawheader`); every
-    other file, and every file that is skipped, is read by pydicom (``fast=False``: always)."""
+    other file (SR and SEG included), and every file that is skipped, is read by pydicom
+    (``fast=False``: always)."""
     # ``fp``: the caller's already open file (read_record opened it to sniff the format).
     with open_regular(path) if fp is None else contextlib.nullcontext(fp) as fp:
         if fast:
@@ -173,6 +194,9 @@ def read_dicom(
             raise UnreadableFileError(f"invalid DICOM header: {type(exc).__name__}: {exc}") from exc
 
         h = HeaderReader(ds)
+        result = copilot_result(h.text, path=path)
+        if result is not None:
+            return result
         sop_class = h.text("SOPClassUID") or (
             HeaderReader(meta).text("MediaStorageSOPClassUID") if meta is not None else ""
         )
@@ -234,8 +258,11 @@ def read_dicom(
     return build_record(h, path, size, mtime_ns, sop_class, syntax)
 
 
-def read_record(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> InstanceRecord | SkippedFile:
-    """Index one file: its record, or the reason it is skipped. Never raises for bad input."""
+def read_record(
+    path: str, size: int, mtime_ns: int, max_decoded_bytes: int
+) -> InstanceRecord | ResultObject | SkippedFile:
+    """Index one file: its record, the copilot's own result, or the reason it is skipped.
+    Never raises for bad input."""
     try:
         if size == 0:
             return SkippedFile(path=path, reason="empty file")
@@ -243,7 +270,7 @@ def read_record(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> 
             head = fp.read(8)
             if head.startswith(PNG_MAGIC) or head.startswith(JPEG_MAGIC):
                 return read_plain_image(path, size, mtime_ns)
-            return read_dicom(path, size, mtime_ns, max_decoded_bytes, fp)
+            return read_dicom_or_result(path, size, mtime_ns, max_decoded_bytes, fp)
     except UnreadableFileError as exc:
         return SkippedFile(path=path, reason=exc.reason)
     except PermissionError:
@@ -259,6 +286,6 @@ def read_record(path: str, size: int, mtime_ns: int, max_decoded_bytes: int) -> 
 
 def read_records(
     items: list[tuple[str, int, int]], max_decoded_bytes: int
-) -> list[InstanceRecord | SkippedFile]:
+) -> list[InstanceRecord | ResultObject | SkippedFile]:
     """Index a chunk of files (the unit of work sent to an indexing process)."""
     return [read_record(p, s, m, max_decoded_bytes) for p, s, m in items]

@@ -23,7 +23,7 @@ from copilot.config import Settings, get_settings
 from copilot.errors import NothingReadableError
 from copilot.study.cache import IndexCache
 from copilot.study.geometry import summarize_series
-from copilot.study.model import InstanceRecord, Series, SkippedFile, Study, StudySet
+from copilot.study.model import InstanceRecord, ResultObject, Series, SkippedFile, Study, StudySet
 from copilot.study.walk import FileEntry, WalkProblem, walk_files
 
 if TYPE_CHECKING:
@@ -40,9 +40,10 @@ CHUNK = 32
 ProgressCallback = Callable[[int, int], None]
 
 
-def read_records(
-    items: list[tuple[str, int, int]], max_decoded_bytes: int
-) -> list[InstanceRecord | SkippedFile]:
+Read = InstanceRecord | ResultObject | SkippedFile
+
+
+def read_records(items: list[tuple[str, int, int]], max_decoded_bytes: int) -> list[Read]:
     """Read a chunk of headers (:func:`copilot.study.header.read_records`). The header reader
     and pydicom load only when some header has to be read: a cached folder reopens without."""
     from copilot.study.header import read_records as read
@@ -69,7 +70,7 @@ def read_headers(
     entries: list[FileEntry],
     settings: Settings,
     progress: ProgressCallback | None = None,
-) -> list[InstanceRecord | SkippedFile]:
+) -> list[Read]:
     """Read the headers of ``entries``, in parallel processes when there are many."""
     if not entries:
         return []
@@ -78,7 +79,7 @@ def read_headers(
     limit = settings.max_decoded_mb * 2**20
     items = [(e.path, e.size, e.mtime_ns) for e in entries]
     workers = min(settings.workers(), max(1, len(items) // CHUNK))
-    results: list[InstanceRecord | SkippedFile] = []
+    results: list[Read] = []
     # Worker processes are started only from the main thread: started from an app's worker
     # thread (the terminal app's indexer) the pool was seen to stall under Textual, so there the
     # headers are read in-process (the cache still makes reopening instant).
@@ -121,8 +122,36 @@ def _sort_key_instance(r: InstanceRecord) -> tuple[int, str]:
     return (r.instance_number if r.instance_number is not None else 1 << 30, r.path)
 
 
-def group_records(root: str, records: list[InstanceRecord], skipped: list[SkippedFile]) -> StudySet:
-    """Group records into studies and series; repeated SOP Instance UIDs are skipped."""
+def _attach_results(studies: list[Study], results: list[ResultObject], skipped: list[SkippedFile]) -> None:
+    """File the copilot's own SR/SEG objects under their studies (``Study.results``); one of a
+    study with no image in the folder, or a repeated one, is skipped with its reason."""
+    by_study = {s.study_uid: s for s in studies}
+    seen: dict[str, str] = {}
+    for res in sorted(results, key=lambda r: r.path):
+        study = by_study.get(res.study_uid)
+        if res.sop_uid in seen:
+            skipped.append(
+                SkippedFile(path=res.path, reason=f"duplicate SOPInstanceUID of {seen[res.sop_uid]}")
+            )
+        elif study is None:
+            skipped.append(
+                SkippedFile(
+                    path=res.path, reason=f"the copilot's own {res.modality} of a study with no image here"
+                )
+            )
+        else:
+            seen[res.sop_uid] = res.path
+            study.results.append(res)
+
+
+def group_records(
+    root: str,
+    records: list[InstanceRecord],
+    skipped: list[SkippedFile],
+    results: list[ResultObject] | None = None,
+) -> StudySet:
+    """Group records into studies and series, with the copilot's own ``results`` filed under
+    their studies; repeated SOP Instance UIDs are skipped."""
     by_sop: dict[str, InstanceRecord] = {}
     for rec in sorted(records, key=lambda r: r.path):
         first = by_sop.get(rec.sop_uid)
@@ -166,6 +195,7 @@ def group_records(root: str, records: list[InstanceRecord], skipped: list[Skippe
             )
         )
     out.sort(key=lambda s: (s.patient_id, s.study_date, s.study_uid))
+    _attach_results(out, results or [], skipped)
     skipped.sort(key=lambda k: k.path)
     return StudySet(root=root, studies=out, skipped=skipped)
 
@@ -200,7 +230,7 @@ def index_folder(
 
     cache = IndexCache(settings.index_cache_path, root) if use_cache else None
     cached = cache.load() if cache else {}
-    results: dict[str, InstanceRecord | SkippedFile] = {}
+    results: dict[str, Read] = {}
     to_read: list[FileEntry] = []
     for entry in entries:
         hit = cached.get(entry.path)
@@ -229,9 +259,10 @@ def index_folder(
 
     records = [r for r in results.values() if isinstance(r, InstanceRecord)]
     skipped.extend(r for r in results.values() if isinstance(r, SkippedFile))
+    own = [r for r in results.values() if isinstance(r, ResultObject)]
     if not records:
         if len(skipped) == 1 and skipped[0].path == root:  # a single file (or FIFO) given
             raise NothingReadableError(f"{path}: {skipped[0].reason}")
         detail = f" ({len(skipped)} file(s) skipped)" if skipped else ""
         raise NothingReadableError(f"{path}: no readable DICOM or image files{detail}")
-    return group_records(root, records, skipped)
+    return group_records(root, records, skipped, own)

@@ -202,8 +202,8 @@ class StudyListing(BaseModel):
 
 
 class ResultObject(BaseModel):
-    """A result object the copilot itself wrote (its SR or SEG) found with a study on a
-    server: a result, never an image to analyse."""
+    """A result object the copilot itself wrote (its SR or SEG) found with a study in a folder
+    or on a server (:mod:`copilot.study.results`): a result, never an image to analyse."""
 
     model_config = {"frozen": True}
 
@@ -214,6 +214,8 @@ class ResultObject(BaseModel):
     description: str = ""
     software_version: str = ""
     content_date: str = ""
+    study_uid: str = ""
+    path: str = Field(default="", description="The file it was read from (a folder's result).")
 
 
 class Study(BaseModel):

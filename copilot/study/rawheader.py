@@ -38,6 +38,7 @@ from copilot.study.header_values import (
     pixel_element_header,
 )
 from copilot.study.model import InstanceRecord
+from copilot.study.results import is_result_modality
 
 #: Keyword -> (tag, VR from the DICOM dictionary) of every element the index reads.
 ELEMENTS: dict[str, tuple[int, str]] = {
@@ -332,6 +333,8 @@ def read_plain(fp: BinaryIO, path: str, size: int, mtime_ns: int, max_decoded_by
     """The record of a plain, valid file; :class:`NeedPydicom` for any other (pydicom then
     reads it and gives the record, or the reason it is skipped)."""
     meta, h, syntax, stop = parse(fp, size)
+    if is_result_modality(h.text("Modality")):
+        raise NeedPydicom("an SR or SEG (maybe the copilot's own result)")
     if stop >= size:
         raise NeedPydicom("no pixel data")
     fp.seek(stop)

@@ -14,6 +14,9 @@ the patient's, other names, physicians'), :class:`PersonNames` finds in a text:
 A short form that is also an English word ("Will", "Bill", "Pat", "Rob") is a name only in
 title case (not all capitals) and not the first word of a sentence ("Will the effusion
 resolve?" is kept), or next to another part of the name ("Will Quixote", "Quixote, Will").
+A short form that is a radiology word (:data:`copilot.text.radiology_words.RADIOLOGY_WORDS`:
+"Mass" of MASSIMO, "Bron" of BRONWEN) is a name only next to another part of the name ("Mass
+Rossi"): "Is there a Mass in the right lung?" is kept.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from copilot.text.deid import NEVER_NAMES
 from copilot.text.names import AMBIGUOUS
 from copilot.text.nicknames import is_short_form, nickname_forms
+from copilot.text.radiology_words import RADIOLOGY_WORDS
 
 __all__ = ["TITLES", "PersonNames"]
 
@@ -99,8 +103,8 @@ class PersonNames:
         low = tok.low
         if low in self.parts:
             return True
-        if not self._short_form(low):
-            return False
+        if not self._short_form(low) or low in RADIOLOGY_WORDS:
+            return False  # a radiology word is a name only next to one (see the docstring)
         if not _is_word(low):
             return tok.cap or low in self.nicknames
         # A word ("Will"): in title case, not opening a sentence (all-caps text capitalises all).

@@ -8,8 +8,11 @@ de-identified summary, quoted header text, tool results and details, knowledge p
 2. known identifiers of the study (names, IDs, birth and study dates, accession numbers,
    institutions, physicians) wherever they appear, in any case, with DICOM's ``^`` name
    separators undone, the name parts on their own, the distinctive words of an institution
-   ("St Elsewhere" of "St Elsewhere Hospital") and of the study's folder names (a ward, a
-   patient's name: "Rainbow" of ``Rainbow_Ward/``) (``[REDACTED]``);
+   ("St Elsewhere" of "St Elsewhere Hospital") and of the folders above the study's series
+   folders (a ward, a patient's name: "Rainbow" of ``Rainbow_Ward/``), leaving out folders
+   named like a study or series description and radiology words
+   (:data:`copilot.text.radiology_words.RADIOLOGY_WORDS`: "Bone_Mediastinal_Recon",
+   "Portable_Upright" are not identifiers) (``[REDACTED]``);
 3. the study's person names as people type them (:mod:`copilot.text.patient_names`):
    nicknames and short forms of a given name ("Zeb", "Zebby" of ZEBEDIAH; "Bill" of WILLIAM)
    and the tokens next to a name ("Zeb Quixote", "Quixote, Zeb", "Mr Zeb Q.") (``[REDACTED]``);
@@ -21,6 +24,8 @@ de-identified summary, quoted header text, tool results and details, knowledge p
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from collections.abc import Iterable
 from pathlib import PurePath
@@ -29,8 +34,11 @@ from copilot.text.deid import FUNCTION_WORDS, PATTERNS, Span, deidentify, find_p
 from copilot.text.labeler import FINDING_PATTERNS
 from copilot.text.names import CLINICAL_WORDS
 from copilot.text.patient_names import PersonNames
+from copilot.text.radiology_words import RADIOLOGY_WORDS
 
 __all__ = ["REDACTED", "Redactor", "redact_text"]
+
+log = logging.getLogger(__name__)
 
 REDACTED = "[REDACTED]"
 
@@ -80,30 +88,58 @@ def _institution_words(name: str) -> set[str]:
     return {w for w in keep if w.lower() not in CLINICAL_WORDS}
 
 
+_NAME_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+
+
 def _folder_words(part: str) -> set[str]:
     """Distinctive words of a file or folder name ("Rainbow" of ``Rainbow_Ward-7B``), split at
-    punctuation, digits and case changes; generic, clinical and finding words are left out."""
-    words = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", part)
+    punctuation, digits and case changes; generic, clinical, radiology and finding words are
+    left out."""
     return {
         w
-        for w in words
+        for w in _NAME_WORD.findall(part)
         if len(w) >= 3
         and w.lower() not in GENERIC_FOLDER_WORDS
         and w.lower() not in CLINICAL_WORDS
         and w.lower() not in FUNCTION_WORDS
+        and w.lower() not in RADIOLOGY_WORDS
         and not _FINDING_WORDS.search(w)
     }
 
 
+def _ancestor_folders(paths: list[str]) -> list[str]:
+    """Names of the folders above the study's series folders: above the folders where the
+    files' paths part (one folder of files: above that folder, which is the series')."""
+    parents = sorted({str(PurePath(p).parent) for p in paths})
+    if not parents:
+        return []
+    if len(parents) == 1:
+        top = PurePath(parents[0]).parent
+    else:
+        try:
+            top = PurePath(os.path.commonpath(parents))
+        except ValueError:  # absolute and relative, or other drives: each file on its own
+            return sorted({part for p in parents for part in PurePath(p).parent.parts[1:]})
+    return list(top.parts[1:])
+
+
+def _described(part: str, descriptions: frozenset[str]) -> bool:
+    """Whether a folder is named after a study or series description: all its words are in
+    one ("Chest_PA" for "CHEST PA")."""
+    words = {w.lower() for w in _NAME_WORD.findall(part) if len(w) >= 2}
+    return bool(words) and words <= descriptions
+
+
 def _path_parts(paths: Iterable[str]) -> set[str]:
-    """File and folder names of the study that could identify (not "data", "chest")."""
+    """File and folder names of the study that could identify (not "data", "chest",
+    "Coronal")."""
     out: set[str] = set()
+    spared = CLINICAL_WORDS | GENERIC_FOLDER_WORDS | RADIOLOGY_WORDS
     for raw in paths:
         p = PurePath(raw)
         out.add(str(p))
         for part in (*p.parts[1:], p.stem):
-            low = part.lower()
-            if len(part) >= 3 and low not in CLINICAL_WORDS | GENERIC_FOLDER_WORDS and not part.isdigit():
+            if len(part) >= 3 and part.lower() not in spared and not part.isdigit():
                 out.add(part)
     return out
 
@@ -118,7 +154,9 @@ def _alternation(values: Iterable[str]) -> re.Pattern[str] | None:
 
 
 class Redactor:
-    """Replaces a study's identifiers and identifier-like text (see the module docstring)."""
+    """Replaces a study's identifiers and identifier-like text (see the module docstring).
+    ``descriptions``: the study's and series' descriptions (folders named after one are not
+    identifiers)."""
 
     def __init__(
         self,
@@ -126,6 +164,7 @@ class Redactor:
         *,
         paths: Iterable[str] = (),
         institutions: Iterable[str] = (),
+        descriptions: Iterable[str] = (),
         trusted: bool = False,
     ) -> None:
         self.trusted = trusted
@@ -136,7 +175,11 @@ class Redactor:
             known |= _variants(ident)
         for name in institutions:
             known |= _institution_words(name)
-        for part in {part for raw in paths for part in PurePath(raw).parent.parts[1:]}:
+        described = frozenset(w.lower() for d in descriptions for w in _NAME_WORD.findall(d))
+        for part in _ancestor_folders(paths):
+            if _described(part, described):
+                log.debug("folder named like a description: its words are not identifiers")
+                continue
             known |= _folder_words(part)
         self._paths = _alternation(_path_parts(paths))
         self._known = None if trusted else _alternation(known)
