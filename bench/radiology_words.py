@@ -64,6 +64,25 @@ SERIES_TERMS = """
 #: CIDs that are no radiology vocabulary: breeds, racial groups, animal husbandry (place and
 #: people names: "Yorkshire", "Alaska", "Pacific").
 _NOT_CLINICAL = re.compile(r"Breed|RacialGroup|Animal(Room|Bedding|Shelter|Feed|Taxonomic)|AnimalSource")
+#: Words of the code dictionary that name wards and rooms more often than anything a folder
+#: above a study needs kept (colours, stains and nature words: "Red_Ward", "Butterfly_Unit"):
+#: left out, so such a folder word is still redacted.
+WARD_WORDS = frozenset(
+    [
+        "red",
+        "orange",
+        "yellow",
+        "indigo",
+        "purple",
+        "pink",
+        "white",
+        "scarlet",
+        "azure",
+        "elm",
+        "butterfly",
+        "sky",
+    ]
+)
 _WORD = re.compile(r"[a-z]{3,}")
 _CAMEL = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 
@@ -103,7 +122,7 @@ def vocabulary() -> frozenset[str]:
     words |= _words(meaning for _code, meaning in codes._SCT_TABLE.values())
     words |= _words(word for word, _code in codes._QUANTITIES)
     words |= _words([MODALITIES, POSITIONS, SERIES_TERMS])
-    return frozenset(words)
+    return frozenset(words - WARD_WORDS)
 
 
 def render(words: frozenset[str]) -> str:

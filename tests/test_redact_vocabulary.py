@@ -102,3 +102,12 @@ def test_a_name_part_that_is_a_radiology_word_is_still_redacted() -> None:
     for text in ("Is MASS here?", "Ask Mass about it", "John Mass: effusion?", "Alice Bone, pneumothorax?"):
         out = redact(text)
         assert not re.search(r"\b(mass|bone|john|alice)\b", out, re.IGNORECASE), out
+
+
+@pytest.mark.parametrize("ward", ["Red_Ward", "Yellow-Unit", "Butterfly_Ward", "WhiteWard"])
+def test_a_ward_named_by_a_colour_or_a_nature_word_is_still_redacted(ward: str) -> None:
+    """Colours and nature words name wards more often than anything clinical needs kept."""
+    word = re.findall(r"[A-Z][a-z]+", ward)[0]
+    paths = [f"/data/{ward}/ROSSI_MASSIMO/CT/IM{i}.dcm" for i in range(2)]
+    out = Redactor(["ROSSI^MASSIMO"], paths=paths)(f"Was the {word} ward patient's CT normal?")
+    assert word not in out and REDACTED in out

@@ -61,7 +61,7 @@ atypical audio audiology audit auditory augment augmentation augmented aunt aura
 auricularis authentication authorization authorizing auto autocorrelation automated automatic
 automatically autonomic autonomous autorefraction auxiliary available average averaged avf avl
 avoidance avr awaiting awake awakening away axial axilla axillaris axillary axis axt azaperone azo
-azocarmine azophloxin azorubin azure azurine azurol azygo azygoesophageal azygos azygous background
+azocarmine azophloxin azorubin azurine azurol azygo azygoesophageal azygos azygous background
 backrest backscatter backwards bacterial baffle bag bailout balanced balke balloon band bands
 bandwidth barbiturate barium basal basally base based baseline bases basic basilar basilic basis
 basket bat bath battery bayesian bazett bdus beaded beamsplitter bearing beat beath beats beclere
@@ -80,11 +80,11 @@ brevis brewerton bridge brightfield brightness brilliant british broad broden br
 bronchial bronchiectasis bronchiole bronchioloalveolar bronchiologram bronchodilator bronchogram
 bronchograms bronchoscopy bronchospasm bronchovascular bronchus broselow brother brought bruising
 bsa buccal buccinator buffered bulb bulbi bulboventricular bulky bullae bullet bunamiodyl bundle
-bupivacaine burman burning bursa burst bursts busyness but butabarbital butanol butterfly
-butterworth buttock butyrate bwp bypass cabg cachexia cad caffeine cahoon calcaneal calcaneus calci
-calcification calcifications calcified calcium calculated calculation calf calibration calibrator
-californium called callosum callus caloric calyx cam camera can canal cancel canceled cancer canine
-cannot cannula canthus capability capacity capillary capitis capromab capsular capsule capture caput
+bupivacaine burman burning bursa burst bursts busyness but butabarbital butanol butterworth buttock
+butyrate bwp bypass cabg cachexia cad caffeine cahoon calcaneal calcaneus calci calcification
+calcifications calcified calcium calculated calculation calf calibration calibrator californium
+called callosum callus caloric calyx cam camera can canal cancel canceled cancer canine cannot
+cannula canthus capability capacity capillary capitis capromab capsular capsule capture caput
 carbamate carbapenem carbol carbon carbonate carcinogen carcinoma carcinosarcoma cardia cardiac
 cardio cardiogenic cardiology cardiomediastinal cardiomediastinum cardiomegaly cardiomyopathy
 cardiophrenic cardiopulmonary cardiorespiratory cardiosphere cardiothoracic cardiotonic
@@ -177,7 +177,7 @@ edta educational eeg eem effect effective effects efferent effort effusion effus
 eighth ejection ela elastic elasticity elastography elb elbow elective electric electrical
 electrocardiography electrode electrodes electroencephalography electrogram electromechanical
 electromyography electron electrooculography electrophysiology electroporation electroretinogram
-elevat elevated elevation eleventh eligibility eligible ell ellestad ellipse ellipsoid elliptic elm
+elevat elevated elevation eleventh eligibility eligible ell ellestad ellipse ellipsoid elliptic
 elongation elsewhere email embolism embolization embolus embryonic emergency emergent emg emission
 emitting emothorax emphasis emphysema empirical empted empty empyema emulation enabling encapsulated
 encephalomyelitis enclosing encoded end ended endo endocardial endocarditis endocavitary endocrine
@@ -262,7 +262,7 @@ implantable implantation implants import important imported importer impression 
 improvement inactive inadequate inappropriate incidental incisional incisor incisure include
 included including inclusion incompetence incomplete inconsistent incoordination incorrect
 incorrectly increase increased independent indeterminate index indexed indicate indication
-indications indicator indicis indifferent indigo indirect indistinct indium individual individually
+indications indicator indicis indifferent indirect indistinct indium individual individually
 indocyanine indophenol induced inductance induction induration ineligible infant infarction
 infection infectious inferior inferioris inferolateral inferomedial inferoseptal infertility
 infiltrat infiltrate infiltrating infiltration infinity inflammation inflammatory inflat inflated
@@ -368,7 +368,7 @@ oil oils oiq old older oled oleic olfactory oligemia olinda omental omentum onco
 online only onset ood oozing opacif opacification opacit opacities opacity opaque open opening opens
 operating operation operational operations operative operator ophtalmicus ophthalmic ophthalmology
 ophthalmoscope ophthalmoscopy opiate opl opm opponens opt optbsv optenf optenv optic optical opticus
-optima optimized option optional optison optometry oral orange orbicularis orbit orbital orbitalis
+optima optimized option optional optison optometry oral orbicularis orbit orbital orbitalis
 orbitoparietal orcein order ordered organ organising organism organized orientation oriented orifice
 origin original oris oropharyngeal oropharynx orthogonal orthopedic osaka osem osld osmium osmosis
 oss osseous ossification osteopeni osteosarcoma ostium other otorhinolaryngology ottonello out outer
@@ -400,8 +400,8 @@ phosphorus phosphotungstic photoacoustic photodriving photodynamic photogrammetr
 photography photometric photomicrography photomyogenic photon photoparadoxysmal photopic
 photoreceptors phrenic phrenicus phyllodes physical physician physicist physics physiological
 physiotherapy phytate pia picric pierquin piezocomposite piflufolastat piggyback pigmentation pilot
-pin pinatuzumab pineal pinhole pink pinna pinning pirie piriformis pisa pitch pittsburgh pituitary
-pixel pixelated placed placement placenta placing plain plan planar plane planes planimetry planned
+pin pinatuzumab pineal pinhole pinna pinning pirie piriformis pisa pitch pittsburgh pituitary pixel
+pixelated placed placement placenta placing plain plan planar plane planes planimetry planned
 planning plantae plantar plantares plantaris plantarodistal plantarolateral plantaromedial
 plantaroproximal plantodorsal plaque plaques plasma plasmacytoma plastic plate plateau platinum
 platysma plax pleomorphic pleonemia pleura pleural pleurisy plexus plugging plus pneumatocele
@@ -427,146 +427,146 @@ protamine protargol protease protection protocol proton proven provider proximal
 prussian psax pseudo pseudoaneurysm pseudoangiomatous pseudohermaphrodite pseudophakia pseudoplaque
 pseudotumor psma psoriasis psychiatry psychology ptca pten pterygoideus ptis ptsm ptv ptx pub pubis
 publication puborectalis pudendus pullback pulm pulmonary pulmonic pulmonology pulsatility pulsation
-pulse pulsed pump punctate pupil pupillograph purified purkinje purple putamen pvcs pvdf pyloric
-pyramid pyridoxyl pyriform pyronin pyronine pyrophosphate qon qrs qtc qtu quadrant quadrantectomy
-quadratic quadratus quadriceps quality quantify quantitification quantity quartile quasiperiodic
-query quinacrine quinidine quinolone racemose raclopride rad radial radialis radian radiata
-radiation radical radices radio radioactive radiobiological radiofluoroscopy radiofrequency
-radiograph radiographic radiographically radiographs radiography radioisotope radiologic radiology
-radiolucent radionuclide radiopaque radiopharmaceutical radiotherapy radium radius radon rads rafert
-raised raises raising raloxifene ramp ramus range ranibizumab rank ranking rano rao rapid rastelli
-raster rate ratio raw raynaud rays rca rct reach reaction readable reader reading ready real
-realignment rear reason reasons rebreathing recall receiving recent receptor recess reciprocating
-recist recognizable recommendation recommendations recommended recon recons reconstruct
-reconstruction reconstructions record recording recovery rectal rectangular rectum rectus recumbent
-recurrence recurrent recut red redistribution reduced reduction reentrant reference referenced
-referring reflectance reflection reflector reflux reformat reformats reformatting refraction
-refractive refractory refused reg region regional regions registrar registration registry regular
-regurgitant regurgitation rehabilitation reimbursement reinjection rejected relate related
-relational relationship relative relaxant relaxation relaxivity relevant rem remaining remains
-remifentanil remission remodeling remote removal removed rempen renal rendering renders rendition
-repair repeat repetitive replaced replacement repolarization report reported reports repositioned
-representation representative request requested requesting required requirement requirements
-requires resampling rescheduled rescheduling research reserve resident resin resistance resistivity
-resolution resolved resonance resource resp respiration respiratory response rest restenotic resting
-restless restoration restraint restricted restrictive result results resume resurfacing retain
-retention reticle reticula reticular reticulation reticulonodular retina retinal retinopathy
-retraction retro retrocardiac retrocecal retrograde retroillumination retromolar retroperitoneal
-retroperitoneum retropharyngeal retropyloric retrospective retrosternal retrotracheal returned
-reused reversal reverse reversible review reviewer revised rgb rhabdomyosarcoma rheinberg rhenium
-rhese rheumatic rheumatology rhodamine rhodium rhomboideus rhythm rhythmic rib ribs right rightmost
-ringer risk risorius rituximab rld rnc rnfl robotic robust roi role roledumab roles roll rolled
-romanowsky rombo room rosacea rosolic rostral rostrocaudal rostrodorsal rostroventral rotary rotated
-rotation rotational rotator round rounded route routine rpe rplgd rpo rtdose rtimage rtintent rtplan
-rtrad rtrecord rtsegann rtstruct rtv rubidium ruler rules rump run runge runs rupture ruptured
-ruthenium rvot rwv sabbagha sac saccade saccular sacral sacrales sacralis sacro sacroiliac sacrum
-safe safety saffron safire safranin sagittal saliency saline salivary salt salvage samarium same
-sampling sano saphenofemoral saphenopopliteal saphenous saphenus sar sarcoid sarcoidosis sarcoma
-sarcosine sartorius saturation save sawtooth sax scale scalene scalenous scalp scan scandium scanner
-scanning scans scaphoid scapula scapulae scapular scar scarlet scarred scarring scatter scattered
-scheduler scheimpflug schiff schonberg schuller sclera sclerosing sclerosis sclerotic scoliosis
-score scoring scotopic scout scouts scraping screen screening screw scrotum scrub seat sebaceous sec
-second secondary secreting secretory section sectional sectioning sections sector secure security
-sedated sedation sedative seed seen seg segment segmental segmentation segmentectomy segmented
-segments seizure selected selection selective selenium selenomethionione sella semi semimembranosus
-seminal semispinalis semitendinosus senning sensation sense sensitivity sensor sent sentinel sepa
-separation sepp sepsis septal septum sequenced sequential sequestrant serial series seroma
-serpentine serratus serum server service sesamoid sessile session sestamibi set settegast setup
-seventh severe severely sevoflurane sewing sex shading shadow shadowing shaft shaking shallow shape
-shaped shaping sharp sharply shear sheath sheet shield shielding shift shinozuka shock shoot
-shortening shot should shoulder show shunt shutter side sided sigma sigmoid sign signal signed
-signet significance significant signs silent silhouette silicon silicone simple simplified simulated
-simulation simultaneous simultaneously since single singular sino sinotubular sinus sinuses siphon
-sirius sister sita site sitting situ situs sixth size skelet skeletal skew skewness skin skull sky
-sleep slice slices slide sliding slightly slip slit slope slow small smallest smear smearing smile
-smoker smokers smoking smooth smoothing smpte smr snr society sodium soft software solar sole soleal
-soleus solid solochrome soluble solution sometimes somewhat sonazoid sonographer sonographic
-sonologist sonovue sop sound source sources space span spasms spatial spatially specialist specialty
-specific specificity specified specimen speckle spect spectral spectroscopy spectrum specular speech
-sphenoid sphere spherical sphericity sphincter spiculated spiculation spiculations spike spikes spin
-spinae spinal spinales spinalis spindle spine spinous spiperone spiral spirit spleen splenic
-splenium splenius spontaneous spore spot squamous square squares srf srk srkii ssd ssde ssm sspine
-stability stable stage staging stain stainer staining stainless stalk stand standalone standard
-standardized standby standing stannous stansel staple start started stasis state statement states
-static statins stationary status staunig steady steam steatohepatitis stecher steering stem stenoses
-stenosis stenotic stent stented stenting stenvers step stepping stereo stereometric stereoscopic
-stereotactic stereotactically sterile sternal sternoclavicular sternocleidomastoid
-sternocleidomastoideus sternum steroid sticker stiffle stimulant stimulation stimulus stitching
-stoma stomach stooped stop stopped stopping storage strategy streaks stream streamline strength
-streptokinase stress stretched stretcher stria striatum strip stripe stroke stroma stromal strongly
-strontium structural structure structured structures stryker student studies study sub subacute
-subaortic subarachnoid subareolar subcapsular subcarinal subclavian subclavius subcortical subcostal
-subcutaneous subdiaphragmatic subiliac subject subjective subjects sublimate submandibular submental
-submentovertical submission suboptimal subpart subpleural subpyloric subscapular subscapulares
-subscapularis subsegmental subsequent substance substantia substituted subtraction subvalvular
-subxiphoid succeeded successful successor succimer succinate succinylcholine sudan sufentanil
-suggestive suggests sulcus sulfate sulfon sulfonamide sulfur sum summary summation sunset
-superficial superficialis superior superiori superioris supernumerary superolateral superomedial
-supination supinator supine supply support supported supporting supportive suppression suppressions
-supra supraclavicular supraglottis supramammary supraorbitalis suprapulmonic suprapyloric
-supraspinatus suprasternal supraventricular surae sure surealis surface surgeon surgery surgical
-surrounding surveillance survey surview susceptibility suspected suspend suspended suspension
-sussman sustained suture suv suvbsa suvbw suvibw suvlbm svd swab swallowing swap sweating swelling
-switch symmetr symmetric symmetry sympathetic symphysis symptom symptomatic symptoms synchronized
-syncope syndrome syndromes synkinesis synthesizing synthetic synuclein syringe system systemic
-systems systole systolic table tabletop tabular tachycardia tagged tagging tail take taken taking
-talc talus tamoxifen tamponade tangential tantalum tap tape taper tapetum tapse targestar target
-targeted targeting tarrant tarsal tarsus tartrazine taste tau taussig tbi tcd tdi teaching team
-tears teboroxime tec tech technetium technical technique technologist technology teeth tei teichholz
-telangiectasia telencephalon temperature temporal temporalis temporally temporary temporomandibular
-tend tendency tendineae tendon tened tension tensor tent tenth terbium teres term terminal
-terminalis terminated termination test testicle testicular testing testis tests tetracycline
-tetralogy tetrofosmin tetroxide teufel texture texturemap thalamic thalamus thallium thallous than
-that thc the thecal theiler their thenar therapeutic therapist therapy there thermal thermistor
-thermocouple thermography thermoluminescent theta thiamylal thick thickening thickness thigh thin
-thinning thioflavine thionine thiopental third this thk thora thoracentesis thoracic thoracici
-thoracicus thoracis thoraco thorax three threshold thrombectomy thrombin thrombolytic
-thrombophlebitis thromboplastin thrombosed thrombosis thrombus through thumb thymidine thymus
-thyrocervical thyroid tibia tibial tibialis tidal tile tiletamine time timecode timeout timer timing
-tin tinged tip tissue tissues titan titanium title titterington tmax tobacco todaro toe toff tofts
-tokyo tolazoline tolerance toluidine tomographer tomographic tomography tongue tonsil too tool tooth
-top topical topogram topographer topographic topographical topography toric torsades torsion
-tortuosity tortuous torus total touch toward towne toxin trabeculae trabecular trace tracer trache
-trachea tracheal tracheobronchial tracheostomy tracheotomy track tracker tracking tract traction
-tractography tragus tram tramline trans transcatheter transcription transcutaneous transducer
-transesophageal transfer transferase transferred transferrin transferring transforamenal
-transformation transfusion transgenic transient transients transillumination transit transition
-transitional transjugular translucency transluminal transmission transmit transoral transorbital
-transplant transponder transport transposition transrectal transseptal transthoracic transtracheal
-transverse transversus trapezius trapping trastuzumab trauma traumatic tray trc treadmill treated
-treatment tree tremor trend trendelenburg tretinoin trial triangle triatriatum tribromoethanol
-tributary triceps trichrome tricuspid trifascicular trigeminal trigeminus trigeminy trigger
-triggering triglycine trigone triolein trioxide triphasic triple triplet trisodium trochanter
-trochlear trochlearis trodat trofolastat tropaeolin tropical tropicamide tru truncal truncated
-truncus trunk trust trypan tspine ttd tuarine tubal tube tubercle tubercul tuberculosis tuberculous
-tubes tubular tumor tumou tungsten tunnel turcica turntable twining twins two type types typical
-tyroartenoideus tyropanoate ublituximab ucb uid uids ulcer ulcerated ulceration ulcerative ulna
-ulnar ulnaris ultrasonic ultrasonography ultrasound ultraviolet umbilical umbilicus unadministered
-unavailability unavailable uncemented uncertain uncertainty uncinate unclassifiable unclassified
-uncle uncompressed unconstrained uncorrected under underflow underlying undetermined
-undifferentiated undiluted unenhanced unexplained unheated unifocal uniform uniformity unilateral
-unipolar unit units universal unknown unl unmounted unnecessary unobstructed unresponsive
-unscheduled unsharp unspecified unstable unstageable unsuccessful unsynchronized until unusable
-unused unwanted upgaze upper upright upsloping uptake upward ureter ureteral ureteric urethane
-urethra urethral urgent uri uric urinary urine urokinase urology urostomy urticaria usable usb use
-used user using usual usually uterine uterus utricle uvula vacuum vagal vagina vaginal vagus valdini
-valsalva value values valve valved valveless valvular vancomycin variability variable variance
-variant variation varicose vas vascular vascularity vasculature vasculitis vasoconstriction
-vasoconstrictor vasodilatation vasodilation vasodilator vasovagal vastus vcfv vector vedotin veiling
-vein velocity vena venipuncture venous venter venticular ventilation ventilator ventral ventricle
-ventricular ventriculogram ventriculography ventro ventrocaudal ventrorostral verapamil verhoeff
-verification verified verifying vermilion versenate version vertebra vertebrae vertebral vertex
-vertical verticosubmental vertrebrae very vesical vesicle vesicular vessel vessels vestibularis
-vestibule vestibulocochlear vestibulocochlearis vestpd via viability vial video view viewing views
-vii viii violation virginal virtual virus visceral visible visit visual visuali visualized vital
-vitamin vitelline vitrectomy vitreous vmat vmax voice voiding voltage volume volumes volumetric
-voluntary vomer vomiting voxel voxelized voxelwise vrt vti vulnerable vulva vulval wait wake wall
-walls wandering warfarin warm warmer warming warning warrants wash washout waste water wave waveform
-wavefront waves wax waxoline wayson weak weakly weal wedge wedging week weeks weight weighted
-weighting well wenckebach wet when which white who whole wholebody wicket wide widen widened
-widening wider width wigby window windows wing wire with withdrawn within without women workflow
-workitem workitems worklist workstation world worst wound wraparound wrist wsi xaprotocol xenon xii
-xiphoid xmab xylazine xylene xylidine xylose xyz yarkoni yaw ybr year yellow yes yolk ytterbium
-yttrium zanelli zenker zero zeta ziehl zinc zirconium zobel zolazepam zone zones zygoma zygomaticus
+pulse pulsed pump punctate pupil pupillograph purified purkinje putamen pvcs pvdf pyloric pyramid
+pyridoxyl pyriform pyronin pyronine pyrophosphate qon qrs qtc qtu quadrant quadrantectomy quadratic
+quadratus quadriceps quality quantify quantitification quantity quartile quasiperiodic query
+quinacrine quinidine quinolone racemose raclopride rad radial radialis radian radiata radiation
+radical radices radio radioactive radiobiological radiofluoroscopy radiofrequency radiograph
+radiographic radiographically radiographs radiography radioisotope radiologic radiology radiolucent
+radionuclide radiopaque radiopharmaceutical radiotherapy radium radius radon rads rafert raised
+raises raising raloxifene ramp ramus range ranibizumab rank ranking rano rao rapid rastelli raster
+rate ratio raw raynaud rays rca rct reach reaction readable reader reading ready real realignment
+rear reason reasons rebreathing recall receiving recent receptor recess reciprocating recist
+recognizable recommendation recommendations recommended recon recons reconstruct reconstruction
+reconstructions record recording recovery rectal rectangular rectum rectus recumbent recurrence
+recurrent recut redistribution reduced reduction reentrant reference referenced referring
+reflectance reflection reflector reflux reformat reformats reformatting refraction refractive
+refractory refused reg region regional regions registrar registration registry regular regurgitant
+regurgitation rehabilitation reimbursement reinjection rejected relate related relational
+relationship relative relaxant relaxation relaxivity relevant rem remaining remains remifentanil
+remission remodeling remote removal removed rempen renal rendering renders rendition repair repeat
+repetitive replaced replacement repolarization report reported reports repositioned representation
+representative request requested requesting required requirement requirements requires resampling
+rescheduled rescheduling research reserve resident resin resistance resistivity resolution resolved
+resonance resource resp respiration respiratory response rest restenotic resting restless
+restoration restraint restricted restrictive result results resume resurfacing retain retention
+reticle reticula reticular reticulation reticulonodular retina retinal retinopathy retraction retro
+retrocardiac retrocecal retrograde retroillumination retromolar retroperitoneal retroperitoneum
+retropharyngeal retropyloric retrospective retrosternal retrotracheal returned reused reversal
+reverse reversible review reviewer revised rgb rhabdomyosarcoma rheinberg rhenium rhese rheumatic
+rheumatology rhodamine rhodium rhomboideus rhythm rhythmic rib ribs right rightmost ringer risk
+risorius rituximab rld rnc rnfl robotic robust roi role roledumab roles roll rolled romanowsky rombo
+room rosacea rosolic rostral rostrocaudal rostrodorsal rostroventral rotary rotated rotation
+rotational rotator round rounded route routine rpe rplgd rpo rtdose rtimage rtintent rtplan rtrad
+rtrecord rtsegann rtstruct rtv rubidium ruler rules rump run runge runs rupture ruptured ruthenium
+rvot rwv sabbagha sac saccade saccular sacral sacrales sacralis sacro sacroiliac sacrum safe safety
+saffron safire safranin sagittal saliency saline salivary salt salvage samarium same sampling sano
+saphenofemoral saphenopopliteal saphenous saphenus sar sarcoid sarcoidosis sarcoma sarcosine
+sartorius saturation save sawtooth sax scale scalene scalenous scalp scan scandium scanner scanning
+scans scaphoid scapula scapulae scapular scar scarred scarring scatter scattered scheduler
+scheimpflug schiff schonberg schuller sclera sclerosing sclerosis sclerotic scoliosis score scoring
+scotopic scout scouts scraping screen screening screw scrotum scrub seat sebaceous sec second
+secondary secreting secretory section sectional sectioning sections sector secure security sedated
+sedation sedative seed seen seg segment segmental segmentation segmentectomy segmented segments
+seizure selected selection selective selenium selenomethionione sella semi semimembranosus seminal
+semispinalis semitendinosus senning sensation sense sensitivity sensor sent sentinel sepa separation
+sepp sepsis septal septum sequenced sequential sequestrant serial series seroma serpentine serratus
+serum server service sesamoid sessile session sestamibi set settegast setup seventh severe severely
+sevoflurane sewing sex shading shadow shadowing shaft shaking shallow shape shaped shaping sharp
+sharply shear sheath sheet shield shielding shift shinozuka shock shoot shortening shot should
+shoulder show shunt shutter side sided sigma sigmoid sign signal signed signet significance
+significant signs silent silhouette silicon silicone simple simplified simulated simulation
+simultaneous simultaneously since single singular sino sinotubular sinus sinuses siphon sirius
+sister sita site sitting situ situs sixth size skelet skeletal skew skewness skin skull sleep slice
+slices slide sliding slightly slip slit slope slow small smallest smear smearing smile smoker
+smokers smoking smooth smoothing smpte smr snr society sodium soft software solar sole soleal soleus
+solid solochrome soluble solution sometimes somewhat sonazoid sonographer sonographic sonologist
+sonovue sop sound source sources space span spasms spatial spatially specialist specialty specific
+specificity specified specimen speckle spect spectral spectroscopy spectrum specular speech sphenoid
+sphere spherical sphericity sphincter spiculated spiculation spiculations spike spikes spin spinae
+spinal spinales spinalis spindle spine spinous spiperone spiral spirit spleen splenic splenium
+splenius spontaneous spore spot squamous square squares srf srk srkii ssd ssde ssm sspine stability
+stable stage staging stain stainer staining stainless stalk stand standalone standard standardized
+standby standing stannous stansel staple start started stasis state statement states static statins
+stationary status staunig steady steam steatohepatitis stecher steering stem stenoses stenosis
+stenotic stent stented stenting stenvers step stepping stereo stereometric stereoscopic stereotactic
+stereotactically sterile sternal sternoclavicular sternocleidomastoid sternocleidomastoideus sternum
+steroid sticker stiffle stimulant stimulation stimulus stitching stoma stomach stooped stop stopped
+stopping storage strategy streaks stream streamline strength streptokinase stress stretched
+stretcher stria striatum strip stripe stroke stroma stromal strongly strontium structural structure
+structured structures stryker student studies study sub subacute subaortic subarachnoid subareolar
+subcapsular subcarinal subclavian subclavius subcortical subcostal subcutaneous subdiaphragmatic
+subiliac subject subjective subjects sublimate submandibular submental submentovertical submission
+suboptimal subpart subpleural subpyloric subscapular subscapulares subscapularis subsegmental
+subsequent substance substantia substituted subtraction subvalvular subxiphoid succeeded successful
+successor succimer succinate succinylcholine sudan sufentanil suggestive suggests sulcus sulfate
+sulfon sulfonamide sulfur sum summary summation sunset superficial superficialis superior superiori
+superioris supernumerary superolateral superomedial supination supinator supine supply support
+supported supporting supportive suppression suppressions supra supraclavicular supraglottis
+supramammary supraorbitalis suprapulmonic suprapyloric supraspinatus suprasternal supraventricular
+surae sure surealis surface surgeon surgery surgical surrounding surveillance survey surview
+susceptibility suspected suspend suspended suspension sussman sustained suture suv suvbsa suvbw
+suvibw suvlbm svd swab swallowing swap sweating swelling switch symmetr symmetric symmetry
+sympathetic symphysis symptom symptomatic symptoms synchronized syncope syndrome syndromes
+synkinesis synthesizing synthetic synuclein syringe system systemic systems systole systolic table
+tabletop tabular tachycardia tagged tagging tail take taken taking talc talus tamoxifen tamponade
+tangential tantalum tap tape taper tapetum tapse targestar target targeted targeting tarrant tarsal
+tarsus tartrazine taste tau taussig tbi tcd tdi teaching team tears teboroxime tec tech technetium
+technical technique technologist technology teeth tei teichholz telangiectasia telencephalon
+temperature temporal temporalis temporally temporary temporomandibular tend tendency tendineae
+tendon tened tension tensor tent tenth terbium teres term terminal terminalis terminated termination
+test testicle testicular testing testis tests tetracycline tetralogy tetrofosmin tetroxide teufel
+texture texturemap thalamic thalamus thallium thallous than that thc the thecal theiler their thenar
+therapeutic therapist therapy there thermal thermistor thermocouple thermography thermoluminescent
+theta thiamylal thick thickening thickness thigh thin thinning thioflavine thionine thiopental third
+this thk thora thoracentesis thoracic thoracici thoracicus thoracis thoraco thorax three threshold
+thrombectomy thrombin thrombolytic thrombophlebitis thromboplastin thrombosed thrombosis thrombus
+through thumb thymidine thymus thyrocervical thyroid tibia tibial tibialis tidal tile tiletamine
+time timecode timeout timer timing tin tinged tip tissue tissues titan titanium title titterington
+tmax tobacco todaro toe toff tofts tokyo tolazoline tolerance toluidine tomographer tomographic
+tomography tongue tonsil too tool tooth top topical topogram topographer topographic topographical
+topography toric torsades torsion tortuosity tortuous torus total touch toward towne toxin
+trabeculae trabecular trace tracer trache trachea tracheal tracheobronchial tracheostomy tracheotomy
+track tracker tracking tract traction tractography tragus tram tramline trans transcatheter
+transcription transcutaneous transducer transesophageal transfer transferase transferred transferrin
+transferring transforamenal transformation transfusion transgenic transient transients
+transillumination transit transition transitional transjugular translucency transluminal
+transmission transmit transoral transorbital transplant transponder transport transposition
+transrectal transseptal transthoracic transtracheal transverse transversus trapezius trapping
+trastuzumab trauma traumatic tray trc treadmill treated treatment tree tremor trend trendelenburg
+tretinoin trial triangle triatriatum tribromoethanol tributary triceps trichrome tricuspid
+trifascicular trigeminal trigeminus trigeminy trigger triggering triglycine trigone triolein
+trioxide triphasic triple triplet trisodium trochanter trochlear trochlearis trodat trofolastat
+tropaeolin tropical tropicamide tru truncal truncated truncus trunk trust trypan tspine ttd tuarine
+tubal tube tubercle tubercul tuberculosis tuberculous tubes tubular tumor tumou tungsten tunnel
+turcica turntable twining twins two type types typical tyroartenoideus tyropanoate ublituximab ucb
+uid uids ulcer ulcerated ulceration ulcerative ulna ulnar ulnaris ultrasonic ultrasonography
+ultrasound ultraviolet umbilical umbilicus unadministered unavailability unavailable uncemented
+uncertain uncertainty uncinate unclassifiable unclassified uncle uncompressed unconstrained
+uncorrected under underflow underlying undetermined undifferentiated undiluted unenhanced
+unexplained unheated unifocal uniform uniformity unilateral unipolar unit units universal unknown
+unl unmounted unnecessary unobstructed unresponsive unscheduled unsharp unspecified unstable
+unstageable unsuccessful unsynchronized until unusable unused unwanted upgaze upper upright
+upsloping uptake upward ureter ureteral ureteric urethane urethra urethral urgent uri uric urinary
+urine urokinase urology urostomy urticaria usable usb use used user using usual usually uterine
+uterus utricle uvula vacuum vagal vagina vaginal vagus valdini valsalva value values valve valved
+valveless valvular vancomycin variability variable variance variant variation varicose vas vascular
+vascularity vasculature vasculitis vasoconstriction vasoconstrictor vasodilatation vasodilation
+vasodilator vasovagal vastus vcfv vector vedotin veiling vein velocity vena venipuncture venous
+venter venticular ventilation ventilator ventral ventricle ventricular ventriculogram
+ventriculography ventro ventrocaudal ventrorostral verapamil verhoeff verification verified
+verifying vermilion versenate version vertebra vertebrae vertebral vertex vertical verticosubmental
+vertrebrae very vesical vesicle vesicular vessel vessels vestibularis vestibule vestibulocochlear
+vestibulocochlearis vestpd via viability vial video view viewing views vii viii violation virginal
+virtual virus visceral visible visit visual visuali visualized vital vitamin vitelline vitrectomy
+vitreous vmat vmax voice voiding voltage volume volumes volumetric voluntary vomer vomiting voxel
+voxelized voxelwise vrt vti vulnerable vulva vulval wait wake wall walls wandering warfarin warm
+warmer warming warning warrants wash washout waste water wave waveform wavefront waves wax waxoline
+wayson weak weakly weal wedge wedging week weeks weight weighted weighting well wenckebach wet when
+which who whole wholebody wicket wide widen widened widening wider width wigby window windows wing
+wire with withdrawn within without women workflow workitem workitems worklist workstation world
+worst wound wraparound wrist wsi xaprotocol xenon xii xiphoid xmab xylazine xylene xylidine xylose
+xyz yarkoni yaw ybr year yes yolk ytterbium yttrium zanelli zenker zero zeta ziehl zinc zirconium
+zobel zolazepam zone zones zygoma zygomaticus
 """
 )
