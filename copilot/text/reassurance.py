@@ -88,13 +88,25 @@ _GLOBAL_ALL = [
     re.compile(p)
     for p in (
         # "no acute findings", "no evidence of acute cardiopulmonary disease", "no abnormality"
-        r"\b(?:no|without|negative for|free of|absence of)\s+(?:[\w-]+\s+){0,5}?"
+        r"\b(?:no|nil|without|negative for|free of|absence of)\s+(?:[\w-]+\s+){0,5}?"
         r"(?:findings?|abnormalit(?:y|ies)"
         r"|disease|process(?:es)?|patholog\w*|concerns?|issues?|problems?|injur\w*|anomal\w*|changes?"
         r"|abnormal\w*|features?|worries|red flags?|surprises?|emergenc\w*|urgent \w+)\b",
         rf"\b{_STUDY}\s*[:=-]\s*(?:[\w-]+\s+){{0,2}}?(?:normal|unremarkable|negative|clear|fine|healthy"
-        rf"|within normal limits|nothing|reassuring|benign)\b",
-        r"\bno acute(?=\s*(?:[.!;,)]|$))",
+        rf"|within normal limits|nothing|reassuring|benign|none|nil|no abnormality)\b",
+        r"\b(?:no|nil) acute(?=\s*(?:[.!;,)]|$))",
+        # management that only a normal study allows: "no intervention needed", "safe to discharge"
+        r"\bno (?:further |additional )?(?:intervention|action|treatment|follow[- ]?up|work[- ]?up|imaging"
+        r"|investigation|management)s? (?:is |are )?(?:needed|required|necessary|indicated|warranted)\b"
+        r"|\b(?:safe|fit|ok|okay|fine) (?:to|for) (?:discharge|go home|be discharged)\b"
+        r"|\bcan (?:safely )?(?:be discharged|go home)\b",
+        # a tool's flag waved away without naming the finding: "the AI flag is a false alarm"
+        r"\b(?:flags?|alerts?|alarms?|classifier|model|ai|algorithm|tool|scores?|detections?|outputs?)\b"
+        r"(?:\s+[\w-]+){0,4}?\s+(?:is|are|was|were|looks?|seems?)\s+(?:\w+\s+)?(?:a |an )?"
+        r"(?:false (?:alarm|positive)|spurious|erroneous|wrong|incorrect|mistaken|unreliable|noise|artifact"
+        r"|artefact|not real|meaningless)\b"
+        r"|\b(?:ignore|disregard|dismiss|discount)\s+(?:the |this |that |its |any )?(?:\w+\s+){0,2}?"
+        r"(?:flags?|alerts?|alarms?|classifier|model|ai|algorithm|tool|scores?|detections?|outputs?)\b",
         r"\b(?:otherwise|else)\s+(?:\w+\s+)?(?:normal|unremarkable|negative|clear|fine|ok|okay|healthy"
         r"|within normal limits|clean|good|benign|unrevealing|satisfactory)\b",
         r"\bnothing\s+(?:\w+\s+){0,2}?(?:abnormal|acute|significant|concerning|worrying|worrisome|alarming"
@@ -148,7 +160,7 @@ _DISMISS = re.compile(
     r"(?:significance|relevance|concern)|(?:can|may|should|could) (?:be )?(?:safely )?(?:ignored|disregarded"
     r"|dismissed|discounted)|disregard\w*|ignor\w*|nothing to worry|not to worry|of no (?:concern|consequence"
     r"|significance)|unlikely|doubtful|improbable|normal variant|overcall\w*|over-?called|noise|erroneous"
-    r"|mistaken\w*|incorrect\w*|wrong\w*|unreliable|not to be trusted|not worry)\b"
+    r"|mistaken\w*|incorrect\w*|wrong\w*|unreliable|not to be trusted|not worry|false alarms?)\b"
 )
 _CLAUSES = re.compile(r"[;\n]|,\s*(?:and\s+|but\s+)?|\bbut\b|\bhowever\b|\balthough\b|\bwhile\b|\bwhereas\b")
 _CONTRACTIONS = [
@@ -223,6 +235,10 @@ def _global(sentence: str, out: Reassurance) -> None:
     out.global_words = hits[0].group(0).strip()
 
 
+#: A clause that starts with its verb: its subject is the clause before ("..., but is normal").
+_SUBJECTLESS = re.compile(
+    r"^(?:it |they )?(?:\w+ly |still |also )?(?:is|are|was|were|appears?|looks?|seems?|remains?)\b"
+)
 _JOINED = re.compile(r"^\s*(?:,|and|&|/|,\s*and)\s*(?:the\s+)?$")
 
 
@@ -284,11 +300,18 @@ def reassurances(sentence: str) -> Reassurance:
     out = Reassurance()
     _global(text, out)
     named: set[str] = set()
+    previous = ""
     for clause in _CLAUSES.split(text):
         clause = clause.strip()
         if clause:
+            before = len(out.organs)
             _organs(clause, out)
+            subjectless = _SUBJECTLESS.match(clause) and not _OTHER.search(clause)
+            if len(out.organs) == before and previous and subjectless:
+                # "heart size cannot be assessed but is probably normal": the subject is before "but"
+                _organs(f"{previous} {clause}", out)
             named |= _mentions(clause, out)
+            previous = clause
     dismissal = _DISMISS.search(text)
     if dismissal:
         for label in sorted(named - set(out.denied)):
