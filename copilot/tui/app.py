@@ -271,6 +271,9 @@ class CopilotApp(App[None]):
                 date = self.study_query.date if self.study_query else None
                 study_set, chosen = self.backend.select(self.path, self.study_key, date=date)
                 study_set = shown_with(study_set, chosen, self.study_query)
+            elif self.study_query is None:
+                # no filter: the call every Backend answers (one written before filters too)
+                study_set = self.backend.open(self.path, progress=progress)
             else:
                 study_set = self.backend.open(self.path, progress=progress, query=self.study_query)
         except Exception as exc:
