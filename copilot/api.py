@@ -5,6 +5,15 @@
     answer = copilot.ask(studies.studies[0], "Is there cardiomegaly?")
     print(answer.text)
 
+    listed = copilot.open("http://pacs:8042/dicom-web")          # a PACS: study-level QIDO only
+    answer = copilot.ask(listed.studies[0], "Is there cardiomegaly?")   # that study opened now
+    studies, study = copilot.select("http://pacs:8042/dicom-web", "ACC12345")  # one study (+ priors)
+
+A server's studies are *listed* by ``open`` (``study.opened`` is False: no series yet), and
+each is opened (series and headers read) only when something needs it: ``ask``, ``fetch``,
+``analyze`` or :meth:`Copilot.open_study`. The cost of ``open`` is one request per 200
+studies; the cost of a question is that study's requests, whatever the archive's size.
+
 ``Copilot(llm="openai:gpt-4o-mini")`` plugs any LangChain chat model in for planning and
 composing; patient identifiers are removed from everything sent to it unless the settings
 mark the endpoint trusted.
@@ -22,6 +31,7 @@ import logging
 import sqlite3
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -48,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: What ``on_event`` is called with while a question is answered.
 EventSink = Callable[[CopilotEvent], None]
+#: Listed studies kept opened (series and headers) for later questions about them.
+OPENED_KEPT = 32
 
 
 def _same_patient(target: Study | StudySet, study: Study) -> tuple[Study, ...] | None:
@@ -87,6 +99,11 @@ class Copilot:
         self._graph: AgentGraph | None = None
         self._planner: Planner | None = planner
         self._lock = threading.Lock()
+        # Listed (not opened) studies -> the source that listed them (a URL's credentials
+        # included), and the last studies opened on demand.
+        self._studies_lock = threading.Lock()
+        self._listed_by: dict[str, StudySource] = {}
+        self._opened: OrderedDict[str, Study] = OrderedDict()
         from copilot.agents.context import ResultCache
 
         self.cache = ResultCache()
@@ -168,14 +185,76 @@ class Copilot:
         *,
         query: StudyQuery | None = None,
     ) -> StudySet:
-        """Index a folder (read-only; cached under the XDG cache dir), or list the studies of a
-        DICOMweb server given its base URL (``http://host:8042/dicom-web``: QIDO-RS and
-        headers only; pixels are fetched when a question needs them), or open any other
-        :class:`~copilot.study.source.StudySource`. ``query`` keeps only the studies matching
-        its patient, date and modality filters (sent to the server as QIDO-RS parameters)."""
+        """The studies of a folder, indexed (read-only; cached under the XDG cache dir), or of
+        a DICOMweb server given its base URL (``http://host:8042/dicom-web``), *listed*:
+        study-level QIDO-RS only, paged, so the cost does not grow with the studies' size. A
+        listed study has no series (``study.opened`` is False) until something needs it:
+        :meth:`ask`, :meth:`fetch` and :meth:`analyze` open it then (or call
+        :meth:`open_study`). Any other :class:`~copilot.study.source.StudySource` is listed
+        the same way. ``query`` keeps only the studies matching its patient, date and
+        modality filters (sent to a server as QIDO-RS parameters)."""
         from copilot.study.source import open_source
 
-        return open_source(path, self.settings).open(query=query, progress=progress)
+        source = open_source(path, self.settings)
+        studies = source.list_studies(query=query, progress=progress)
+        self._remember(source, studies)
+        return studies
+
+    def select(
+        self, target: str | Path | StudySource, key: str, *, date: str | None = None
+    ) -> tuple[StudySet, Study]:
+        """The one study ``key`` names, opened, and the set it belongs to (its patient's
+        other studies, for priors). ``key``: a StudyInstanceUID (or a unique prefix, in a
+        folder), an AccessionNumber or a patient ID; ``date`` a DICOM date or range narrowing
+        it. A server is asked for that study only (and its patient's other studies, listed);
+        a folder is indexed, then chosen from. Raises :class:`StudyError` when ``key`` names
+        no study or several."""
+        from copilot.study.source import open_source
+
+        source = open_source(target, self.settings)
+        studies, study = source.select(key, date=date)
+        self._remember(source, studies)
+        self._keep(study)
+        return studies, study
+
+    def open_study(self, study: Study) -> Study:
+        """``study`` opened: its series and headers read (no pixels). An opened study (every
+        study of a folder) is returned as it is; a study a server listed is read from that
+        server now (that study's requests only) and kept for the next questions. Raises
+        :class:`StudyError` when it has no readable image, or when this copilot did not list
+        it (the fix is named), and a :class:`DicomwebError` subclass when the server cannot be
+        used."""
+        if study.opened:
+            return study
+        with self._studies_lock:
+            kept = self._opened.get(study.study_uid)
+            source = self._listed_by.get(study.study_uid)
+        if kept is not None:
+            return kept
+        if source is None:
+            raise StudyError(
+                f"study {study.study_uid} was listed but not opened, and not by this copilot: "
+                "open it with Copilot.select(URL, STUDY_UID)"
+            )
+        opened = source.open_study(study)
+        self._keep(opened)
+        return opened
+
+    def _remember(self, source: StudySource, studies: StudySet) -> None:
+        """Note which source listed each study that is not opened yet."""
+        listed = {s.study_uid: source for s in studies.studies if not s.opened}
+        if listed:
+            with self._studies_lock:
+                self._listed_by.update(listed)
+
+    def _keep(self, study: Study) -> None:
+        """Keep a server's opened study for the next questions about it (the last few)."""
+        if study.series and study.series[0].instances and study.series[0].first.remote:
+            with self._studies_lock:
+                self._opened[study.study_uid] = study
+                self._opened.move_to_end(study.study_uid)
+                while len(self._opened) > OPENED_KEPT:
+                    self._opened.popitem(last=False)
 
     def fetch(
         self,
@@ -183,11 +262,12 @@ class Copilot:
         progress: Callable[[int, int], None] | None = None,
     ) -> list[Path]:
         """Bring the instances a question needs into the local cache: a study's primary
-        instance (what the tools analyse), or the given instances. Instances of a folder are
-        already local; those of a DICOMweb server are fetched once (WADO-RS), verified."""
+        instance (what the tools analyse; a listed study is opened first), or the given
+        instances. Instances of a folder are already local; those of a DICOMweb server are
+        fetched once (WADO-RS), verified."""
         from copilot.study.dicomweb import fetch_instances
 
-        records = [target.primary_instance()] if isinstance(target, Study) else list(target)
+        records = [self.open_study(target).primary_instance()] if isinstance(target, Study) else list(target)
         return fetch_instances(records, self.settings, progress=progress)
 
     @staticmethod
@@ -235,9 +315,10 @@ class Copilot:
         study_uid: str | None = None,
         on_event: EventSink | None = None,
     ) -> Answer:
-        """Answer ``question`` about a study; ``thread_id`` continues a conversation.
-        ``on_event`` is called with each progress event (:data:`copilot.schema.CopilotEvent`),
-        in order, on the calling thread.
+        """Answer ``question`` about a study (a listed one is opened first: see
+        :meth:`open_study`); ``thread_id`` continues a conversation. ``on_event`` is called
+        with each progress event (:data:`copilot.schema.CopilotEvent`), in order, on the
+        calling thread.
 
         A thread belongs to the study of its first question: continuing it on another study
         raises :class:`StudyError` (one patient's conversation never shapes another's answer).
@@ -246,7 +327,7 @@ class Copilot:
 
         if not question.strip():
             raise CopilotError("empty question")
-        study = self.pick(target, study_uid)
+        study = self.open_study(self.pick(target, study_uid))  # a listed study: opened now
         self.fetch(study)  # a DICOMweb study: its image now, so a vanished study fails here, once
         thread = thread_id or uuid.uuid4().hex
         context = Context(
@@ -371,7 +452,8 @@ class Copilot:
         progress: Callable[[int, int], None] | None = None,
         tools: list[str] | None = None,
     ) -> list[AnalysisRow]:
-        """Run every applicable image tool on every series' first image, batched per tool.
+        """Run every applicable image tool on every series' first image, batched per tool
+        (listed studies are opened first; one that cannot be is left out, with a warning).
 
         Tools run in dependency order, so a tool that uses another's output (the segmenter's
         MedSAM prompts from the classifier's saliency) gets it for the same image. Each batch
@@ -380,7 +462,7 @@ class Copilot:
         """
         from copilot.tools.ordering import dependency_order
 
-        items = list(studies.studies if isinstance(studies, StudySet) else studies)
+        items = self._opened_all(studies.studies if isinstance(studies, StudySet) else studies)
         targets = [(study, series.first) for study in items for series in study.series]
         self.fetch([inst for _, inst in targets])  # DICOMweb studies: only these images
         chosen = {
@@ -419,6 +501,16 @@ class Copilot:
                 if progress:
                     progress(done, total)
         return rows
+
+    def _opened_all(self, studies: Sequence[Study]) -> list[Study]:
+        """``studies`` opened; a listed study that cannot be opened is left out (logged)."""
+        opened: list[Study] = []
+        for study in studies:
+            try:
+                opened.append(self.open_study(study))
+            except StudyError as exc:
+                log.warning("not analysed: %s", exc)
+        return opened
 
     def _timed_batch(self, tool: Tool, requests: list[ToolRequest], hung: dict[str, str]) -> list[ToolResult]:
         """``invoke_batch`` within the per-tool time limit; error results when it is exceeded."""

@@ -100,17 +100,48 @@ class Settings(BaseSettings):
         "(BurnedInAnnotation=YES, or unknown on a secondary capture or plain image file).",
     )
     llm_timeout_s: float = Field(
-        default=20.0,
+        default=60.0,
         gt=0,
-        description="Per-request LLM time limit (connect, and each wait for the next bytes of "
-        "a reply); on timeout the embedded planner or template answer is used.",
+        description="Per-read LLM time limit (connect, and each wait for the next bytes of a "
+        "reply; a cold prompt on a CPU server sends nothing until it is read). Each call also "
+        "has a total deadline (llm_plan_deadline_s, llm_review_deadline_s, llm_compose_deadline_s).",
     )
     llm_max_retries: int = Field(
         default=1,
         ge=0,
         le=5,
-        description="Retries of an LLM request that timed out or could not connect "
-        "(the worst wait per request is (1 + retries) x llm_timeout_s).",
+        description="Retries of an LLM request that timed out or could not connect (within the "
+        "call's total deadline).",
+    )
+    llm_plan_deadline_s: float = Field(
+        default=90.0,
+        gt=0,
+        description="Total time for one LLM planner call, however the reply trickles in; past it "
+        "the embedded planner's plan is used and the answer says why.",
+    )
+    llm_review_deadline_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Total time for one LLM review call (more tools after a round?); past it the "
+        "embedded review decides.",
+    )
+    llm_compose_deadline_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Total time for one LLM composer call, streamed tokens included; past it the "
+        "template answer is shown and says why.",
+    )
+    llm_plan_max_tokens: int = Field(
+        default=256, ge=16, le=32768, description="Most tokens an LLM planner or review reply may hold."
+    )
+    llm_compose_max_tokens: int = Field(
+        default=512, ge=16, le=32768, description="Most tokens an LLM composer answer may hold."
+    )
+    llm_tool_choice: Literal["auto", "required", "omit"] = Field(
+        default="auto",
+        description="The tool_choice sent with planner requests: 'auto' (some servers, such as "
+        "llama-cpp-python's, use tools only when it is sent), 'required' (the first plan must "
+        "call a tool), or 'omit' (for servers that refuse the field).",
     )
     dicomweb_token: SecretStr | None = Field(
         default=None,

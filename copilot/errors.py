@@ -157,8 +157,12 @@ class LLMError(CopilotError):
 
 
 class LLMUnreachableError(LLMError):
-    """A chat model did not answer in time or refused the connection; while it stays
-    unreachable, further requests fail at once instead of waiting again."""
+    """A chat model refused the connection; for a few seconds after, further requests fail at
+    once instead of trying again (a slow or bad reply never marks a model unreachable)."""
+
+
+class LLMDeadlineError(LLMError):
+    """One LLM call (planner, review or composer) did not finish within its total deadline."""
 
 
 def must_propagate(exc: BaseException) -> bool:

@@ -316,7 +316,11 @@ def test_llm_contradiction_is_flagged(study: Study) -> None:
     done = AIMessage(content="")  # the review round: no more tools
     llm = FakeChatModel.scripted([plan_reply, done, "There is a large pneumothorax and no cardiomegaly."])
     answer = copilot_with({"cxr_classifier": FakeClassifier()}, llm=llm).ask(study, "Any pneumothorax?")
-    assert len(answer.verification) == 2
+    assert answer.verification[:2] == [
+        "a statement denies cardiomegaly, but cxr_classifier flagged it (0.74)",
+        "a statement states pneumothorax, but cxr_classifier scored it 0.05, below its 0.5 threshold",
+    ]  # then why the draft was set aside: it left out and contradicted the flagged cardiomegaly
+    assert "left out cardiomegaly (0.74, cxr_classifier)" in answer.verification
     assert "**Verification**" in answer.text and "pneumothorax" in answer.text.split("**Verification**")[1]
 
 

@@ -1,6 +1,7 @@
 """LLM providers: spec parsing, provider extras, time limits, and the real langchain-openai
-client against the loopback OpenAI-compatible fake (plain, streamed, tool calls, malformed
-calls, a server that never answers, a closed port), through the API and ``copilot llm check``."""
+client against the loopback OpenAI-compatible fake (plain, streamed, tool calls native and
+written as text, malformed calls, max_tokens, a server that never answers or trickles, a closed
+port), through the API and ``copilot llm check``."""
 
 from __future__ import annotations
 
@@ -10,16 +11,26 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
 
 from copilot.api import Copilot
 from copilot.config import Settings, get_settings
-from copilot.errors import LLMError
-from copilot.llm import PLACEHOLDER_API_KEY, is_local_url, load_llm, parse_spec
+from copilot.errors import LLMError, LLMUnreachableError
+from copilot.llm import (
+    PLACEHOLDER_API_KEY,
+    UNREACHABLE_COOLDOWN_S,
+    ReachabilityGuard,
+    is_local_url,
+    known_name,
+    load_llm,
+    parse_spec,
+    read_tool_calls,
+)
 from copilot.study import index_folder
 from copilot.study.model import Study
 from copilot.testing import make_dicom
@@ -97,16 +108,36 @@ def study(study_dir: Path) -> Study:
     return index_folder(study_dir).studies[0]
 
 
-def fast(llm_timeout_s: float = 2.0) -> Settings:
-    """Settings with a short LLM time limit and no retries (each test finishes in seconds)."""
-    return Settings(llm_timeout_s=llm_timeout_s, llm_max_retries=0)
+class Passages(Tool):
+    """A knowledge tool that reads no image (the LLM may call it alone for an image question)."""
 
-
-def llm_copilot(settings: Settings | None = None) -> Copilot:
-    """A copilot planning and composing with ``openai:fake``, with an instant classifier."""
-    return Copilot(
-        llm="openai:fake", settings=settings or fast(), tools={"cxr_classifier": Classifier()}, persist=False
+    manifest = ToolManifest(
+        name="retriever",
+        version="1.0",
+        modalities=("DX", "CR"),
+        needs_image=False,
+        intents=("knowledge",),
+        description="Fake knowledge retriever returning one background passage for LLM tests.",
+        questions=("What causes cardiomegaly?",),
     )
+
+    def run(self, request: ToolRequest) -> ToolResult:
+        return ToolResult(tool=self.name, text="Cardiomegaly is an enlarged heart.")
+
+
+def fast(llm_timeout_s: float = 2.0, **limits: float) -> Settings:
+    """Settings with a short LLM time limit and no retries (each test finishes in seconds);
+    ``limits`` sets deadlines (``llm_plan_deadline_s``...)."""
+    return Settings(llm_timeout_s=llm_timeout_s, llm_max_retries=0, **limits)  # type: ignore[arg-type]
+
+
+def llm_copilot(settings: Settings | None = None, *, knowledge: bool = False) -> Copilot:
+    """A copilot planning and composing with ``openai:fake``, with an instant classifier (and
+    with ``knowledge``, a retriever that reads no image)."""
+    tools: dict[str, Tool] = {"cxr_classifier": Classifier()}
+    if knowledge:
+        tools["retriever"] = Passages()
+    return Copilot(llm="openai:fake", settings=settings or fast(), tools=tools, persist=False)
 
 
 # -- specs, extras, keys ----------------------------------------------------------------------
@@ -182,7 +213,9 @@ def test_settings_set_timeout_and_retries(server: FakeOpenAIServer, monkeypatch:
     assert llm.request_timeout == 7.5 and llm.max_retries == 2
     assert llm.openai_api_key.get_secret_value() == PLACEHOLDER_API_KEY  # local server, no key set
     defaults = Settings()
-    assert defaults.llm_timeout_s * (1 + defaults.llm_max_retries) < 60
+    # a cold 1,785-token prompt took ~40 s on a 2-core CPU server: the planner's deadline allows it
+    assert defaults.llm_plan_deadline_s >= 60 and defaults.llm_compose_deadline_s >= 90
+    assert (defaults.llm_plan_max_tokens, defaults.llm_compose_max_tokens) == (256, 512)
 
 
 def test_ollama_gets_the_time_limit(monkeypatch: pytest.MonkeyPatch, closed_url: str) -> None:
@@ -223,15 +256,40 @@ def test_malformed_tool_call_is_reported_invalid(server: FakeOpenAIServer) -> No
 
 
 @pytest.mark.timeout(60)  # a hang guard (Reply.never() waits forever without the time limit)
-def test_server_that_never_answers_times_out_then_fails_fast(server: FakeOpenAIServer) -> None:
-    server.script(Reply.never())
+def test_a_timeout_never_switches_the_model_off(server: FakeOpenAIServer) -> None:
+    server.script(Reply.never(), Reply.text("ready"))
     llm = load_llm("openai:fake", fast(llm_timeout_s=0.5))
     with pytest.raises(Exception, match=r"[Tt]imed? ?out"):
         llm.invoke("hi")
     assert len(server.chat_requests) == 1  # one request, not retried
-    with pytest.raises(LLMError, match="unreachable"):
-        llm.invoke("again")  # no second wait: the model is marked unreachable
-    assert len(server.chat_requests) == 1  # nothing was sent
+    assert llm.invoke("again").content == "ready"  # the next call asks the server again
+    assert len(server.chat_requests) == 2
+
+
+def test_a_refused_connection_skips_requests_briefly(
+    closed_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", closed_url)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    llm = load_llm("openai:fake", fast())
+    with pytest.raises(Exception, match=r"[Cc]onnection"):
+        llm.invoke("hi")
+    with pytest.raises(LLMUnreachableError, match="connection refused"):
+        llm.invoke("again")  # refused moments ago: no second attempt
+    guard = next(c for c in llm.callbacks if isinstance(c, ReachabilityGuard))
+    assert guard.cooldown_s == UNREACHABLE_COOLDOWN_S <= 5
+
+
+def test_every_request_bounds_its_length(server: FakeOpenAIServer) -> None:
+    """max_tokens (llama.cpp, vLLM, Ollama) and max_completion_tokens (OpenAI) on every call."""
+    server.script(Reply.text("a"), Reply.text("b"), Reply.tool_call("lookup"))
+    llm = load_llm("openai:fake", fast(llm_plan_max_tokens=100, llm_compose_max_tokens=300))
+    llm.invoke("hi")
+    list(llm.stream("hi"))
+    llm.bind_tools([PROBE_TOOL], tool_choice="auto").invoke("call it")
+    bounds = [(r.get("max_tokens"), r.get("max_completion_tokens")) for r in server.chat_requests]
+    assert bounds == [(300, 300)] * 3  # the composer's bound is the default
+    assert server.chat_requests[2]["tool_choice"] == "auto"
 
 
 # -- the copilot end to end -------------------------------------------------------------------
@@ -250,33 +308,142 @@ def test_llm_plans_and_composes_without_phi(server: FakeOpenAIServer, study: Stu
     assert "Results:" in json.dumps(review_request)
     assert planner_request["tools"][0]["function"]["name"] == "cxr_classifier"
     assert composer_request["stream"] is True and "0.74" in json.dumps(composer_request)
+    assert [r["max_tokens"] for r in server.chat_requests] == [256, 256, 512]
+    assert planner_request["tool_choice"] == review_request["tool_choice"] == "auto"
     sent = server.all_text_received()
     for phi in (r"\bdoe\b", "jane", "mrn123456", "acc98765", "elsewhere", "20240315", "2024-03-15"):
         assert not re.search(phi, sent, re.I), phi
 
 
-def test_malformed_planner_calls_are_repaired_or_rejected(server: FakeOpenAIServer, study: Study) -> None:
+def test_repaired_names_are_kept_and_unknown_or_malformed_calls_dropped(
+    server: FakeOpenAIServer, study: Study
+) -> None:
     server.script(
-        Reply(tool_calls=[("CXR-Classifier", '{"reason": "cut'), ("drop_database", "{}")]),
+        Reply(tool_calls=[("CXR Classifier", '{"findings": ["Cardiomegaly"]}'), ("drop_database", "{}")]),
+        Reply.text("No more tools are needed."),
         Reply.text("Cardiomegaly is flagged [cxr_classifier: 0.74]."),
     )
-    copilot = llm_copilot()
-    answer = copilot.ask(study, "Is there cardiomegaly?")
+    answer = llm_copilot().ask(study, "Is there cardiomegaly?")
     assert answer.planner == "llm" and answer.plan == ["cxr_classifier"]
     assert any("repaired" in n for n in answer.plan_notes)
     assert any("drop_database" in n for n in answer.plan_notes)
     assert answer.tools[0].status == "ok"
 
 
+@pytest.mark.parametrize(
+    ("plan_reply", "note"),
+    [
+        (Reply.text("The chest radiograph is normal."), "named no known tool"),
+        (Reply.tool_call("drop_database"), "rejected unknown tool 'drop_database'"),
+        (Reply.malformed_tool_call("cxr_classifier"), "its arguments are not a JSON object"),
+        (Reply.text('{"name": "cxr_classifier", "arguments": "{cut'), "it is not valid JSON"),
+    ],
+    ids=["text-only", "unknown", "malformed-native", "malformed-text"],
+)
+def test_a_plan_naming_no_known_tool_runs_the_embedded_plan_and_says_so(
+    plan_reply: Reply, note: str, server: FakeOpenAIServer, study: Study
+) -> None:
+    server.script(plan_reply, Reply.error(500, "composer down"))
+    answer = llm_copilot().ask(study, "Is there cardiomegaly?")
+    assert answer.planner == "embedded" and answer.plan == ["cxr_classifier"]
+    assert answer.tools[0].status == "ok" and any(note in n for n in answer.plan_notes)
+    assert "named no known tool; the built-in planner chose: cxr_classifier" in answer.text
+    assert "Cardiomegaly is flagged" in answer.text  # the template answer, from the tool's result
+
+
+def test_an_image_question_answered_by_no_image_tool_runs_the_embedded_plan(
+    server: FakeOpenAIServer, study: Study
+) -> None:
+    server.script(Reply.tool_call("retriever"), Reply.text("The heart is normal in size."))
+    answer = llm_copilot(knowledge=True).ask(study, "Is there cardiomegaly?")
+    assert answer.planner == "embedded" and "cxr_classifier" in answer.plan
+    assert any("ran no image tool" in n for n in answer.plan_notes)
+    assert len(server.chat_requests) == 2  # no review of a plan the model did not make
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": "cxr_classifier", "arguments": {"findings": ["Cardiomegaly"]}}',
+        '```json\n[{"tool": "cxr_classifier", "parameters": {}}]\n```',
+        '<tool_call>\n{"name": "cxr_classifier", "arguments": {}}\n</tool_call>',
+    ],
+    ids=["object", "fenced-list", "qwen"],
+)
+def test_tool_calls_written_as_text_plan_through_the_real_client(
+    text: str, server: FakeOpenAIServer, study: Study
+) -> None:
+    server.script(Reply.text(text), Reply.text("No more tools."), Reply.text("Cardiomegaly is flagged."))
+    answer = llm_copilot().ask(study, "Is there cardiomegaly?")
+    assert answer.planner == "llm" and answer.plan == ["cxr_classifier"]
+    assert any("read from the model's text" in n for n in answer.plan_notes)
+
+
+@pytest.mark.timeout(60)  # a hang guard: the trickles would last 40 s without the deadline
+def test_a_bad_reply_never_switches_the_llm_off_for_the_next_question(
+    server: FakeOpenAIServer, study: Study
+) -> None:
+    server.script(Reply.trickle("looping " * 40, every_s=0.5), Reply.text("Composed."))
+    copilot = llm_copilot(fast(llm_plan_deadline_s=1.0))
+    first = copilot.ask(study, "Is there cardiomegaly?")
+    assert first.planner == "embedded" and any("within 1s" in n for n in first.plan_notes)
+    server.script(Reply.tool_call("cxr_classifier"), Reply.text("No more."), Reply.text("Composed again."))
+    second = copilot.ask(study, "Is there cardiomegaly?")
+    assert second.planner == "llm" and second.plan == ["cxr_classifier"]
+
+
+@pytest.mark.timeout(60)  # a hang guard: the trickle would last 40 s without the deadline
+def test_a_trickling_planner_ends_at_its_deadline(server: FakeOpenAIServer, study: Study) -> None:
+    server.script(Reply.trickle("thinking " * 60, every_s=1.0), Reply.error(500, "composer down"))
+    copilot = llm_copilot(fast(llm_timeout_s=5.0, llm_plan_deadline_s=2.0))
+    start = time.monotonic()
+    answer = copilot.ask(study, "Is there cardiomegaly?")
+    assert time.monotonic() - start < 8  # generous for a loaded CI machine; unbounded it is 40 s
+    assert server.chunks_sent <= 4  # one piece a second: the planner stopped waiting at 2 s
+    assert answer.planner == "embedded" and answer.plan == ["cxr_classifier"]
+    assert any("no answer from the LLM planner within 2s" in n for n in answer.plan_notes)
+    assert "COPILOT_LLM_PLAN_DEADLINE_S" in answer.text  # the limitation line says why
+
+
+@pytest.mark.timeout(60)  # a hang guard: the trickle would last 60 s without the deadline
+def test_a_trickling_composer_ends_at_its_deadline(server: FakeOpenAIServer, study: Study) -> None:
+    server.script(
+        Reply.tool_call("cxr_classifier"),
+        Reply.text("No more tools are needed."),
+        Reply.trickle("Cardiomegaly is flagged " * 20, every_s=1.0),
+    )
+    copilot = llm_copilot(fast(llm_timeout_s=5.0, llm_compose_deadline_s=2.0))
+    start = time.monotonic()
+    answer = copilot.ask(study, "Is there cardiomegaly?")
+    assert time.monotonic() - start < 8
+    assert server.chunks_sent <= 4
+    assert answer.planner == "llm" and "the template answer is shown" in answer.text
+    assert any("not finished within 2s" in n for n in answer.plan_notes)
+
+
+def test_prompt_markup_is_not_redacted_under_a_data_folder(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    """A study under ``data/`` (a generic folder word): the fence tags keep their names."""
+    make_dicom(tmp_path / "data" / "study" / "a.dcm", patient_name="DOE^JANE")
+    study = index_folder(tmp_path / "data").studies[0]
+    server.script(Reply.tool_call("cxr_classifier"), Reply.text("No more."), Reply.text("Flagged."))
+    llm_copilot().ask(study, "Is there cardiomegaly?")
+    composer = json.dumps(server.chat_requests[-1], ensure_ascii=False)
+    assert "<study-data>" in composer and "</study-data>" in composer
+    assert "<tool-output" in composer and "[PATH]>" not in composer and "<study-[" not in composer
+
+
 def test_server_refusing_tools_falls_back_to_the_embedded_planner(
     server: FakeOpenAIServer, study: Study
 ) -> None:
-    server.script(Reply.error(400, "tools param requires --jinja flag"), Reply.text("Composed by the LLM."))
+    server.script(
+        Reply.error(400, "tools param requires --jinja flag"),
+        Reply.text("Composed by the LLM: cardiomegaly [cxr_classifier: 0.74]."),
+    )
     copilot = llm_copilot()
     answer = copilot.ask(study, "Is there cardiomegaly?")
     assert answer.planner == "embedded" and answer.plan == ["cxr_classifier"]
     assert any("embedded plan used" in n for n in answer.plan_notes)
-    assert answer.text.startswith("Composed by the LLM.")
+    assert answer.text.startswith("Composed by the LLM:")
 
 
 @pytest.mark.timeout(60)  # a hang guard (Reply.never() waits forever without the time limit)
@@ -287,7 +454,7 @@ def test_hanging_server_falls_back_within_the_time_limit(server: FakeOpenAIServe
     assert answer.planner == "embedded" and answer.plan == ["cxr_classifier"]
     assert any("LLM planner failed" in n for n in answer.plan_notes)
     assert "Cardiomegaly is flagged" in answer.text and "the template answer is shown" in answer.text
-    assert len(server.chat_requests) == 1  # the composer did not wait a second time
+    assert len(server.chat_requests) == 2  # a timeout does not switch the composer off
 
 
 def test_cli_ask_with_openai_compatible_server(
@@ -299,11 +466,7 @@ def test_cli_ask_with_openai_compatible_server(
     """`copilot ask --llm openai:fake` with the installed tools: the LLM plans and composes."""
     monkeypatch.setenv("COPILOT_LLM_TIMEOUT_S", "5")
     get_settings.cache_clear()
-    server.script(
-        Reply.malformed_tool_call("cxr_classifier"),
-        Reply.text("No more tools are needed."),
-        Reply.text("Answer from the local LLM."),
-    )
+    server.script(Reply.malformed_tool_call("cxr_classifier"), Reply.text("Answer from the local LLM."))
     args = ["ask", str(study_dir), "Is there cardiomegaly?", "--llm", "openai:fake", "--json"]
     code, out, err = run_cli(args, capsys)
     assert code == 0, err
@@ -429,3 +592,41 @@ def test_fake_server_lists_models(server: FakeOpenAIServer) -> None:
 
     data = httpx.get(f"{server.base_url}/models", timeout=5).json()
     assert [m["id"] for m in data["data"]] == ["fake"]
+
+
+# -- tool calls in every shape ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (AIMessage(content="", tool_calls=[{"name": "a", "args": {"q": 1}, "id": "1"}]), [("a", {"q": 1})]),
+        (AIMessage(content='Sure. {"name": "a", "arguments": {"q": 1}} Done.'), [("a", {"q": 1})]),
+        (AIMessage(content='[{"name": "a", "parameters": {}}, {"tool": "b"}]'), [("a", {}), ("b", {})]),
+        (AIMessage(content='```json\n{"tool_calls": [{"name": "a", "args": {}}]}\n```'), [("a", {})]),
+        (
+            AIMessage(
+                content='<tool_call>\n{"name": "a", "arguments": {}}\n</tool_call>\n<tool_call>{"name": "b"}'
+            ),
+            [("a", {}), ("b", {})],
+        ),
+        (AIMessage(content='{"function": {"name": "a", "arguments": "{\\"q\\": 2}"}}'), [("a", {"q": 2})]),
+        (AIMessage(content="The chest radiograph is normal."), []),
+        (AIMessage(content='{"answer": "normal"}'), []),
+    ],
+    ids=["native", "object-in-prose", "list", "fenced", "qwen", "openai-function", "prose", "json-no-tool"],
+)
+def test_tool_calls_are_read_in_every_shape(reply: AIMessage, expected: list[tuple[str, dict]]) -> None:
+    read = read_tool_calls(reply)
+    assert [(c.name, c.args) for c in read.calls] == expected
+
+
+def test_malformed_arguments_drop_the_call_with_a_note() -> None:
+    read = read_tool_calls(
+        AIMessage(content='[{"name": "a", "arguments": "{cut"}, {"name": "b", "arguments": 3}]')
+    )
+    assert read.calls == [] and len(read.notes) == 2 and "'a'" in read.notes[0]
+
+
+def test_names_match_exactly_but_for_case_and_separators() -> None:
+    names = ["cxr_classifier", "vqa"]
+    assert known_name("CXR Classifier", names) == known_name("cxr-classifier", names) == "cxr_classifier"
+    assert known_name("cxr_classify", names) is None and known_name("", names) is None

@@ -36,6 +36,7 @@ from copilot.errors import (
     NothingReadableError,
     OutputError,
     PixelDataError,
+    StudyError,
 )
 from copilot.study import index_folder
 from copilot.study.dicomweb import DicomwebServer, fetch_instances, index_dicomweb
@@ -260,7 +261,8 @@ def test_fetch_is_verified_kept_and_protected(pacs: OrthancServer, demo_studies:
 
 
 async def test_tui_opens_a_pacs(pacs: OrthancServer, tmp_path: Path) -> None:
-    """The terminal app over a DICOMweb URL: the studies listed, the first image fetched."""
+    """The terminal app over a DICOMweb URL: the studies listed (none opened), the one chosen
+    opened and its image fetched."""
     from textual_image.widget import HalfcellImage
 
     from copilot.tui.app import create_app
@@ -270,10 +272,17 @@ async def test_tui_opens_a_pacs(pacs: OrthancServer, tmp_path: Path) -> None:
     async with app.run_test(size=(150, 45)) as pilot:
         for _ in range(100):
             await pilot.pause(0.05)
-            await app.workers.wait_for_complete()
-            if app.study_set is not None and app.query_one(ImageViewer).gray is not None:
+            if app.study_set is not None:
                 break
         assert app.study_set is not None and len(app.study_set.studies) == 24
+        assert not any(s.opened for s in app.study_set.studies)
+        await pilot.press("enter")  # the first study: opened now
+        for _ in range(100):
+            await pilot.pause(0.05)
+            await app.workers.wait_for_complete()
+            if app.query_one(ImageViewer).gray is not None:
+                break
+        assert app.study is not None and app.study.opened
         assert app.query_one(ImageViewer).gray is not None
         assert app.sub_title == pacs.dicomweb_url
 
@@ -293,11 +302,15 @@ def test_a_stopped_server_is_one_line(
         server.upload(sorted(demo_studies.rglob("*.dcm"))[:1])
         user, password = server.auth
         url = f"http://{user}:{password}@127.0.0.1:{server.port}/dicom-web"
-        listed = Copilot().open(url)
+        copilot, other = Copilot(), Copilot()
+        opened = copilot.open_study(copilot.open(url).studies[0])
+        listed = other.open(url)
     finally:
         server.stop()
     with pytest.raises(DicomwebUnreachableError, match="connection refused"):
-        Copilot().fetch(listed.studies[0])
+        copilot.fetch(opened)
+    with pytest.raises(DicomwebUnreachableError, match="connection refused"):
+        other.fetch(listed.studies[0])  # listed, not opened: opening it meets the stopped server
     dead = f"http://127.0.0.1:{server.port}/dicom-web"
     sent = make_dicom(tmp_path / "sr.dcm")
     for args in (
@@ -351,7 +364,9 @@ def test_401_and_403_are_one_line_and_never_show_the_password(
 def test_a_study_deleted_mid_fetch_is_one_line(pacs: OrthancServer, demo_studies: Path) -> None:
     copilot = Copilot()
     listed = copilot.open(pacs.dicomweb_url)
-    study = listed.studies[-1]
+    study = copilot.open_study(listed.studies[-1])  # its headers read, its pixels not yet
+    other = Copilot()
+    unopened = next(s for s in other.open(pacs.dicomweb_url).studies if s.study_uid == study.study_uid)
     files = [
         Path(i.path)
         for s in index_folder(demo_studies).studies
@@ -368,6 +383,10 @@ def test_a_study_deleted_mid_fetch_is_one_line(pacs: OrthancServer, demo_studies
             copilot.ask(study, QUESTION)
         with pytest.raises(PixelDataError, match="no longer"):
             load_pixels(study.primary_instance())
+        with pytest.raises(StudyError) as vanished:  # deleted before it was opened
+            other.open_study(unopened)
+        message = str(vanished.value)
+        assert "\n" not in message and study.study_uid in message and "no readable image" in message
     finally:
         pacs.upload(files)
 

@@ -25,6 +25,8 @@ from copilot.api import Answer, ToolRun
 from copilot.schema import AnswerDone, AnswerToken, CopilotEvent, PlanMade, ToolFinished, ToolStarted
 from copilot.study import index_folder
 from copilot.study.model import Study, StudySet
+from copilot.study.query import StudyQuery
+from copilot.study.source import FolderSource
 from copilot.testing import make_dicom
 from copilot.tui.app import CopilotApp, create_app
 from copilot.tui.screens import HELP
@@ -47,10 +49,17 @@ class FakeBackend:
         self.saved: dict[str, list[Turn]] = {}
         self.gates: dict[str, threading.Event] = {}
 
-    def open(self, path: Path, progress: Any = None) -> StudySet:
+    def open(self, path: Path, progress: Any = None, *, query: StudyQuery | None = None) -> StudySet:
         if progress:
             progress(1, 1)
-        return index_folder(path)
+        found = index_folder(path)
+        return query.apply(found) if query is not None else found
+
+    def select(self, target: Path, key: str, *, date: str | None = None) -> tuple[StudySet, Study]:
+        return FolderSource(target).select(key, date=date)
+
+    def open_study(self, study: Study) -> Study:
+        return study
 
     def history(self, thread_id: str) -> list[Turn]:
         return self.saved.get(thread_id, [])

@@ -13,6 +13,10 @@ never reaches the answer: it stays in the tool's ``detail`` (the trace), once. A
 tool could answer says so under **Answer** and names the tool that would have answered it; a
 question outside the copilot's scope is said to be; a comparison says whether a prior study
 is available. The "scores are not probabilities" disclaimer is given only with a score.
+
+An answer an LLM wrote from the template keeps what the template says about the limits of the
+answer: :func:`complete_answer` adds the template's **Limitations** section (when a tool could
+not contribute) and its disclaimer where the LLM's answer left them out.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ __all__ = [
     "SCORE_DISCLAIMER",
     "SECTION_TITLES",
     "Evidence",
+    "complete_answer",
     "compose_statements",
     "limitations",
     "missing",
@@ -299,3 +304,22 @@ def render(ev: Evidence, statements: list[Statement]) -> str:
         parts.append("**Limitations**\n" + "\n".join(f"- {line}" for line in lim))
     parts.append(SCORE_DISCLAIMER if scored else DISCLAIMER)
     return "\n\n".join(parts)
+
+
+_VERIFICATION = "\n\n**Verification**"
+
+
+def complete_answer(answer: str, template: str) -> str:
+    """``answer`` (an LLM's, checked) with the template's **Limitations** section and
+    disclaimer added before its **Verification** section where it left them out."""
+    blocks = template.split("\n\n")
+    limits = next((b for b in blocks if b.startswith("**Limitations**")), "")
+    disclaimer = next((b for b in blocks if b in (DISCLAIMER, SCORE_DISCLAIMER)), "")
+    body, sep, verification = answer.partition(_VERIFICATION)
+    body = body.rstrip()
+    lowered = body.lower()
+    if limits and "limitations" not in lowered:
+        body += "\n\n" + limits
+    if disclaimer and "decision support only" not in lowered:
+        body += "\n\n" + disclaimer
+    return body + sep + verification

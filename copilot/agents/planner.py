@@ -9,9 +9,17 @@ Two planners behind one interface (:class:`Planner`; one that also plans further
   installed tools' manifests. After the tools ran, :mod:`copilot.agents.review` may plan a
   bounded second round from what came back.
 - :class:`LLMPlanner`: any LangChain chat model calling tools whose schemas come from the
-  manifests (description, intents, example questions, input schema). It sees each round's
-  results and may call more tools, up to :data:`MAX_ROUNDS`; malformed or unknown calls are
-  repaired or rejected, and any failure falls back to the embedded planner.
+  manifests (description, intents, example questions, input schema). Calls are read in every
+  shape models write them (:func:`copilot.llm.read_tool_calls`: native, or JSON in the text);
+  names are matched to the offered tools exactly (case, spaces and underscores aside), unknown
+  names and malformed arguments are dropped with a note. It sees each round's results and may
+  call more tools, up to :data:`MAX_ROUNDS`. Each call has a total deadline and a bounded reply
+  (:func:`copilot.llm.call_limits`).
+- A plan cannot be empty by accident: when the model fails, runs out of time, or names no
+  known tool while the embedded planner would run some, or runs no image tool for a question
+  the embedded planner answers from the image, the embedded plan runs and the answer's
+  limitations say so (:data:`FALLBACK_LINE`). A failed call never switches the model off: the
+  next question asks it again.
 
 Planners see only the question and tool manifests, never DICOM header text, so header text
 cannot steer a plan. This module names no tool: everything it knows about tools comes from
@@ -20,8 +28,6 @@ their manifests.
 
 from __future__ import annotations
 
-import difflib
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -32,14 +38,14 @@ from copilot.agents.matching import SIMILAR, Catalogue, match_part
 from copilot.agents.modality import eligible_tools, modalities_named
 from copilot.agents.review import adaptive_round
 from copilot.routing.analysis import Analysis, analyze
-from copilot.routing.intents import INTENT_HELP, INTENTS, Intent
+from copilot.routing.intents import INTENTS, Intent
 from copilot.tools.contract import Tool, ToolResult
 from copilot.tools.ordering import dependency_order
 from copilot.tools.statements import plain_reason
 
 if TYPE_CHECKING:
     from copilot.config import Settings
-    from copilot.llm import ChatModel
+    from copilot.llm import BoundedChatModel, CallKind, ChatModel
 
 __all__ = ["MAX_ROUNDS", "EmbeddedPlanner", "LLMPlanner", "Plan", "Planner", "ReviewingPlanner"]
 
@@ -50,6 +56,10 @@ MAX_ROUNDS = 3
 PlannerName = Literal["embedded", "llm"]
 HEADER_NOTE = "answered from the study's header, no expert needed"
 OUT_OF_SCOPE_NOTE = "outside the copilot's scope (neither imaging nor medicine): no tool run"
+#: Most characters of a tool's description in the planner's tool schemas.
+DESCRIPTION_CHARS = 100
+#: The limitation line of a plan the embedded planner made in the LLM planner's place.
+FALLBACK_LINE = "The language model's plan {why}; the built-in planner chose: {tools}."
 
 
 def _intents(names: Sequence[str]) -> tuple[Intent, ...]:
@@ -230,83 +240,82 @@ class EmbeddedPlanner:
 
 
 class LLMPlanner:
-    """Tool calling with any LangChain chat model; repairs or rejects bad calls; bounded rounds."""
+    """Tool calling with any LangChain chat model; bad calls dropped with a note; bounded rounds
+    and deadlines; the embedded plan whenever the model's own would leave the question unrun."""
 
     name: PlannerName = "llm"
 
-    def __init__(self, llm: ChatModel, fallback: EmbeddedPlanner) -> None:
+    def __init__(self, llm: ChatModel, fallback: EmbeddedPlanner, settings: Settings | None = None) -> None:
         self.llm = llm
         self.fallback = fallback
+        self.settings = settings or fallback.settings
 
     @staticmethod
     def tool_schemas(tools: Mapping[str, Tool]) -> list[dict[str, Any]]:
-        """OpenAI-style function schemas built from the manifests (arguments from their input schema)."""
+        """OpenAI-style function schemas built from the manifests (arguments from their input
+        schema), kept short: a small local model reads them on every question, so each says
+        its description's first sentence (asides dropped, at most :data:`DESCRIPTION_CHARS`),
+        the kinds of question it answers and one example question."""
         schemas = []
         for name, tool in tools.items():
             m = tool.manifest
-            parameters = m.input_schema()
-            parameters["properties"] = {
-                **parameters["properties"],
-                "reason": {"type": "string", "description": "Why this tool is needed."},
-            }
-            answers = "; ".join(f"{i} ({INTENT_HELP[i]})" for i in m.intents)
-            labels = f" Finding labels: {', '.join(m.labels)}." if m.labels and "finding" in m.intents else ""
-            description = (
-                f"{m.description}{' Answers: ' + answers + '.' if answers else ''}{labels} "
-                f"Example questions: {'; '.join(m.questions[:4])}"
-            )
+            answers = f" Answers: {', '.join(m.intents)}." if m.intents else ""
+            example = f" E.g. {m.questions[0]}" if m.questions else ""
             schemas.append(
                 {
                     "type": "function",
-                    "function": {"name": name, "description": description, "parameters": parameters},
+                    "function": {
+                        "name": name,
+                        "description": f"{short_description(m.description)}{answers}{example}",
+                        "parameters": _compact(m.input_schema()),
+                    },
                 }
             )
         return schemas
 
-    def _repair(self, raw: str, tools: Mapping[str, Tool]) -> str | None:
-        name = re.sub(r"[^a-z0-9_]", "_", raw.strip().lower().replace("-", "_").replace(" ", "_"))
-        if name in tools:
-            return name
-        close = difflib.get_close_matches(name, list(tools), n=1, cutoff=0.75)
-        return close[0] if close else None
+    def _model(self, kind: CallKind, tools: Mapping[str, Tool]) -> BoundedChatModel:
+        """The model under ``kind``'s limits with ``tools`` offered (and ``tool_choice`` as set)."""
+        from copilot.config import get_settings
+        from copilot.llm import call_limits, load_llm
 
-    def _calls(self, reply: Any, notes: list[str]) -> list[dict[str, Any]]:
-        calls = list(getattr(reply, "tool_calls", None) or [])
-        for bad in getattr(reply, "invalid_tool_calls", None) or []:
-            calls.append({"name": bad.get("name") or "", "args": {}})
-        content = getattr(reply, "content", "")
-        if not calls and isinstance(content, str) and content.strip().startswith(("[", "{")):
-            try:  # some servers put the calls in the text
-                data = json.loads(content)
-                items = data if isinstance(data, list) else data.get("tools", [])
-                calls = [
-                    {"name": i, "args": {}}
-                    if isinstance(i, str)
-                    else {"name": i.get("name", ""), "args": i.get("args", {})}
-                    for i in items
-                ]
-            except (ValueError, AttributeError):
-                notes.append("unparseable planner reply rejected")
-        return calls
+        settings = self.settings or get_settings()
+        bounded = load_llm(self.llm, settings).with_limits(call_limits(kind, settings))
+        choice = settings.llm_tool_choice
+        if choice == "omit":
+            return bounded.bind_tools(self.tool_schemas(tools))
+        return bounded.bind_tools(
+            self.tool_schemas(tools),
+            tool_choice="required" if choice == "required" and kind == "plan" else "auto",
+        )
+
+    def _failure(self, exc: Exception) -> str:
+        from copilot.config import get_settings
+        from copilot.llm import describe_failure
+
+        timeout = (self.settings or get_settings()).llm_timeout_s
+        return describe_failure(exc, "the LLM planner", timeout)
 
     def _plan_from(self, reply: Any, tools: Mapping[str, Tool], base: Plan, notes: list[str]) -> Plan:
+        from copilot.llm import known_name, read_tool_calls
+
+        read = read_tool_calls(reply)
+        notes += read.notes
+        if read.source == "text":
+            notes.append("tool calls read from the model's text")
         names: list[str] = []
         args: dict[str, dict[str, Any]] = {}
-        for call in self._calls(reply, notes):
-            raw = str(call.get("name") or "")
-            fixed = self._repair(raw, tools)
+        for call in read.calls:
+            fixed = known_name(call.name, tools)
             if fixed is None:
-                notes.append(f"rejected unknown tool {raw!r}")
+                notes.append(f"rejected unknown tool {call.name!r}")
                 continue
-            if fixed != raw:
-                notes.append(f"repaired tool name {raw!r} -> {fixed!r}")
+            if fixed != call.name:
+                notes.append(f"repaired tool name {call.name!r} -> {fixed!r}")
             names.append(fixed)
             allowed = set(tools[fixed].manifest.input_schema()["properties"])
-            given = call.get("args") or {}
-            if isinstance(given, dict):
-                kept = {k: v for k, v in given.items() if k in allowed}
-                if kept:
-                    args[fixed] = kept
+            kept = {k: v for k, v in call.args.items() if k in allowed}
+            if kept:
+                args.setdefault(fixed, {}).update(kept)
         return Plan(
             tools=dependency_order(set(names), tools),
             planner=self.name,
@@ -318,6 +327,26 @@ class LLMPlanner:
             follow_up=base.follow_up,
         )
 
+    def _embedded(
+        self,
+        question: str,
+        tools: Mapping[str, Tool],
+        focus: list[str] | None,
+        previous: Sequence[str],
+        modalities: Sequence[str] | None,
+        why: str,
+        notes: Sequence[str] = (),
+    ) -> Plan:
+        """The embedded planner's plan, its notes and limitations saying why it replaced the
+        model's (``why`` completes "The language model's plan ...")."""
+        plan = self.fallback.plan(question, tools, focus, previous=previous, modalities=modalities)
+        chosen = ", ".join(plan.tools) or "no tool"
+        line = FALLBACK_LINE.format(why=why, tools=chosen)
+        plan.notes = [*notes, f"{line[:-1]} (embedded plan used)", *plan.notes]
+        if plan.tools:
+            plan.caveats.append(line)
+        return plan
+
     def plan(
         self,
         question: str,
@@ -328,9 +357,10 @@ class LLMPlanner:
         previous: Sequence[str] = (),
         modalities: Sequence[str] | None = None,
     ) -> Plan:
-        """Ask the model (text passed through ``redact`` first); fall back on any failure. A
-        question the router finds out of scope is out of scope when the model calls no tool.
-        The model is offered only the tools that read ``modalities`` (as the embedded planner)."""
+        """Ask the model (text passed through ``redact`` first) within the planner's deadline.
+        The embedded plan runs instead, saying why, when the call fails or the model names no
+        known tool (or runs no image tool) where the embedded planner would run some. The model
+        is offered only the tools that read ``modalities`` (as the embedded planner)."""
         tools = eligible_tools(tools, modalities or modalities_named(question))
         from langchain_core.messages import HumanMessage, SystemMessage
 
@@ -348,21 +378,32 @@ class LLMPlanner:
         )
         notes: list[str] = []
         try:
-            bound = self.llm.bind_tools(self.tool_schemas(tools))
-            reply = bound.invoke(
+            reply = self._model("plan", tools).invoke(
                 [
                     SystemMessage(content=load_prompt("planner")),
                     HumanMessage(content=planner_message(question, focus, redact or str)),
                 ]
             )
         except Exception as exc:
-            log.warning("LLM planner failed (%s); using the embedded planner", exc)
-            plan = self.fallback.plan(question, tools, focus, previous=previous, modalities=modalities)
-            plan.notes.append(f"LLM planner failed ({type(exc).__name__}); embedded plan used")
-            return plan
+            failure = self._failure(exc)
+            log.warning("LLM planner failed (%s); using the embedded planner", failure)
+            why = f"could not be had ({failure})"
+            failed = [f"LLM planner failed ({failure})"]
+            return self._embedded(question, tools, focus, previous, modalities, why, failed)
         plan = self._plan_from(reply, tools, base, notes)
-        plan.out_of_scope = not plan.tools and not understood.in_scope
-        return plan
+        if any(tools[t].manifest.needs_image for t in plan.tools):
+            return plan
+        embedded = self.fallback.plan(question, tools, focus, previous=previous, modalities=modalities)
+        if not plan.tools and not embedded.tools:
+            plan.out_of_scope = embedded.out_of_scope or not understood.in_scope
+            return plan
+        if not plan.tools:
+            why = "named no known tool"
+        elif any(tools[t].manifest.needs_image for t in embedded.tools):
+            why = "ran no image tool for a question about the image"
+        else:
+            return plan
+        return self._embedded(question, tools, focus, previous, modalities, why, plan.notes)
 
     def review(
         self,
@@ -374,11 +415,12 @@ class LLMPlanner:
         redact: Callable[[str], str] | None = None,
         used_inputs: Mapping[str, list[str]] | None = None,
     ) -> Plan:
-        """Show the model what came back; it may call more tools (none: answer now)."""
+        """Show the model what came back, within the review's deadline; it may call more tools
+        (none: answer now)."""
         if round_no >= MAX_ROUNDS:
             return Plan([], self.name, plan.focus, [], plan.intents, plan.header)
         if plan.planner != self.name:
-            # The model could not plan this question (it failed or refused tools): do not ask it
+            # The model could not plan this question (it failed or named no tool): do not ask it
             # again; review the embedded planner's round as the embedded planner does.
             return self.fallback.review(question, tools, plan, results, round_no, used_inputs=used_inputs)
         from langchain_core.messages import HumanMessage, SystemMessage
@@ -387,22 +429,49 @@ class LLMPlanner:
 
         notes: list[str] = []
         try:
-            bound = self.llm.bind_tools(self.tool_schemas(tools))
-            reply = bound.invoke(
+            reply = self._model("review", tools).invoke(
                 [
                     SystemMessage(content=load_prompt("planner")),
                     HumanMessage(content=review_message(question, results, round_no, redact or str)),
                 ]
             )
         except Exception as exc:
-            log.warning("LLM planner review failed (%s); using the embedded review", exc)
+            failure = self._failure(exc)
+            log.warning("LLM planner review failed (%s); using the embedded review", failure)
             fallback = self.fallback.review(question, tools, plan, results, round_no, used_inputs=used_inputs)
             fallback.planner = self.name
+            fallback.notes.insert(0, f"LLM planner review failed ({failure}); embedded review used")
             return fallback
         next_plan = self._plan_from(reply, tools, plan, notes)
         # Only tools that did not already answer, or that can now use new inputs, run again.
         next_plan.tools = [t for t in next_plan.tools if t not in results or not results[t].ok]
         return next_plan
+
+
+def short_description(text: str, limit: int = 0) -> str:
+    """The first sentence of a manifest's description up to its first colon, parenthetical
+    asides removed, cut at a word to at most ``limit`` characters (default
+    :data:`DESCRIPTION_CHARS`)."""
+    limit = limit or DESCRIPTION_CHARS
+    first = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0]
+    first = re.sub(r"\s*\([^()]*\)", "", first).split(":", 1)[0].strip()
+    if len(first) > limit:
+        return first[: limit - 3].rsplit(" ", 1)[0].rstrip(",;:") + "..."
+    return first if first.endswith((".", "!", "?")) else first + "."
+
+
+def _compact(parameters: dict[str, Any]) -> dict[str, Any]:
+    """An input schema with short argument descriptions and no empty ``required``."""
+    props = {
+        name: {**spec, "description": short_description(spec["description"], 60)}
+        if isinstance(spec.get("description"), str)
+        else spec
+        for name, spec in parameters.get("properties", {}).items()
+    }
+    out = {**parameters, "properties": props}
+    if not out.get("required"):
+        out.pop("required", None)
+    return out
 
 
 def planner_message(question: str, focus: Sequence[str] | None, redact: Callable[[str], str]) -> str:

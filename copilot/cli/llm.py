@@ -17,7 +17,7 @@ def check(
     spec: str = typer.Argument(None, help="Model string; default: the configured llm setting."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     timeout: float = typer.Option(
-        None, "--timeout", min=0.1, help="Seconds to wait for each answer (default: llm_timeout_s)."
+        None, "--timeout", min=0.1, help="Seconds to wait for each answer in all (default: llm_timeout_s)."
     ),
 ) -> None:
     """Ask the model a tiny question, then offer it one tool; exit 2 when it cannot answer."""

@@ -12,10 +12,25 @@ def tui(
     server: str = typer.Option(
         None, "--server", help="A 'copilot serve' URL whose warm tools answer (default: COPILOT_SERVER)."
     ),
+    study: str = typer.Option(
+        None,
+        "--study",
+        help="Open straight into this study: its UID or patient ID (a folder: also a sub-folder; a "
+        "PACS: also its AccessionNumber, and the PACS is asked for it and its patient's other "
+        "studies only).",
+    ),
+    patient: str = typer.Option(None, "--patient", help="Only this patient ID (wildcards * and ?)."),
+    date: str = typer.Option(
+        None, "--date", help="Only studies of this date or range: YYYYMMDD, YYYYMMDD-YYYYMMDD, A..B (ISO)."
+    ),
+    modality: str = typer.Option(None, "--modality", help="Only studies with this modality (DX, CR, CT...)."),
 ) -> None:
-    """Open the terminal app over a folder of studies or a DICOMweb server's studies."""
+    """Open the terminal app over a folder of studies or a DICOMweb server's studies (a server's
+    are listed study by study and each is opened when selected)."""
+    from copilot.study.query import StudyQuery
     from copilot.study.source import open_source
 
+    query = StudyQuery(patient=patient, date=date, modality=modality)  # a bad date: one line, exit 2
     open_source(path).check()
     backend = None
     if server:
@@ -24,7 +39,7 @@ def tui(
         backend = Copilot(server=server)
     from copilot.tui.app import create_app
 
-    create_app(path, backend).run()
+    create_app(path, backend, query=None if query.empty else query, study_key=study).run()
 
 
 def register(app: typer.Typer) -> None:

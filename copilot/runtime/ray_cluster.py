@@ -11,6 +11,12 @@ A local instance is private and leaves nothing running:
   gone are ended and removed at the next start (:func:`clean_stale_sessions`).
 
 Joining a cluster (an address) changes none of these: that cluster's folders are its own.
+
+Ray's own Python log records (its warnings, such as "Token authentication is enabled for this
+Ray cluster") go to ``driver.log`` in that private folder (:func:`route_ray_logging`), never to
+the terminal: the terminal shows the copilot's lines. Lines Ray's C++ core writes to stderr
+itself at ERROR level (``core_worker.cc``) are also in its own log files there; Ray has no
+setting that keeps them off stderr without dropping them from those files too.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from copilot.errors import CopilotError
-from copilot.paths import private_dir
+from copilot.paths import private_dir, private_file
 
 if TYPE_CHECKING:
     from copilot.config import Settings
@@ -53,6 +59,12 @@ _SESSION = re.compile(r"^session_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d+_(\d+)$"
 _reaper: subprocess.Popen[bytes] | None = None
 #: Never handed to Ray: a server's ingress is given the key's digest instead.
 KEY_VARIABLE = "COPILOT_SERVE_API_KEY"
+#: Ray's Python log records, in :func:`ray_temp_dir`.
+DRIVER_LOG = "driver.log"
+#: The file handler of Ray's Python log records (see :func:`route_ray_logging`).
+_log_handler: logging.FileHandler | None = None
+#: Where Ray's own start-up records come from while ``ray.init`` has cleared the ``ray`` logger.
+RAY_INTERNAL_LOGGER = "ray._private"
 
 
 def require_ray() -> Any:
@@ -82,6 +94,28 @@ def ray_temp_dir(settings: Settings) -> Path:
     digest = hashlib.sha256(str(wanted).encode()).hexdigest()[:10]
     uid = os.getuid() if hasattr(os, "getuid") else 0
     return Path(tempfile.gettempdir()) / f"copilot-ray-{uid}-{digest}"
+
+
+def route_ray_logging(folder: Path) -> logging.Handler:
+    """Send the ``ray`` loggers' records (warnings and above) to ``folder/driver.log`` instead
+    of the terminal: the file's handler replaces Ray's own stderr handler, and the records no
+    longer reach the root logger's. The folder is made owner-only; the file is opened on the
+    first record. Calling again (``ray.init`` clears the ``ray`` logger's handlers) reuses
+    the handler."""
+    global _log_handler
+    path = private_file(private_dir(folder) / DRIVER_LOG).absolute()
+    if _log_handler is None or _log_handler.baseFilename != str(path):
+        if _log_handler is not None:
+            _log_handler.close()
+        _log_handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+        _log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("ray")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.addHandler(_log_handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    return _log_handler
 
 
 def _alive(pid: int) -> bool:
@@ -173,14 +207,24 @@ def start_ray(address: str | None, cpus: float = 0.0, settings: Settings | None 
     ray = require_ray()
     if ray.is_initialized():
         return False
+    from copilot.config import get_settings
+
+    logs = ray_temp_dir(settings or get_settings())
+    handler = route_ray_logging(logs)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     if not address:
         options.update(_local_options(settings, cpus))
     options["runtime_env"] = {"env_vars": worker_env()}
+    # ray.init clears the "ray" logger's handlers, then warns (token authentication) from
+    # ray._private: the file takes those records too, not Python's last-resort stderr.
+    internal = logging.getLogger(RAY_INTERNAL_LOGGER)
+    internal.addHandler(handler)
     try:
         ray.init(address=address or None, **options)
     except (ConnectionError, ValueError, RuntimeError, OSError) as exc:
         raise CopilotError(f"cannot start or reach Ray at {address or 'a local instance'}: {exc}") from None
-    logging.getLogger("ray").setLevel(logging.WARNING)
+    finally:
+        internal.removeHandler(handler)
+        route_ray_logging(logs)
     return True

@@ -5,6 +5,7 @@
     studies = source.open(query=StudyQuery(patient="P001"), progress=bar)   # every study, opened
     listed = source.list_studies(query=StudyQuery(date="2024-01-01..2024-12-31"))  # what 'studies' shows
     studies, study = source.select("ACC12345", date=None)                  # one study (+ priors)
+    study = source.open_study(listed.studies[0])                           # a listed study, opened
 
 The API (``Copilot.open``), the CLI commands and the TUI open studies through
 :func:`open_source`; none of them tests a path or URL itself.
@@ -18,7 +19,9 @@ Rules:
 - **Three ways to open, by cost.** ``open`` gives every study opened (series and headers:
   what ``analyze`` and the terminal app need), ``list_studies`` what ``copilot studies`` shows (a
   server: study-level QIDO-RS only, studies not opened), ``select`` one study named by the
-  user (a server is asked for that study only, and for its patient's other studies).
+  user (a server is asked for that study only, and for its patient's other studies);
+  ``open_study`` opens one listed study when it is chosen (a server: that study's series and
+  headers only).
 - **The first kind that claims a target opens it**, in the order of :data:`SOURCE_KINDS`: an
   http(s) URL is a DICOMweb server's base URL; anything else is a local path. A new kind of
   source (DIMSE C-FIND/C-MOVE, a zip file) is one class here, added to that tuple.
@@ -106,6 +109,12 @@ class StudySource(Protocol):
         study or several."""
         ...
 
+    def open_study(self, study: Study) -> Study:
+        """``study`` opened (its series and headers read, no pixels): an opened study is
+        returned as it is; a listed one is read now (a server: that study's requests only).
+        Raises :class:`StudyError` when it has no readable image."""
+        ...
+
     def protected(self) -> list[str]:
         """The local folders of this source that outputs must never be written into."""
         ...
@@ -176,6 +185,10 @@ class FolderSource:
         studies = self.open(query=query, progress=progress, use_cache=use_cache)
         return studies, choose_study(studies, key)
 
+    def open_study(self, study: Study) -> Study:
+        """The study as it is: a folder's studies are opened when indexed."""
+        return study
+
     def protected(self) -> list[str]:
         """The folder itself, when it exists."""
         return [self.location] if self.path.exists() else []
@@ -241,6 +254,26 @@ class DicomwebSource:
         from copilot.study.dicomweb_listing import select_dicomweb
 
         return select_dicomweb(self.url, key, self.settings, date=date)
+
+    def open_study(self, study: Study) -> Study:
+        """A listed study's series searched and headers read (see
+        :func:`~copilot.study.dicomweb_listing.open_study`); an opened one as it is. Raises
+        :class:`StudyError` with the reasons when it has no readable image (one study's fault),
+        a :class:`DicomwebError` subclass when the server cannot be used."""
+        if study.opened:
+            return study
+        from copilot.errors import StudyError
+        from copilot.study.dicomweb_listing import open_study
+
+        opened, skipped = open_study(self.url, study, self.settings)
+        if opened is None:
+            reasons = "; ".join(dict.fromkeys(k.reason for k in skipped)) or (
+                "the server has no image for it now (deleted or moved since it was listed?)"
+            )
+            raise StudyError(f"study {study.study_uid} on {self.location} has no readable image: {reasons}")
+        for k in skipped:
+            log.info("%s: %s skipped: %s", study.study_uid, k.path, k.reason)
+        return opened
 
     def protected(self) -> list[str]:
         """None: the server is not a local folder (its mirror protects itself when listed)."""

@@ -18,7 +18,9 @@ mode answers: ``"call"`` calls the first offered tool, ``"ignore"`` answers in t
 without tool calling does, ``"reject"`` refuses requests with tools (HTTP 400, as llama.cpp's
 server does without ``--jinja``). Requests without tools get ``default_text``.
 :meth:`Reply.never` accepts the request and never answers (until the server stops), for
-time-limit tests. It listens on 127.0.0.1 only and uses the standard library only.
+time-limit tests; :meth:`Reply.trickle` answers one piece every ``every_s`` seconds (streamed:
+one chunk; not streamed: one slice of the JSON body), and ``chunks_sent`` counts the pieces a
+client read before it hung up. It listens on 127.0.0.1 only and uses the standard library only.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Reply:
     status: int = 200
     hang: bool = False
     delay_s: float = 0.0
+    every_s: float = 0.0
 
     @classmethod
     def text(cls, content: str, delay_s: float = 0.0) -> Reply:
@@ -68,6 +71,13 @@ class Reply:
     def error(cls, status: int, message: str) -> Reply:
         """An HTTP error with OpenAI's error body."""
         return cls(content=message, status=status)
+
+    @classmethod
+    def trickle(cls, content: str = "", every_s: float = 1.0, *, tool_call: str | None = None) -> Reply:
+        """An answer sent one piece every ``every_s`` seconds (a slow or looping server); with
+        ``tool_call``, a call to that tool follows the text."""
+        calls = [(tool_call, json.dumps({"reason": "needed"}))] if tool_call else []
+        return cls(content=content, tool_calls=calls, every_s=every_s)
 
     @classmethod
     def never(cls) -> Reply:
@@ -142,8 +152,36 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(reply.status, reply.content or "error")
         elif body.get("stream"):
             self._stream(body, reply)
+        elif reply.every_s:
+            self._trickle_json(fake._completion(body, reply), reply.every_s)
         else:
             self._send_json(200, fake._completion(body, reply))
+
+    def _piece(self, data: bytes, every_s: float) -> bool:
+        """Send one piece after ``every_s``; False once the client hung up or the server stops."""
+        fake = self.server.fake
+        if every_s and fake._closing.wait(every_s):
+            return False
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:
+            return False
+        if every_s:
+            with fake._lock:
+                fake.chunks_sent += 1
+        return True
+
+    def _trickle_json(self, body: dict[str, Any], every_s: float) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        step = max(1, len(data) // 40)
+        for start in range(0, len(data), step):
+            if not self._piece(data[start : start + step], every_s):
+                return
 
     def _stream(self, body: dict[str, Any], reply: Reply) -> None:
         fake = self.server.fake
@@ -152,10 +190,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
         for chunk in fake._chunks(body, reply):
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.flush()
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
+            if not self._piece(f"data: {json.dumps(chunk)}\n\n".encode(), reply.every_s):
+                return
+        self._piece(b"data: [DONE]\n\n", 0.0)
 
 
 class FakeOpenAIServer:
@@ -174,6 +211,8 @@ class FakeOpenAIServer:
         self.default_text = default_text
         self.api_key = api_key
         self.requests: list[dict[str, Any]] = []
+        #: Pieces of trickled replies sent so far (see :meth:`Reply.trickle`).
+        self.chunks_sent = 0
         self._script: list[Reply] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()

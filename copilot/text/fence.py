@@ -13,14 +13,30 @@ spaces, bidirectional overrides) and control characters are dropped, then ``&``,
 ``>`` become ``&amp;``, ``&lt;`` and ``&gt;``. Attribute values are escaped the same way, and
 ``"`` too. The prompts tell the model that fenced text is data, never instructions; the
 verify step (``copilot.agents.verification``) catches a model that obeys it anyway.
+
+A model may echo the markup itself (a stray ``</draft-answer>`` at the end of its reply):
+:func:`strip_fence_tags` removes every fence tag from its answer, escaped or not, in any case,
+with spaces, underscores, a missing ``>`` or a misspelt name (``</draft_answer>``,
+``&lt;/draft-answer&gt;``, ``</draft-anwser``, ``[/draft-answer]``).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from difflib import SequenceMatcher
 
-__all__ = ["attribute", "escape_untrusted", "fence"]
+__all__ = ["FENCE_TAGS", "attribute", "escape_untrusted", "fence", "strip_fence_tags"]
+
+#: The fences the prompts use (copilot.agents.llm_evidence); their tags never reach an answer.
+FENCE_TAGS = ("question", "study-data", "tool-output", "kb-passage", "earlier-answer", "draft-answer")
+_SQUASHED = tuple(t.replace("-", "") for t in FENCE_TAGS)
+#: Any tag-like markup: ``<`` or ``&lt;`` or ``[``, an optional ``/``, a name, attributes, the end.
+_MARKUP = re.compile(
+    r"(?:<|&lt;|\[)\s*/?\s*([A-Za-z][A-Za-z _-]{1,30}?)\s*/?"
+    r"(?:\s+[a-z][\w-]*=(?:\"[^\"]*\"|'[^']*'|&quot;.*?&quot;|\S+))*\s*/?\s*(?:>|&gt;|\]|(?=\s*$))",
+    re.M,
+)
 
 _TAG = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 _INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -45,3 +61,20 @@ def fence(tag: str, text: str, **attrs: object) -> str:
         raise ValueError(f"invalid fence tag {tag!r}")
     attr_text = "".join(f' {k.replace("_", "-")}="{attribute(v)}"' for k, v in attrs.items())
     return f"<{tag}{attr_text}>\n{escape_untrusted(text)}\n</{tag}>"
+
+
+def _is_fence_name(name: str) -> bool:
+    squashed = re.sub(r"[^a-z]", "", name.lower())
+    if len(squashed) < 4:
+        return False
+    return any(squashed == tag or SequenceMatcher(None, squashed, tag).ratio() >= 0.8 for tag in _SQUASHED)
+
+
+def strip_fence_tags(text: str) -> str:
+    """``text`` without any fence tag (see the module docstring); other text is kept as is."""
+
+    def drop(m: re.Match[str]) -> str:
+        return "" if _is_fence_name(m.group(1)) else m.group(0)
+
+    out = _MARKUP.sub(drop, text)
+    return re.sub(r"[ \t]+\n", "\n", out) if out != text else out

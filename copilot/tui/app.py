@@ -1,4 +1,4 @@
-"""The terminal app: ``copilot tui PATH``.
+"""The terminal app: ``copilot tui PATH`` (a folder, or a DICOMweb server's base URL).
 
 It talks to the core only through the public Python API (a :class:`~copilot.tui.backend.Backend`:
 ``open``, ``ask`` and, optionally, ``history``; normally :class:`copilot.Copilot`); indexing,
@@ -14,6 +14,11 @@ Rules the screen keeps:
   its conversation, including turns saved by earlier sessions, since they shape follow-ups.
 - One question per study at a time: the ask box is busy (elapsed time and step) until the
   answer arrives; each question has its own trace.
+- A server's studies are listed, not opened (study-level QIDO only, whatever the archive's
+  size): selecting one opens it (its series and headers) in a worker, the banner saying so;
+  until it is open no question can be sent. A study that cannot be opened is that study's
+  one-line error, marked in the list; the others stay selectable, and selecting it again
+  retries. ``--study KEY`` opens straight into the study it names.
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ from textual.widgets import DataTable, Footer, Header, Input, OptionList, Progre
 
 from copilot.schema import Answer, AnswerToken, CopilotEvent
 from copilot.study.model import Study, StudySet
+from copilot.study.query import StudyQuery
 from copilot.study.volume import MASK_MEDIA_TYPE
 from copilot.tui.backend import Backend, ThreadedBackend
 from copilot.tui.runs import Run
 from copilot.tui.screens import ExportScreen, HelpScreen, TextScreen
+from copilot.tui.studies import keep_opened, replace_study, shown_with
 from copilot.tui.widgets.browser import StudyBrowser
 from copilot.tui.widgets.panels import (
     AnswerBlock,
@@ -151,9 +158,16 @@ class CopilotApp(App[None]):
         *,
         image_widget: type[Any] | None = None,
         export_dir: Path | None = None,
+        query: StudyQuery | None = None,
+        study_key: str | None = None,
     ) -> None:
+        """``query`` filters the studies listed (sent to a server); ``study_key`` (a UID,
+        AccessionNumber or patient ID, narrowed by ``query``'s date) opens straight into the
+        study it names."""
         super().__init__()
         self.path = path
+        self.study_query = query
+        self.study_key = study_key
         self._backend = backend
         self._image_widget = image_widget
         self.export_dir = export_dir or Path.home() / "copilot-exports"
@@ -167,6 +181,10 @@ class CopilotApp(App[None]):
         self._blocks: dict[int, AnswerBlock] = {}
         self._slices: dict[tuple[str, int | None], Any] = {}
         self._lost = ""
+        #: The listed study the cursor is on while it opens (or after it failed to).
+        self.pending: Study | None = None
+        self.opening: set[str] = set()
+        self.open_errors: dict[str, str] = {}
 
     @property
     def backend(self) -> Backend:
@@ -241,24 +259,35 @@ class CopilotApp(App[None]):
     # -- indexing ------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="index")
     def index_folder(self) -> None:
-        """Index the folder off the UI thread, with a progress bar."""
+        """Index the folder (or list the server's studies) off the UI thread, with a progress
+        bar; with a study key, select that study (a server: asked for it only)."""
 
         def progress(done: int, total: int) -> None:
             self.call_from_thread(self.query_one(ProgressBar).update, total=total, progress=done)
 
+        chosen: Study | None = None
         try:
-            study_set = self.backend.open(self.path, progress=progress)
+            if self.study_key:
+                date = self.study_query.date if self.study_query else None
+                study_set, chosen = self.backend.select(self.path, self.study_key, date=date)
+                study_set = shown_with(study_set, chosen, self.study_query)
+            else:
+                study_set = self.backend.open(self.path, progress=progress, query=self.study_query)
         except Exception as exc:
             self.call_from_thread(
-                self.notify, str(exc), title="Cannot open folder", severity="error", timeout=10
+                self.notify, str(exc), title="Cannot open studies", severity="error", timeout=10
             )
+            self.call_from_thread(self.query_one(ProgressBar).add_class, "hidden")
             return
-        self.call_from_thread(self._indexed, study_set)
+        self.call_from_thread(self._indexed, study_set, chosen)
 
-    def _indexed(self, study_set: StudySet) -> None:
+    def _indexed(self, study_set: StudySet, chosen: Study | None = None) -> None:
         first_time = self.study_set is None
+        if self.study_set is not None:  # a server's studies opened before stay opened
+            study_set = keep_opened(study_set, self.study_set)
         self.study_set = study_set
-        self.query_one(ProgressBar).add_class("hidden")
+        if not self.opening:
+            self.query_one(ProgressBar).add_class("hidden")
         browser = self.query_one(StudyBrowser)
         browser.show(study_set, self.query_one("#filter", Input).value)
         table = self.query_one("#skipped", DataTable)
@@ -273,8 +302,14 @@ class CopilotApp(App[None]):
         if study_set.skipped and first_time:
             self.notify(f"{len(study_set.skipped)} file(s) skipped: see the Skipped tab (5)", timeout=4)
         if first_time:
-            if study_set.studies:
+            if chosen is not None:
+                self.select_study(chosen, None)
+            elif study_set.studies and study_set.studies[0].opened:
                 self.select_study(study_set.studies[0], None)
+            elif study_set.studies:  # a server's list: nothing is opened until chosen
+                self._lost = f"{len(study_set.studies)} studies listed: select one (Enter) to open it"
+                browser.cursor_to(study_set.studies[0].study_uid)
+                self._refresh_ask_box()
             self.query_one("#tree").focus()
             return
         # Re-indexed: keep the selected study, or clear the selection visibly; never switch.
@@ -305,9 +340,14 @@ class CopilotApp(App[None]):
 
     def select_study(self, study: Study, series_uid: str | None, *, keep_view: bool = False) -> None:
         """Make ``study`` the one questions go to: banner, tree cursor, its conversation,
-        trace, findings and sources, and the (series') first image."""
+        trace, findings and sources, and the (series') first image. A listed study is opened
+        first (see :meth:`open_listed`)."""
+        if not study.opened:
+            self._await_opening(study)
+            return
         switched = self.study is None or self.study.study_uid != study.study_uid
         self.study = study
+        self.pending = None
         self._lost = ""
         uid = study.study_uid
         self.query_one(StudyBrowser).highlight(uid)
@@ -325,6 +365,7 @@ class CopilotApp(App[None]):
     def deselect_study(self, why: str) -> None:
         """No study is selected (and the screen says why)."""
         self.study = None
+        self.pending = None
         self._lost = why
         self.query_one(StudyBrowser).highlight(None)
         self.query_one(ChatPanel).show_study(None)
@@ -347,9 +388,68 @@ class CopilotApp(App[None]):
         if not studies:
             return
         uids = [s.study_uid for s in studies]
-        here = uids.index(self.study.study_uid) if self.study and self.study.study_uid in uids else -1
+        current = self.study or self.pending
+        here = uids.index(current.study_uid) if current and current.study_uid in uids else -1
         target = studies[(here + delta) % len(studies)] if here >= 0 else studies[0]
         self.select_study(target, None)
+
+    # -- opening a listed study ----------------------------------------------------------
+    def _await_opening(self, study: Study) -> None:
+        """The cursor is on a listed study: no study takes questions until it is opened;
+        open it (again, after a failure) unless it is opening already."""
+        uid = study.study_uid
+        self.study = None
+        self.pending = study
+        self.open_errors.pop(uid, None)
+        self._lost = f"Opening {study.identity()}: reading its series from the server…"
+        self.query_one(StudyBrowser).highlight(uid)
+        self.query_one(ChatPanel).show_study(None)
+        viewer = self.query_one(ImageViewer)
+        if viewer.display_data is not None or viewer.stack is not None:
+            viewer.set_image(None)  # another study's image must not stay under this banner
+        self._show_study_panels()
+        self._refresh_ask_box()
+        if uid not in self.opening:
+            self.opening.add(uid)
+            bar = self.query_one(ProgressBar)
+            bar.update(total=None, progress=0)
+            bar.remove_class("hidden")
+            self.open_listed(study)
+
+    @work(thread=True, group="open")
+    def open_listed(self, study: Study) -> None:
+        """Open one listed study off the UI thread (its series and headers; no pixels)."""
+        try:
+            opened = self.backend.open_study(study)
+        except Exception as exc:
+            self.call_from_thread(self._open_failed, study, exc)
+            return
+        self.call_from_thread(self._study_opened, opened)
+
+    def _opening_done(self, uid: str) -> None:
+        self.opening.discard(uid)
+        if not self.opening:
+            self.query_one(ProgressBar).add_class("hidden")
+
+    def _study_opened(self, opened: Study) -> None:
+        uid = opened.study_uid
+        self._opening_done(uid)
+        if self.study_set is not None:
+            replace_study(self.study_set, opened)
+        self.query_one(StudyBrowser).replace(opened)
+        if self.pending is not None and self.pending.study_uid == uid:
+            self.select_study(opened, None)  # still the study the user is on
+
+    def _open_failed(self, study: Study, exc: Exception) -> None:
+        uid = study.study_uid
+        self._opening_done(uid)
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        self.open_errors[uid] = reason
+        self.query_one(StudyBrowser).mark_failed(uid)
+        if self.pending is not None and self.pending.study_uid == uid:
+            self._lost = f"{study.identity()} could not be opened: {reason}"
+            self._refresh_ask_box()
+        self.notify(reason, title=f"Cannot open {study.identity()}", severity="error", timeout=10)
 
     @work(thread=True, exclusive=True, group="image")
     def load_image(self, record: InstanceRecord, caption: str) -> None:

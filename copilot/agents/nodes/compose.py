@@ -19,6 +19,8 @@ from copilot.agents.matching import NO_PRIOR
 from copilot.agents.state import AgentState
 from copilot.schema import AnswerToken
 from copilot.study.model import Study
+from copilot.text.fence import strip_fence_tags
+from copilot.text.normalize import clean
 from copilot.tools.results import describe_failure
 from copilot.tools.statements import Question
 
@@ -123,7 +125,13 @@ def _llm_answer(
         piece = chunk.content if isinstance(chunk.content, str) else ""
         chunks.append(piece)
         runtime.stream_writer(AnswerToken(text=piece))
-    return "".join(chunks).strip()
+    return accepted_draft("".join(chunks))
+
+
+def accepted_draft(reply: str) -> str:
+    """The LLM's reply as a draft answer: without the prompt's fence tags (a model may echo
+    ``</draft-answer>``) or invisible characters; "" when nothing is left."""
+    return clean(strip_fence_tags(reply)).strip()
 
 
 def compose(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:

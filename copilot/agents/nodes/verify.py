@@ -14,6 +14,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from copilot.agents.composer import complete_answer
 from copilot.agents.context import Context
 from copilot.agents.state import AgentState, Turn
 from copilot.agents.verification import check_llm_answer
@@ -63,6 +64,14 @@ def contradictions(text: str, results: Mapping[str, ToolResult]) -> list[str]:
     return problems
 
 
+def untrusted_text(ctx: Context) -> dict[str, list[str]]:
+    """Text the LLM composer was shown as data, by source: an answer repeating an instruction
+    found there is not used (retrieved passages are read from the tool results)."""
+    study = ctx.study
+    header = [study.description or ""] + [s.description or "" for s in study.series]
+    return {"the study header": [t for t in header if t]}
+
+
 def verify(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Flag contradictions between the answer and the experts; record the finished turn."""
     ctx = runtime.context
@@ -70,7 +79,9 @@ def verify(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     answer = state.answer
     template = state.template
     if ctx.llm is not None and not (template and answer.startswith(template)):  # LLM-written
-        answer, problems = check_llm_answer(answer, results, template or None)
+        answer, problems = check_llm_answer(answer, results, template or None, untrusted_text(ctx))
+        if template and not answer.startswith(template):
+            answer = complete_answer(answer, template)
     else:
         text = assertion_text(answer, state.statements, False)
         problems = contradictions(text, results)

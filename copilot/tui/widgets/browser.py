@@ -1,4 +1,8 @@
-"""The study browser: a filterable tree of patients, studies and series, plus skipped files."""
+"""The study browser: a filterable tree of patients, studies and series, plus skipped files.
+
+A server's listed study shows its counts from the listing and no series until it is opened
+(:meth:`StudyBrowser.replace` then adds them); one that could not be opened is marked.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,37 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Tree
+from textual.widgets.tree import TreeNode
 
 from copilot.study.model import Study, StudySet
+
+StudyNode = TreeNode[tuple[Study, str | None]]
+
+
+def study_label(study: Study, failed: bool = False) -> Text:
+    """A study's line in the tree: date, description and modalities (a listed study: its
+    series and image counts from the server); header text is plain text, never markup."""
+    label = Text(f"{study.study_date or '—'} {study.description or ''} [{', '.join(study.modalities)}]")
+    listing = study.listing
+    if listing is not None and not study.series:
+        counts = [
+            f"{n} {word}"
+            for n, word in ((listing.series, "series"), (listing.instances, "images"))
+            if n is not None
+        ]
+        label.append(f" · {', '.join(counts) or 'listed'}", style="dim")
+    if failed:
+        label.append(" · cannot open", style="bold red")
+    return label
+
+
+def add_series(node: StudyNode, study: Study) -> None:
+    """The study's series as leaves of its node."""
+    for series in study.series:
+        views = f" {series.view}" if series.view else ""
+        count = len(series.instances)
+        text = f"{series.modality}{views} · {count} image(s) {series.description}"
+        node.add_leaf(Text(text), data=(study, series.series_uid))
 
 
 class StudyBrowser(Vertical):
@@ -33,6 +66,7 @@ class StudyBrowser(Vertical):
         super().__init__(id="browser")
         self.study_set: StudySet | None = None
         self.selected_uid: str | None = None
+        self.failed: set[str] = set()
 
     def compose(self) -> ComposeResult:
         """Filter box above the tree."""
@@ -60,15 +94,9 @@ class StudyBrowser(Vertical):
         for patient, studies in patients.items():
             pnode = tree.root.add(Text(f"{patient}"), expand=expand)
             for study in studies:
-                label = Text(
-                    f"{study.study_date or '—'} {study.description or ''} [{', '.join(study.modalities)}]"
-                )
+                label = study_label(study, study.study_uid in self.failed)
                 snode = pnode.add(label, data=(study, None), expand=True)
-                for series in study.series:
-                    views = f" {series.view}" if series.view else ""
-                    count = len(series.instances)
-                    text = f"{series.modality}{views} · {count} image(s) {series.description}"
-                    snode.add_leaf(Text(text), data=(study, series.series_uid))
+                add_series(snode, study)
 
         if self.selected_uid is not None:
             self.highlight(self.selected_uid)
@@ -82,6 +110,42 @@ class StudyBrowser(Vertical):
             for snode in pnode.children
             if snode.data is not None
         ]
+
+    def _node(self, study_uid: str) -> StudyNode | None:
+        tree: Tree[tuple[Study, str | None]] = self.query_one(Tree)
+        for pnode in tree.root.children:
+            for snode in pnode.children:
+                if snode.data is not None and snode.data[0].study_uid == study_uid:
+                    return snode
+        return None
+
+    def replace(self, opened: Study) -> None:
+        """A listed study was opened: its node holds the opened study and shows its series."""
+        self.failed.discard(opened.study_uid)
+        node = self._node(opened.study_uid)
+        if node is None:
+            return
+        node.data = (opened, None)
+        node.set_label(study_label(opened))
+        node.remove_children()
+        add_series(node, opened)
+        node.expand()
+
+    def mark_failed(self, study_uid: str) -> None:
+        """A listed study could not be opened: say so on its line (selecting it retries)."""
+        self.failed.add(study_uid)
+        node = self._node(study_uid)
+        if node is not None and node.data is not None:
+            node.set_label(study_label(node.data[0], failed=True))
+
+    def cursor_to(self, study_uid: str) -> None:
+        """Put the tree's cursor on a study without selecting it (nothing is opened)."""
+        node = self._node(study_uid)
+        if node is not None:
+            if node.parent is not None:
+                node.parent.expand()
+            tree: Tree[tuple[Study, str | None]] = self.query_one(Tree)
+            self.call_after_refresh(tree.move_cursor, node)
 
     def highlight(self, study_uid: str | None) -> None:
         """Put the tree's cursor on the study being asked about (or nowhere), so the tree

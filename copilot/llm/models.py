@@ -1,25 +1,5 @@
-"""Chat models for planning and composing: spec parsing, provider checks, time limits.
-
-    spec = parse_spec("ollama:medgemma")        # LLMSpec(provider="ollama", model="medgemma")
-    llm = load_llm("openai:qwen2.5", settings)   # a LangChain chat model, or LLMError
-    report = check_llm("openai:qwen2.5", settings)  # does it answer? does it call tools?
-
-Rules:
-
-- A spec is ``provider:model`` (LangChain's model strings); ``gpt-*``/``o1``/``o3`` and
-  ``claude*`` may omit the provider. Provider packages are optional: a missing one is an
-  :class:`LLMError` naming the extra to install (``pip install 'dicom-copilot[openai]'``).
-- ``openai:`` reaches any OpenAI-compatible server through ``OPENAI_BASE_URL`` (or
-  ``OPENAI_API_BASE``). A local server (loopback, private network, single-label host) needs no
-  key: a placeholder is passed when ``OPENAI_API_KEY`` is unset. ``ollama:`` uses ``OLLAMA_HOST``.
-- Every request has a time limit (``llm_timeout_s``) and a retry budget (``llm_max_retries``).
-  After a request times out or cannot connect, the model counts as unreachable for
-  :data:`UNREACHABLE_COOLDOWN_S`: further requests raise :class:`LLMUnreachableError` at once,
-  so a dead server costs one wait per question, not one per planner and composer call.
-- Failures are described in one line (:func:`describe_failure`), never a traceback.
-- The copilot needs of a model only what :class:`ChatModel` names (tool binding, one reply,
-  a stream of tokens): every LangChain chat model is one, and so is a test double.
-"""
+"""Model strings, provider packages, endpoints and keys, loading, and failures in one line
+(the rules are in :mod:`copilot.llm`)."""
 
 from __future__ import annotations
 
@@ -30,26 +10,27 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, overload
 from urllib.parse import urlparse
 
 from langchain_core.callbacks import BaseCallbackHandler
 
 from copilot.config import Settings, get_settings
-from copilot.errors import LLMError, LLMUnreachableError
+from copilot.errors import LLMDeadlineError, LLMError, LLMUnreachableError
+from copilot.llm.bounded import BoundedChatModel, call_limits
 
 if TYPE_CHECKING:
     from langchain_core.language_models import LanguageModelInput
     from langchain_core.messages import AIMessage, AIMessageChunk
-    from langchain_core.runnables import Runnable, RunnableConfig
+    from langchain_core.runnables import RunnableConfig
 
 log = logging.getLogger(__name__)
 
 #: Passed as the API key to a local OpenAI-compatible server when OPENAI_API_KEY is unset.
 PLACEHOLDER_API_KEY = "sk-local-no-key-needed"
-#: Seconds during which requests to a model that just timed out or refused fail at once.
-UNREACHABLE_COOLDOWN_S = 30.0
+#: Seconds during which requests to a model that just refused a connection fail at once.
+UNREACHABLE_COOLDOWN_S = 5.0
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
 
 #: provider -> (import name of its LangChain package, pip name, extra of dicom-copilot or None).
@@ -172,16 +153,24 @@ def _provider_kwargs(spec: LLMSpec, timeout_s: float, max_retries: int) -> dict[
     return kwargs
 
 
+class Replier(Protocol):
+    """A model with tools bound: one reply per call."""
+
+    def invoke(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AIMessage:
+        """One reply to ``input``."""
+        ...
+
+
 class ChatModel(Protocol):
     """The LLM collaborator: what the planner and the composer call on a chat model.
 
-    Any LangChain chat model (``BaseChatModel``) satisfies it; so does
-    :class:`copilot.testing.FakeChatModel`.
+    Any LangChain chat model (``BaseChatModel``) satisfies it; so do
+    :class:`BoundedChatModel` and :class:`copilot.testing.FakeChatModel`.
     """
 
-    def bind_tools(
-        self, tools: Sequence[dict[str, Any]], **kwargs: Any
-    ) -> Runnable[LanguageModelInput, AIMessage]:
+    def bind_tools(self, tools: Sequence[dict[str, Any]], **kwargs: Any) -> Replier:
         """The model with these OpenAI-style function schemas offered to it (the planner)."""
         ...
 
@@ -205,7 +194,7 @@ def load_llm(
     *,
     timeout_s: float | None = None,
     max_retries: int | None = None,
-) -> ChatModel: ...
+) -> BoundedChatModel: ...
 @overload
 def load_llm(
     spec: None,
@@ -220,15 +209,22 @@ def load_llm(
     *,
     timeout_s: float | None = None,
     max_retries: int | None = None,
-) -> ChatModel | None:
-    """A LangChain chat model from a model string, with the settings' time limit and retries.
+) -> BoundedChatModel | None:
+    """A LangChain chat model from a model string, with the settings' time limit and retries,
+    wrapped in :class:`BoundedChatModel` (the composer's limits; :meth:`~BoundedChatModel.
+    with_limits` gives other calls theirs).
 
-    ``None`` and model instances are returned as they are. Raises :class:`LLMError` (one line)
-    when the spec is bad, the provider package is missing or the model cannot be created.
+    ``None`` is returned as it is; a model instance is wrapped (once). Raises :class:`LLMError`
+    (one line) when the spec is bad, the provider package is missing or the model cannot be
+    created.
     """
-    if spec is None or not isinstance(spec, str):
-        return spec
+    if spec is None:
+        return None
     settings = settings or get_settings()
+    if isinstance(spec, BoundedChatModel):
+        return spec
+    if not isinstance(spec, str):
+        return BoundedChatModel(spec, call_limits("compose", settings))
     parsed = parse_spec(spec)
     require_provider(parsed)
     timeout = timeout_s if timeout_s is not None else settings.llm_timeout_s
@@ -246,7 +242,7 @@ def load_llm(
         raise LLMError(f"cannot load LLM {spec!r}: {_first_line(exc)}") from exc
     model.callbacks = [*(model.callbacks or []), ReachabilityGuard(str(parsed), UNREACHABLE_COOLDOWN_S)]
     log.info("LLM %s at %s (timeout %.1fs, %d retries)", parsed, endpoint(parsed) or "-", timeout, retries)
-    return model
+    return BoundedChatModel(model, call_limits("compose", settings))
 
 
 # -- failures -------------------------------------------------------------------------------
@@ -277,19 +273,28 @@ def is_unreachable(exc: BaseException) -> bool:
     )
 
 
+def is_refused(exc: BaseException) -> bool:
+    """True when ``exc`` (or its cause) is a refused connection: nothing listens there."""
+    chain = _chain(exc)
+    names = {c.__name__ for e in chain for c in type(e).__mro__}
+    return "ConnectionRefusedError" in names or (
+        bool(names & _CONNECT_NAMES) and "refused" in " ".join(str(e).lower() for e in chain)
+    )
+
+
 def describe_failure(exc: BaseException, where: str | None, timeout_s: float) -> str:
     """One line saying why a request failed: timeout, refused connection, key, model, other."""
     at = where or "the LLM"
     chain = _chain(exc)
     names = {c.__name__ for e in chain for c in type(e).__mro__}
     status = next((getattr(e, "status_code", None) for e in chain if getattr(e, "status_code", None)), None)
-    if any(isinstance(e, LLMUnreachableError) for e in chain):
-        return str(next(e for e in chain if isinstance(e, LLMUnreachableError)))
+    for e in chain:
+        if isinstance(e, (LLMUnreachableError, LLMDeadlineError)):
+            return str(e)
     if names & _TIMEOUT_NAMES:
-        return f"no answer from {at} within {timeout_s:g}s (COPILOT_LLM_TIMEOUT_S)"
+        return f"no answer from {at} within {timeout_s:g}s per read (COPILOT_LLM_TIMEOUT_S)"
     if names & _CONNECT_NAMES:
-        refused = "ConnectionRefusedError" in names or "refused" in " ".join(str(e).lower() for e in chain)
-        return f"cannot reach {at}: {'connection refused' if refused else 'connection failed'}"
+        return f"cannot reach {at}: {'connection refused' if is_refused(exc) else 'connection failed'}"
     if status in (401, 403):
         return f"{at} rejected the credentials (HTTP {status}; check OPENAI_API_KEY or the server's key)"
     if status == 404:
@@ -311,11 +316,12 @@ if not any(isinstance(f, _QuietGuard) for f in _callback_log.filters):
 
 
 class ReachabilityGuard(BaseCallbackHandler):
-    """A LangChain callback that fails requests at once while a model is unreachable.
+    """A LangChain callback that fails requests at once while a model refuses connections.
 
-    Attached by :func:`load_llm`. A timeout or connection failure marks the model unreachable
-    for ``cooldown_s``; meanwhile a new request raises :class:`LLMUnreachableError` before any
-    network call. Any answer clears the mark.
+    Attached by :func:`load_llm`. A refused connection marks the model unreachable for
+    ``cooldown_s``; meanwhile a new request raises :class:`LLMUnreachableError` before any
+    network call. A timeout, a slow or looping reply or a bad one never marks it: the next
+    question asks the model again. Any answer clears the mark.
     """
 
     raise_error = True
@@ -344,108 +350,10 @@ class ReachabilityGuard(BaseCallbackHandler):
             self._failed_at = None
 
     def on_llm_error(self, error: BaseException, *args: Any, **kwargs: Any) -> None:
-        """Mark the model unreachable after a timeout or a failed connection."""
-        if is_unreachable(error) and not isinstance(error, LLMUnreachableError):
+        """Mark the model unreachable after a refused connection (and only then)."""
+        if is_refused(error) and not isinstance(error, LLMUnreachableError):
             with self._lock:
                 self._failed_at = time.monotonic()
-                self._reason = type(error).__name__
+                self._reason = "connection refused"
             # info, not warning: the caller reports the failure in its own words, in one line.
-            log.info(
-                "%s unreachable (%s); requests skipped for %.0fs", self.name, self._reason, self.cooldown_s
-            )
-
-
-# -- check ----------------------------------------------------------------------------------
-PROBE_PROMPT = "Reply with the single word: ready"
-PROBE_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "report_status",
-        "description": "Report that the model is ready. Call it whenever asked to.",
-        "parameters": {
-            "type": "object",
-            "properties": {"status": {"type": "string", "description": "The word ready."}},
-            "required": ["status"],
-        },
-    },
-}
-TOOL_PROMPT = "Call the report_status tool with status 'ready'. Do not answer in text."
-
-
-@dataclass
-class LLMCheck:
-    """What ``copilot llm check`` found out about a model."""
-
-    spec: str
-    endpoint: str | None
-    answers: bool
-    latency_s: float | None = None
-    reply: str = ""
-    tool_calling: bool | None = None
-    tool_latency_s: float | None = None
-    tool_detail: str = ""
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON of ``copilot llm check --json``."""
-        return asdict(self)
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p if isinstance(p, str) else str(p.get("text", "")) for p in content)
-    return str(content)
-
-
-def check_llm(spec: str, settings: Settings | None = None, *, timeout_s: float | None = None) -> LLMCheck:
-    """Ask the model a tiny question, then offer it one tool; never retries, never hangs.
-
-    Raises :class:`LLMError` when the model cannot be loaded (bad spec, missing package); an
-    unreachable model gives ``answers=False`` with ``error`` set.
-    """
-    from langchain_core.messages import HumanMessage
-
-    settings = settings or get_settings()
-    timeout = timeout_s if timeout_s is not None else settings.llm_timeout_s
-    parsed = parse_spec(spec)
-    llm = load_llm(spec, settings, timeout_s=timeout, max_retries=0)
-    report = LLMCheck(spec=str(parsed), endpoint=endpoint(parsed), answers=False)
-    start = time.perf_counter()
-    try:
-        reply = llm.invoke([HumanMessage(content=PROBE_PROMPT)])
-    except Exception as exc:
-        report.error = describe_failure(exc, report.endpoint or str(parsed), timeout)
-        return report
-    report.answers = True
-    report.latency_s = round(time.perf_counter() - start, 3)
-    report.reply = _text(reply.content).strip()[:120]
-    start = time.perf_counter()
-    try:
-        tool_reply = llm.bind_tools([PROBE_TOOL]).invoke([HumanMessage(content=TOOL_PROMPT)])
-    except NotImplementedError:
-        report.tool_calling, report.tool_detail = False, "this chat model class has no tool calling"
-        return report
-    except Exception as exc:
-        report.tool_calling = False
-        report.tool_detail = "request with a tool failed: " + describe_failure(exc, report.endpoint, timeout)
-        return report
-    report.tool_latency_s = round(time.perf_counter() - start, 3)
-    calls = list(getattr(tool_reply, "tool_calls", None) or [])
-    invalid = list(getattr(tool_reply, "invalid_tool_calls", None) or [])
-    if any(c.get("name") == "report_status" for c in calls):
-        report.tool_calling, report.tool_detail = True, "called the offered tool"
-    elif invalid:
-        bad = invalid[0]
-        report.tool_calling = False
-        report.tool_detail = (
-            f"malformed tool call ({bad.get('name') or 'no name'}: {bad.get('error') or 'bad arguments'})"
-        )
-    elif calls:
-        report.tool_calling = False
-        report.tool_detail = f"called a tool it was not offered ({calls[0].get('name')!r})"
-    else:
-        report.tool_calling = False
-        report.tool_detail = "answered in text without calling the offered tool"
-    return report
+            log.info("%s refused the connection; requests skipped for %.0fs", self.name, self.cooldown_s)
