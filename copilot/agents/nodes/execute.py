@@ -66,8 +66,9 @@ def study_digest(ctx: Context, instance: InstanceRecord) -> str:
 def cache_key(ctx: Context, name: str, request: ToolRequest) -> CacheKey:
     """What made a result, so that a cached one is reused only for the same making: the image
     by its content digest (changed pixels under the same UIDs are a new image; for a tool that
-    reads its study, such as a volume tool, every file of the study), the tool's version, where it runs and the exact weights (``Tool.cache_origin``), the earlier results
-    it used by content, its arguments, and the question only for tools that read it."""
+    reads its study, such as a volume tool, every file of the study), the tool's version,
+    where it runs and the exact weights (``Tool.cache_origin``), the earlier results it used
+    by content, its arguments, and the question only for tools that read it."""
     tool = ctx.tools[name]
     m = tool.manifest
     if request.instance is not None:
