@@ -86,6 +86,12 @@ def is_no_space(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
 
 
+class UnsafeFolderError(CopilotError):
+    """A private folder the copilot would use in a shared place (the system temp folder) was
+    already there and cannot be trusted: a symbolic link, someone else's, or open to others
+    (another local user may have made it to read or steer what is written there)."""
+
+
 class ToolError(CopilotError):
     """An expert tool failed or was misused."""
 
