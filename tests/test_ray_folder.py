@@ -1,11 +1,15 @@
-"""Ray's private folder under the shared system temp folder (the fallback when the cache
-folder's path is too long for Ray's sockets) is used only when this user made it, owner-only:
-one another local user could have made first (a symbolic link, a folder open to others) is
-refused with one line, before Ray starts. No Ray instance is started here."""
+"""Ray's private folder, and the marker of a run.
+
+The folder under the shared system temp folder (the fallback when the cache folder's path is
+too long for Ray's sockets) is used only when this user made it, owner-only: one another
+local user could have made first (a symbolic link, a folder open to others) is
+refused with one line, before Ray starts. stop_ray ends the run's watchdog and clears the
+run's environment marker. No Ray instance is started here."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,14 @@ import pytest
 from copilot.config import Settings
 from copilot.errors import CopilotError, UnsafeFolderError
 from copilot.runtime import ray_cluster
-from copilot.runtime.ray_cluster import MAX_TEMP_DIR_CHARS, private_ray_dir, ray_temp_dir, start_ray
+from copilot.runtime.ray_cluster import (
+    MAX_TEMP_DIR_CHARS,
+    RUN_MARK,
+    private_ray_dir,
+    ray_temp_dir,
+    start_ray,
+    stop_ray,
+)
 
 
 @pytest.fixture
@@ -84,3 +95,33 @@ def test_another_users_folder_is_refused(long_cache: Settings) -> None:
     os.chown(folder, 65534, 65534)
     with pytest.raises(UnsafeFolderError, match=r"belongs to another user"):
         private_ray_dir(long_cache)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="the watchdog reads /proc")
+def test_stop_ray_ends_the_watchdog_and_clears_the_run_marker(
+    long_cache: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start marks this process's environment (COPILOT_RAY_RUN) and starts a watchdog;
+    stop_ray ends the watchdog, which ends what is left of that run (a process that inherited
+    the marker), and clears the marker: a process started afterwards is not part of the old
+    run, and the next start has a marker of its own."""
+    monkeypatch.delenv(RUN_MARK, raising=False)
+    ray_cluster._local_options(long_cache, 0.0)
+    token = os.environ[RUN_MARK]
+    watchdog = ray_cluster._reaper
+    assert watchdog is not None and watchdog.poll() is None
+    left_over = subprocess.Popen(["sleep", "60"])  # inherits the marker, as Ray's processes do
+    try:
+        stop_ray()
+        assert RUN_MARK not in os.environ and ray_cluster._reaper is None
+        assert watchdog.poll() is not None  # the watchdog finished
+        assert left_over.wait(timeout=10) != 0  # and ended the old run's process
+        after = subprocess.run(["env"], capture_output=True, text=True, check=True).stdout
+        assert f"{RUN_MARK}=" not in after
+        ray_cluster._local_options(long_cache, 0.0)
+        assert os.environ[RUN_MARK] != token
+    finally:
+        stop_ray()
+        if left_over.poll() is None:
+            left_over.kill()
+    assert RUN_MARK not in os.environ

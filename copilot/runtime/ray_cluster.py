@@ -62,6 +62,10 @@ RAY_SUBFOLDER = "r"
 _SESSION = re.compile(r"^session_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d+_(\d+)$")
 #: The watchdog of the instance this process started (its stdin is the pipe it waits on).
 _reaper: subprocess.Popen[bytes] | None = None
+#: The :data:`RUN_MARK` value this process set for its instance (cleared by :func:`stop_ray`).
+_run_token: str | None = None
+#: How long :func:`stop_ray` waits for the watchdog to end what is left of the instance.
+REAPER_WAIT_S = 10.0
 #: Never handed to Ray: a server's ingress is given the key's digest instead.
 KEY_VARIABLE = "COPILOT_SERVE_API_KEY"
 #: Ray's Python log records, in :func:`ray_temp_dir`.
@@ -218,14 +222,46 @@ def _start_reaper(token: str) -> None:
     )
 
 
+def _end_run() -> None:
+    """End this process's watchdog (closing its pipe makes it end what is left of the
+    instance, then exit) and clear the run marker this process set."""
+    global _reaper, _run_token
+    reaper, _reaper = _reaper, None
+    if reaper is not None:
+        if reaper.stdin is not None:
+            with contextlib.suppress(OSError):
+                reaper.stdin.close()
+        try:
+            reaper.wait(timeout=REAPER_WAIT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("Ray's watchdog (pid %d) is still ending the old instance", reaper.pid)
+    if _run_token is not None and os.environ.get(RUN_MARK) == _run_token:
+        del os.environ[RUN_MARK]
+    _run_token = None
+
+
+def stop_ray() -> None:
+    """Stop what :func:`start_ray` started in this process: shut Ray down (when it runs here),
+    end the instance's watchdog (which ends any process of the instance still alive) and
+    clear the ``COPILOT_RAY_RUN`` marker this process set, so a later start in this process
+    is a new run, with its own marker and watchdog, never mistaken for the old one. Safe to
+    call when nothing was started."""
+    ray = sys.modules.get("ray")  # never imported here just to stop
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+    _end_run()
+
+
 def _local_options(settings: Settings | None, cpus: float) -> dict[str, Any]:
     """``ray.init`` options of a private local instance (and its watchdog started)."""
+    global _run_token
     from copilot.config import get_settings
 
     temp = private_ray_dir(settings or get_settings()) / RAY_SUBFOLDER
     temp.mkdir(mode=0o700, exist_ok=True)
     clean_stale_sessions(temp)
-    token = secrets.token_hex(8)
+    _end_run()  # an earlier run's watchdog and marker (Ray shut down without stop_ray)
+    token = _run_token = secrets.token_hex(8)
     os.environ[RUN_MARK] = token  # inherited by every process Ray starts
     if os.name == "posix" and Path("/proc").is_dir():
         _start_reaper(token)
@@ -241,7 +277,7 @@ def _local_options(settings: Settings | None, cpus: float) -> dict[str, Any]:
 def start_ray(address: str | None, cpus: float = 0.0, settings: Settings | None = None) -> bool:
     """Join the cluster at ``address``, or start a private local instance (see the module
     docstring) with at least ``cpus`` logical CPUs; True when this call started Ray (the caller
-    shuts it down). Failures are one line."""
+    then ends it with :func:`stop_ray`). Failures are one line."""
     ray = require_ray()
     if ray.is_initialized():
         return False
