@@ -53,6 +53,11 @@ class DicomwebAuthError(DicomwebError):
     """The server refused the credentials (HTTP 401) or the access (HTTP 403)."""
 
 
+class DicomwebForbiddenError(DicomwebAuthError):
+    """The server accepted the credentials but denied this access (HTTP 403): for one study's
+    request, that study's error, not the server's."""
+
+
 class DicomwebGoneError(DicomwebError):
     """A study, series or instance listed by the server is no longer there (HTTP 404/410)."""
 
