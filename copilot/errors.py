@@ -53,6 +53,11 @@ class DicomwebAuthError(DicomwebError):
     """The server refused the credentials (HTTP 401) or the access (HTTP 403)."""
 
 
+class DicomwebForbiddenError(DicomwebAuthError):
+    """The server accepted the credentials but denied this access (HTTP 403): for one study's
+    request, that study's error, not the server's."""
+
+
 class DicomwebGoneError(DicomwebError):
     """A study, series or instance listed by the server is no longer there (HTTP 404/410)."""
 
@@ -84,6 +89,12 @@ NO_SPACE_ERRNOS = frozenset({28, 122})  # ENOSPC, EDQUOT (Linux)
 def is_no_space(exc: BaseException) -> bool:
     """True when ``exc`` is an ``OSError`` saying the disk or quota is full."""
     return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+class UnsafeFolderError(CopilotError):
+    """A private folder the copilot would use in a shared place (the system temp folder) was
+    already there and cannot be trusted: a symbolic link, someone else's, or open to others
+    (another local user may have made it to read or steer what is written there)."""
 
 
 class ToolError(CopilotError):

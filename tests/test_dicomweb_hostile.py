@@ -1,9 +1,10 @@
 """Hostile and broken DICOMweb servers, as small loopback stubs (http.server in a thread).
 
-One bad study (HTTP 500, malformed JSON, a path-traversal or 200-character UID) is that
-study's error: the others are listed, answered and analysed, and a hostile UID never reaches
-a URL path. A hung server, a trickling one, a login page and a huge answer each end within
-their limit with the reason named.
+One bad study (HTTP 500 or 403, malformed JSON, a connection reset, a path-traversal or
+200-character UID) is that study's error: the others are listed, answered and analysed, and a
+hostile UID never reaches a URL path; only every study failing alike (or refused
+credentials) is the server's error. A hung server, a trickling one, a login page and a huge
+answer each end within their limit with the reason named.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -22,13 +24,19 @@ import pydicom
 import pytest
 
 from copilot.config import get_settings
-from copilot.errors import DicomwebError, DicomwebTimeoutError
-from copilot.study.dicomweb import list_dicomweb
+from copilot.errors import (
+    DicomwebError,
+    DicomwebForbiddenError,
+    DicomwebTimeoutError,
+    DicomwebUnreachableError,
+)
+from copilot.study.dicomweb import index_dicomweb, list_dicomweb
 from copilot.testing import make_dicom
 from tests.cli_runner import run_cli
 
 GOOD = ["1.2.826.0.1.1", "1.2.826.0.1.2"]
 FAILS_500, BAD_JSON = "1.2.826.0.1.500", "1.2.826.0.1.600"
+FORBIDDEN, RESET = "1.2.826.0.1.403", "1.2.826.0.1.104"  # 403 on its series; reset on its headers
 HOSTILE = ["../../../etc/passwd", "1." * 100 + "1", "1.2.3;rm -rf"]
 QUESTION = "Is there cardiomegaly?"
 
@@ -43,7 +51,8 @@ def _qido(uid: str, patient: str) -> dict[str, Any]:
 
 
 class Archive:
-    """What the stub serves: two good studies (one image each), two broken, three hostile."""
+    """What the stub serves: two good studies (one image each), four broken, three hostile.
+    ``fail_every``: every study's own requests fail alike (``"reset"`` or ``"403"``)."""
 
     def __init__(self, folder: Path) -> None:
         self.files: dict[str, bytes] = {}
@@ -61,9 +70,12 @@ class Archive:
             *(_qido(u, f"P{n}") for n, u in enumerate(GOOD)),
             _qido(FAILS_500, "P9"),
             _qido(BAD_JSON, "P9"),
+            _qido(FORBIDDEN, "P9"),
+            _qido(RESET, "P9"),
             *(_qido(u, "P9") for u in HOSTILE),
         ]
         self.paths: list[str] = []
+        self.fail_every = ""
 
 
 def make_handler(archive: Archive) -> type[BaseHTTPRequestHandler]:
@@ -75,6 +87,12 @@ def make_handler(archive: Archive) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def reset(self) -> None:
+            """Drop the connection with a TCP reset (as a crashing proxy does)."""
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+
         def do_GET(self) -> None:
             archive.paths.append(self.path)
             path = self.path.split("?")[0].removeprefix("/dicom-web")
@@ -82,6 +100,14 @@ def make_handler(archive: Archive) -> type[BaseHTTPRequestHandler]:
             if parts == ["studies"]:
                 return self.send(200, json.dumps(archive.studies).encode())
             study = parts[1] if len(parts) > 1 else ""
+            if archive.fail_every == "reset":
+                return self.reset()
+            if study == FORBIDDEN or archive.fail_every == "403":
+                return self.send(403, b"")
+            if study == RESET and parts[2:] == ["series"]:
+                return self.send(200, json.dumps([{"0020000E": {"vr": "UI", "Value": ["1.2.3.4"]}}]).encode())
+            if study == RESET:
+                return self.reset()
             if study == FAILS_500:
                 return self.send(500, b"boom")
             if study == BAD_JSON:
@@ -130,7 +156,7 @@ def test_one_bad_study_is_that_studys_error(
         code, out, err = run_cli(["studies", url, "--json"], capsys)
         assert code == 0, err
         listed = json.loads(out)
-        assert [s["study_uid"] for s in listed["studies"]] == [*GOOD, FAILS_500, BAD_JSON]
+        assert [s["study_uid"] for s in listed["studies"]] == [*GOOD, FAILS_500, BAD_JSON, FORBIDDEN, RESET]
         assert len(listed["skipped"]) == 3
         assert all("not a DICOM UID" in k["reason"] for k in listed["skipped"])
 
@@ -140,6 +166,7 @@ def test_one_bad_study_is_that_studys_error(
         assert [s["study_uid"] for s in opened["studies"]] == GOOD
         reasons = " | ".join(k["reason"] for k in opened["skipped"])
         assert "HTTP 500" in reasons and "not valid DICOMweb" in reasons
+        assert "denied access (HTTP 403)" in reasons and "the connection failed" in reasons
 
         code, out, err = run_cli(["ask", url, QUESTION, "--study", GOOD[1], "--json"], capsys)
         assert code == 0, err
@@ -152,6 +179,25 @@ def test_one_bad_study_is_that_studys_error(
     assert not [p for p in archive.paths if ".." in p or "passwd" in p or "rm" in p or len(p) > 400]
     mirror = get_settings().cache_dir / "dicomweb"
     assert all(len(p.name) <= 68 and ".." not in p.parts for p in mirror.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("fail_every", "error", "said"),
+    [
+        ("reset", DicomwebUnreachableError, r"the connection failed"),
+        ("403", DicomwebForbiddenError, r"denied access \(HTTP 403\)"),
+    ],
+)
+def test_every_study_failing_alike_is_the_servers_error(
+    tmp_path: Path, quick: None, fail_every: str, error: type[Exception], said: str
+) -> None:
+    """When every listed study's own requests fail for the same server-level reason (the
+    connection dropped, access denied), opening them is the server's one error, not a list of
+    studies each skipped for it."""
+    archive = Archive(tmp_path)
+    archive.fail_every = fail_every
+    with serving(make_handler(archive)) as url, pytest.raises(error, match=said):
+        index_dicomweb(url)
 
 
 class Slow(BaseHTTPRequestHandler):
@@ -207,7 +253,7 @@ def test_trickle_login_page_and_huge_answers_end_within_their_limits(quick: None
         started = time.monotonic()
         with pytest.raises(DicomwebTimeoutError, match=r"did not answer within 1\.5s while listing studies"):
             list_dicomweb(f"{base}/trickle")
-        assert time.monotonic() - started < 3.0
+        assert time.monotonic() - started < 1.5 + 3.0  # the deadline, and room for a loaded box
         with pytest.raises(
             DicomwebError, match=r"answered with a web page \(a login page\?\) instead of DICOM"
         ):
@@ -236,7 +282,7 @@ def test_a_hung_pacs_fails_within_the_deadline(quick: None) -> None:
         started = time.monotonic()
         with pytest.raises(DicomwebTimeoutError, match=r"did not answer within 1\.5s"):
             list_dicomweb(url)
-        assert time.monotonic() - started < 2.5
+        assert time.monotonic() - started < 1.5 + 3.0  # the deadline, and room for a loaded box
     finally:
         sock.close()
 
@@ -258,3 +304,59 @@ def test_a_hung_pacs_fails_in_under_15s_with_default_settings(
     assert code == 2 and seconds < 15
     (line,) = [line for line in err.splitlines() if line.startswith("copilot: error:")]
     assert "did not answer within 10s" in line and "Traceback" not in err
+
+
+class SlowReader(BaseHTTPRequestHandler):
+    """STOW-RS that reads the upload 64 KiB every 0.12 s (about 0.5 MiB/s), then answers."""
+
+    stop = threading.Event()
+
+    def do_POST(self) -> None:
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        with contextlib.suppress(OSError):
+            while not SlowReader.stop.wait(0.12):
+                if not self.rfile.read1(64 * 1024):
+                    return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/dicom+json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+def test_a_slow_reading_pacs_ends_a_push_within_its_deadline(tmp_path: Path, quick: None) -> None:
+    """The deadline covers sending the body, not only waiting for the answer: an 8 MiB
+    store to a server reading 0.5 MiB/s ends at its deadline (1.5 s + 2 s for 8 MiB)."""
+    from copilot.study.dicomweb_server import MIN_BYTES_PER_S, DicomwebServer
+
+    ds = pydicom.dcmread(make_dicom(tmp_path / "big.dcm", rows=2048, columns=2048))
+    budget = 1.5 + len(ds.PixelData) / MIN_BYTES_PER_S
+    SlowReader.stop.clear()
+    with serving(SlowReader) as url:
+        started = time.monotonic()
+        try:
+            with pytest.raises(DicomwebTimeoutError, match=r"did not answer within [\d.]+s while storing"):
+                DicomwebServer(url).store([ds])
+            assert time.monotonic() - started < budget + 3.0
+        finally:
+            SlowReader.stop.set()
+
+
+def test_a_late_watchdog_never_shuts_a_socket_its_call_released() -> None:
+    """A watchdog firing just as its call ends must not shut the pooled socket another call
+    now uses."""
+    from copilot.study.dicomweb_http import call_limits
+
+    mine, peer = socket.socketpair()
+    try:
+        with call_limits(time.monotonic() + 60, 1) as limits:
+            limits.attach(mine)
+        limits.fire()
+        mine.sendall(b"x")
+        assert peer.recv(1) == b"x"
+    finally:
+        mine.close()
+        peer.close()

@@ -132,3 +132,48 @@ def test_forget_and_cache_clear_delete_cached_results(
     assert code == 0 and "1 cached result folder(s)" in out
     assert not any(results.rglob("*.json"))
     assert _ask(MeanPixel(), study)[1] is False
+
+
+class VolumeMean(Tool):
+    """Reports the mean HU of the CT volume the image belongs to (every slice), counting runs."""
+
+    manifest = ToolManifest(
+        name="mean_pixel",
+        version="1.0",
+        modalities=("CT",),
+        description="Mean value of the CT volume, for cache tests of volume tools.",
+        questions=("What is the mean pixel value?",),
+        intents=("finding",),
+        reads_study=True,
+    )
+    runs = 0
+
+    def run(self, request: ToolRequest) -> ToolResult:
+        from copilot.tools.builtin.monai_common import find_volume
+
+        VolumeMean.runs += 1
+        _, _, volume = find_volume(request.instance, "CT", self.settings)
+        mean = round(float(volume.array.mean()), 3)
+        return ToolResult(tool=self.name, findings=[Finding(label="mean", kind="measurement", value=mean)])
+
+
+def test_a_volume_tool_gets_a_fresh_result_when_another_slice_changes(tmp_path: Path) -> None:
+    """A volume tool reads every slice: a slice other than the image it was handed, changed
+    under the same UIDs, must not give back the result computed on the old pixels."""
+    from tests.support.phantoms import ChestPhantom, make_chest_ct
+
+    make_chest_ct(tmp_path / "ct", ChestPhantom(size=32, slices=6))
+    study = index_folder(tmp_path / "ct").studies[0]
+    primary = study.primary_instance()
+    first, cached = _ask(VolumeMean(), study)
+    assert cached is False
+    assert _ask(VolumeMean(), study) == (first, True)  # nothing changed: reused
+
+    other = next(i for i in study.instances() if i.path != primary.path)
+    ds = pydicom.dcmread(other.path)
+    ds.PixelData = np.full((32, 32), 4000, dtype=np.uint16).tobytes()  # same UIDs, new pixels
+    ds.save_as(other.path)
+    again, cached = _ask(VolumeMean(), index_folder(tmp_path / "ct").studies[0])
+    assert cached is False
+    assert again != first
+    assert VolumeMean.runs == 2

@@ -36,7 +36,7 @@ from copilot.batch import shards as sh
 from copilot.batch.stage import RECORD, ToolStage, decode_result, result_column
 from copilot.errors import CopilotError
 from copilot.remote.minimal import IDENTIFYING_FIELDS
-from copilot.runtime.ray_cluster import RAY_INSTALL_HINT, require_ray, start_ray, worker_env
+from copilot.runtime.ray_cluster import RAY_INSTALL_HINT, require_ray, start_ray, stop_ray, worker_env
 from copilot.study.model import InstanceRecord, Study, StudySet
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ def analyze_on_ray(
             )
         finally:
             if started:
-                ray.shutdown()
+                stop_ray()
     rows_path, rows = sh.write_rows(out, plan, sources=guarded)
     return RayAnalyzeSummary(
         rows=rows,

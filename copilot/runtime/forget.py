@@ -109,7 +109,7 @@ def _forget_ray(settings: Settings) -> list[str]:
     from copilot.runtime.ray_cluster import RAY_SUBFOLDER, clean_stale_sessions, ray_temp_dir
 
     folder = ray_temp_dir(settings)
-    if not folder.is_dir():
+    if folder.is_symlink() or not folder.is_dir():  # a planted link is not ours to follow
         return []
     sessions = folder / RAY_SUBFOLDER
     if sessions.is_dir():

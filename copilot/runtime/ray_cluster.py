@@ -5,7 +5,11 @@ A local instance is private and leaves nothing running:
 
 - its temporary folder (sessions, logs, sockets, spilled objects) is :func:`ray_temp_dir`, an
   owner-only (0700) folder under the copilot's cache folder, never the world-readable
-  ``/tmp/ray``; ``copilot forget --all`` removes it;
+  ``/tmp/ray``; ``copilot forget --all`` removes it. Where the cache folder's path is too long
+  for Ray's sockets it is a folder under the system temp folder, made by this user; one
+  already there that is a symbolic link, another user's, or not 0700 is refused
+  (:class:`~copilot.errors.UnsafeFolderError`, :func:`private_ray_dir`): another local user
+  could have made it first;
 - a watchdog (:mod:`copilot.runtime.ray_reaper`) ends every process of the instance when the
   process that started it dies, ``kill -9`` included; sessions of earlier runs whose driver is
   gone are ended and removed at the next start (:func:`clean_stale_sessions`).
@@ -30,13 +34,14 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from copilot.errors import CopilotError
+from copilot.errors import CopilotError, UnsafeFolderError
 from copilot.paths import private_dir, private_file
 
 if TYPE_CHECKING:
@@ -57,6 +62,10 @@ RAY_SUBFOLDER = "r"
 _SESSION = re.compile(r"^session_\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}_\d+_(\d+)$")
 #: The watchdog of the instance this process started (its stdin is the pipe it waits on).
 _reaper: subprocess.Popen[bytes] | None = None
+#: The :data:`RUN_MARK` value this process set for its instance (cleared by :func:`stop_ray`).
+_run_token: str | None = None
+#: How long :func:`stop_ray` waits for the watchdog to end what is left of the instance.
+REAPER_WAIT_S = 10.0
 #: Never handed to Ray: a server's ingress is given the key's digest instead.
 KEY_VARIABLE = "COPILOT_SERVE_API_KEY"
 #: Ray's Python log records, in :func:`ray_temp_dir`.
@@ -94,6 +103,39 @@ def ray_temp_dir(settings: Settings) -> Path:
     digest = hashlib.sha256(str(wanted).encode()).hexdigest()[:10]
     uid = os.getuid() if hasattr(os, "getuid") else 0
     return Path(tempfile.gettempdir()) / f"copilot-ray-{uid}-{digest}"
+
+
+def _owned_private(path: Path) -> Path:
+    """``path`` made by this user, 0700, or :class:`UnsafeFolderError` when it was already
+    there as something else (a symbolic link is never followed)."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)  # the umask can only narrow it
+    st = os.lstat(path)
+    problem = None
+    if stat.S_ISLNK(st.st_mode):
+        problem = "is a symbolic link"
+    elif not stat.S_ISDIR(st.st_mode):
+        problem = "is not a folder"
+    elif st.st_uid != os.getuid():
+        problem = "belongs to another user"
+    elif st.st_mode & 0o777 != 0o700:
+        problem = f"is open to other users (mode {st.st_mode & 0o777:o}, not 700)"
+    if problem:
+        raise UnsafeFolderError(
+            f"Ray's private folder {path} {problem}: another local user may have made it; "
+            "remove it, or set COPILOT_CACHE_DIR to a shorter path"
+        )
+    return path
+
+
+def private_ray_dir(settings: Settings) -> Path:
+    """:func:`ray_temp_dir`, created owner-only: under the cache folder with
+    :func:`~copilot.paths.private_dir`; under the shared system temp folder only when this
+    user made it and it is 0700 (else :class:`UnsafeFolderError`, one line)."""
+    folder = ray_temp_dir(settings)
+    if os.name == "posix" and folder.parent == Path(tempfile.gettempdir()):
+        return _owned_private(folder)
+    return private_dir(folder)
 
 
 def route_ray_logging(folder: Path) -> logging.Handler:
@@ -180,14 +222,46 @@ def _start_reaper(token: str) -> None:
     )
 
 
+def _end_run() -> None:
+    """End this process's watchdog (closing its pipe makes it end what is left of the
+    instance, then exit) and clear the run marker this process set."""
+    global _reaper, _run_token
+    reaper, _reaper = _reaper, None
+    if reaper is not None:
+        if reaper.stdin is not None:
+            with contextlib.suppress(OSError):
+                reaper.stdin.close()
+        try:
+            reaper.wait(timeout=REAPER_WAIT_S)
+        except subprocess.TimeoutExpired:
+            log.warning("Ray's watchdog (pid %d) is still ending the old instance", reaper.pid)
+    if _run_token is not None and os.environ.get(RUN_MARK) == _run_token:
+        del os.environ[RUN_MARK]
+    _run_token = None
+
+
+def stop_ray() -> None:
+    """Stop what :func:`start_ray` started in this process: shut Ray down (when it runs here),
+    end the instance's watchdog (which ends any process of the instance still alive) and
+    clear the ``COPILOT_RAY_RUN`` marker this process set, so a later start in this process
+    is a new run, with its own marker and watchdog, never mistaken for the old one. Safe to
+    call when nothing was started."""
+    ray = sys.modules.get("ray")  # never imported here just to stop
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+    _end_run()
+
+
 def _local_options(settings: Settings | None, cpus: float) -> dict[str, Any]:
     """``ray.init`` options of a private local instance (and its watchdog started)."""
+    global _run_token
     from copilot.config import get_settings
 
-    temp = private_dir(ray_temp_dir(settings or get_settings())) / RAY_SUBFOLDER
+    temp = private_ray_dir(settings or get_settings()) / RAY_SUBFOLDER
     temp.mkdir(mode=0o700, exist_ok=True)
     clean_stale_sessions(temp)
-    token = secrets.token_hex(8)
+    _end_run()  # an earlier run's watchdog and marker (Ray shut down without stop_ray)
+    token = _run_token = secrets.token_hex(8)
     os.environ[RUN_MARK] = token  # inherited by every process Ray starts
     if os.name == "posix" and Path("/proc").is_dir():
         _start_reaper(token)
@@ -203,13 +277,13 @@ def _local_options(settings: Settings | None, cpus: float) -> dict[str, Any]:
 def start_ray(address: str | None, cpus: float = 0.0, settings: Settings | None = None) -> bool:
     """Join the cluster at ``address``, or start a private local instance (see the module
     docstring) with at least ``cpus`` logical CPUs; True when this call started Ray (the caller
-    shuts it down). Failures are one line."""
+    then ends it with :func:`stop_ray`). Failures are one line."""
     ray = require_ray()
     if ray.is_initialized():
         return False
     from copilot.config import get_settings
 
-    logs = ray_temp_dir(settings or get_settings())
+    logs = private_ray_dir(settings or get_settings())  # refused when another user made it
     handler = route_ray_logging(logs)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     options: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}

@@ -182,4 +182,6 @@ def stop(started_ray: bool = True) -> None:
         return
     serve.shutdown()
     if started_ray:
-        ray.shutdown()
+        from copilot.runtime.ray_cluster import stop_ray
+
+        stop_ray()  # Ray, its watchdog and this process's run marker

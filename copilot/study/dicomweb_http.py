@@ -74,6 +74,7 @@ class CallLimits:
     deadline: float
     max_bytes: int
     fired: bool = False
+    released: bool = False
     _sockets: list[socket.socket] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -86,18 +87,29 @@ class CallLimits:
         if sock is None:
             return
         with self._lock:
-            self._sockets.append(sock)
-            fired = self.fired
-        if fired:
-            self._shut(sock)
+            if self.released:
+                return
+            if sock not in self._sockets:
+                self._sockets.append(sock)
+            if self.fired:
+                self._shut(sock)
 
     def fire(self) -> None:
-        """The deadline passed: shut every watched socket down (wakes blocked reads)."""
+        """The deadline passed: shut every watched socket down (wakes blocked reads and
+        sends). Once :meth:`release` has run, nothing is shut: those sockets may be back in
+        the connection pool, used by another call."""
         with self._lock:
+            if self.released:
+                return
             self.fired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            self._shut(sock)
+            for sock in self._sockets:
+                self._shut(sock)
+
+    def release(self) -> None:
+        """The block ended: stop watching its sockets (a late :meth:`fire` shuts nothing)."""
+        with self._lock:
+            self.released = True
+            self._sockets.clear()
 
     @staticmethod
     def _shut(sock: socket.socket) -> None:
@@ -127,26 +139,54 @@ def call_limits(deadline: float, max_bytes: int) -> Iterator[CallLimits]:
         yield limits
     finally:
         watchdog.cancel()
+        limits.release()
         _current.limits = previous
 
 
+def _watch(sock: socket.socket | None) -> None:
+    limits = _limits()
+    if limits is not None:
+        limits.attach(sock)
+
+
 class _WatchedHTTPConnection(HTTPConnection):
-    """A connection whose socket the current call's watchdog may shut down."""
+    """A connection whose socket the current call's watchdog may shut down: from the moment
+    it is connected (so sending a large body is covered, not only waiting for the answer),
+    and again when a pooled connection is reused for the answer."""
+
+    def connect(self) -> None:
+        """Connect, then put the socket under the current call's watchdog."""
+        super().connect()
+        _watch(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        """Send a request (a reused connection is watched while its body is sent)."""
+        if self.sock is not None:
+            _watch(self.sock)
+        super().request(*args, **kwargs)
 
     def getresponse(self) -> Any:
-        limits = _limits()
-        if limits is not None:
-            limits.attach(self.sock)
+        _watch(self.sock)
         return super().getresponse()
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
-    """The TLS variant of :class:`_WatchedHTTPConnection`."""
+    """The TLS variant of :class:`_WatchedHTTPConnection` (the TLS handshake is bounded by
+    the connect time limit, clamped to the time left)."""
+
+    def connect(self) -> None:
+        """Connect and shake hands, then put the socket under the current call's watchdog."""
+        super().connect()
+        _watch(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        """Send a request (a reused connection is watched while its body is sent)."""
+        if self.sock is not None:
+            _watch(self.sock)
+        super().request(*args, **kwargs)
 
     def getresponse(self) -> Any:
-        limits = _limits()
-        if limits is not None:
-            limits.attach(self.sock)
+        _watch(self.sock)
         return super().getresponse()
 
 

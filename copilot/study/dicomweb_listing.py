@@ -17,11 +17,13 @@ until it is opened, and :meth:`~copilot.study.model.Study.primary_instance` says
   AccessionNumber, or its PatientID (with a date when given), each one QIDO search; then its
   series and headers; then the same patient's other studies (study level only, for priors).
   The number of requests does not grow with the archive.
-- **One bad study is that study's error**: a study whose series or headers answer HTTP 500,
-  malformed JSON, a web page, too much data or nothing in time, or whose UID is not a DICOM
-  UID (a path traversal, 200 characters), is skipped with its reason; the others are listed,
-  answered and analysed. Only what concerns the whole server (connection refused, TLS,
-  credentials) stops a listing.
+- **One bad study is that study's error**: a study whose series or headers answer HTTP 500
+  or 403, malformed JSON, a web page, too much data, nothing in time or a dropped
+  connection, or whose UID is not a DICOM UID (a path traversal, 200 characters), is skipped
+  with its reason; the others are listed, answered and analysed. What concerns the whole
+  server stops a listing: a failure of the study-level listing itself, credentials refused
+  (HTTP 401) on any request, or every study failing for the same kind of reason (the server
+  unreachable, or access denied, for all of them).
 - **The copilot's own SR/SEG** found with a study are its ``results``, not images
   (:mod:`copilot.study.dicomweb_records`).
 """
@@ -39,7 +41,7 @@ from copilot.config import Settings
 from copilot.errors import (
     DicomwebAuthError,
     DicomwebError,
-    DicomwebTimeoutError,
+    DicomwebForbiddenError,
     DicomwebUnreachableError,
     NothingReadableError,
     StudyError,
@@ -120,17 +122,28 @@ def list_dicomweb(url: str, settings: Settings | None = None, *, query: StudyQue
 
 
 def _server_wide(exc: DicomwebError) -> bool:
-    """True for a failure that concerns the whole server, not one study."""
-    if isinstance(exc, DicomwebAuthError):
-        return True
-    return isinstance(exc, DicomwebUnreachableError) and not isinstance(exc, DicomwebTimeoutError)
+    """True for a failure of one study's request that concerns the whole server: credentials
+    refused (HTTP 401). A 403, a timeout or a dropped connection is that study's."""
+    return isinstance(exc, DicomwebAuthError) and not isinstance(exc, DicomwebForbiddenError)
+
+
+def _all_failed(failures: list[DicomwebError | None]) -> DicomwebError | None:
+    """The error to raise when every study failed for the same server-level kind of reason
+    (unreachable, or access denied): the first one; None otherwise."""
+    if not failures or any(f is None for f in failures):
+        return None
+    for kind in (DicomwebUnreachableError, DicomwebForbiddenError):
+        if all(isinstance(f, kind) for f in failures):
+            return failures[0]
+    return None
 
 
 def _read_study(
     server: DicomwebServer, study_uid: str, limit: int
-) -> tuple[list[InstanceRecord], list[ResultObject], list[SkippedFile]]:
+) -> tuple[list[InstanceRecord], list[ResultObject], list[SkippedFile], DicomwebError | None]:
     """The records, copilot results and skipped objects of one study (series QIDO, then
-    each series' headers). A failure of this study is its one skipped entry."""
+    each series' headers), and the study's failure. A failure of this study is its one
+    skipped entry (only :func:`_server_wide` ones are raised)."""
     records: list[InstanceRecord] = []
     results: list[ResultObject] = []
     skipped: list[SkippedFile] = []
@@ -155,8 +168,8 @@ def _read_study(
         if _server_wide(exc):
             raise
         log.debug("study %s skipped: %s", study_uid, exc)
-        return [], [], [SkippedFile(path=study_url, reason=str(exc))]
-    return records, results, skipped
+        return [], [], [SkippedFile(path=study_url, reason=str(exc))], exc
+    return records, results, skipped, None
 
 
 def _with_listing(opened: Study, listed: Study | None, results: list[ResultObject]) -> Study:
@@ -171,13 +184,16 @@ def open_study(
 ) -> tuple[Study | None, list[SkippedFile]]:
     """``study`` opened: its series and instance headers read (no pixels). Returns None and
     the reasons when it has no readable image (or failed), never raising for this study's
-    own faults."""
+    own faults (HTTP 500, bad JSON, too large, timed out); an unreachable server or denied
+    access, this study being every study asked for, raises its :class:`DicomwebError`."""
     from copilot.study.index import group_records
 
     server = DicomwebServer(url, settings)
     outputs.protect(private_dir(server.cache_folder))  # outputs never land in the mirror
     limit = server.settings.max_decoded_mb * 2**20
-    records, results, skipped = _read_study(server, study.study_uid, limit)
+    records, results, skipped, failed = _read_study(server, study.study_uid, limit)
+    if (every := _all_failed([failed])) is not None:
+        raise every  # the one study asked for met an unreachable server or a refusal
     grouped = group_records(server.url, records, skipped)
     if not grouped.studies:
         return None, grouped.skipped
@@ -207,17 +223,21 @@ def index_dicomweb(
     records: list[InstanceRecord] = []
     results: dict[str, list[ResultObject]] = {}
     skipped: list[SkippedFile] = list(listed.skipped)
+    failures: list[DicomwebError | None] = []
     if progress:
         progress(0, len(uids))
     if uids:
         with ThreadPoolExecutor(max_workers=min(LIST_WORKERS, len(uids))) as pool:
             read = pool.map(lambda uid: (uid, _read_study(server, uid, limit)), uids)
-            for done, (uid, (found, made, bad)) in enumerate(read, 1):
+            for done, (uid, (found, made, bad, failed)) in enumerate(read, 1):
                 records.extend(found)
                 results[uid] = made
                 skipped.extend(bad)
+                failures.append(failed)
                 if progress:
                     progress(done, len(uids))
+    if (every := _all_failed(failures)) is not None:
+        raise every  # the same failure for every study: the server's, said once
     if not records and query.empty:
         detail = f" ({len(skipped)} object(s) skipped)" if skipped else ""
         raise NothingReadableError(f"{server.url}: the server lists no readable images{detail}")

@@ -48,6 +48,7 @@ from copilot.config import Settings, get_settings
 from copilot.errors import (
     DicomwebAuthError,
     DicomwebError,
+    DicomwebForbiddenError,
     DicomwebGoneError,
     DicomwebTimeoutError,
     DicomwebUnreachableError,
@@ -400,7 +401,7 @@ class DicomwebServer:
                 )
                 return DicomwebAuthError(f"{self.url} refused the credentials (HTTP 401) {what}; {hint}")
             if code == 403:
-                return DicomwebAuthError(
+                return DicomwebForbiddenError(
                     f"{self.url} denied access (HTTP 403) {what}; these credentials may not do this"
                 )
             if code in (404, 410):

@@ -51,6 +51,12 @@ class ToolManifest(BaseModel):
         default=(), description="Accepted BodyPartExamined values; empty: any."
     )
     needs_image: bool = True
+    reads_study: bool = Field(
+        default=False,
+        description="It reads other files of the image's study too (a volume tool reads the "
+        "whole series, a multi-sequence tool several): its cached results follow every file of "
+        "the study, not only the image it was given.",
+    )
     questions: tuple[str, ...] = Field(
         default=(), description="Example questions this tool answers (semantic routing)."
     )

@@ -1,8 +1,9 @@
 """Validate a DICOM file with ``dciodvfy`` (Debian's dicom3tools) and read it back with
 highdicom: the checks every SR and SEG the copilot writes must pass.
 
-``dciodvfy`` prints one line per problem to standard error, each starting ``Error -`` or
-``Warning -`` (after an optional context prefix); :func:`dciodvfy` counts them.
+``dciodvfy`` prints one line per problem, each holding ``Error -``, ``Abort -`` or
+``Warning -`` (after an optional context prefix such as a tag); :func:`dciodvfy` counts an
+Abort as an error, and a non-zero exit with no line it can read is an error too (never a pass).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 __all__ = ["DCIODVFY", "Verdict", "dciodvfy", "read_back"]
 
 DCIODVFY = shutil.which("dciodvfy") or ("/usr/bin/dciodvfy" if os.path.exists("/usr/bin/dciodvfy") else None)
-_LINE = re.compile(r"^(?:[A-Za-z]+ )?(Error|Warning) - (.*)$")
+_LINE = re.compile(r"\b(Error|Abort|Warning) - (.*)$")
 
 
 @dataclass
@@ -37,15 +38,20 @@ class Verdict:
 
 
 def dciodvfy(path: str | os.PathLike[str]) -> Verdict:
-    """Run ``dciodvfy`` on ``path`` and sort its lines into errors and warnings."""
+    """Run ``dciodvfy`` on ``path`` and sort its lines into errors (Error, Abort) and warnings;
+    a failing exit that printed nothing readable is an error."""
     if DCIODVFY is None:
         raise RuntimeError("dciodvfy is not installed (tests/dicom/install-dicom3tools.sh)")
     run = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, errors="replace", timeout=60)
     verdict = Verdict(Path(path))
-    for line in (run.stderr + run.stdout).splitlines():
-        match = _LINE.match(line.strip())
+    output = run.stderr + run.stdout
+    for line in output.splitlines():
+        match = _LINE.search(line.strip())
         if match:
-            (verdict.errors if match.group(1) == "Error" else verdict.warnings).append(match.group(2))
+            (verdict.warnings if match.group(1) == "Warning" else verdict.errors).append(match.group(2))
+    if run.returncode != 0 and not verdict.errors and not verdict.warnings:
+        tail = " ".join(output.split())[-200:] or "no output"
+        verdict.errors.append(f"dciodvfy exited with status {run.returncode} and no report ({tail})")
     return verdict
 
 

@@ -18,9 +18,11 @@ from langgraph.runtime import Runtime
 
 from copilot.agents.context import CacheKey, Context
 from copilot.agents.state import AgentState
+from copilot.errors import StudyError
 from copilot.paths import content_digest, image_slot
 from copilot.runtime.deadline import DaemonPool
 from copilot.schema import ToolFinished, ToolResult, ToolStarted
+from copilot.study.model import InstanceRecord
 from copilot.tools.contract import ToolRequest
 from copilot.tools.invoke import invoke
 from copilot.tools.ordering import dependency_layers
@@ -39,16 +41,41 @@ def _prior_digest(prior: dict[str, ToolResult]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _study_files(ctx: Context, instance: InstanceRecord) -> list[str]:
+    """The files of ``instance``'s study as a tool reading the study finds them (indexed beside
+    it), or the opened study's files when it cannot be found there."""
+    from copilot.study.volume import study_for
+
+    try:
+        study = study_for(instance, ctx.settings)
+    except StudyError as exc:
+        log.debug("study of %s not indexed beside it (%s): the opened study's files", instance.sop_uid, exc)
+        study = ctx.study
+    return sorted({i.path for i in study.instances()} | {instance.path})
+
+
+def study_digest(ctx: Context, instance: InstanceRecord) -> str:
+    """A digest of every file of ``instance``'s study, by path and content (memoized per
+    path, size and mtime): any slice changed, added or removed gives another digest."""
+    digest = hashlib.sha256()
+    for path in _study_files(ctx, instance):
+        digest.update(f"{path}\x1f{content_digest(path)}\x1e".encode())
+    return digest.hexdigest()
+
+
 def cache_key(ctx: Context, name: str, request: ToolRequest) -> CacheKey:
     """What made a result, so that a cached one is reused only for the same making: the image
-    by its content digest (changed pixels under the same UIDs are a new image), the tool's
-    version, where it runs and the exact weights (``Tool.cache_origin``), the earlier results
-    it used by content, its arguments, and the question only for tools that read it."""
+    by its content digest (changed pixels under the same UIDs are a new image; for a tool that
+    reads its study, such as a volume tool, every file of the study), the tool's version,
+    where it runs and the exact weights (``Tool.cache_origin``), the earlier results it used
+    by content, its arguments, and the question only for tools that read it."""
     tool = ctx.tools[name]
     m = tool.manifest
     if request.instance is not None:
         slot, pixels = image_slot(request.instance.path), content_digest(request.instance.path)
         sop = request.instance.sop_uid
+        if m.reads_study:
+            pixels += "+" + study_digest(ctx, request.instance)
     else:
         slot, pixels, sop = "no-image", "-", "-"
     question = request.question if m.question_dependent else ""

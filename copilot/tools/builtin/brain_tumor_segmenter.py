@@ -103,6 +103,7 @@ class BrainTumorSegmenter(BundleTool):
         ),
         models=(MODEL_ID,),
         gpu_memory_mb=6000,
+        reads_study=True,
         intents=("finding", "measurement", "location"),
         anatomy=("brain",),
         would_add="brain tumour sub-region volumes (enhancing, core, whole tumour) in mL and the side",

@@ -175,6 +175,7 @@ class CtOrganSegmenter(BundleTool):
         labels=_labels(),
         models=(MODEL_ID,),
         gpu_memory_mb=6000,
+        reads_study=True,
         intents=("measurement",),
         anatomy=(
             "heart",

@@ -70,6 +70,7 @@ class LungNoduleDetector(BundleTool):
         labels=("Nodule",),
         models=(MODEL_ID,),
         gpu_memory_mb=8000,
+        reads_study=True,
         intents=("finding", "location", "measurement"),
         anatomy=("lungs",),
         would_add="lung nodules on the CT with their diameter in mm, volume, side and score",
