@@ -242,14 +242,16 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[Citation]]:
 
 
 def unread(ev: Evidence) -> bool:
-    """True when the question asks about the image and no tool that reads the image gave a
-    result (a header answer, a rejected study or an out-of-scope question aside)."""
+    """True when the question asks about the image (an image intent, an image tool planned, or
+    the planner found none to plan: :data:`UNCHECKED_LIMITATION` among the caveats) and no tool
+    that reads the image gave a result (a header answer, a rejected study or an out-of-scope
+    question aside)."""
     if ev.out_of_scope or ev.rejection or ev.header_answer:
         return False
-    if not set(ev.question.intents) & _IMAGE_INTENTS:
+    readers = [n for n, t in ev.tools.items() if t.manifest.needs_image and n in ev.results]
+    if any(ev.results[n].ok for n in readers):
         return False
-    readers = [n for n, t in ev.tools.items() if t.manifest.needs_image]
-    return not any(ev.results[n].ok for n in readers if n in ev.results)
+    return bool(readers or set(ev.question.intents) & _IMAGE_INTENTS or UNCHECKED_LIMITATION in ev.caveats)
 
 
 def limitations(ev: Evidence) -> list[str]:
@@ -273,7 +275,7 @@ def limitations(ev: Evidence) -> list[str]:
         elif plain_reason(res.detail) and fix:
             lines.append(f"{_title(ev, name, capital=True)}: {res.detail}. To do more: {fix}.")
     lines += [c for c in ev.caveats if c not in lines]
-    if unread(ev):
+    if unread(ev) and UNCHECKED_LIMITATION not in lines:
         lines.append(UNCHECKED_LIMITATION)
     return lines
 

@@ -133,8 +133,9 @@ class Match:
     notes: list[str] = field(default_factory=list)
     #: What the answer must say about what no tool can do (shown to the reader).
     caveats: list[str] = field(default_factory=list)
-    #: The part asks about the image itself (not general knowledge, a header field or a report
-    #: the user has): the plan must read the image.
+    #: The part asks about the image itself (an image question, a draft of its report, knowledge
+    #: about what "this" is; not general knowledge, a header field or a report the user has):
+    #: the plan must read the image.
     about_film: bool = False
 
 
@@ -169,7 +170,11 @@ def match_part(part: Part, cat: Catalogue) -> Match:
     if "knowledge" in intents and not about_image:
         intents = {"knowledge"}  # general knowledge ("what causes effusions?"): no image expert
     by_generalist: set[str] = set()  # intents that brought the generalist in
-    out.about_film = bool(intents & IMAGE_INTENTS) or ("report" in intents and not given_report(part.text))
+    out.about_film = (
+        bool(intents & IMAGE_INTENTS)
+        or ("report" in intents and not given_report(part.text))
+        or ("knowledge" in intents and about_image)
+    )
 
     def generalist(intent: str) -> None:
         out.tools.update(general)

@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from copilot.agents.composer import UNCHECKED_LIMITATION
 from copilot.agents.matching import SIMILAR, Catalogue, match_part
 from copilot.agents.modality import eligible_tools, modalities_named
 from copilot.agents.review import adaptive_round
@@ -229,6 +230,7 @@ class EmbeddedPlanner:
                 notes.append(f"a question about the image: {', '.join(sorted(readers))} reads it")
             else:
                 notes.append(UNREAD_NOTE)
+                caveats.append(UNCHECKED_LIMITATION)
         if analysis.no_expert and not chosen:
             notes.append(HEADER_NOTE if analysis.header or "header" in analysis.intents else "greeting")
         elif not chosen:
