@@ -1,6 +1,7 @@
 """Routing accuracy on the held-out part of tests/data/routing_questions.jsonl, ours against the
 planner as it was before (the last commit with the rules + MiniLM planner, or --old-ref),
-side by side.
+side by side, and the invariance pass rate (tests/data/routing_invariance.jsonl: paraphrase
+groups by clause order, synonyms, spelling, typos, bones and devices).
 
 A question is routed right when the planned tools equal its labelled tools: every needed tool
 planned and none that cannot bear on it (header and greeting questions: an empty plan, the
@@ -31,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 from _machine import machine_label  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "routing_questions.jsonl"
+#: Groups of paraphrases that must get one plan (tests/test_routing_invariance.py).
+INVARIANCE = ROOT / "tests" / "data" / "routing_invariance.jsonl"
 #: The brief's five chest X-ray tools, deliberately not every built-in
 #: (:data:`copilot.tools.builtin.BUILTIN_TOOLS`): the labelled routing set names only these.
 CXR_TOOLS = ("cxr_classifier", "lesion_segmenter", "report_generator", "vqa", "retriever")
@@ -100,6 +103,22 @@ def score(rows: list[dict], plans: list[list[str]]) -> dict:
             gold, got = t in r["tools"], t in p
             tools[t]["tp" if gold and got else "fp" if got else "fn" if gold else "tn"] += 1
     return {"overall": right, "source": by_source, "intent": by_intent, "tools": tools}
+
+
+def invariance(
+    plan: Callable[[str, dict], list[str]], tools: dict
+) -> tuple[list[bool], dict[str, list[bool]]]:
+    """Per paraphrase group of :data:`INVARIANCE`: did every question get the group's plan?
+    Overall and per kind (clause order, synonyms, spelling, typos, bones, devices...)."""
+    ok, by_kind = [], defaultdict(list)
+    for line in INVARIANCE.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        group = json.loads(line)
+        passed = all(sorted(plan(q, tools)) == sorted(group["tools"]) for q in group["questions"])
+        ok.append(passed)
+        by_kind[group["kind"]].append(passed)
+    return ok, by_kind
 
 
 def pct(values: Iterable[bool]) -> str:
@@ -191,6 +210,11 @@ def main() -> None:
             rec = c["tp"] / max(1, c["tp"] + c["fn"])
             cells.append(f"{100 * acc:5.1f} / {100 * prec:5.1f} / {100 * rec:5.1f}".ljust(width))
         print(f"  {t} (n={c['tp'] + c['fn']})".ljust(26) + "".join(cells))
+    print("\ninvariance: paraphrase groups whose every question gets the group's plan")
+    inv = {n: invariance(planners[n], tools) for n in names}
+    print("overall".ljust(26) + "".join(pct(inv[n][0]).ljust(width) for n in names))
+    for kind in inv["ours"][1]:
+        print(f"  {kind}".ljust(26) + "".join(pct(inv[n][1].get(kind, [])).ljust(width) for n in names))
     print("\nours: intent classifier F1 (single-part questions)")
     for intent, (f1, n) in sorted(intent_f1(rows).items(), key=lambda kv: -kv[1][1]):
         print(f"  {intent}".ljust(26) + f"{f1:.3f} (n={n})")

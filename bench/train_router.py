@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from copilot.routing.features import DIM, featurize  # noqa: E402
 from copilot.routing.intents import INTENTS  # noqa: E402
 from copilot.routing.model import decode_weights, encode_weights  # noqa: E402
-from copilot.routing.text import normalise, split_parts  # noqa: E402
+from copilot.routing.text import prepare, split_parts  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "routing_questions.jsonl"
 OUT = ROOT / "copilot" / "routing" / "model_data.py"
@@ -42,13 +42,14 @@ FOLDS = 5
 
 
 def load(path: Path) -> tuple[list[str], np.ndarray]:
-    """Normalised single-part training questions and their intent matrix."""
+    """Single-part training questions, read as the router reads them (normalised, typos
+    corrected, the image-framing clause taken out), and their intent matrix."""
     texts, labels = [], []
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         if row["split"] != "train":
             continue
-        parts = split_parts(normalise(row["question"]))
+        parts = split_parts(prepare(row["question"])[0])
         if len(parts) != 1:
             continue
         texts.append(parts[0])

@@ -12,7 +12,11 @@ workstation; it would have added calibrated scores for 18 chest findings"). Exce
 never reaches the answer: it stays in the tool's ``detail`` (the trace), once. A question no
 tool could answer says so under **Answer** and names the tool that would have answered it; a
 question outside the copilot's scope is said to be; a comparison says whether a prior study
-is available. The "scores are not probabilities" disclaimer is given only with a score.
+is available. The "scores are not probabilities" disclaimer is given only with a score. A
+question about the image that no image-reading tool answered (none installed, or all
+unavailable or failed) says so under **Limitations**, and leads with :data:`UNCHECKED` when
+anything else is said (when nothing is, the "could not be answered" line leads): a list
+of background passages is never mistaken for a read of the film.
 
 An answer an LLM wrote from the template keeps what the template says about the limits of the
 answer: :func:`complete_answer` adds the template's **Limitations** section (when a tool could
@@ -38,6 +42,8 @@ __all__ = [
     "OUT_OF_SCOPE",
     "SCORE_DISCLAIMER",
     "SECTION_TITLES",
+    "UNCHECKED",
+    "UNCHECKED_LIMITATION",
     "Evidence",
     "complete_answer",
     "compose_statements",
@@ -67,6 +73,16 @@ OUT_OF_SCOPE = (
     "knowledge about chest findings."
 )
 QUOTED = " (quoted from its source; not the copilot's advice)"
+#: The lead of an answer to a question about the image that no image-reading tool answered.
+UNCHECKED = "This could not be checked on this image: no tool that reads the image gave a result."
+UNCHECKED_LIMITATION = (
+    "Nothing in this answer comes from reading the image: the tools that read it are not installed, "
+    "unavailable or failed."
+)
+#: Intents that ask about the image itself (a report included).
+_IMAGE_INTENTS = frozenset(
+    {"finding", "open", "location", "measurement", "devices", "technique", "comparison", "report"}
+)
 _TIMED_OUT = re.compile(r"^timed out after\b")
 
 
@@ -225,6 +241,19 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[Citation]]:
     return kept, citations
 
 
+def unread(ev: Evidence) -> bool:
+    """True when the question asks about the image (an image intent, an image tool planned, or
+    the planner found none to plan: :data:`UNCHECKED_LIMITATION` among the caveats) and no tool
+    that reads the image gave a result (a header answer, a rejected study or an out-of-scope
+    question aside)."""
+    if ev.out_of_scope or ev.rejection or ev.header_answer:
+        return False
+    readers = [n for n, t in ev.tools.items() if t.manifest.needs_image and n in ev.results]
+    if any(ev.results[n].ok for n in readers):
+        return False
+    return bool(readers or set(ev.question.intents) & _IMAGE_INTENTS or UNCHECKED_LIMITATION in ev.caveats)
+
+
 def limitations(ev: Evidence) -> list[str]:
     """One line per tool that could not contribute: why (in clinical words), what it would have
     added and the command that installs it; then what no tool can do for this question."""
@@ -246,6 +275,8 @@ def limitations(ev: Evidence) -> list[str]:
         elif plain_reason(res.detail) and fix:
             lines.append(f"{_title(ev, name, capital=True)}: {res.detail}. To do more: {fix}.")
     lines += [c for c in ev.caveats if c not in lines]
+    if unread(ev) and UNCHECKED_LIMITATION not in lines:
+        lines.append(UNCHECKED_LIMITATION)
     return lines
 
 
@@ -288,6 +319,11 @@ def render(ev: Evidence, statements: list[Statement]) -> str:
     answering = SUBSTANTIVE + (("background",) if "knowledge" in ev.question.intents else ())
     if ev.out_of_scope:
         statements = [s for s in statements if s.section != "background"]
+    if unread(ev) and any(s.section in (*SUBSTANTIVE, "background") for s in statements):
+        # Something will be said (background passages, a header-free draft...): lead with what
+        # it is not, so it is never read as a read of the film.
+        lead = Statement(text=UNCHECKED, tool="copilot", section="answer", assertion=False)
+        statements = [lead, *statements]
     if not any(s.section in answering for s in statements):
         statements = [
             Statement(text=_unanswered(ev), tool="copilot", section="answer", assertion=False),

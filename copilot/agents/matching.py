@@ -6,13 +6,15 @@ declares an intent or a finding label is routed exactly like a built-in:
 
 - **finding**: the tools whose labels cover each named finding; the generalist for findings no
   tool covers and for signs (a sign points at a label, but only a generalist reads the sign
-  itself); the screening tools (finding tools with labels) for "is this normal?".
+  itself); the screening tools (finding tools with labels) for "is this normal?". Bones
+  (fractures, bony lesions) are read by the generalist, with the tools whose labels cover them.
 - **location**: the location tools with the tools that find what is to be located; the
   generalist when no tool covers it; location tools declaring the named anatomy.
 - **measurement**: the measurement tools (with the finding's tools); the generalist for things
   they do not measure.
 - **open**, **devices**, **technique**: specialists declaring the intent, else the generalist.
-- **report**: report tools, with the screening and measurement tools whose output a draft uses.
+- **report**: report tools, with the screening and measurement tools whose output a draft uses;
+  a report the user already has ("summarise this report") goes to the report tools alone.
 - **knowledge**: knowledge tools; with the tools that find what "this" is when the question
   points at the image.
 - **comparison**: the screening tools (no tool reads a prior study; the answer says so).
@@ -28,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from copilot.routing.analysis import Part
+from copilot.routing.analysis import Part, given_report
 from copilot.routing.features import featurize
 from copilot.routing.lexicon import KNOWN_LABELS
 from copilot.tools.contract import ToolManifest
@@ -131,6 +133,10 @@ class Match:
     notes: list[str] = field(default_factory=list)
     #: What the answer must say about what no tool can do (shown to the reader).
     caveats: list[str] = field(default_factory=list)
+    #: The part asks about the image itself (an image question, a draft of its report, knowledge
+    #: about what "this" is; not general knowledge, a header field or a report the user has):
+    #: the plan must read the image.
+    about_film: bool = False
 
 
 def match_part(part: Part, cat: Catalogue) -> Match:
@@ -164,16 +170,23 @@ def match_part(part: Part, cat: Catalogue) -> Match:
     if "knowledge" in intents and not about_image:
         intents = {"knowledge"}  # general knowledge ("what causes effusions?"): no image expert
     by_generalist: set[str] = set()  # intents that brought the generalist in
+    out.about_film = (
+        bool(intents & IMAGE_INTENTS)
+        or ("report" in intents and not given_report(part.text))
+        or ("knowledge" in intents and about_image)
+    )
 
     def generalist(intent: str) -> None:
         out.tools.update(general)
         by_generalist.add(intent)
 
+    if m.bones and intents & IMAGE_INTENTS:
+        generalist("finding")  # no specialist reads bones: a fracture score bears, the generalist looks
     if "finding" in intents:
         out.tools |= finders
         if uncovered:
             generalist("finding")
-        if not named:
+        if not named and not m.devices:
             out.tools |= literal if literal else cat.screening
     if "open" in intents:
         generalist("open")
@@ -182,7 +195,9 @@ def match_part(part: Part, cat: Catalogue) -> Match:
             out.tools |= cat.screening
     if "location" in intents and not ("devices" in intents and not (findings or signs)):
         where = cat.specialists("location")
-        if findings or signs:
+        if m.bones and not signs and set(findings) <= {"Fracture"}:
+            out.tools |= finders  # which rib, which bone: the generalist's (added above)
+        elif findings or signs:
             out.tools |= finders | where
             if uncovered and not finders:
                 generalist("location")
@@ -214,7 +229,9 @@ def match_part(part: Part, cat: Catalogue) -> Match:
                 out.tools |= experts
             else:
                 generalist(intent)
-    if "report" in intents:
+    if "report" in intents and intents == {"report"} and given_report(part.text):
+        out.tools |= cat.declaring("report")  # the user's own report: no image expert adds to it
+    elif "report" in intents:
         out.tools |= cat.declaring("report") | cat.screening | cat.specialists("measurement")
     if "knowledge" in intents:
         out.tools |= cat.declaring("knowledge")

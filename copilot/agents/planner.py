@@ -21,6 +21,11 @@ Two planners behind one interface (:class:`Planner`; one that also plans further
   limitations say so (:data:`FALLBACK_LINE`). A failed call never switches the model off: the
   next question asks it again.
 
+Every question about the film (:attr:`copilot.agents.matching.Match.about_film`) plans at least
+one tool that reads the image (:func:`reads_image`): when matching chose none, the embedded
+planner adds the generalists; when none is installed, the plan notes it (:data:`UNREAD_NOTE`)
+and the answer says the question could not be checked on this image.
+
 Planners see only the question and tool manifests, never DICOM header text, so header text
 cannot steer a plan. This module names no tool: everything it knows about tools comes from
 their manifests.
@@ -34,6 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from copilot.agents.composer import UNCHECKED_LIMITATION
 from copilot.agents.matching import SIMILAR, Catalogue, match_part
 from copilot.agents.modality import eligible_tools, modalities_named
 from copilot.agents.review import adaptive_round
@@ -47,7 +53,16 @@ if TYPE_CHECKING:
     from copilot.config import Settings
     from copilot.llm import BoundedChatModel, CallKind, ChatModel
 
-__all__ = ["MAX_ROUNDS", "EmbeddedPlanner", "LLMPlanner", "Plan", "Planner", "ReviewingPlanner"]
+__all__ = [
+    "MAX_ROUNDS",
+    "UNREAD_NOTE",
+    "EmbeddedPlanner",
+    "LLMPlanner",
+    "Plan",
+    "Planner",
+    "ReviewingPlanner",
+    "reads_image",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +73,8 @@ HEADER_NOTE = "answered from the study's header, no expert needed"
 OUT_OF_SCOPE_NOTE = "outside the copilot's scope (neither imaging nor medicine): no tool run"
 #: Most characters of a tool's description in the planner's tool schemas.
 DESCRIPTION_CHARS = 100
+#: The note of a plan for a question about the film that no installed tool can read.
+UNREAD_NOTE = "no installed tool that reads the image answers this: it could not be checked on this image"
 #: The limitation line of a plan the embedded planner made in the LLM planner's place.
 FALLBACK_LINE = "The language model's plan {why}; the built-in planner chose: {tools}."
 
@@ -131,6 +148,11 @@ class ReviewingPlanner(Planner, Protocol):
         ...
 
 
+def reads_image(names: Sequence[str] | set[str], tools: Mapping[str, Tool]) -> bool:
+    """True when one of ``names`` is a tool that reads the image (its manifest's ``needs_image``)."""
+    return any(n in tools and tools[n].manifest.needs_image for n in names)
+
+
 def _catalogue(tools: Mapping[str, Tool]) -> Catalogue:
     return Catalogue({name: tool.manifest for name, tool in tools.items()})
 
@@ -194,11 +216,21 @@ class EmbeddedPlanner:
         chosen: set[str] = set()
         notes: list[str] = []
         caveats: list[str] = []
+        film = False
         for part in analysis.parts:
             found = match_part(part, cat)
+            film = film or found.about_film
             chosen |= found.tools
             notes += [n for n in found.notes if n not in notes]
             caveats += [c for c in found.caveats if c not in caveats]
+        if film and not reads_image(chosen, tools):
+            readers = {n for n in cat.generalists if reads_image({n}, tools)}
+            chosen |= readers
+            if readers:
+                notes.append(f"a question about the image: {', '.join(sorted(readers))} reads it")
+            else:
+                notes.append(UNREAD_NOTE)
+                caveats.append(UNCHECKED_LIMITATION)
         if analysis.no_expert and not chosen:
             notes.append(HEADER_NOTE if analysis.header or "header" in analysis.intents else "greeting")
         elif not chosen:

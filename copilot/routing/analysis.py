@@ -4,14 +4,14 @@ and, for header questions, which header fields it asks about (exact rules)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from copilot.routing.intents import HeaderField, Intent
 from copilot.routing.lexicon import Mentions, mentions
 from copilot.routing.model import IntentModel, load_model
-from copilot.routing.text import normalise, split_parts
+from copilot.routing.text import prepare, split_parts
 
-__all__ = ["GREETING", "Analysis", "Part", "analyze", "header_fields"]
+__all__ = ["GREETING", "Analysis", "Part", "analyze", "given_report", "header_fields"]
 
 GREETING = re.compile(
     r"^\s*(?:hi|hello|hey|hey there|thanks|thank you|thx|cheers|good (?:morning|afternoon|evening)|ok|okay|"
@@ -208,6 +208,65 @@ def _continued(
     return tuple(dict.fromkeys((*carried, *own)))
 
 
+#: A yes/no question about presence ("is there X suggestive of pneumonia?"): about the film.
+PRESENCE = re.compile(
+    r"^(?:is there|are there|was there|were there|is this|are these|does (?:this|the|he|she)|"
+    r"do (?:you|we|i) see|can (?:you|we|i) see|could (?:you|we) see|any|has (?:this|the)|"
+    r"have (?:you|we))\b"
+)
+#: What makes a question knowledge even when it asks about presence (a cause, a treatment, a
+#: guideline...); "suggestive of", "consistent with", "likely" alone do not.
+KNOWLEDGE_ASKED = re.compile(
+    r"\b(?:caus\w*|why|treat\w*|manag\w*|guidelines?|recommend\w*|differential|next step|"
+    r"prognos\w*|symptoms?|prevent\w*|defin\w*|mean\w*|follow[- ]?up|biopsy|diagnos\w*|risk|"
+    r"complications?|used for|similar|literature|explain\w*)\b"
+)
+#: A report the user already has ("summarise this report"): the report tool alone reads it.
+GIVEN_REPORT = re.compile(
+    r"\b(?:this|the|my|that|attached|following|above|radiology|radiologist'?s?|prior|previous) "
+    r"reports?\b"
+)
+
+
+def given_report(part: str) -> bool:
+    """True for a question about a report the user already has ("summarise this report", "what
+    does the radiology report say?"), not a request for one ("draft a report")."""
+    return bool(GIVEN_REPORT.search(part) and not _REPORT_REQUEST.search(part) and _ABOUT_REPORT.search(part))
+
+
+_REPORT_REQUEST = re.compile(r"\b(?:draft|write|generate|create|make|produce|prepare|dictate)\b")
+_ABOUT_REPORT = re.compile(
+    r"\b(?:summar\w*|explain\w*|simplif\w*|plain (?:english|language|words)|"
+    r"what does|tell me|translate|mean\w*)\b"
+)
+#: The patient's position, not the image's projection: a technique question.
+PATIENT_POSITION = re.compile(
+    r"\b(?:patient|pt|person|subject|he|she)\b[\w' ]{0,20}\b(?:oriented|orientation|positioned|"
+    r"position\w*|lying|placed)\b|\b(?:orientation|position\w*) of the (?:patient|body)\b"
+)
+
+
+def _rules(piece: str, found: Mentions, intents: tuple[Intent, ...]) -> tuple[Intent, ...]:
+    """Exact rules on top of the model (docs/routing.md, section 3): a presence question is
+    about the film unless it asks for knowledge; devices named make a device question; the
+    patient's position is technique; a report the user has goes to the report tool."""
+    out = list(intents)
+    if "knowledge" in out and PRESENCE.search(piece) and not KNOWLEDGE_ASKED.search(piece):
+        out.remove("knowledge")
+        if not out:
+            out.append("finding" if found.named or found.overall else "open")
+    image = {"finding", "open", "location", "measurement", "technique"}
+    if found.devices and "devices" not in out and (set(out) & image or not out):
+        out.append("devices")
+    if PATIENT_POSITION.search(piece):
+        out = [i for i in out if i not in ("header", "open")]
+        if "technique" not in out:
+            out.append("technique")
+    if given_report(piece):
+        out = ["report"]
+    return tuple(out)
+
+
 def analyze(
     question: str,
     focus: tuple[str, ...] | list[str] = (),
@@ -219,13 +278,15 @@ def analyze(
     question in a continuation: after "what is the differential for this opacity?", "what else
     could it be?" is a differential too."""
     model = model or load_model()
-    text = normalise(question)
+    text, framed = prepare(question)
     if GREETING.match(text):
         return Analysis(question, (Part(text, ("greeting",), Mentions()),))
     parts: list[Part] = []
     carried = tuple(focus)
     for piece in split_parts(text):
         found = mentions(piece)
+        if framed and not found.deictic:
+            found = replace(found, deictic=True)  # "based on the image" said anywhere
         intents, probs = model.predict(piece)
         intents = tuple(i for i in intents if i != "greeting")  # greetings are matched exactly, above
         fields = header_fields(piece)
@@ -234,6 +295,7 @@ def analyze(
         intents = _continued(piece, found, intents, tuple(previous))
         if _DEFINITION.fullmatch(piece) and _defines(piece):
             intents = ("knowledge",)
+        intents = _rules(piece, found, intents)
         if "report" in intents and "open" in intents and not found.named and not found.structures:
             intents = tuple(i for i in intents if i != "open")
         elliptic = not found.named and not found.structures and len(piece.split()) <= 4

@@ -13,7 +13,10 @@ The routing model decides *what kind* of question a part is (its intents); this 
 - ``structures``: anatomy named (heart, lungs, trachea, diaphragm...);
 - ``overall``: the part asks about normal/abnormal or "the pathology" in general;
 - ``region``: it names a side, lobe, zone or other part of the chest;
-- ``deictic``: it points at this image or patient ("this", "it", "seen", "the disease in the image").
+- ``deictic``: it points at this image or patient ("this", "it", "seen", "the disease in the image");
+- ``bones``: it asks about the skeleton (a fracture, a bony lesion): the classifier's fracture
+  score bears on it, but only a generalist reads bones;
+- ``devices``: it names a tube, line, catheter, implant or foreign body (exact words).
 
 Which tool covers a label or term is not decided here: the planner matches these names against
 the finding labels each tool's manifest declares.
@@ -36,6 +39,7 @@ EXTRA_FINDINGS: dict[str, tuple[str, ...]] = {
         r"fractured)\b",
         r"\bbroken\b",
         r"\bfractured\b",
+        r"\b(?:bon(?:e|y)|skeletal|osseous) (?:injur\w*|trauma|damage)\b",
     ),
     "Cardiomegaly": (
         r"\b(?:heart|cardiac (?:silhouette|shadow)|heart shadow)\b[\w' ]{0,25}\b(?:enlarged|big|large|larger|"
@@ -139,8 +143,19 @@ TERMS: dict[str, tuple[str, ...]] = {
     "gastric": (r"\bgastric\b", r"\bstomach\b", r"\bbowel\b", r"\bcolon\b"),
     "soft tissue": (r"\bbreasts?\b", r"\bsoft[- ]tissues?\b", r"\bnipples?\b"),
     "bronchiectasis": (r"\bbronchiectasis\b",),
+    "hemorrhage": (r"\bhemorrhag\w*", r"\bbleed\w*", r"\bhematoma\w*"),
+    "esophagus": (r"\besophag\w*", r"\bachalasia\b"),
     "sarcoidosis": (r"\bsarcoid\w*",),
-    "bone abnormality": (r"\blytic\b", r"\bsclerotic\b", r"\bosteopeni\w*", r"\bpectus\b"),
+    "bone abnormality": (
+        r"\blytic\b",
+        r"\bsclerotic\b",
+        r"\bosteo\w*",
+        r"\bpectus\b",
+        r"\bbony\b",
+        r"\bosseous\b",
+        r"\bdislocat\w*",
+        r"\bbones? (?:lesions?|abnormalit\w*|destruction|metasta\w*|mets|tumou?rs?|density|densities)\b",
+    ),
 }
 
 #: Anatomy (canonical -> wordings); the planner matches these against tools' declared structures.
@@ -154,6 +169,7 @@ STRUCTURES: dict[str, tuple[str, ...]] = {
     "mediastinum": (r"\bmediastin\w*",),
     "clavicles": (r"\bclavic\w*",),
     "ribs": (r"\bribs?\b",),
+    "esophagus": (r"\besophag\w*",),
     "spine": (r"\bspin(?:e|al)\b", r"\bvertebra\w*"),
     "thorax": (r"\bthora\w*", r"\bchest\b"),
     "bones": (r"\bbones?\b", r"\bskelet\w*", r"\bhumer\w*", r"\bscapula\w*"),
@@ -175,6 +191,18 @@ DEICTIC = re.compile(
     r"\bthe (?:disease|abnormality|pathology|lesions?|opacity|finding|effusion|nodule|mass|consolidation|"
     r"widening|widened|pneumothorax|cardiomegaly|collapse|blunting|organ)\b"
 )
+#: A tube, line, catheter, implant or foreign body named (exact words; "Kerley B lines" is not one).
+DEVICES = re.compile(
+    r"\b(?:tubes?|catheters?|pacemakers?|pacers?|intubat\w*|endotracheal|nasogastric|orogastric|drains?|"
+    r"picc|stents?|devices?|hardware|foreign (?:bod\w*|objects?|materials?)|sternotomy|tracheostomy|"
+    r"swan[- ]ganz|implant\w*|electrodes?|prosthe\w*|aicd|icd|defibrillator|metal\w*|objects?|bullets?|"
+    r"needles?|coins?(?! lesion)|jewel\w*|batter(?:y|ies)|staples?|sutures?|surgical clips?|clips?|"
+    r"wires?|pacemaker leads?|port-a-cath|valve replacement|prosthetic valves?|cerclage|ecmo|iabp|"
+    r"balloon pump|chest drain|thoracostomy)\b|"
+    r"\b(?:central|venous|arterial|picc|jugular|subclavian|femoral|umbilical|midline|hickman|dialysis|"
+    r"support|tip of the) (?:lines?|catheters?)\b|\blines? (?:and|&) tubes?\b|\btubes? (?:and|&) lines?\b"
+)
+_BONY_LESION = re.compile(r"\b(?:bon(?:e|y)|osseous|lytic|sclerotic|skeletal|rib) lesions?\b")
 PRONOUN = re.compile(r"\b(?:it|this|that|these|those|they|them|its)\b")
 
 _EXTRA = {k: [re.compile(p) for p in v] for k, v in EXTRA_FINDINGS.items()}
@@ -200,6 +228,8 @@ class Mentions:
     region: bool = False
     deictic: bool = False
     pronoun: bool = False
+    bones: bool = False
+    devices: bool = False
 
     @property
     def named(self) -> bool:
@@ -229,6 +259,8 @@ def mentions(part: str) -> Mentions:
         findings.remove("Effusion")
     if "Lung lesion" in findings and _BODY_CAVITY.search(part) and not re.search(r"\blesions?\b", part):
         findings.remove("Lung lesion")
+    if "Lung lesion" in findings and _BONY_LESION.search(part) and not re.search(r"\blung lesions?\b", part):
+        findings.remove("Lung lesion")  # a bony lesion is the skeleton's, not the lung's
     for label in _hits(_EXTRA, part):
         if label not in findings:
             findings.append(label)
@@ -249,4 +281,6 @@ def mentions(part: str) -> Mentions:
         region=bool(REGION.search(part)),
         deictic=bool(DEICTIC.search(part)),
         pronoun=bool(PRONOUN.search(part)),
+        bones="Fracture" in findings or "bone abnormality" in terms,
+        devices=bool(DEVICES.search(part)),
     )

@@ -3,14 +3,17 @@
 Clinicians type "?ptx", "r/o pna", "ETT position?", "L effusion". The router lower-cases the
 text, spells out the abbreviations below, keeps side letters ("L", "R") as words, and splits a
 multi-part question ("is there X, and what could cause it?") into parts that are routed one by
-one.
+one. British spellings read as American ones ("oesophagus", "haemorrhage", "oedema"), and a
+clause that only says the question is about the image ("based on the chest X-ray", "on this
+film"), wherever it stands, is taken out by :func:`unframe` and remembered as a flag: word
+order does not decide whether the image is read.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["ABBREVIATIONS", "normalise", "split_parts", "words"]
+__all__ = ["ABBREVIATIONS", "SPELLINGS", "normalise", "prepare", "split_parts", "unframe", "words"]
 
 #: Abbreviations and shorthand -> words (applied to lower-cased text, word-bounded).
 ABBREVIATIONS: dict[str, str] = {
@@ -106,6 +109,39 @@ TYPOS: dict[str, str] = {
     "xry": "x-ray",
 }
 
+#: British spellings -> American (word beginnings; applied before the typos and abbreviations).
+SPELLINGS: dict[str, str] = {
+    "oesophag": "esophag",
+    "haem": "hem",
+    "oedem": "edem",
+    "anaem": "anem",
+    "ischaem": "ischem",
+    "paediatr": "pediatr",
+    "anaesth": "anesth",
+    "foetal": "fetal",
+    "tumour": "tumor",
+    "colour": "color",
+    "centre": "center",
+    "fibre": "fiber",
+    "oestrogen": "estrogen",
+    "leukaem": "leukem",
+    "orthopaed": "orthoped",
+}
+
+_SPELL = re.compile(r"\b(" + "|".join(sorted(SPELLINGS, key=len, reverse=True)) + r")")
+_XRAY = re.compile(r"\bx[ -]?rays?\b|\bxrays?\b")
+_IMAGE = (
+    r"(?:the|this|these|that|those|your|my|our)\s+(?:(?:chest|frontal|pa|ap|lateral|plain|provided|"
+    r"attached|given|current|patient'?s?)\s+)*(?:x-rays?|images?|films?|radiographs?|pictures?|scans?|"
+    r"study|studies|exam|examination|cxr)\b(?:\s+(?:images?|films?|findings))?"
+)
+#: A clause saying only that the question is about the image ("based on the chest x-ray"),
+#: anywhere in the question; or "in this image," opening it.
+_FRAME = re.compile(
+    r",?\s*\b(?:based (?:up)?on|on the basis of|according to|judging (?:by|from)|looking at|given|"
+    r"considering|as seen (?:on|in)|as shown (?:on|in)|as per)\s+" + _IMAGE + r"\s*,?"
+    r"|^(?:in|on|from|within)\s+" + _IMAGE + r"\s*,\s*"
+)
 _ABBREV = re.compile(
     r"(?<![\w/])("
     + "|".join(re.escape(k) for k in sorted(ABBREVIATIONS, key=len, reverse=True))
@@ -129,10 +165,33 @@ def normalise(text: str) -> str:
     out = re.sub(r"^\?+\s*", "", out)  # "?ptx" is a question mark before the word, not a part
     out = re.sub(r"[?\s]*-\s*(?:yes/no|open|closed)\b", "?", out)  # answer-type tags some sets append
     out = re.sub(r"\b(vs|e\.g|i\.e|etc)\.", lambda m: {"vs": "versus"}.get(m.group(1), m.group(1)), out)
+    out = _SPELL.sub(lambda m: SPELLINGS[m.group(1)], out)
+    out = _XRAY.sub(lambda m: "x-rays" if m.group(0).endswith("s") else "x-ray", out)
     out = _TYPO.sub(lambda m: TYPOS[m.group(1)], out)
     out = _SIDE.sub(lambda m: "left" if m.group(1) == "l" else "right", out)
     out = _ABBREV.sub(lambda m: ABBREVIATIONS[m.group(1)], out)
     return out
+
+
+def unframe(text: str) -> tuple[str, bool]:
+    """A normalised question without its image-framing clause ("based on the chest x-ray
+    images", "on this film"), and whether it had one: "Based on the image, what is the
+    diagnosis?" and "What is the diagnosis based on the image?" read alike."""
+    out, n = _FRAME.subn(" ", text)
+    if not n:
+        return text, False
+    out = " ".join(out.split()).strip(" ,")
+    out = re.sub(r"\s+([?.!,])", r"\1", out)
+    return (out, True) if len(out) > 2 else (text, False)
+
+
+def prepare(question: str) -> tuple[str, bool]:
+    """A raw question as the router reads it: normalised, typos in clinical words corrected
+    (:mod:`copilot.routing.spelling`) and the image-framing clause taken out (with the flag
+    saying it was there). Training and routing read questions through this one function."""
+    from copilot.routing.spelling import correct
+
+    return unframe(correct(normalise(question)))
 
 
 def split_parts(text: str) -> list[str]:
