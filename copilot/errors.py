@@ -197,6 +197,10 @@ class ServerUnreachableError(ServerError):
     """Nothing answers at the server's address."""
 
 
+class ServerTimeoutError(ServerError):
+    """The server accepted the request but did not answer within ``serve_timeout_s``."""
+
+
 class ServerAuthError(ServerError):
     """The server refused the API key (or none was sent)."""
 

@@ -252,6 +252,21 @@ def test_a_server_stopped_mid_question_is_not_a_missing_install(demo_studies: Pa
     assert tool.status == "error" and tool.detail == words
 
 
+def test_a_server_that_does_not_answer_in_time_is_a_timeout(demo_studies: Path) -> None:
+    from copilot.errors import ServerTimeoutError
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    client = _fake_server(["cxr_classifier"], slow)
+    with pytest.raises(ServerTimeoutError, match=r"did not answer within 600s") as raised:
+        client.health()
+    assert "COPILOT_SERVE_TIMEOUT_S" in (raised.value.fix or "")
+    answer = _ask_through(client, demo_studies)
+    tool = next(t for t in answer.tools if t.name == "cxr_classifier")
+    assert tool.status == "error" and "did not answer in time during cxr_classifier" in (tool.detail or "")
+
+
 def test_a_lost_replica_says_so_and_asks_again(demo_studies: Path) -> None:
     from copilot.remote.wire import FAULT_HEADER, REPLICA_LOST
 

@@ -169,7 +169,7 @@ def _segmentation(sources: list[Dataset], pixels: np.ndarray, descriptions: list
             device_serial_number="0",
             **extra,
         )
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+    except Exception as exc:  # highdicom's constructors raise many types; the answer must survive
         raise ToolError(f"cannot build the DICOM SEG: {exc}") from exc
     # Text (labels, the source's names) is written as UTF-8, whatever the source declared:
     # pydicom holds it decoded, and a non-ASCII label must not be written as default ASCII.

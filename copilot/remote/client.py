@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from copilot.errors import ServerAuthError, ServerError, ServerReplicaLostError, ServerUnreachableError
+from copilot.errors import (
+    ServerAuthError,
+    ServerError,
+    ServerReplicaLostError,
+    ServerTimeoutError,
+    ServerUnreachableError,
+)
 from copilot.escape import escape_controls
 from copilot.remote.wire import FAULT_HEADER, REPLICA_LOST, AskCall, ToolCall, ToolListing, ToolReply
 from copilot.schema import WIRE_VERSION, Answer, CopilotEvent, event_from_json
@@ -31,6 +37,7 @@ class ServerClient:
         if not url.startswith(("http://", "https://")):
             raise ServerError(f"--server {url!r} is not an http:// or https:// address")
         self.url = url.rstrip("/")
+        self.timeout_s = settings.serve_timeout_s
         key = settings.serve_api_key.get_secret_value() if settings.serve_api_key else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         timeout = httpx.Timeout(settings.serve_timeout_s, connect=min(5.0, settings.serve_timeout_s))
@@ -53,7 +60,10 @@ class ServerClient:
                 f"the copilot server at {self.url} is not reachable ({exc})", START_FIX
             ) from None
         except httpx.TimeoutException:
-            raise ServerError(f"the copilot server at {self.url} did not answer in time") from None
+            raise ServerTimeoutError(
+                f"the copilot server at {self.url} did not answer within {self.timeout_s:g}s",
+                "raise COPILOT_SERVE_TIMEOUT_S, or check the server's load ('copilot serve' logs)",
+            ) from None
         except httpx.HTTPError as exc:
             raise ServerError(f"the copilot server at {self.url} failed: {exc}") from None
         self._raise_for(response)

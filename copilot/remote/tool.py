@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from copilot.availability import Availability
-from copilot.errors import ServerAuthError, ServerError, ServerReplicaLostError
+from copilot.errors import ServerAuthError, ServerError, ServerReplicaLostError, ServerTimeoutError
 from copilot.tools.contract import Acceptance, Tool, ToolManifest, ToolRequest, ToolResult
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class RemoteTool(Tool):
                 tool=name, status="unavailable", detail=f"the copilot server at {url} refused the API key",
                 fix=exc.fix,
             )  # fmt: skip
-        if exc.status is None and "did not answer in time" in str(exc):
+        if isinstance(exc, ServerTimeoutError):
             detail = (
                 f"the copilot server at {url} did not answer in time during {name}; ask again, or "
                 "run locally (without --server)"
