@@ -16,7 +16,9 @@ __all__ = ["GREETING", "Analysis", "Part", "analyze", "given_report", "header_fi
 GREETING = re.compile(
     r"^\s*(?:hi|hello|hey|hey there|thanks|thank you|thx|cheers|good (?:morning|afternoon|evening)|ok|okay|"
     r"bye|"
-    r"goodbye)\b(?:[\s,!.?]+(?:there|doc|that helps|very much|a lot|again|copilot))*[\s!.?]*$",
+    r"goodbye)\b(?:[\s,!.?]+(?:there|doc|that helps|very much|a lot|again|copilot|got it|understood"
+    r"|(?:that(?:'s| is| was) )?(?:very |really |so |super )?(?:helpful|useful|great|perfect|clear|brilliant"
+    r"|appreciated)|much appreciated))*[\s!.?]*$",
     re.I,
 )
 _HEADER: dict[HeaderField, re.Pattern[str]] = {
@@ -246,6 +248,24 @@ PATIENT_POSITION = re.compile(
 )
 
 
+#: How two findings differ, in general: knowledge ("how does atelectasis differ from
+#: consolidation on CXR?"), unless the question points at this image ("is this X or Y?").
+_DIFFER = re.compile(
+    r"\b(?:differ\w*|difference|distinguish\w*|differentiat\w*|tell (?:\w+ ){1,4}(?:from|apart))\b"
+)
+_POINTING = re.compile(r"\b(?:this|these|here|the (?:image|film|x-ray|radiograph|study))\b")
+
+
+def _pasted_report(text: str) -> tuple[str, str] | None:
+    """A question about a report the user pasted ("summarise this report: Heart size normal.
+    ..."): the question and the report's text, which is data to summarise, never parts to
+    route (its findings would pull in the image tools)."""
+    head, sep, body = text.partition(":")
+    if sep and len(body.split()) >= 3 and given_report(head):
+        return head.strip(), body.strip()
+    return None
+
+
 def _rules(piece: str, found: Mentions, intents: tuple[Intent, ...]) -> tuple[Intent, ...]:
     """Exact rules on top of the model (docs/routing.md, section 3): a presence question is
     about the film unless it asks for knowledge; devices named make a device question; the
@@ -262,6 +282,8 @@ def _rules(piece: str, found: Mentions, intents: tuple[Intent, ...]) -> tuple[In
         out = [i for i in out if i not in ("header", "open")]
         if "technique" not in out:
             out.append("technique")
+    if _DIFFER.search(piece) and len(found.findings) >= 2 and not _POINTING.search(piece):
+        out = ["knowledge"]
     if given_report(piece):
         out = ["report"]
     return tuple(out)
@@ -281,6 +303,9 @@ def analyze(
     text, framed = prepare(question)
     if GREETING.match(text):
         return Analysis(question, (Part(text, ("greeting",), Mentions()),))
+    pasted = _pasted_report(text)
+    if pasted is not None:
+        return Analysis(question, (Part(pasted[0], ("report",), mentions(pasted[0])),))
     parts: list[Part] = []
     carried = tuple(focus)
     for piece in split_parts(text):

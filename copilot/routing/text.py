@@ -69,6 +69,11 @@ ABBREVIATIONS: dict[str, str] = {
     "y/n": "yes or no",
     "w/": "with",
     "w/o": "without",
+    # chat shorthand ("what do u see", "can u draft a report pls")
+    "u": "you",
+    "ur": "your",
+    "pls": "please",
+    "plz": "please",
     "abn": "abnormal",
     "abnl": "abnormal",
     "nml": "normal",
