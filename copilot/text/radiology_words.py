@@ -17,82 +17,83 @@ def _words(text: str) -> frozenset[str]:
 RADIOLOGY_WORDS = _words(
     """
 aapm abdomen abdomenpelvis abdominal abdominis abdominopelvic abducens abduction abductor aberrated
-ablation abnormal abnormalities abnormality abnormally abortion about above abrupt abscess absence
-absent absolute absorbed absorptiometry abuse acanthioparietal accel accelerated acceleration
-accentuated accepted access accessed accessible accessory accident accreditation accumbens
-accumulated acd ace acepromazine acessorius acetabular acetabulum acetate acetic acetrizoate
-acetylaspartate acetylaspartylglutamate achieved achilles acid acidified acinar acoustic acquired
-acquisition acr acridine acriflavine acromioclavicular acromion across acrylic acting actinic action
-actionable activation active actively activity acuity acute adaptive adc add added addenda addended
-addendum addition additional adduction adductor adeno adenocarcinoma adenohypophysis adenoid
-adenolipoma adenoma adenomyoepithelioma adenopathy adenosine adenosis adiabatic adjacent adjudicator
-adjunct adjusted adjustment adjuvant administered administering administration administrator admire
-admission admitted adolescent adrenal adrenergic adult adults advance advanced adventitia
-adventitial adverse aeration aerobic afc affected afferent after afz agar agatston age agent agents
-aggregated agn ago agonist agreement aic aided aif air airflow airspace airspaces airway akinesis
-ala alaeque alanine alax albumin alcian alcohol alcoholic aldehyde alert alfentanil algorithm
-algorithmic algorithms alias aligned alignment alive alizarin alkali alkaline all allergic allergy
-alloy almost alpha alphachloralose alphadelta alphadolone alphaxalone altered alternans alternate
-aluminium aluminum alveolar alveoli ambient ambiguous ambu ambulatory amelanotic aminoglycoside
-aminotransferase ammonia amniocentesis amnioinfusion amnion amniotic amorphous amount amphetamine
-amplitude amputation amygdala amyloid analgesic analysis analytical analyzer anastomosis anastrozole
-anatomic anatomical anatomy anchoring anconeus and androgen anechoic anesthesia anesthesiology
-anesthetic aneurysm aneurysmal ang angina anginal angio angiocardiography angiogram angiography
-angiolipoma angioma angiomatosis angioplasty angiosarcoma angiotensin angle angles angular anguli
-ani aniline animal anion anisotropy ankle ann annotation annotations annular annulus anomalous
-antagonist antebrachii antecubital antegrade anterior anteriorly antero anterolateral anteroseptal
-anthracene anthropomorphic anti antiarrhythmic antibiotic antibody antibradycardia anticholinergic
-anticoagulant anticonvulsant antidiuretic antiemetic antifungal antigen antihelix antihemophilic
-antihistamine antihypertensive antihypoglycemic antitachycardia antitragus antitrypsin antra anus
-anxiety any aort aorta aortic aortography aortopulmonary apad aperture apex aphakic apical apnea
-apneic apocrine apparent appearance appearing appears appendage appendiceal appendicular appendix
-appliance application applicator applied appointment apposition appropriate approved approximate
-aqueduct arachnoid aramid arbitrary arbuckle arc arcelin arch architectural archive arcuate ards are
-area areas areola arithmetic arm around arousal arousals array arrest arrhythmia arrhythmic arrival
-arrive arrived arsenic arter arterial arteries arteriography arteriolosclerosis arteriosclerosis
-arteriosclerotic arteriosum arteriosus arteriovenous artery articular artifact artifactual
-artificial asbestos ascending ascitic ascorbate ascorbic ashman asir asleep asmt aspect asphericity
-aspirate aspiration assess assessed assessment assigned assignment assist assistant assisted
-assisting associated assurance asthenia asthma astringent astrocytoma asum asymmetric asymptomatic
-asynchronous asystole ataxia atebrin atelecta atelectasis ath atherectomy atheroma atheromatous
-atherosclerotic ation atlantal atlanto atomic atopic atresia atrial atrioventricular atrium atrophy
-atropine atsm attach attached attachment attempted attending attenuates attenuation attributes
-atypical audio audiology audit auditory augment augmentation augmented aunt auramine auricular
-auricularis authentication authorization authorizing auto autocorrelation automated automatic
-automatically autonomic autonomous autorefraction auxiliary available average averaged avf avl
-avoidance avr awaiting awake awakening away axial axilla axillaris axillary axis axt azaperone azo
-azocarmine azophloxin azorubin azurine azurol azygo azygoesophageal azygos azygous background
-backrest backscatter backwards bacterial baffle bag bailout balanced balke balloon band bands
-bandwidth barbiturate barium basal basally base based baseline bases basic basilar basilic basis
-basket bat bath battery bayesian bazett bdus beaded beamsplitter bearing beat beath beats beclere
-becquerel becquerels beer before begin beginning behavior behind being below beneath bengal benign
-benralizumab benzo benzodiazepine bernoulli bernthsen bertel beryllium bessel best beta better
-between bevacizumab beware beyond bic biceps bicisate bicycle bidirectional biebrich bifascicular
-bifurcation big bigeminy bilateral bile biliary bilirubin binary biochemistry biohazardous
-biomagnetic biomedical biomicroscope biopsy bioptome biosafety biparietal biplane bipolar biquad
-birefringence birth bismark bismuth bisynchronous bite blackett bladder blanket bleach bleeding
-bleomycin blinatumomab blind blink blinks blockage blocked blocking blood bloody blunt blunted
-blunting blur bmd boak board bode body bolting bolus bone bones bony boothby bootstrap border
-borderline borders borg both bottle bouin boundary bounded bounding bowel bowtie bpd bpda brachial
-brachialis brachii brachiocephalic brachioradialis brachy brachytherapy bradycardia brain brainstem
-branching brazilin brca break breakout breast breasts breathing breech bregma brentuximab brep breve
-brevis brewerton bridge brightfield brightness brilliant british broad broden broken bromide bromine
-bronchial bronchiectasis bronchiole bronchioloalveolar bronchiologram bronchodilator bronchogram
-bronchograms bronchoscopy bronchospasm bronchovascular bronchus broselow brother brought bruising
-bsa buccal buccinator buffered bulb bulbi bulboventricular bulky bullae bullet bunamiodyl bundle
-bupivacaine burman burning bursa burst bursts busyness but butabarbital butanol butterworth buttock
-butyrate bwp bypass cabg cachexia cad caffeine cahoon calcaneal calcaneus calci calcification
-calcifications calcified calcium calculated calculation calf calibration calibrator californium
-called callosum callus caloric calyx cam camera can canal cancel canceled cancer canine cannot
-cannula canthus capability capacity capillary capitis capromab capsular capsule capture caput
-carbamate carbapenem carbol carbon carbonate carcinogen carcinoma carcinosarcoma cardia cardiac
-cardio cardiogenic cardiology cardiomediastinal cardiomediastinum cardiomegaly cardiomyopathy
-cardiophrenic cardiopulmonary cardiorespiratory cardiosphere cardiothoracic cardiotonic
-cardiovascular cardioversion care carfentanil carminic carmoisine carnae carnoy carotid carpi carpus
-cartilage cartilaginous cartridge caruncle cassette cast casting category catheter catheterization
-caudad caudal caudate caudo caudocranial caudodistal caudodorsal caudoventral causes causton cava
-caval cavernosum cavit cavitar cavitat cavitation cavities cavity cavum cba cca ccu cda cecum celiac
-cell cells celsius cemented center centered centerline centerpoint centimeter central centralis
+ablation abnormal abnormalit abnormalities abnormality abnormally abortion about above abrupt
+abscess absence absent absolute absorbed absorptiometry abuse acanthioparietal accel accelerated
+acceleration accentuated accepted access accessed accessible accessory accident accreditation
+accumbens accumulated acd ace acepromazine acessorius acetabular acetabulum acetate acetic
+acetrizoate acetylaspartate acetylaspartylglutamate achalasia achieved achilles acid acidified
+acinar acoustic acquired acquisition acr acridine acriflavine acromioclavicular acromion across
+acrylic acting actinic action actionable activation active actively activity acuity acute adaptive
+adc add added addenda addended addendum addition additional adduction adductor adeno adenocarcinoma
+adenohypophysis adenoid adenolipoma adenoma adenomyoepithelioma adenopathy adenosine adenosis
+adiabatic adjacent adjudicator adjunct adjusted adjustment adjuvant administered administering
+administration administrator admire admission admitted adolescent adrenal adrenergic adult adults
+advance advanced adventitia adventitial adverse aeration aerobic afc affected afferent after afz
+agar agatston age agent agents aggregated agn ago agonist agreement aic aided aif air airflow
+airspace airspaces airway akinesis ala alaeque alanine alax albumin alcian alcohol alcoholic
+aldehyde alert alfentanil algorithm algorithmic algorithms alias aligned alignment alive alizarin
+alkali alkaline all allergic allergy alloy almost alpha alphachloralose alphadelta alphadolone
+alphaxalone altered alternans alternate aluminium aluminum alveolar alveoli ambient ambiguous ambu
+ambulatory amelanotic aminoglycoside aminotransferase ammonia amniocentesis amnioinfusion amnion
+amniotic amorphous amount amphetamine amplitude amputation amygdala amyloid analgesic analysis
+analytical analyzer anastomosis anastrozole anatomic anatomical anatomy anchoring anconeus and
+androgen anechoic anesthesia anesthesiology anesthetic aneurysm aneurysmal ang angina anginal angio
+angiocardiography angiogram angiography angiolipoma angioma angiomatosis angioplasty angiosarcoma
+angiotensin angle angles angular anguli ani aniline animal anion anisotropy ankle ann annotation
+annotations annular annulus anomalous antagonist antebrachii antecubital antegrade anterior
+anteriorly antero anterolateral anteroseptal anthracene anthropomorphic anti antiarrhythmic
+antibiotic antibody antibradycardia anticholinergic anticoagulant anticonvulsant antidiuretic
+antiemetic antifungal antigen antihelix antihemophilic antihistamine antihypertensive
+antihypoglycemic antitachycardia antitragus antitrypsin antra anus anxiety any aort aorta aortic
+aortography aortopulmonary apad aperture apex aphakic apical apnea apneic apocrine apparent
+appearance appearing appears appendage appendiceal appendicular appendix appliance application
+applicator applied appointment apposition appropriate approved approximate aqueduct arachnoid aramid
+arbitrary arbuckle arc arcelin arch architectural archive arcuate ards are area areas areola
+arithmetic arm around arousal arousals array arrest arrhythmia arrhythmic arrival arrive arrived
+arsenic arter arterial arteries arteriography arteriolosclerosis arteriosclerosis arteriosclerotic
+arteriosum arteriosus arteriovenous artery articular artifact artifactual artificial asbestos
+ascending ascitic ascorbate ascorbic ashman asir asleep asmt aspect asphericity aspirate aspiration
+assess assessed assessment assigned assignment assist assistant assisted assisting associated
+assurance asthenia asthma astringent astrocytoma asum asymmetric asymptomatic asynchronous asystole
+ataxia atebrin atelecta atelectasis ath atherectomy atheroma atheromatous atherosclerotic ation
+atlantal atlanto atomic atopic atresia atrial atrioventricular atrium atrophy atropine atsm attach
+attached attachment attempted attending attenuates attenuation attributes atypical audio audiology
+audit auditory augment augmentation augmented aunt auramine auricular auricularis authentication
+authorization authorizing auto autocorrelation automated automatic automatically autonomic
+autonomous autorefraction auxiliary available average averaged avf avl avoidance avr awaiting awake
+awakening away axial axilla axillaris axillary axis axt azaperone azo azocarmine azophloxin azorubin
+azurine azurol azygo azygoesophageal azygos azygous background backrest backscatter backwards
+bacterial baffle bag bailout balanced balke balloon band bands bandwidth barbiturate barium basal
+basally base based baseline bases basic basilar basilic basis basket bat bath battery bayesian
+bazett bdus beaded beamsplitter bearing beat beath beats beclere becquerel becquerels beer before
+begin beginning behavior behind being below beneath bengal benign benralizumab benzo benzodiazepine
+bernoulli bernthsen bertel beryllium bessel best beta better between bevacizumab beware beyond bic
+biceps bicisate bicycle bidirectional biebrich bifascicular bifurcation big bigeminy bilateral bile
+biliary bilirubin binary biochemistry biohazardous biomagnetic biomedical biomicroscope biopsy
+bioptome biosafety biparietal biplane bipolar biquad birefringence birth bismark bismuth
+bisynchronous bite blackett bladder blanket bleach bleed bleeding bleomycin blinatumomab blind blink
+blinks blockage blocked blocking blood bloody blunt blunted blunting blur bmd boak board bode body
+bolting bolus bon bone bones bony boothby bootstrap border borderline borders borg both bottle bouin
+boundary bounded bounding bowel bowtie bpd bpda brachial brachialis brachii brachiocephalic
+brachioradialis brachy brachytherapy bradycardia brain brainstem branching brazilin brca break
+breakout breast breasts breathing breech bregma brentuximab brep breve brevis brewerton bridge
+brightfield brightness brilliant british broad broden broken bromide bromine bronchial
+bronchiectasis bronchiole bronchioloalveolar bronchiologram bronchodilator bronchogram bronchograms
+bronchoscopy bronchospasm bronchovascular bronchus broselow brother brought bruising bsa buccal
+buccinator buffered bulb bulbi bulboventricular bulky bullae bullet bunamiodyl bundle bupivacaine
+burman burning bursa burst bursts busyness but butabarbital butanol butterworth buttock butyrate bwp
+bypass cabg cachexia cad caffeine cahoon calcaneal calcaneus calci calcification calcifications
+calcified calcium calculated calculation calf calibration calibrator californium called callosum
+callus caloric calyx cam camera can canal cancel canceled cancer canine cannot cannula canthus
+capability capacity capillary capitis capromab capsular capsule capture caput carbamate carbapenem
+carbol carbon carbonate carcinogen carcinoma carcinosarcoma cardia cardiac cardio cardiogenic
+cardiology cardiomediastinal cardiomediastinum cardiomegaly cardiomyopathy cardiophrenic
+cardiopulmonary cardiorespiratory cardiosphere cardiothoracic cardiotonic cardiovascular
+cardioversion care carfentanil carminic carmoisine carnae carnoy carotid carpi carpus cartilage
+cartilaginous cartridge caruncle cassette cast casting category catheter catheterization caudad
+caudal caudate caudo caudocranial caudodistal caudodorsal caudoventral causes causton cava caval
+cavernosum cavit cavitar cavitat cavitation cavities cavity cavum cba cca ccu cda cecum celiac cell
+cells celsius cemented center centered centerline centerpoint centimeter central centralis
 centralizer centrally centre centrilobular cephalad cephali cephalic cephalosporin cerebellar
 cerebellum cerebral cerebrospinal cerebrovascular certainty ceruloplasmin cervical cervicales
 cervicis cervico cervix cesium cessation cetuximab cfr cfx chair challenge chamber change changed
@@ -160,8 +161,8 @@ dihydrotetrabenazine dilatation dilated dilation diluent dilution dimeglumine di
 din diode diopters dioxide diphenhydramine diprotrizoate dipyridamole direct directed direction
 directional directive directly disabled disagreement disapproved disc discarded discharge discharged
 discharges discoid discoloration discomfort disconnected discontinued discordance discourages
-disease disintegration disk disks disodium disofenin disorder disorders disoriented dispersion
-displaced displacement display disposed disproportion dissecting dissection disseminated
+disease disintegration disk disks dislocat disodium disofenin disorder disorders disoriented
+dispersion displaced displacement display disposed disproportion dissecting dissection disseminated
 dissimilarity dissociation distal distance distilled distinctly distinguish distorted distortion
 distraction distributed distribution disturbance diuretic diversion diverticulum divide division
 dizziness dki dlp dobutamine doc doctor document documented does doesn domain dominance dominant
@@ -188,75 +189,76 @@ entrance entrapment entropy entry envelope environment eog eosin ephedrine epi e
 epidermal epididymis epidural epifluorescence epigastric epileptic epileptiform epileptogenic
 epinephrine epiploic episode epithelial epithelium epitrochlear epoxy eps epss equal equation
 equidistant equipment equivalent equivocal erased eraso erb erect erector ergometer erie eriksen
-eriochrome erl eroded error erythema erythematosus erythrosin escape esophageal esophagus especially
-esterase estimated estimates estimation estrogen esur ethanol ether ethics ethidium ethmoid ethyl
-etidronate etomidate euler europium evaluated evaluation event eventration evidence exaggerated exam
-exametazime examination examiner exceeds excellent excess excessive exchange excision excitation
-excluded excluding excursion exercise exertional exm expan expanded expander expanding expansion
-expected experimental expert expertise expiration expiratory expired explantation exponent
-exponential export exposed exposure extended extension extensor extent external externus extra
-extracardiac extracorporeal extracted extracting extraction extraluminal extraocular extrapulmonary
-extrasystole extravasation extremely extremities extremity eye eyeball eyebrow eyelash eyelid eyes
-fabrication face faceplate facet facial faciales facialis facility fact factor factors failed
-failure fallopian fallot fallypride false familial family fascia fasciae fascial fascicular
-fasciculation fasciculus fast fasting fastpac fat fatal father fatigue fatty faults favour fbp fca
-fcf fcpa fcpv fcv fcz fdg feature features febrile feces feeding feet fellow female femoral
-femoralis femoris femur fenestration ferromagnetic ferrous fetal fetlock fetocide fetus fetuses
-feulgen fever ffd ffdl ffdr ffp ffs fiber fiberoptic fibers fibrate fibril fibrillation fibrils
-fibrinogen fibrinoid fibrinolysin fibro fibroadenolipoma fibroadenoma fibroadenomatoid fibrocalcific
-fibrocystic fibroelastosis fibroglandular fibromatosis fibromuscular fibronodular fibros
-fibrosarcoma fibrosis fibrotic fibrous fibula fibular fibularis fid fidelity fiducial fiducials
-fields fifth file fill filled filling film films filter filtered filtering filters filtration final
-finding findings finger fio fir firm first fissure fissures fistula fit fitted fitting five fixation
-fixed flagellar flail flank flash flat flatness flattened flattening flb fleisch fleischner flexion
-flexor flexure flight flip flocculent floor florbetaben florbetapir flortaucipir flow fluanisone
-flubatine fluciclatide fluciclovine fluence fluffy fluid flumazenil fluorescein fluorescence
-fluorescent fluorethyltyrosin fluorexon fluoride fluorine fluoro fluorobenzothiazole fluorocholine
-fluorodeoxyglucose fluoroestradiol fluoroetanidazole fluoromethane fluoromisonidazole fluoropropyl
-fluoroscopy fluorotriopride fluorouracil flurpiridaz flush flushing flutemetamol flutter focal
-focused fold folds folio follow followed following follows fontan fontanel foot for foramen forced
-forceps forearm forefoot forehead foreign forelimb forensic formaldehyde formalin formatted former
-formol formula fornix fossa fouchet four fourth fov fovea foveal fplp fpz fractal fraction
-fractional fractionation fractions fractur fracture fractured fractures frames framingham fredericia
-free freehand freezing frenulum freq frequency frequent fresolimumab fridericia frog from front
-frontal frontalis fronto frozen fta fuchsin full function functional fundus fungi funiculus fused
-fusiform fusion fuzzy fwp gadobenate gadobutrol gadodiamide gadofosveset gadolinium gadopentetate
-gadoterate gadoteridol gadoversetamide gadoxetate gait galactocele galactosyl gallbladder gallium
-gallocyanine galvanic gamma ganglion ganong gantry ganz gap gas gasping gastric gastro gastrocnemius
-gastroduodenal gastrointestinal gate gatei gating gauge gaussian gaynor gaze gbc gcl gctt gel
-general generalized generator generic genetic genicular geniculate genioglossus genital genitalia
-genitourinary genu geometric geometrical geometry geriatric germanium gestational gfr ghost
-giacomini giant giemsa gieson gingiva girdle given gland glands glandular glans glare glass glaucoma
-glcm glembatumumab glenoid glioblastoma global globulin globus glomerular glossary glossokinetic
-glossopharingeus glossopharyngeal glottis gls glucagon glucoheptonate glucuronidase glue gluing
-glutamate glutamine gluteal gluteus glycogen glycolysis gmellus gonad goniolens gorlin gqb gqn
-gracilis grade graded gradient graft gram grand grandy granular granuloma granulomas graphics
-grashey graticule gravity grayscale great greater grid grip grips groin groove ground group grouped
-growth grunwald gtv guidance guide guided guideline guidelines guidewire guiding gums gutter gvn gyn
-gynecologic gynecological gynecology gynecomastia habenular habitual habitus hadlock haemodynamic
-haemorrhage haemothorax hafnium haigis hairs half hallucis halo halogen halothane hamartoma hand
-handgrip hansel hansmann hard hardening hardi hardware harvesting has haustra have haziness hazy
-hcat hcl head headache headfirst headframe headneck headrest healing healthcare healthy heart heat
-heated heater heating heel height helical helium helix hellman helly hemangioma hemangiopericytoma
-hematein hematocrit hematology hematoma hematopoietic hematoxylin hemi hemidiaphragm hemidiaphragms
-hemifacial hemifield hemisphere hemispheric hemispherical hemithorax hemodynamic hemodynamics
-hemoglobin hemolymph hemoptysis hemorrhage hemostasis hemostatic henschen heparin hepatic hepatitis
-hepatobiliary hepatomegaly hermaphrodite hernia herniated herniation heroin hertz heterogeneous
-heterogeneously hfdl hfdr hfl hfp hfs hiatal hiatus high higher highest highly hil hila hilar hilum
-hindfoot hindlimb hip hippocampus hirtz his histiocytoma histogram histology histopathology
-historical history hiv hoc hodgkin hoffer hohler hold holding holladay holmblad holmium holter
-homatropine home homogeneity homogeneous honeycomb honeycombing horizontal hormone hounsfield hour
-hours hrct hrf hsieh htcm hughston human humer humerus hunterian hydrate hydrochloride
-hydrocholoride hydrocortisone hydrothorax hydroxide hydroxyapatite hydroxydopamine hyoid hyper
-hypercholesterolemia hyperechoic hyperemic hyperinflation hyperintense hyperintensity hyperkinesis
-hyperkinetic hyperlucen hyperopia hyperplasia hypersensitivity hypertension hypertensive
-hypertrophic hyperventilation hypo hypoalbuminaemia hypochondriac hypoechoic hypogastric hypoglossal
-hypoglossus hypoglycemic hypointense hypointensity hypokinesis hypopharynx hypoplasia hypoplastic
-hypotension hypotensive hypothenar hypoventilation hysterectomy iabp iatrogenic iauc iaucbn ica icrp
-ict ideal identification identifier identifying identity idiopathic idioventricular idm idose iec
-ies ignored iia iib iii iiia iiib iiic iir ileal ileocecal ileocolic ileostomy ileum iliac ilio
-iliocostalis iliohypogastricus iliopsoas ilium ill illegible illumination illustration ilm image
-imaged imager images imagify imaging iminodiacetate immediately immersion immobile immunocompromised
+eriochrome erl eroded error erythema erythematosus erythrosin escape esophag esophageal esophagus
+especially esterase estimated estimates estimation estrogen esur ethanol ether ethics ethidium
+ethmoid ethyl etidronate etomidate euler europium evaluated evaluation event eventration evidence
+exaggerated exam exametazime examination examiner exceeds excellent excess excessive exchange
+excision excitation excluded excluding excursion exercise exertional exm expan expanded expander
+expanding expansion expected experimental expert expertise expiration expiratory expired
+explantation exponent exponential export exposed exposure extended extension extensor extent
+external externus extra extracardiac extracorporeal extracted extracting extraction extraluminal
+extraocular extrapulmonary extrasystole extravasation extremely extremities extremity eye eyeball
+eyebrow eyelash eyelid eyes fabrication face faceplate facet facial faciales facialis facility fact
+factor factors failed failure fallopian fallot fallypride false familial family fascia fasciae
+fascial fascicular fasciculation fasciculus fast fasting fastpac fat fatal father fatigue fatty
+faults favour fbp fca fcf fcpa fcpv fcv fcz fdg feature features febrile feces feeding feet fellow
+female femoral femoralis femoris femur fenestration ferromagnetic ferrous fetal fetlock fetocide
+fetus fetuses feulgen fever ffd ffdl ffdr ffp ffs fiber fiberoptic fibers fibrate fibril
+fibrillation fibrils fibrinogen fibrinoid fibrinolysin fibro fibroadenolipoma fibroadenoma
+fibroadenomatoid fibrocalcific fibrocystic fibroelastosis fibroglandular fibromatosis fibromuscular
+fibronodular fibros fibrosarcoma fibrosis fibrotic fibrous fibula fibular fibularis fid fidelity
+fiducial fiducials fields fifth file fill filled filling film films filter filtered filtering
+filters filtration final finding findings finger fio fir firm first fissure fissures fistula fit
+fitted fitting five fixation fixed flagellar flail flank flash flat flatness flattened flattening
+flb fleisch fleischner flexion flexor flexure flight flip flocculent floor florbetaben florbetapir
+flortaucipir flow fluanisone flubatine fluciclatide fluciclovine fluence fluffy fluid flumazenil
+fluorescein fluorescence fluorescent fluorethyltyrosin fluorexon fluoride fluorine fluoro
+fluorobenzothiazole fluorocholine fluorodeoxyglucose fluoroestradiol fluoroetanidazole fluoromethane
+fluoromisonidazole fluoropropyl fluoroscopy fluorotriopride fluorouracil flurpiridaz flush flushing
+flutemetamol flutter focal focused fold folds folio follow followed following follows fontan
+fontanel foot for foramen forced forceps forearm forefoot forehead foreign forelimb forensic
+formaldehyde formalin formatted former formol formula fornix fossa fouchet four fourth fov fovea
+foveal fplp fpz fractal fraction fractional fractionation fractions fractur fracture fractured
+fractures frames framingham fredericia free freehand freezing frenulum freq frequency frequent
+fresolimumab fridericia frog from front frontal frontalis fronto frozen fta fuchsin full function
+functional fundus fungi funiculus fused fusiform fusion fuzzy fwp gadobenate gadobutrol gadodiamide
+gadofosveset gadolinium gadopentetate gadoterate gadoteridol gadoversetamide gadoxetate gait
+galactocele galactosyl gallbladder gallium gallocyanine galvanic gamma ganglion ganong gantry ganz
+gap gas gasping gastric gastro gastrocnemius gastroduodenal gastrointestinal gate gatei gating gauge
+gaussian gaynor gaze gbc gcl gctt gel general generalized generator generic genetic genicular
+geniculate genioglossus genital genitalia genitourinary genu geometric geometrical geometry
+geriatric germanium gestational gfr ghost giacomini giant giemsa gieson gingiva girdle given gland
+glands glandular glans glare glass glaucoma glcm glembatumumab glenoid glioblastoma global globulin
+globus glomerular glossary glossokinetic glossopharingeus glossopharyngeal glottis gls glucagon
+glucoheptonate glucuronidase glue gluing glutamate glutamine gluteal gluteus glycogen glycolysis
+gmellus gonad goniolens gorlin gqb gqn gracilis grade graded gradient graft gram grand grandy
+granular granuloma granulomas graphics grashey graticule gravity grayscale great greater grid grip
+grips groin groove ground group grouped growth grunwald gtv guidance guide guided guideline
+guidelines guidewire guiding gums gutter gvn gyn gynecologic gynecological gynecology gynecomastia
+habenular habitual habitus hadlock haemodynamic haemorrhage haemothorax hafnium haigis hairs half
+hallucis halo halogen halothane hamartoma hand handgrip hansel hansmann hard hardening hardi
+hardware harvesting has haustra have haziness hazy hcat hcl head headache headfirst headframe
+headneck headrest healing healthcare healthy heart heat heated heater heating heel height helical
+helium helix hellman helly hemangioma hemangiopericytoma hematein hematocrit hematology hematoma
+hematopoietic hematoxylin hemi hemidiaphragm hemidiaphragms hemifacial hemifield hemisphere
+hemispheric hemispherical hemithorax hemodynamic hemodynamics hemoglobin hemolymph hemoptysis
+hemorrhag hemorrhage hemostasis hemostatic henschen heparin hepatic hepatitis hepatobiliary
+hepatomegaly hermaphrodite hernia herniated herniation heroin hertz heterogeneous heterogeneously
+hfdl hfdr hfl hfp hfs hiatal hiatus high higher highest highly hil hila hilar hilum hindfoot
+hindlimb hip hippocampus hirtz his histiocytoma histogram histology histopathology historical
+history hiv hoc hodgkin hoffer hohler hold holding holladay holmblad holmium holter homatropine home
+homogeneity homogeneous honeycomb honeycombing horizontal hormone hounsfield hour hours hrct hrf
+hsieh htcm hughston human humer humerus hunterian hydrate hydrochloride hydrocholoride
+hydrocortisone hydrothorax hydroxide hydroxyapatite hydroxydopamine hyoid hyper hypercholesterolemia
+hyperechoic hyperemic hyperinflation hyperintense hyperintensity hyperkinesis hyperkinetic
+hyperlucen hyperopia hyperplasia hypersensitivity hypertension hypertensive hypertrophic
+hyperventilation hypo hypoalbuminaemia hypochondriac hypoechoic hypogastric hypoglossal hypoglossus
+hypoglycemic hypointense hypointensity hypokinesis hypopharynx hypoplasia hypoplastic hypotension
+hypotensive hypothenar hypoventilation hysterectomy iabp iatrogenic iauc iaucbn ica icrp ict ideal
+identification identifier identifying identity idiopathic idioventricular idm idose iec ies ignored
+iia iib iii iiia iiib iiic iir ileal ileocecal ileocolic ileostomy ileum iliac ilio iliocostalis
+iliohypogastricus iliopsoas ilium ill illegible illumination illustration ilm image imaged imager
+images imagify imaging iminodiacetate immediately immersion immobile immunocompromised
 immunofluorescent immunohistochemistry immunology immunomodulator impaired impedance implant
 implantable implantation implants import important imported importer impression impressions
 improvement inactive inadequate inappropriate incidental incisional incisor incisure include
@@ -268,9 +270,9 @@ infection infectious inferior inferioris inferolateral inferomedial inferoseptal
 infiltrat infiltrate infiltrating infiltration infinity inflammation inflammatory inflat inflated
 inflation inflow informant information informed infra infraalar infraclavicular inframammary
 infraorbitalis infrared infraspinatus infrequent infusate infusion ingredient inguinal inguinalis
-inhalation inhibitor inhomogeneous initiation inject injection injector injury ink inl inlay inlet
-inline inner innermost innominate inositol inotropic input insert inserted insertion insertional
-inside insoluble inspiration inspiratory instance instances instantaneous institution
+inhalation inhibitor inhomogeneous initiation inject injection injector injur injury ink inl inlay
+inlet inline inner innermost innominate inositol inotropic input insert inserted insertion
+insertional inside insoluble inspiration inspiratory instance instances instantaneous institution
 institutionally instruction instrumental insufficiency insufficient insula insulin intact integral
 integrated integration intelligence intensity intensive intent inter interaction interatrial
 intercostal intercostales interdigitating interest interface interference interfering
@@ -331,32 +333,32 @@ merz mescaline mesenteric mesentery mesh mesocardia mesopic mesothelioma mesothe
 metabolic metabolite metacarpal metacarpus metal metanil metaplasia metasta metastases metastasis
 metastatic metatarsus meter meterset methadone methanol methionine methlyphenidate method methods
 methohexital methoxyflurane methyl methylene methylpentadecanoic methylprednisolone methyltryptophan
-metomidate metrizamide metrizoate metronidazole mibg micro microaggregated microarray microbiology
-microbubbles microcalcifications microcysts microdissection microdosimetric microglandular
-microlobulated micrometer micromole micronodule microscope microscopy microspheres microwave mid
-midazolam midbrain midcolic middle midlayer midline midlung midventricular migration mild mildly
-miliary milk millicurie milligrams milliliter millimeter millimoles millisecond millitesla mimicking
-min mineral minimal minimi minimize minimum minimus minip minora minus minute mip mird mirdose
-mirror missing misuse mitral mixed mlc mlo mmhg mobile mobitz mod modalities modality mode model
-modeling models moderate moderately modification modified modifier modifying modulator mogamulizumab
-molar mold mole molecular molybdenum moment mondor monitor monitored monitoring mono monoblock
-monoclonal monomorphic monopole monoxide montage month months more morgue morphine morphological
-morphologically mortice mosaic mosfet most mother motion motor motorized mottled mounting mouse
-mouth moveable movement movements mph mpps mpr mri mrs mucicarmine mucinous mucocutaneous mucosa
-mucus multi multidisciplinary multifidii multifocal multiparametric multiplanar multiple multiplet
-multiplication multiplier multispectral multiview mural murine murmur muscle muscles muscular
-musculi musculocutaneus musculoskeletal musculus musculustriceps mustard mycotic myelin myeloma
-myeloperoxidase mylohyoideus myocardial myocarditis myocardium myoclonic myoclonus myofibroblastoma
-myogenic myokymia myokymic myopia myotonic nadir nafl nafld nailing nakayama name nanocolloidal
-naphthalene naphthol narcotic narmont narrative narrow narrowing nasal nascet nasi nasion nasolabial
-nasopharyngeal nasopharynx native natriuretic natural naughton nausea navicular near nearline neck
-necrosis necrotic needed needle neelsen neer neg negative nehb neighborhood nema neo neoaortic
-neointima neointimal neonatal neoplasia neoplasm nephrology nerve nervi nervous nervus network
-neuroectodermal neuroendocrine neurofibroma neurofibromatosis neurohypophysis neuroimaging neurology
-neuromuscular neurophysiology neuroradiology neurosurgery neurovascular neutral neutrophil next
-ngldm ngtdm nifedipine nifene night nigra nigrosine nil nile nimrod ninth niobium nipple nipples
-nitrate nitrazine nitrogen nitroglycerin nitrous nmb nodal node nodes nodul nodular nodule nodules
-noise nolke nomarski nominal non nonalcoholic nonaugmented noncardiac noncerebral noncontact
+metomidate metrizamide metrizoate metronidazole mets mibg micro microaggregated microarray
+microbiology microbubbles microcalcifications microcysts microdissection microdosimetric
+microglandular microlobulated micrometer micromole micronodule microscope microscopy microspheres
+microwave mid midazolam midbrain midcolic middle midlayer midline midlung midventricular migration
+mild mildly miliary milk millicurie milligrams milliliter millimeter millimoles millisecond
+millitesla mimicking min mineral minimal minimi minimize minimum minimus minip minora minus minute
+mip mird mirdose mirror missing misuse mitral mixed mlc mlo mmhg mobile mobitz mod modalities
+modality mode model modeling models moderate moderately modification modified modifier modifying
+modulator mogamulizumab molar mold mole molecular molybdenum moment mondor monitor monitored
+monitoring mono monoblock monoclonal monomorphic monopole monoxide montage month months more morgue
+morphine morphological morphologically mortice mosaic mosfet most mother motion motor motorized
+mottled mounting mouse mouth moveable movement movements mph mpps mpr mri mrs mucicarmine mucinous
+mucocutaneous mucosa mucus multi multidisciplinary multifidii multifocal multiparametric multiplanar
+multiple multiplet multiplication multiplier multispectral multiview mural murine murmur muscle
+muscles muscular musculi musculocutaneus musculoskeletal musculus musculustriceps mustard mycotic
+myelin myeloma myeloperoxidase mylohyoideus myocardial myocarditis myocardium myoclonic myoclonus
+myofibroblastoma myogenic myokymia myokymic myopia myotonic nadir nafl nafld nailing nakayama name
+nanocolloidal naphthalene naphthol narcotic narmont narrative narrow narrowing nasal nascet nasi
+nasion nasolabial nasopharyngeal nasopharynx native natriuretic natural naughton nausea navicular
+near nearline neck necrosis necrotic needed needle neelsen neer neg negative nehb neighborhood nema
+neo neoaortic neointima neointimal neonatal neoplasia neoplasm nephrology nerve nervi nervous nervus
+network neuroectodermal neuroendocrine neurofibroma neurofibromatosis neurohypophysis neuroimaging
+neurology neuromuscular neurophysiology neuroradiology neurosurgery neurovascular neutral neutrophil
+next ngldm ngtdm nifedipine nifene night nigra nigrosine nil nile nimrod ninth niobium nipple
+nipples nitrate nitrazine nitrogen nitroglycerin nitrous nmb nodal node nodes nodul nodular nodule
+nodules noise nolke nomarski nominal non nonalcoholic nonaugmented noncardiac noncerebral noncontact
 noncontrast none nonparoxysmal nonspecific nonsustained nonuniformity norgaard normal normality
 normalization normalized normative nos nose not notch note nottingham npo nsaid nuchal nuclear
 nucleus nulliparous number numerical nurbs nurse nursing nutrition nyberg nyha nystagmoid oam
@@ -371,7 +373,7 @@ ophthalmoscope ophthalmoscopy opiate opl opm opponens opt optbsv optenf optenv o
 optima optimized option optional optison optometry oral orbicularis orbit orbital orbitalis
 orbitoparietal orcein order ordered organ organising organism organized orientation oriented orifice
 origin original oris oropharyngeal oropharynx orthogonal orthopedic osaka osem osld osmium osmosis
-oss osseous ossification osteopeni osteosarcoma ostium other otorhinolaryngology ottonello out outer
+oss osseous ossification osteo osteosarcoma ostium other otorhinolaryngology ottonello out outer
 outflow outlets outline outpatient output outside outward oval ovale ovalis ovarian ovary over
 overall overestimates overflow overlaps overload overridden override overview ovoid ovulation oxide
 oxidronate oximetry oxygen oxygenation oxyquinoline oxytocic pacd paced pacemaker pacer pacing
