@@ -151,7 +151,9 @@ async def test_viewer_shows_markers_and_the_signed_slice_location(head_ct: Path,
         await pilot.press("home")
         await _settle(app, pilot)
         assert "slice 1/6 · -133.0 mm" in viewer.status_text()
-        shown = {e: str(app.query_one(f"#mark-{e}", Static).render()) for e in ("top", "bottom", "left", "right")}
+        shown = {
+            e: str(app.query_one(f"#mark-{e}", Static).render()) for e in ("top", "bottom", "left", "right")
+        }
         assert shown == {"top": "P", "bottom": "A", "left": "R", "right": "L"}
 
 

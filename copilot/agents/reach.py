@@ -19,8 +19,8 @@ __all__ = ["asked_about", "no_reader_line"]
 VOLUME_MODALITIES = ("CT", "MR")
 _ASKED = re.compile(
     r"\b(?:is there|are there|any|signs? of|evidence of|looking for|rule out|exclude|detect|find)\s+"
-    r"(?:(?:signs?|evidence) of\s+)?(?:an?\s+|any\s+|the\s+)?(?P<what>[a-z][a-z' -]{2,48}?)\s*(?:[?.!]|$|\b(?:on|in|at|here|"
-    r"present|seen|visible)\b)",
+    r"(?:(?:signs?|evidence) of\s+)?(?:an?\s+|any\s+|the\s+)?(?P<what>[a-z][a-z' -]{2,48}?)\s*"
+    r"(?:[?.!]|$|\b(?:on|in|at|here|present|seen|visible)\b)",
     re.I,
 )
 

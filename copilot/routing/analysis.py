@@ -49,9 +49,7 @@ _HEADER: dict[HeaderField, re.Pattern[str]] = {
         r"(?:slices|cuts|sections)|how thick|spacing between (?:the )?slices|section thickness|"
         r"reconstruction interval|voxel size)\b"
     ),
-    "kernel": re.compile(
-        r"\b(?:(?:convolution|reconstruction) (?:kernel|filter|algorithm)|kernel)\b"
-    ),
+    "kernel": re.compile(r"\b(?:(?:convolution|reconstruction) (?:kernel|filter|algorithm)|kernel)\b"),
     "contrast": re.compile(
         r"\b(?:(?:was|is|were) (?:iv |intravenous |oral )?contrast (?:given|used|administered|injected)|"
         r"contrast (?:phase|agent|medium|media|bolus)|(?:with|without|pre|post)[- ]?(?:iv )?contrast|"
@@ -275,7 +273,9 @@ TECHNIQUE_KNOWLEDGE = re.compile(
 )
 
 
-def _technique(piece: str, fields: tuple[HeaderField, ...], intents: tuple[Intent, ...]) -> tuple[Intent, ...]:
+def _technique(
+    piece: str, fields: tuple[HeaderField, ...], intents: tuple[Intent, ...]
+) -> tuple[Intent, ...]:
     """A part naming a CT/MR technique field is a header question (no image tool), plus
     knowledge only when it also asks for an explanation."""
     if not set(fields) & set(TECHNIQUE_FIELDS):

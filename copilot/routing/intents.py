@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-__all__ = ["INTENTS", "INTENT_HELP", "TECHNIQUE_FIELDS", "TOOL_INTENTS", "HeaderField", "Intent", "ToolIntent"]
+__all__ = [
+    "INTENTS",
+    "INTENT_HELP",
+    "TECHNIQUE_FIELDS",
+    "TOOL_INTENTS",
+    "HeaderField",
+    "Intent",
+    "ToolIntent",
+]
 
 ToolIntent = Literal[
     "finding",
