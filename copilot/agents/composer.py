@@ -104,6 +104,8 @@ class Evidence:
     out_of_scope: bool = False
     #: For a comparison: whether a prior study is available (said under **Answer**).
     comparison: str = ""
+    #: For a CT/MR image question no installed tool reads: which plug-in would (the lead line).
+    no_reader: str = ""
     #: Tools whose ``statements()`` failed, with the failure (for the trace, never the answer).
     wording_failures: dict[str, str] = field(default_factory=dict)
 
@@ -299,6 +301,8 @@ def _unanswered(ev: Evidence) -> str:
                 f"{names[0][len(lead) :].strip()} (see Limitations)."
             )
         return f"This question could not be answered: {'; '.join(names)} (see Limitations)."
+    if not ev.results and ev.no_reader:
+        return ev.no_reader
     if not ev.results:
         topics = [INTENT_HELP[i] for i in ev.question.intents if i in INTENT_HELP and i not in ("greeting",)]
         about = f" ({'; '.join(topics)})" if topics else ""

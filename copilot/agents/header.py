@@ -1,4 +1,6 @@
-"""Answers read from the DICOM header (modality, body part, view, sex, age, series, date).
+"""Answers read from the DICOM header (modality, body part, view, sex, age, series, date; for CT
+and MR the technique: slices, kernel, contrast, sequence, window, see
+:mod:`copilot.agents.technique`).
 
 Header questions need no expert: the answer quotes the header and says so. Only coarse,
 de-identified facts are given (age as a decade band, never names, IDs or exact dates). A field
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from copilot.agents.technique import technique_value
+from copilot.routing.intents import TECHNIQUE_FIELDS
 from copilot.study.model import Study
 from copilot.study.summary import MODALITY_NAMES, age_band, describe_sex
 
@@ -20,6 +24,8 @@ UNKNOWN_MODALITIES = {"", "OT"}
 
 
 def _value(study: Study, name: str) -> str | None:
+    if name in TECHNIQUE_FIELDS:
+        return technique_value(study, name)
     series = study.series
     if name == "modality":
         found = [m for m in study.modalities if m not in UNKNOWN_MODALITIES]
@@ -59,6 +65,11 @@ LABELS = {
     "age": "Patient age",
     "series": "Series",
     "date": "Study date",
+    "thickness": "Slices",
+    "kernel": "Reconstruction kernel",
+    "contrast": "Contrast agent",
+    "sequence": "MR sequence",
+    "window": "Display window",
 }
 
 

@@ -68,6 +68,8 @@ class AgentState(InputState):
     """The question resolved against the thread, for a follow-up."""
     out_of_scope: bool = False
     """Neither imaging nor medicine: no tool is run and the answer says so."""
+    no_reader: str = ""
+    """For a CT/MR image question no installed tool reads: which tool would (the answer's lead)."""
     plan: list[str] = field(default_factory=list)
     """Every tool planned, all rounds."""
     round_tools: list[str] = field(default_factory=list)

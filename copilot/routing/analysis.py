@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from copilot.routing.intents import HeaderField, Intent
+from copilot.routing.intents import TECHNIQUE_FIELDS, HeaderField, Intent
 from copilot.routing.lexicon import Mentions, mentions
 from copilot.routing.model import IntentModel, load_model
 from copilot.routing.text import prepare, split_parts
@@ -46,6 +46,26 @@ _HEADER: dict[HeaderField, re.Pattern[str]] = {
     "age": re.compile(r"\b(?:age|how old|years old|aged)\b"),
     "series": re.compile(r"\b(?:series|how many (?:images|pictures|files)|number of images)\b"),
     "date": re.compile(r"\b(?:when was|what date|which date|date of)\b"),
+    "thickness": re.compile(
+        r"\b(?:slice (?:thickness|spacing|interval|gap|width)|(?:thick|thin)(?:ness)? (?:are|were|is) the "
+        r"(?:slices|cuts|sections)|how thick|spacing between (?:the )?slices|section thickness|"
+        r"reconstruction interval|voxel size)\b"
+    ),
+    "kernel": re.compile(r"\b(?:(?:convolution|reconstruction) (?:kernel|filter|algorithm)|kernel)\b"),
+    "contrast": re.compile(
+        r"\b(?:(?:was|is|were) (?:iv |intravenous |oral )?contrast (?:given|used|administered|injected)|"
+        r"contrast (?:phase|agent|medium|media|bolus)|(?:with|without|pre|post)[- ]?(?:iv )?contrast|"
+        r"non[- ]?contrast|contrast[- ]enhanced (?:ct|mri?|scan|study|series)|"
+        r"(?:arterial|venous|portal venous|delayed|nephrographic) phase|which phase|what phase)\b"
+    ),
+    "sequence": re.compile(
+        r"\b(?:(?:mri?|pulse|scanning|which|what) sequences?|sequence name|echo time|repetition time|"
+        r"te and tr|tr and te|(?:what|which) (?:is the )?(?:te|tr)|weighting|t1 or t2)\b"
+    ),
+    "window": re.compile(
+        r"\b(?:(?:what|which) (?:window|windows|windowing|w/?l)|window (?:setting|settings|level|width|"
+        r"centre|center|preset|presets)|windowing)\b"
+    ),
 }
 
 
@@ -266,6 +286,23 @@ def _pasted_report(text: str) -> tuple[str, str] | None:
     return None
 
 
+#: What makes a technique question also a knowledge question ("why this kernel?"); "what window
+#: should I use" is answered from the header with the standard presets, not by a search.
+TECHNIQUE_KNOWLEDGE = re.compile(
+    r"\b(?:why|explain\w*|mean\w*|defin\w*|guidelines?|literature|difference between|how does)\b"
+)
+
+
+def _technique(
+    piece: str, fields: tuple[HeaderField, ...], intents: tuple[Intent, ...]
+) -> tuple[Intent, ...]:
+    """A part naming a CT/MR technique field is a header question (no image tool), plus
+    knowledge only when it also asks for an explanation."""
+    if not set(fields) & set(TECHNIQUE_FIELDS):
+        return intents
+    return ("header", "knowledge") if TECHNIQUE_KNOWLEDGE.search(piece) else ("header",)
+
+
 def _rules(piece: str, found: Mentions, intents: tuple[Intent, ...]) -> tuple[Intent, ...]:
     """Exact rules on top of the model (docs/routing.md, section 3): a presence question is
     about the film unless it asks for knowledge; devices named make a device question; the
@@ -321,6 +358,7 @@ def analyze(
         if _DEFINITION.fullmatch(piece) and _defines(piece):
             intents = ("knowledge",)
         intents = _rules(piece, found, intents)
+        intents = _technique(piece, fields, intents)
         if "report" in intents and "open" in intents and not found.named and not found.structures:
             intents = tuple(i for i in intents if i != "open")
         elliptic = not found.named and not found.structures and len(piece.split()) <= 4

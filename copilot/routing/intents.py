@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-__all__ = ["INTENTS", "INTENT_HELP", "TOOL_INTENTS", "HeaderField", "Intent", "ToolIntent"]
+__all__ = [
+    "INTENTS",
+    "INTENT_HELP",
+    "TECHNIQUE_FIELDS",
+    "TOOL_INTENTS",
+    "HeaderField",
+    "Intent",
+    "ToolIntent",
+]
 
 ToolIntent = Literal[
     "finding",
@@ -35,7 +43,23 @@ Intent = Literal[
     "knowledge",
     "comparison",
 ]
-HeaderField = Literal["modality", "body_part", "view", "sex", "age", "series", "date"]
+HeaderField = Literal[
+    "modality",
+    "body_part",
+    "view",
+    "sex",
+    "age",
+    "series",
+    "date",
+    "thickness",
+    "kernel",
+    "contrast",
+    "sequence",
+    "window",
+]
+#: Header fields about how a CT or MR was acquired: a question naming one is answered from the
+#: header alone (no image tool), whatever else the router read into it.
+TECHNIQUE_FIELDS: tuple[HeaderField, ...] = ("thickness", "kernel", "contrast", "sequence", "window")
 
 INTENTS: tuple[Intent, ...] = get_args(Intent)
 TOOL_INTENTS: tuple[ToolIntent, ...] = get_args(ToolIntent)
@@ -43,7 +67,8 @@ TOOL_INTENTS: tuple[ToolIntent, ...] = get_args(ToolIntent)
 #: One line per intent, for manifests' authors, the LLM planner and docs/routing.md.
 INTENT_HELP: dict[Intent, str] = {
     "greeting": "hello, thanks: no expert needed",
-    "header": "modality, body part, view, sex, age, number of series or images: read from the DICOM header",
+    "header": "modality, body part, view, sex, age, number of series or images; CT/MR slice thickness, "
+    "kernel, contrast, MR sequence, display window: read from the DICOM header",
     "finding": "is a named finding present or absent; is the image normal; what is the pathology",
     "open": "open questions about what the image shows: anatomy, unnamed structures, counts, attributes",
     "location": "where is it: side, lobe, zone, region of a finding or structure",

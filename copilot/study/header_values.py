@@ -23,7 +23,7 @@ import struct
 from typing import Any, BinaryIO, Protocol
 
 from copilot.errors import UnreadableFileError
-from copilot.study.model import InstanceRecord
+from copilot.study.model import InstanceRecord, Technique
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,27 @@ def image_geometry(h: HeaderValues, max_decoded_bytes: int) -> tuple[int, int, i
     return rows, columns, frames, spp, bits
 
 
+def _number(h: HeaderValues, keyword: str) -> float | None:
+    """The first value of a DS element, or None when absent or malformed."""
+    values = h.floats(keyword)
+    return values[0] if values else None
+
+
+def technique(h: HeaderValues) -> Technique:
+    """The CT/MR acquisition facts of a header (text escaped by the reader, as all header text)."""
+    return Technique(
+        kernel=h.text("ConvolutionKernel"),
+        contrast_agent=h.text("ContrastBolusAgent"),
+        contrast_phase=h.text("ContrastBolusAgentPhase"),
+        sequence_name=h.text("SequenceName"),
+        scanning_sequence=h.text("ScanningSequence"),
+        echo_time_ms=_number(h, "EchoTime"),
+        repetition_time_ms=_number(h, "RepetitionTime"),
+        window_center=_number(h, "WindowCenter"),
+        window_width=_number(h, "WindowWidth"),
+    )
+
+
 def build_record(
     h: HeaderValues, path: str, size: int, mtime_ns: int, sop_class: str, syntax: str, **extra: Any
 ) -> InstanceRecord:
@@ -265,6 +286,8 @@ def build_record(
         transfer_syntax=syntax,
         pixel_spacing_mm=spacing,
         spacing_source=spacing_source,
+        slice_location=_number(h, "SliceLocation"),
+        technique=technique(h),
         **geometry,
         **extra,
     )

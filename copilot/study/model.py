@@ -81,6 +81,23 @@ class VolumeSummary(BaseModel):
         }
 
 
+class Technique(BaseModel):
+    """How a CT or MR image was acquired and reconstructed, as its header records it (header
+    text is data: shown quoted, never obeyed). Empty or None where the header is silent."""
+
+    model_config = {"frozen": True}
+
+    kernel: str = Field(default="", description="ConvolutionKernel (CT reconstruction kernel).")
+    contrast_agent: str = Field(default="", description="ContrastBolusAgent.")
+    contrast_phase: str = Field(default="", description="ContrastBolusAgentPhase, where recorded.")
+    sequence_name: str = Field(default="", description="SequenceName (MR).")
+    scanning_sequence: str = Field(default="", description="ScanningSequence (MR: SE, GR, IR...).")
+    echo_time_ms: float | None = Field(default=None, description="EchoTime (MR).")
+    repetition_time_ms: float | None = Field(default=None, description="RepetitionTime (MR).")
+    window_center: float | None = Field(default=None, description="The first WindowCenter.")
+    window_width: float | None = Field(default=None, description="The first WindowWidth.")
+
+
 class SkippedFile(BaseModel):
     """A file that was not indexed, with a one-line reason."""
 
@@ -140,7 +157,9 @@ class InstanceRecord(BaseModel):
         default_factory=list,
         description="Per-frame ImagePositionPatient of an enhanced multi-frame object, in frame order.",
     )
+    slice_location: float | None = Field(default=None, description="SliceLocation (mm, signed).")
     slice_thickness: float | None = None
+    technique: Technique = Field(default_factory=Technique, description="CT/MR acquisition facts.")
     slice_spacing: float | None = Field(default=None, description="SpacingBetweenSlices.")
     image_type: str = Field(default="", description="ImageType, e.g. ORIGINAL\\PRIMARY\\AXIAL.")
     frame_of_reference: str = ""

@@ -82,6 +82,7 @@ def evidence_from(state: AgentState, ctx: Context) -> Evidence:
         header_answer=answer,
         caveats=caveats,
         out_of_scope=state.out_of_scope,
+        no_reader=state.no_reader,
         comparison=comparison,
     )
 

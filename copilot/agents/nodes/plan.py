@@ -1,5 +1,7 @@
 """plan: choose the tools (embedded or LLM planner). Header questions whose field the header
 lacks get the generalist; tools that refuse the study's image are not run, and the answer says why.
+A CT/MR image question that no installed tool reads gets the line naming the tool that would
+(:func:`copilot.agents.reach.no_reader_line`), not a generic "no tool answers this".
 
 A follow-up keeps the thread's context: the previous question's findings resolve "it", its
 intents keep the kind of a continuation ("what else could it be?" after a differential), and
@@ -14,6 +16,9 @@ from langgraph.runtime import Runtime
 
 from copilot.agents.context import Context
 from copilot.agents.header import missing_fields
+from copilot.agents.matching import IMAGE_INTENTS
+from copilot.agents.planner import reads_image
+from copilot.agents.reach import no_reader_line
 from copilot.agents.state import AgentState
 from copilot.schema import PlanMade
 from copilot.tools.ordering import dependency_order
@@ -76,6 +81,11 @@ def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
                 f"{plain_reason(v.reason) or 'it does not read this image'}."
                 for t, v in refused.items()
             ]
+    no_reader = ""
+    if not result.out_of_scope and set(result.intents) & IMAGE_INTENTS and not reads_image(tools, ctx.tools):
+        no_reader = no_reader_line(ctx.study, state.question, result.focus)
+        if no_reader:
+            notes.append(no_reader)
     runtime.stream_writer(PlanMade(tools=tools, planner=result.planner, notes=notes))
     return {
         "plan": tools,
@@ -84,6 +94,7 @@ def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "args": args,
         "query": query,
         "out_of_scope": result.out_of_scope,
+        "no_reader": no_reader,
         "planner": result.planner,
         "plan_notes": notes,
         "caveats": caveats,

@@ -33,6 +33,7 @@ def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "inputs": {},
         "caveats": [],
         "out_of_scope": False,
+        "no_reader": "",
         "query": "",
         "results": {},
         "statements": [],

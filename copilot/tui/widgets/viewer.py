@@ -11,7 +11,10 @@ slice normal, from the header analysis) and scrolls it with the mouse wheel, Up/
 zoomed), ``,``/``.`` and Home/End; each step posts :class:`ImageViewer.SliceRequested` and the
 app decodes that slice off the UI thread. The window, zoom and overlay stay as they were while
 scrolling. Masks of the tools (label-map volumes) are drawn on the slice they belong to,
-matched by the slice's position along the normal.
+matched by the slice's position along the normal. The slice's own location (SliceLocation,
+sign kept) is in the status line, and letters at the image's four edges name the patient
+direction each faces (:mod:`copilot.study.orientation`): a CT stored posterior-up shows "P" at
+the top.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from textual.events import MouseScrollDown, MouseScrollUp, Resize
 from textual.message import Message
 from textual.widgets import Static
 
+from copilot.study.orientation import EdgeMarkers, edge_markers, slice_location
 from copilot.study.voi import Window, apply_window
 
 #: Longest side kept for display; a terminal shows far fewer pixels, and windowing stays fast.
@@ -98,6 +102,10 @@ class SliceStack:
     plane: str
     caption: str
     modality: str = ""
+    #: The patient direction each edge of a slice faces (None: orientation unknown).
+    markers: EdgeMarkers | None = None
+    #: The slice normal (LPS), for the file's own location when SliceLocation is absent.
+    normal: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
     @classmethod
     def from_series(cls, series: Any, caption: str = "") -> SliceStack | None:
@@ -117,7 +125,14 @@ class SliceStack:
             summary.orientation,
             caption,
             series.modality,
+            edge_markers(summary.row_direction, summary.column_direction),
+            summary.normal,
         )
+
+    def location(self, index: int) -> float | None:
+        """Slice ``index``'s location as its file says (sign kept), else None."""
+        record, frame = self.slices[index]
+        return slice_location(record, frame, self.normal)
 
     def __len__(self) -> int:
         return len(self.slices)
@@ -230,6 +245,12 @@ class ImageViewer(Container, can_focus=True):
     ImageViewer:focus #viewer-status { color: $accent; }
     ImageViewer #image-box { height: 1fr; align: center middle; }
     ImageViewer #viewer-status { height: 1; color: $text-muted; }
+    ImageViewer .marker { display: none; color: $warning; text-style: bold; }
+    ImageViewer .marker.shown { display: block; }
+    ImageViewer #mark-top { dock: top; height: 1; width: 1fr; content-align: center middle; }
+    ImageViewer #mark-bottom { dock: bottom; height: 1; width: 1fr; content-align: center middle; }
+    ImageViewer #mark-left { dock: left; width: 2; height: 1fr; content-align: left middle; }
+    ImageViewer #mark-right { dock: right; width: 2; height: 1fr; content-align: right middle; }
     """
 
     BINDINGS = [
@@ -266,6 +287,8 @@ class ImageViewer(Container, can_focus=True):
 
             self._image_cls = Image
         with Container(id="image-box"):
+            for edge in ("top", "bottom", "left", "right"):
+                yield Static("", id=f"mark-{edge}", classes="marker")
             yield self._image_cls(None, id="image")
         yield Static("No image selected", id="viewer-status")
 
@@ -517,6 +540,16 @@ class ImageViewer(Container, can_focus=True):
         image = self.query_one("#image")
         image.image = self.rendered()  # type: ignore[attr-defined]
         self.query_one("#viewer-status", Static).update(self.status_text())
+        self._show_markers()
+
+    def _show_markers(self) -> None:
+        """The orientation letters at the image's four edges (hidden without a stack whose
+        orientation is known: a radiograph's header gives none)."""
+        markers = self.stack.markers if self.stack is not None and self.display_data is not None else None
+        for edge in ("top", "bottom", "left", "right"):
+            label = self.query_one(f"#mark-{edge}", Static)
+            label.set_class(markers is not None, "shown")
+            label.update(getattr(markers, edge) if markers is not None else "")
 
     def status_text(self) -> str:
         """Caption, window (stored units when known), zoom and overlay."""
@@ -534,8 +567,10 @@ class ImageViewer(Container, can_focus=True):
         )
 
     def slice_text(self) -> str:
-        """``slice 12/40 · -22.5 mm`` for a stack (position along the slice normal), else ""."""
+        """``slice 12/40 · -22.5 mm`` for a stack (the file's SliceLocation, sign kept, else its
+        position along the patient axis of the slice normal), else ""."""
         if self.stack is None:
             return ""
-        position = self.stack.positions_mm[self.slice_index]
+        location = self.stack.location(self.slice_index)
+        position = self.stack.positions_mm[self.slice_index] if location is None else location
         return f"slice {self.slice_index + 1}/{len(self.stack)} · {position:.1f} mm"
