@@ -170,24 +170,10 @@ class _WatchedHTTPConnection(HTTPConnection):
         return super().getresponse()
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    """The TLS variant of :class:`_WatchedHTTPConnection` (the TLS handshake is bounded by
-    the connect time limit, clamped to the time left)."""
-
-    def connect(self) -> None:
-        """Connect and shake hands, then put the socket under the current call's watchdog."""
-        super().connect()
-        _watch(self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        """Send a request (a reused connection is watched while its body is sent)."""
-        if self.sock is not None:
-            _watch(self.sock)
-        super().request(*args, **kwargs)
-
-    def getresponse(self) -> Any:
-        _watch(self.sock)
-        return super().getresponse()
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """The TLS variant of :class:`_WatchedHTTPConnection` (its methods, over urllib3's TLS
+    connection; the TLS handshake is bounded by the connect time limit, clamped to the time
+    left)."""
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
