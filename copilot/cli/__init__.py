@@ -98,9 +98,10 @@ def fail(message: str, code: int = 2) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning every user error into one line and a non-zero exit.
 
-    A tool call abandoned at its time limit may still be running native code at the end: then
-    the process ends at once with the command's exit status (see ``copilot.runtime.deadline``),
-    never with an abort (exit 134) during interpreter shutdown."""
+    Run as the ``copilot`` command (``argv`` None), a tool call abandoned at its time limit
+    that is still running native code at the end makes the process end at once with the
+    command's exit status (see ``copilot.runtime.deadline``), never with an abort (exit 134)
+    during interpreter shutdown. Called with ``argv`` (tests, embedding programs), it returns."""
     from copilot.runtime.deadline import exit_if_abandoned, running_calls
 
     code = 0
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         raise
     finally:
-        exit_if_abandoned(code)
+        if argv is None:
+            exit_if_abandoned(code)
 
 
 def _main(argv: list[str] | None) -> None:

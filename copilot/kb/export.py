@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,8 @@ def export_encoder(source: Path, dest: Path, identity: EncoderIdentity) -> Path:
     private_dir(dest.parent)
     tmp = Path(tempfile.mkdtemp(prefix=".encoder-", dir=dest.parent))
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's notes on shapes it treats as dynamic
             torch.onnx.export(
                 LastHidden(model),
                 sample,

@@ -12,14 +12,15 @@ the same run (``Copilot.analyze`` skips its remaining batches).
 An abandoned call must also not be running native code when the interpreter finalizes: a
 daemon thread that comes back from C++ (torch, ONNX Runtime) after finalization began is ended
 with ``pthread_exit``, whose unwinding through C++ frames aborts the whole process ("terminate
-called without an active exception", exit 134). :func:`exit_if_abandoned` (the CLI calls it
-last, with its exit code) and an ``atexit`` hook (other hosts) therefore end the process with
-``os._exit`` after flushing the standard streams when such a call is still running.
+called without an active exception", exit 134). :func:`exit_if_abandoned`, which the ``copilot``
+command calls last with its exit status, therefore ends the process with ``os._exit`` after
+flushing the standard streams when such a call is still running. A program embedding the
+copilot that may abandon calls should end the same way (the status is not known to an
+``atexit`` hook, so none is installed).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import sys
@@ -71,13 +72,6 @@ def exit_if_abandoned(code: int) -> None:
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     os._exit(code)
-
-
-@atexit.register
-def _at_exit() -> None:
-    # Other hosts than the CLI: the exit status is not known here; an uncaught exception
-    # (sys.last_value, set when Python printed it) makes it 1.
-    exit_if_abandoned(1 if getattr(sys, "last_value", None) is not None else 0)
 
 
 def _run(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
