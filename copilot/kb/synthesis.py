@@ -69,6 +69,7 @@ def pick_sentences(question: str, sources: Sequence[Source], extra_terms: Sequen
     topic = set(query_terms(question))
     for extra in extra_terms:
         topic |= query_terms(extra)
+    echoes = topic & KIND_TERMS  # the question's own kind words ("recommend") said back
     topic -= KIND_TERMS  # "next", "causes": what kind of answer, not what it is about
     kinds = asked_kinds(question)
     wanted = [k for k in kinds if k != "definition"]
@@ -86,7 +87,8 @@ def pick_sentences(question: str, sources: Sequence[Source], extra_terms: Sequen
                 continue  # a passage about something else: only its sentences on the subject
             answers = len(answered_kinds(sentence, wanted))
             opening = "definition" in kinds and rank == pool[0] and position <= 1 and not raw.startswith("…")
-            score = 1.5 * answers + shared + (1.5 if opening else 0) - 0.5 * rank - 0.05 * position
+            echoed = 0.5 * len(echoes & query_terms(sentence))
+            score = 1.5 * answers + shared + echoed + (1.5 if opening else 0) - 0.5 * rank - 0.05 * position
             candidates.append((Picked(sentence, source.key, score), answers + opening))
     if wanted and any(n for _, n in candidates):
         candidates = [(p, n) for p, n in candidates if n]  # asked for causes: sentences giving them
