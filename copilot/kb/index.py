@@ -16,8 +16,9 @@ the shipped cards and IU reports, the best passages of knowledge questions score
 questions outside the domain ("what is the weather today?") below 0.2, and a user's
 document with no word of the question ("insert a chest tube now" for "is there a
 pneumothorax?") fails the word test (docs/answers.md). A word MiniLM does not know
-("Fleischner") can stand in for similarity when it is specific (in at most a fifth of the
-corpus's passages) and the passage's keyword score is at least half the best one. Hits are
+("Fleischner") can stand in for similarity when it is specific (in at most 3 passages or 2% of
+the corpus's), the passage's keyword score is at least half the best one and its similarity
+at least :data:`MIN_DENSE_SPECIFIC`. Hits are
 shown as whole sentences around the part that matches the query (:func:`excerpt`), with their
 reference and licence.
 """
@@ -60,7 +61,7 @@ from copilot.kb.corpus import (
     shown_text,
 )
 from copilot.kb.embedder import Embedder
-from copilot.kb.kinds import answered_kinds, asked_kinds
+from copilot.kb.kinds import KIND_WORDS, answered_kinds, asked_kinds
 from copilot.paths import private_dir
 from copilot.text.labeler import label_text, negation_marked_tokens
 
@@ -71,10 +72,14 @@ DENSE_WEIGHT = 0.6
 Progress = Callable[[str, int, int], None]
 #: Least cosine similarity (MiniLM) of a relevant passage to its query (see the module docstring).
 MIN_DENSE = 0.3
-#: Relevance by a specific word instead of similarity: a query word found in at most this share
-#: of a corpus's passages, in a passage whose keyword score is at least MIN_KEYWORD of the best.
-SPECIFIC_SHARE = 0.2
+#: Relevance by a specific word instead of similarity: a query word found in at most
+#: SPECIFIC_SHARE of a corpus's passages (or SPECIFIC_FEW), in a passage whose keyword score is at
+#: least MIN_KEYWORD of the best ("Fleischner": 2 of the 18 cards; "opacity" is in too many reports).
+SPECIFIC_SHARE = 0.02
+SPECIFIC_FEW = 3
 MIN_KEYWORD = 0.5
+#: ... and whose similarity still reaches this (a report that says "today" is not about the weather).
+MIN_DENSE_SPECIFIC = 0.1
 #: Most characters of a passage shown: whole sentences around the part that matches.
 EXCERPT_CHARS = 360
 #: Words that are no evidence of relevance: question and function words, "image", "patient".
@@ -107,6 +112,9 @@ def _terms(tokens: list[str]) -> frozenset[str]:
 def query_terms(query: str) -> frozenset[str]:
     """The informative words of a query, stemmed (negated mentions stay marked ``no_``)."""
     return _terms(negation_marked_tokens(query))
+
+
+_KIND_TERMS = _terms(KIND_WORDS.split())
 
 
 def sentences(text: str) -> list[str]:
@@ -282,11 +290,12 @@ class _Corpus:
         return self.terms
 
     def specific(self, terms: frozenset[str]) -> frozenset[str]:
-        """Those of ``terms`` found in some passages but at most :data:`SPECIFIC_SHARE` of them."""
+        """Those of ``terms`` found in some passages but few (:data:`SPECIFIC_FEW`, :data:`SPECIFIC_SHARE`)
+        (words asking for a kind of answer, "differential", "next", are never specific)."""
         if self.frequency is None:
             self.frequency = Counter(term for words in self.words() for term in words)
-        limit = max(1.0, SPECIFIC_SHARE * len(self.passages))
-        return frozenset(t for t in terms if 0 < self.frequency.get(t, 0) <= limit)
+        limit = max(SPECIFIC_FEW, SPECIFIC_SHARE * len(self.passages))
+        return frozenset(t for t in terms - _KIND_TERMS if 0 < self.frequency.get(t, 0) <= limit)
 
 
 class KnowledgeIndex:
@@ -688,7 +697,7 @@ class KnowledgeIndex:
                 specific = corpus.specific(terms)
                 if specific and mode == "hybrid":  # a rare word MiniLM does not know ("Fleischner")
                     has = np.array([bool(specific & words) for words in corpus.words()], dtype=bool)
-                    relevant |= has & (keyword >= MIN_KEYWORD)
+                    relevant |= has & (keyword >= MIN_KEYWORD) & (dense >= MIN_DENSE_SPECIFIC)
                 score = np.where(relevant, score, -np.inf)
             best = np.argsort(-score)[:k]
             scored.extend(

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["KINDS", "answered_kinds", "asked_kinds"]
+__all__ = ["KINDS", "KIND_WORDS", "answered_kinds", "asked_kinds"]
+
+#: Words that ask for a kind of answer rather than name a topic ("what causes", "next step").
+KIND_WORDS = (
+    "cause causes causing reason reasons differential next recommend recommends recommended "
+    "recommendation recommendations guideline guidelines manage managed management follow-up "
+    "followup treat treatment appearance appear appears look looks sign signs feature features "
+    "mimic mimics done"
+)
 
 #: kind: (a question asking for it, a sentence giving it)
 KINDS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {

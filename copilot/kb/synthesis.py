@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from copilot.kb.index import query_terms, sentences
-from copilot.kb.kinds import answered_kinds, asked_kinds
+from copilot.kb.kinds import KIND_WORDS, answered_kinds, asked_kinds
 
 #: Sentences in a synthesis, at most, and from one source.
 MAX_SENTENCES = 3
@@ -26,12 +26,7 @@ MIN_WORDS = 4
 #: A sentence scoring below this share of the best one is left out.
 FLOOR = 0.6
 #: Words that ask for a kind of answer rather than name a topic (stemmed as query terms are).
-KIND_TERMS = query_terms(
-    "cause causes causing reason reasons differential next recommend recommends recommended "
-    "recommendation recommendations guideline guidelines manage managed management follow-up "
-    "followup treat treatment appearance appear appears look looks sign signs feature features "
-    "mimic mimics done"
-)
+KIND_TERMS = query_terms(KIND_WORDS)
 
 
 @dataclass(frozen=True)
