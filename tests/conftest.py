@@ -73,6 +73,10 @@ def kb_env(kb_data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("COPILOT_DATA_DIR", str(kb_data_dir))
     monkeypatch.setenv("COPILOT_KB_IU_LIMIT", KB_IU_LIMIT)
     get_settings.cache_clear()
+    # Built as 'copilot kb build' does (once per session): the retriever never builds it.
+    from copilot.kb.index import KnowledgeIndex
+
+    KnowledgeIndex().corpora()
     return kb_data_dir
 
 

@@ -59,6 +59,9 @@ def small_kb(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fresh knowledge index per test with 20 IU reports (user corpora stay in the test)."""
     monkeypatch.setenv("COPILOT_KB_IU_LIMIT", "20")
     get_settings.cache_clear()
+    from copilot.kb.index import KnowledgeIndex
+
+    KnowledgeIndex().corpora()  # as 'copilot kb build' does: the retriever never builds it
 
 
 def manifest(name: str, **kw: Any) -> ToolManifest:

@@ -712,3 +712,29 @@ def test_snapshot_small_terminal(snap_compare: Any, tmp_path: Path, backend: Fak
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)
+
+
+async def test_a_missing_knowledge_index_is_built_in_the_background(
+    folder: Path, backend: FakeBackend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's app starts the knowledge-index build at once, off the UI thread, and says
+    so; an app told not to (tests, a server-backed app) starts nothing."""
+    from copilot.kb.index import KnowledgeIndex
+
+    started: list[object] = []
+
+    def start(self: KnowledgeIndex, progress: object = None) -> bool:
+        started.append(progress)
+        return True
+
+    monkeypatch.setattr(KnowledgeIndex, "build_in_background", start)
+    app = create_app(
+        folder, backend, image_widget=HalfcellImage, export_dir=tmp_path / "x", build_knowledge=True
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        assert len(started) == 1 and callable(started[0])
+        assert any("knowledge index in the background" in str(n.message) for n in app._notifications)
+    async with make(folder, backend, tmp_path).run_test(size=SIZE) as pilot:
+        await pilot.pause()
+    assert len(started) == 1

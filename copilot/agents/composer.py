@@ -240,6 +240,8 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[Citation]]:
                 text += QUOTED  # a document's orders are quoted, never the copilot's advice
             s = s.model_copy(update={"text": text})
         kept.append(s)
+    if any("{cite:" in s.text for s in kept):  # a synthesis cites sources listed after it
+        kept = [s.model_copy(update={"text": _cite_numbers(s.text, numbered)}) for s in kept]
     return kept, citations
 
 
@@ -254,6 +256,19 @@ def unread(ev: Evidence) -> bool:
     if any(ev.results[n].ok for n in readers):
         return False
     return bool(readers or set(ev.question.intents) & _IMAGE_INTENTS or UNCHECKED_LIMITATION in ev.caveats)
+
+
+_CITE = re.compile(r"\s?\{cite:([^/{}]+)/([^{}]+)\}")
+
+
+def _cite_numbers(text: str, numbered: dict[tuple[str, str], int]) -> str:
+    """``{cite:SOURCE/ID}`` marks as the citation's number ``[n]`` (dropped when not cited)."""
+
+    def number(match: re.Match[str]) -> str:
+        n = numbered.get((match.group(1), match.group(2)))
+        return f" [{n}]" if n else ""
+
+    return _CITE.sub(number, text)
 
 
 def limitations(ev: Evidence) -> list[str]:

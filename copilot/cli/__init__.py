@@ -96,7 +96,35 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning every user error into one line and a non-zero exit."""
+    """Entry point: run the CLI, turning every user error into one line and a non-zero exit.
+
+    Run as the ``copilot`` command (``argv`` None), a tool call abandoned at its time limit
+    that is still running native code at the end makes the process end at once with the
+    command's exit status (see ``copilot.runtime.deadline``), never with an abort (exit 134)
+    during interpreter shutdown. Called with ``argv`` (tests, embedding programs), it returns."""
+    from copilot.runtime.deadline import exit_if_abandoned, running_calls
+
+    code = 0
+    try:
+        _main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str) and running_calls():
+            sys.stderr.write(exc.code + "\n")  # what Python would have printed
+        raise
+    except BaseException:
+        code = 1
+        if running_calls():
+            import traceback
+
+            traceback.print_exc()
+        raise
+    finally:
+        if argv is None:
+            exit_if_abandoned(code)
+
+
+def _main(argv: list[str] | None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         app(args=argv, standalone_mode=False)

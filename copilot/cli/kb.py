@@ -43,8 +43,11 @@ def search(
 def build(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Build the knowledge index now, with progress, so the first question does not wait.
 
-    Embeds the shipped knowledge cards and the IU reports once (about half a minute on two
-    CPU cores); nothing to do when they are built already. 'make demo' runs it.
+    Exports the embedding model to ONNX (once), then embeds the shipped knowledge cards and the
+    IU reports (about a minute on two quiet CPU cores); nothing to do when they are built
+    already. Interrupted, it keeps what it embedded and the next run continues from there.
+    The retriever does not build it: until it is built it says so, with this command as the
+    fix. 'make demo' runs it.
     """
     from copilot.cli.output import print_json, safe, stdout
     from copilot.kb.index import shared_index

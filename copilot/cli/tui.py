@@ -39,7 +39,10 @@ def tui(
         backend = Copilot(server=server)
     from copilot.tui.app import create_app
 
-    create_app(path, backend, query=None if query.empty else query, study_key=study).run()
+    # A local copilot builds a missing knowledge index in the background (a server has its own).
+    create_app(
+        path, backend, query=None if query.empty else query, study_key=study, build_knowledge=not server
+    ).run()
 
 
 def register(app: typer.Typer) -> None:

@@ -15,8 +15,12 @@ only when both kinds of evidence agree: its cosine similarity to the query reach
 the shipped cards and IU reports, the best passages of knowledge questions score 0.3 to 0.76,
 questions outside the domain ("what is the weather today?") below 0.2, and a user's
 document with no word of the question ("insert a chest tube now" for "is there a
-pneumothorax?") fails the word test (docs/answers.md). Hits are shown as whole sentences
-around the part that matches the query (:func:`excerpt`), with their reference and licence.
+pneumothorax?") fails the word test (docs/answers.md). A word MiniLM does not know
+("Fleischner") can stand in for similarity when it is specific (in at most 3 passages or 2% of
+the corpus's), the passage's keyword score is at least half the best one and its similarity
+at least :data:`MIN_DENSE_SPECIFIC`. Hits are
+shown as whole sentences around the part that matches the query (:func:`excerpt`), with their
+reference and licence.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import re
 import shutil
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,6 +61,7 @@ from copilot.kb.corpus import (
     shown_text,
 )
 from copilot.kb.embedder import Embedder
+from copilot.kb.kinds import KIND_WORDS, answered_kinds, asked_kinds
 from copilot.paths import private_dir
 from copilot.text.labeler import label_text, negation_marked_tokens
 
@@ -66,6 +72,14 @@ DENSE_WEIGHT = 0.6
 Progress = Callable[[str, int, int], None]
 #: Least cosine similarity (MiniLM) of a relevant passage to its query (see the module docstring).
 MIN_DENSE = 0.3
+#: Relevance by a specific word instead of similarity: a query word found in at most
+#: SPECIFIC_SHARE of a corpus's passages (or SPECIFIC_FEW), in a passage whose keyword score is at
+#: least MIN_KEYWORD of the best ("Fleischner": 2 of the 18 cards; "opacity" is in too many reports).
+SPECIFIC_SHARE = 0.02
+SPECIFIC_FEW = 3
+MIN_KEYWORD = 0.5
+#: ... and whose similarity still reaches this (a report that says "today" is not about the weather).
+MIN_DENSE_SPECIFIC = 0.1
 #: Most characters of a passage shown: whole sentences around the part that matches.
 EXCERPT_CHARS = 360
 #: Words that are no evidence of relevance: question and function words, "image", "patient".
@@ -100,6 +114,9 @@ def query_terms(query: str) -> frozenset[str]:
     return _terms(negation_marked_tokens(query))
 
 
+_KIND_TERMS = _terms(KIND_WORDS.split())
+
+
 def sentences(text: str) -> list[str]:
     """``text`` split into sentences (numbered items, initials and abbreviations do not end one)."""
     out: list[str] = []
@@ -112,7 +129,8 @@ def sentences(text: str) -> list[str]:
 
 
 def excerpt(text: str, query: str, limit: int = EXCERPT_CHARS) -> str:
-    """Whole sentences of ``text`` around the one that shares most words with ``query``, within
+    """Whole sentences of ``text`` around the one that shares most words with ``query`` (and
+    gives the kind of answer it asks for: causes, next step; :mod:`copilot.kb.kinds`), within
     ``limit`` characters; "…" marks what was left out before or after. A passage that fits is
     returned whole; a single sentence longer than ``limit`` is cut at a word, marked."""
     text = " ".join(text.split())
@@ -120,8 +138,10 @@ def excerpt(text: str, query: str, limit: int = EXCERPT_CHARS) -> str:
         return text
     parts = sentences(text)
     terms = query_terms(query)
-    overlap = [len(terms & _terms(negation_marked_tokens(p))) for p in parts]
-    best = max(range(len(parts)), key=lambda i: (overlap[i], -i))
+    kinds = asked_kinds(query)  # "what causes..." centres on the sentence that gives causes
+    gives = [len(answered_kinds(p, kinds)) for p in parts]
+    overlap = [len(terms & _terms(negation_marked_tokens(p))) + 2 * gives[i] for i, p in enumerate(parts)]
+    best = max(range(len(parts)), key=lambda i: (overlap[i], gives[i], -i))
     start, end = best, best + 1
     size = len(parts[best])
     while True:
@@ -260,12 +280,22 @@ class _Corpus:
     bm25: Any
     #: Informative stemmed words per passage (built on the first relevance search).
     terms: list[frozenset[str]] | None = None
+    #: In how many passages each informative word occurs (built with the first need).
+    frequency: Counter[str] | None = None
 
     def words(self) -> list[frozenset[str]]:
         """Each passage's informative stemmed words."""
         if self.terms is None:
             self.terms = [_terms(t) for t in self.tokens]
         return self.terms
+
+    def specific(self, terms: frozenset[str]) -> frozenset[str]:
+        """Those of ``terms`` found in some passages but few (:data:`SPECIFIC_FEW`, :data:`SPECIFIC_SHARE`)
+        (words asking for a kind of answer, "differential", "next", are never specific)."""
+        if self.frequency is None:
+            self.frequency = Counter(term for words in self.words() for term in words)
+        limit = max(SPECIFIC_FEW, SPECIFIC_SHARE * len(self.passages))
+        return frozenset(t for t in terms - _KIND_TERMS if 0 < self.frequency.get(t, 0) <= limit)
 
 
 class KnowledgeIndex:
@@ -277,6 +307,8 @@ class KnowledgeIndex:
         self.iu_limit = iu_limit if iu_limit is not None else self.settings.kb_iu_limit
         self._corpora: dict[str, _Corpus] | None = None
         self._lock = threading.Lock()
+        self._background: threading.Thread | None = None
+        self._background_lock = threading.Lock()
 
     @property
     def root(self) -> Path:
@@ -466,7 +498,7 @@ class KnowledgeIndex:
         self, name: str, paths: list[Path], reader: Callable[[], Any], progress: Progress | None
     ) -> _Corpus:
         folder = self.root / name
-        stamp = f"{fingerprint(paths)}|{self.embedder.model_id}|{self.iu_limit if name == IU_SOURCE else ''}"
+        stamp = self._stamp(name, paths)
         meta_file = folder / "meta.json"
         try:
             meta = json.loads(meta_file.read_text())
@@ -478,12 +510,72 @@ class KnowledgeIndex:
             except (OSError, ValueError) as exc:
                 log.warning("rebuilding damaged index %s: %s", name, exc)
         passages = list(reader())
-        return self._build(name, folder, passages, stamp=stamp, progress=progress)
+        return self._build(name, folder, passages, stamp=stamp, progress=progress, resumable=True)
+
+    def _stamp(self, name: str, paths: list[Path]) -> str:
+        return f"{fingerprint(paths)}|{self.embedder.model_id}|{self.iu_limit if name == IU_SOURCE else ''}"
+
+    def missing(self) -> str | None:
+        """What is not built yet (a built-in corpus or the query encoder), or None when the
+        index is ready to search. Cheap (file metadata only): tools ask it before searching."""
+        if self._corpora is not None and self.embedder.exported():
+            return None
+        for name, paths, _ in self._sources():
+            if _read_meta(self.root / name).get("stamp") != self._stamp(name, paths):
+                return f"the {name} corpus is not indexed"
+        if not self.embedder.exported():
+            return "the query encoder is not exported"
+        return None
+
+    def state(self) -> str:
+        """A short digest of what a search would read (each corpus's stamp, the user corpora):
+        it changes when the index is rebuilt, so cached results of an older index are not reused."""
+        import hashlib
+
+        stamps = [_read_meta(self.root / name).get("stamp", "") for name, _, _ in self._sources()]
+        stamps += sorted(f"{n}={row.get('added', '')}" for n, row in self._registry().items())
+        return hashlib.sha256("|".join(map(str, stamps)).encode()).hexdigest()[:16]
+
+    @property
+    def building(self) -> bool:
+        """Whether :meth:`build_in_background` is building the index now."""
+        return self._background is not None and self._background.is_alive()
+
+    def build_in_background(self, progress: Progress | None = None) -> bool:
+        """Start building what :meth:`missing` names in a daemon thread; False when there is
+        nothing to build or a build runs already. The build is resumable: a process that exits
+        meanwhile keeps the chunks embedded so far (``copilot.runtime.deadline`` ends it before
+        interpreter shutdown could abort it), and the next build continues from them."""
+        from copilot.runtime.deadline import start_daemon
+
+        if self.building or self.missing() is None:
+            return False
+
+        def build() -> None:
+            try:
+                self.corpora(progress=progress)
+            except Exception as exc:  # reported where the retriever is asked, with the fix
+                log.warning("background build of the knowledge index failed: %s", exc)
+
+        with self._background_lock:
+            if self.building:
+                return False
+            self._background = start_daemon(build, "copilot-kb-build")
+        return True
 
     def _build(
-        self, name: str, folder: Path, passages: list[Passage], *, stamp: str, progress: Progress | None
+        self,
+        name: str,
+        folder: Path,
+        passages: list[Passage],
+        *,
+        stamp: str,
+        progress: Progress | None,
+        resumable: bool = False,
     ) -> _Corpus:
-        """Embed ``passages`` and write the index files into ``folder`` (owner-only)."""
+        """Embed ``passages`` and write the index files into ``folder`` (owner-only). A
+        ``resumable`` build saves its vectors in ``folder/partial`` as they are made, so an
+        interrupted one continues there; the index files are written only when all are done."""
         # The dataset's own de-identification marker is indexed in its short legacy form: the
         # words of the long one ("de-identified in source") would match queries about nothing
         # in the report (precision@5 0.746 vs 0.777 in bench/retrieval.py). Display is unchanged.
@@ -493,17 +585,22 @@ class KnowledgeIndex:
             if progress:
                 progress(name, done, total)
 
-        vectors = self.embedder.encode(texts, batch_size=16, progress=on_progress)
+        private_dir(folder)
+        (folder / "meta.json").unlink(missing_ok=True)  # the old index is invalid from here on
+        partial = folder / "partial" if resumable else None
+        vectors = self.embedder.encode(texts, batch_size=16, progress=on_progress, resume=partial)
         tokens = [negation_marked_tokens(t) for t in texts]
         labels = [dict(label_text(t)) for t in texts]
-        private_dir(folder)
         with open(folder / "passages.jsonl", "w", encoding="utf-8") as fh:
             for p, tok, lab in zip(passages, tokens, labels, strict=True):
                 fh.write(json.dumps({"passage": p.model_dump(), "tokens": tok, "labels": lab}) + "\n")
         np.save(folder / "vectors.npy", vectors)
         (folder / "meta.json").write_text(json.dumps({"stamp": stamp, "count": len(passages)}))
         for file in folder.iterdir():
-            os.chmod(file, 0o600)
+            if file.is_file():
+                os.chmod(file, 0o600)
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
         log.info("indexed %s: %d passages", name, len(passages))
         return _Corpus(name, passages, vectors, tokens, labels, _bm25(tokens))
 
@@ -596,7 +693,12 @@ class KnowledgeIndex:
                 score = dense
             if relevant_only:
                 shared = np.array([bool(terms & words) for words in corpus.words()], dtype=bool)
-                score = np.where((dense >= MIN_DENSE) & shared, score, -np.inf)
+                relevant = (dense >= MIN_DENSE) & shared
+                specific = corpus.specific(terms)
+                if specific and mode == "hybrid":  # a rare word MiniLM does not know ("Fleischner")
+                    has = np.array([bool(specific & words) for words in corpus.words()], dtype=bool)
+                    relevant |= has & (keyword >= MIN_KEYWORD) & (dense >= MIN_DENSE_SPECIFIC)
+                score = np.where(relevant, score, -np.inf)
             best = np.argsort(-score)[:k]
             scored.extend(
                 (float(score[i]), corpus, int(i), float(dense[i])) for i in best if np.isfinite(score[i])

@@ -23,6 +23,7 @@ Rules the screen keeps:
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -160,11 +161,14 @@ class CopilotApp(App[None]):
         export_dir: Path | None = None,
         query: StudyQuery | None = None,
         study_key: str | None = None,
+        build_knowledge: bool = False,
     ) -> None:
         """``query`` filters the studies listed (sent to a server); ``study_key`` (a UID,
         AccessionNumber or patient ID, narrowed by ``query``'s date) opens straight into the
-        study it names."""
+        study it names; ``build_knowledge``: build a missing knowledge index in the background
+        (the command does; tests and a server-backed app do not)."""
         super().__init__()
+        self.build_knowledge = build_knowledge
         self.path = path
         self.study_query = query
         self.study_key = study_key
@@ -228,6 +232,8 @@ class CopilotApp(App[None]):
         self.set_interval(0.25, self._tick)
         self._refresh_ask_box()
         self.index_folder()
+        if self.build_knowledge:
+            self.start_knowledge_build()
 
     # -- layout --------------------------------------------------------------------------
     def on_resize(self, event: Resize) -> None:
@@ -257,6 +263,22 @@ class CopilotApp(App[None]):
             self.query_one("#tree").focus()
 
     # -- indexing ------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="knowledge")
+    def start_knowledge_build(self) -> None:
+        """Start building the knowledge index in the background when it is missing (a first
+        run): meanwhile the retriever says it is being built; quitting keeps what is done."""
+        from copilot.kb.index import shared_index
+
+        def finished(name: str, done: int, total: int) -> None:
+            if name == "iu-xray" and done == total:
+                with contextlib.suppress(RuntimeError):  # the app may have quit meanwhile
+                    self.call_from_thread(self.notify, "The knowledge index is ready.")
+
+        if shared_index().build_in_background(progress=finished):
+            self.call_from_thread(
+                self.notify, "Building the knowledge index in the background (first run, about a minute)."
+            )
+
     @work(thread=True, exclusive=True, group="index")
     def index_folder(self) -> None:
         """Index the folder (or list the server's studies) off the UI thread, with a progress

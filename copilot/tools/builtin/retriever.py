@@ -26,6 +26,10 @@ K_REPORTS = 3
 K_KNOWLEDGE = 3
 #: Passages per user corpus, at most (only relevant ones).
 K_USER = 2
+#: A passage scoring below this fraction of its corpus's best passage is dropped: "What causes
+#: atelectasis?" keeps the atelectasis card (0.78) and the cards that name it among causes, not
+#: the edema card (0.39).
+RELATIVE_FLOOR = 0.6
 
 
 class Retriever(Tool):
@@ -40,7 +44,7 @@ class Retriever(Tool):
             "mention them (Indiana University chest X-ray collection), returning relevant "
             "passages with citations."
         ),
-        version="1.0.0",
+        version="1.1.0",
         needs_image=False,
         questions=(
             "What could cause this?",
@@ -66,11 +70,37 @@ class Retriever(Tool):
 
         return ModelRegistry(self.settings).availability(self.settings.embedding_model)
 
-    def load(self) -> None:
-        """Load or build the index (embedding the corpus on first use)."""
+    def failure_words(self, result: ToolResult) -> str | None:
+        """An index that is not built (yet) is said so, not "not installed"."""
+        if result.status == "unavailable" and result.detail.startswith("the knowledge index is"):
+            return f"the knowledge-base search is unavailable: {result.detail}"
+        return None
+
+    def cache_origin(self) -> str:
+        """The weights (as every tool) and the index's state: a rebuilt or extended knowledge
+        base never serves results found in the older one."""
         from copilot.kb.index import shared_index
 
-        shared_index(self.settings).corpora()
+        return f"{super().cache_origin()}|kb#{shared_index(self.settings).state()}"
+
+    def load(self) -> None:
+        """Load the index; never build it here (minutes, inside this tool's time limit): an
+        index that is not built makes the tool unavailable at once, with the fix."""
+        from copilot.errors import ToolUnavailableError
+        from copilot.kb.index import shared_index
+
+        index = shared_index(self.settings)
+        missing = index.missing()
+        if missing is not None:
+            if index.building:
+                raise ToolUnavailableError(
+                    f"the knowledge index is being built in the background ({missing})",
+                    "wait for the build to finish, or run 'copilot kb build'",
+                )
+            raise ToolUnavailableError(
+                f"the knowledge index is not built yet ({missing})", "copilot kb build"
+            )
+        index.corpora()
 
     def run(self, request: ToolRequest) -> ToolResult:
         """Relevant citations for the question, focused on the classifier's positive findings."""
@@ -105,7 +135,11 @@ class Retriever(Tool):
         for query, sources, k in searches:
             if not query:
                 continue
-            for hit in index.search(query, k=k, sources=sources, relevant_only=True):
+            hits = index.search(query, k=k, sources=sources, relevant_only=True)
+            floor = RELATIVE_FLOOR * hits[0].score if hits else 0.0
+            for hit in hits:
+                if hit.score < floor:
+                    continue  # far below the best passage of this corpus: off the question
                 if (hit.source, hit.id) in seen:
                     continue
                 seen.add((hit.source, hit.id))
@@ -139,6 +173,16 @@ class Retriever(Tool):
                 )
             ]
         out = []
+        synthesis = _synthesis(result, question)
+        if synthesis:
+            out.append(
+                Statement(
+                    text=f"Background, not a reading of this image: {synthesis}",
+                    tool=self.name,
+                    section="answer" if "knowledge" in question.intents else "background",
+                    assertion=False,
+                )
+            )
         for c in result.citations:
             what = c.label or ("Similar case (its image matched)" if c.match == "image" else "Passage")
             origin = "; ".join(x for x in (c.reference or c.source, c.licence) if x)
@@ -153,6 +197,27 @@ class Retriever(Tool):
                 )
             )
         return out
+
+
+def _synthesis(result: ToolResult, question: Question) -> str:
+    """The sentences of the background sources that answer ``question``, each followed by a
+    ``{cite:SOURCE/ID}`` mark the composer turns into that source's number; "" when none
+    does. Other patients' reports are never quoted here (their sentences read as findings)."""
+    from copilot.kb.corpus import IU_SOURCE, KB_SOURCE
+    from copilot.kb.synthesis import Source, pick_sentences
+
+    sources = [
+        Source((c.source, c.id), c.text, _title(c) if c.source == KB_SOURCE else "")
+        for c in result.citations
+        if c.source != IU_SOURCE
+    ]
+    picked = pick_sentences(question.text, sources, extra_terms=question.findings)
+    return " ".join(f"{p.sentence} {{cite:{p.key[0]}/{p.key[1]}}}" for p in picked)
+
+
+def _title(citation: Citation) -> str:
+    """A knowledge card's title, from its label ("Background on pleural effusion")."""
+    return citation.label.removeprefix("Background on ")
 
 
 def _present(text: str) -> list[str]:
