@@ -139,6 +139,13 @@ class Match:
     about_film: bool = False
 
 
+#: Words of a knowledge question that is about medicine in general, however short it is.
+_GENERAL_KNOWLEDGE = re.compile(
+    r"\b(?:recommend\w*|guidelines?|criteria|society|classif\w*|staging|protocols?|defin\w*"
+    r"|epidemiology)\b"
+)
+
+
 def match_part(part: Part, cat: Catalogue) -> Match:
     """The tools that answer ``part`` among ``cat`` (see the module docstring)."""
     intents = set(part.intents)
@@ -166,6 +173,8 @@ def match_part(part: Part, cat: Catalogue) -> Match:
     named = bool(findings or signs or m.terms)
     general = cat.generalists
     elliptic = not (named or m.structures) and len(part.text.split()) <= 5
+    if elliptic and "knowledge" in intents and _GENERAL_KNOWLEDGE.search(part.text):
+        elliptic = False  # "what does Fleischner recommend?" is short, but not about this image
     about_image = m.deictic or bool(part.inherited) or (m.overall and not named) or elliptic
     if "knowledge" in intents and not about_image:
         intents = {"knowledge"}  # general knowledge ("what causes effusions?"): no image expert
