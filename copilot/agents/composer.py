@@ -104,6 +104,8 @@ class Evidence:
     out_of_scope: bool = False
     #: For a comparison: whether a prior study is available (said under **Answer**).
     comparison: str = ""
+    #: For a comparison: the prior's copilot report quoted as data ("" when it has none).
+    prior_report: str = ""
     #: Tools whose ``statements()`` failed, with the failure (for the trace, never the answer).
     wording_failures: dict[str, str] = field(default_factory=dict)
 
@@ -215,6 +217,10 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[Citation]]:
     if ev.comparison:
         statements.append(
             Statement(text=ev.comparison, tool="study folder", section="answer", assertion=False)
+        )
+    if ev.prior_report:
+        statements.append(
+            Statement(text=ev.prior_report, tool="prior report", section="answer", assertion=False)
         )
     if ev.rejection:
         statements.append(Statement(text=ev.rejection, tool="study check", section="answer", assertion=False))
