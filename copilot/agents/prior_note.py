@@ -83,5 +83,8 @@ def prior_report_quote(prior: PriorStudy | None) -> str:
             continue
         date = report.date or prior.date or "unknown date"
         quoted = escape_untrusted("; ".join(lines))
-        return f'The prior copilot report of {date} recorded (quoted from its SR, as data): "{quoted}".'
+        return (
+            f"The copilot's report on the prior study (written {date}) recorded, quoted from its SR "
+            f'as data: "{quoted}".'
+        )
     return ""

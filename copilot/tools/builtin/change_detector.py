@@ -178,17 +178,24 @@ class ChangeDetector(Tool):
         changes, why = finding_changes(request.prior.get(CLASSIFIER), prior)
         if not changes:
             return [Finding(label="Per-finding change", kind="note", text=why)]
-        words = {"new": f"new since {date}", "resolved": f"resolved since {date}", "unchanged": "unchanged"}
-        return [
-            Finding(
-                label=c.label,
-                kind="note",
-                text=f"{words[c.change]} (score {c.now:.2f} now, {c.before:.2f} on {date}; "
-                f"threshold {c.threshold:.2f}, calibrated scores, not probabilities)",
+        out = []
+        for c in changes:
+            numbers = (
+                f"score {c.now:.2f} now, {c.before:.2f} on {date}; threshold {c.threshold:.2f}, "
+                "calibrated scores, not probabilities"
             )
-            for c in changes
-            if c.change != "unchanged" or c.now >= c.threshold
-        ] or [
+            if c.change == "new":
+                text = f"{c.label} is flagged now, not on {date}: new since {date} ({numbers})"
+            elif c.change == "resolved":
+                text = (
+                    f"No {c.label.lower()} flagged now, flagged on {date}: resolved since {date} ({numbers})"
+                )
+            elif c.now >= c.threshold:
+                text = f"{c.label} is flagged now as on {date}: unchanged ({numbers})"
+            else:
+                continue
+            out.append(Finding(label=c.label, kind="note", text=text))
+        return out or [
             Finding(
                 label="Per-finding change", kind="note", text=f"no classifier finding changed since {date}"
             )
@@ -248,6 +255,8 @@ class ChangeDetector(Tool):
                         unit=f.unit,
                     )
                 )
-            else:
+            elif f.label == "Per-finding change":
                 out.append(Statement(text=f"{f.label}: {f.text}.", tool=self.name, section="findings"))
+            else:
+                out.append(Statement(text=f"{f.text}.", tool=self.name, section="findings", label=f.label))
         return out
