@@ -383,7 +383,8 @@ class Copilot:
                 self.fetch([prior.instance])
             except CopilotError as exc:
                 log.warning("prior image %s could not be fetched: %s", prior.instance.sop_uid, exc)
-                return find_prior(study, tuple(o for o in usable if o.study_uid != prior.study_uid))
+                failed = prior.study.study_uid if prior.study is not None else ""
+                return find_prior(study, tuple(o for o in usable if o.study_uid != failed))
         return prior
 
     def _run_turn(

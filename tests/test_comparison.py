@@ -29,6 +29,7 @@ from copilot.testing import make_dicom
 from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult
 from copilot.tools.builtin.change_detector import ChangeDetector
 from copilot.tools.builtin.cxr_classifier import CxrClassifier
+from copilot.tools.statements import Question
 from tests.conftest import NIH_IMAGES, need
 
 SHIFT = (7.0, -4.0)  # x right, y down, pixels
@@ -160,13 +161,8 @@ def _compare(studies: StudySet, patient: str) -> ToolResult:
 
 
 def _said(result: ToolResult) -> str:
-    return " ".join(s.text for s in ChangeDetector().statements(result, question=_question()))
-
-
-def _question():  # type: ignore[no-untyped-def]
-    from copilot.tools.statements import Question
-
-    return Question(text="What has changed since the last study?")
+    question = Question(text="What has changed since the last study?")
+    return " ".join(s.text for s in ChangeDetector().statements(result, question))
 
 
 def test_prior_is_the_same_patients_most_recent_earlier_comparable_study(studies: StudySet) -> None:
