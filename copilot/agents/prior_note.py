@@ -45,8 +45,9 @@ def comparison_note(
             "the current study alone is described."
         )
     if compared_by and prior is not None and prior.study is not None:
+        # Header text is data: escaped, never markup or instructions.
         tools = ", ".join(compared_by)
-        return f"Compared with {prior.describe()} by {tools}."
+        return f"Compared with {escape_untrusted(prior.describe())} by {tools}."
     if compared_by and prior is not None:
         return f"No comparable prior study was found: {prior.reason}."
     n = len(others)
