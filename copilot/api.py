@@ -597,7 +597,7 @@ def _answer_of(
         plan_notes=list(state.plan_notes),
         provenance={n: r.provenance for n, r in state.results.items() if r.provenance is not None},
         prior=None
-        if prior is None
+        if prior is None or "comparison" not in state.intents
         else PriorUsed(
             study_uid=prior.study.study_uid if prior.study else "",
             date=prior.date,

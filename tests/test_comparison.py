@@ -21,7 +21,7 @@ import pytest
 from copilot.agents.planner import EmbeddedPlanner
 from copilot.api import Answer, Copilot
 from copilot.config import get_settings
-from copilot.dicomout.sr import write_sr
+from copilot.dicomout.sr import COMPARISON_STUDY, read_sr, write_sr
 from copilot.study import index_folder
 from copilot.study.model import Study, StudySet
 from copilot.study.prior import find_prior, same_patient
@@ -252,6 +252,11 @@ def test_answer_names_the_prior_quotes_its_report_and_gives_per_finding_change(f
     )
     assert "Effusion is flagged now, not on 2017-03-01: new since 2017-03-01 (score 0.62 now, 0.12 on" in text
     assert "**Verification**" not in text
+    # The SR of the answer records the prior study it was compared with.
+    current = _current(studies, "P1")
+    sr = read_sr(write_sr(answer, current, folder.parent / "out" / "compared.dcm"))
+    recorded = sr.text(COMPARISON_STUDY) or ""
+    assert recorded.startswith(answer.prior.study_uid + "; 2017-03-01; CHEST 1 VIEW; PA"), recorded
     assert "left to the reader" not in text
     none = copilot.ask(studies, "Compare with the prior", study_uid=_current(studies, "P2").study_uid)
     assert none.prior is not None and none.prior.reason == "no other study of this patient is available"

@@ -86,8 +86,9 @@ class Answer(BaseModel):
     plan_notes: list[str] = Field(default_factory=list, description="How the planner planned.")
     prior: PriorUsed | None = Field(
         default=None,
-        description="The same patient's prior study a comparison uses, or why there is none; None "
-        "when the question was asked about a study alone (not within its folder or server listing).",
+        description="For a comparison question: the same patient's prior study it used, or why there "
+        "is none (recorded in the SR as its comparison study). None for other questions, and when "
+        "the question was asked about a study alone (not within its folder or server listing).",
     )
     provenance: dict[str, Provenance] = Field(
         default_factory=dict,
