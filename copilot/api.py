@@ -41,6 +41,7 @@ from copilot.errors import CopilotError, StudyError
 from copilot.llm import ChatModel, load_llm
 from copilot.schema import AnalysisRow, Answer, CopilotEvent, ToolResult, ToolRun
 from copilot.study.model import InstanceRecord, Study, StudySet
+from copilot.study.prior import PriorStudy
 from copilot.study.query import StudyQuery
 from copilot.tools.contract import Tool, ToolRequest
 from copilot.tools.invoke import invoke_batch
@@ -58,18 +59,19 @@ log = logging.getLogger(__name__)
 
 #: What ``on_event`` is called with while a question is answered.
 EventSink = Callable[[CopilotEvent], None]
+#: The same patient's listed (not yet opened) earlier studies opened to choose a prior from.
+PRIORS_OPENED = 3
 #: Listed studies kept opened (series and headers) for later questions about them.
 OPENED_KEPT = 32
 
 
 def _same_patient(target: Study | StudySet, study: Study) -> tuple[Study, ...] | None:
     """The other studies of ``study``'s patient opened with it (None: only the study was given)."""
+    from copilot.study.prior import same_patient
+
     if isinstance(target, Study):
         return None
-    pid = study.patient_id.strip()
-    return tuple(
-        s for s in target.studies if s.study_uid != study.study_uid and pid and s.patient_id.strip() == pid
-    )
+    return tuple(s for s in target.studies if s.study_uid != study.study_uid and same_patient(study, s))
 
 
 class Copilot:
@@ -331,6 +333,8 @@ class Copilot:
         study = self.open_study(self.pick(target, study_uid))  # a listed study: opened now
         self.fetch(study)  # a DICOMweb study: its image now, so a vanished study fails here, once
         thread = thread_id or uuid.uuid4().hex
+        others = _same_patient(target, study)
+        prior = self._prior(study, others)
         context = Context(
             settings=self.settings,
             tools=self.tools,
@@ -339,7 +343,8 @@ class Copilot:
             planner=self.planner,
             cache=self.cache,
             redact=self._redactor(study),
-            others=_same_patient(target, study),
+            others=others,
+            prior=prior,
         )
         if thread_id:  # one turn of a thread at a time, across processes
             from copilot.runtime.threads import thread_lock
@@ -348,7 +353,39 @@ class Copilot:
                 state = self._run_turn(study, thread, True, question, context, on_event)
         else:
             state = self._run_turn(study, thread, False, question, context, on_event)
-        return _answer_of(state, study, question, thread)
+        return _answer_of(state, study, question, thread, prior)
+
+    def _prior(self, study: Study, others: tuple[Study, ...] | None) -> PriorStudy | None:
+        """The prior for ``study`` (:func:`copilot.study.prior.find_prior`): the same patient's
+        earlier studies a server only listed are opened first (the :data:`PRIORS_OPENED` most
+        recent), and the prior's image is fetched. A prior that cannot be opened or fetched is
+        left out (logged), never a failure of the question."""
+        from copilot.study.prior import find_prior
+
+        if others is None:
+            return None
+        mine = study.study_date.strip()
+        listed = sorted(
+            (o for o in others if not o.opened and o.study_date.strip() and o.study_date.strip() <= mine),
+            key=lambda o: o.study_date,
+            reverse=True,
+        )[:PRIORS_OPENED]
+        opened = {}
+        for other in listed:
+            try:
+                opened[other.study_uid] = self.open_study(other)
+            except CopilotError as exc:
+                log.warning("prior study %s could not be opened: %s", other.study_uid, exc)
+        usable = tuple(opened.get(o.study_uid, o) for o in others)
+        prior = find_prior(study, usable)
+        if prior.instance is not None:
+            try:
+                self.fetch([prior.instance])
+            except CopilotError as exc:
+                log.warning("prior image %s could not be fetched: %s", prior.instance.sop_uid, exc)
+                failed = prior.study.study_uid if prior.study is not None else ""
+                return find_prior(study, tuple(o for o in usable if o.study_uid != failed))
+        return prior
 
     def _run_turn(
         self,
@@ -530,9 +567,13 @@ class Copilot:
         return [ToolResult(tool=tool.name, status="error", detail=detail, seconds=seconds) for _ in requests]
 
 
-def _answer_of(state: AgentState, study: Study, question: str, thread: str) -> Answer:
+def _answer_of(
+    state: AgentState, study: Study, question: str, thread: str, prior: PriorStudy | None = None
+) -> Answer:
     """The :class:`Answer` of a finished turn: every tool's findings and artifacts (each with its
-    ``tool``), in plan order, with the composer's statements and citations."""
+    ``tool``), in plan order, with the composer's statements and citations, and the prior."""
+    from copilot.schema.answer import PriorUsed
+
     findings, artifacts = [], []
     for name, res in state.results.items():
         findings += [f.model_copy(update={"tool": name}) for f in res.findings]
@@ -555,4 +596,13 @@ def _answer_of(state: AgentState, study: Study, question: str, thread: str) -> A
         verification=list(state.verification),
         plan_notes=list(state.plan_notes),
         provenance={n: r.provenance for n, r in state.results.items() if r.provenance is not None},
+        prior=None
+        if prior is None or "comparison" not in state.intents
+        else PriorUsed(
+            study_uid=prior.study.study_uid if prior.study else "",
+            date=prior.date,
+            description=prior.study.description if prior.study else "",
+            view=prior.instance.view if prior.instance else "",
+            reason=prior.reason,
+        ),
     )

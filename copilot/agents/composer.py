@@ -106,6 +106,8 @@ class Evidence:
     comparison: str = ""
     #: For a CT/MR image question no installed tool reads: which plug-in would (the lead line).
     no_reader: str = ""
+    #: For a comparison: the prior's copilot report quoted as data ("" when it has none).
+    prior_report: str = ""
     #: Tools whose ``statements()`` failed, with the failure (for the trace, never the answer).
     wording_failures: dict[str, str] = field(default_factory=dict)
 
@@ -217,6 +219,10 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[Citation]]:
     if ev.comparison:
         statements.append(
             Statement(text=ev.comparison, tool="study folder", section="answer", assertion=False)
+        )
+    if ev.prior_report:
+        statements.append(
+            Statement(text=ev.prior_report, tool="prior report", section="answer", assertion=False)
         )
     if ev.rejection:
         statements.append(Statement(text=ev.rejection, tool="study check", section="answer", assertion=False))

@@ -15,6 +15,7 @@ from copilot.config import Settings
 from copilot.llm import ChatModel
 from copilot.paths import private_dir
 from copilot.study.model import Study
+from copilot.study.prior import PriorStudy
 from copilot.tools.contract import Tool, ToolResult
 
 log = logging.getLogger(__name__)
@@ -104,3 +105,6 @@ class Context:
     #: Other studies of the same patient opened with this one (a comparison says whether a
     #: prior study is available); None when only the study itself was given.
     others: tuple[Study, ...] | None = None
+    #: The prior chosen among ``others`` (:func:`copilot.study.prior.find_prior`), given to every
+    #: tool's request; None when the caller chose none (then no tool compares).
+    prior: PriorStudy | None = None

@@ -17,7 +17,9 @@ declares an intent or a finding label is routed exactly like a built-in:
   a report the user already has ("summarise this report") goes to the report tools alone.
 - **knowledge**: knowledge tools; with the tools that find what "this" is when the question
   points at the image.
-- **comparison**: the screening tools (no tool reads a prior study; the answer says so).
+- **comparison**: the tools that compare studies (they declare ``comparison`` and score no
+  finding labels), with the tools of the named finding or else the screening tools (their
+  scores now are part of the comparison); when no tool compares studies the answer says so.
 
 A *generalist* declares the ``open`` intent. Tools that declare no intents are matched by the
 similarity of the part to their example questions.
@@ -35,7 +37,7 @@ from copilot.routing.features import featurize
 from copilot.routing.lexicon import KNOWN_LABELS
 from copilot.tools.contract import ToolManifest
 
-__all__ = ["SIMILAR", "STRONG", "Catalogue", "Match", "match_part"]
+__all__ = ["SIMILAR", "STRONG", "Catalogue", "Match", "comparers", "match_part"]
 
 #: Cosine similarity (hashed n-grams) to an example question that routes a tool without intents.
 SIMILAR = 0.5
@@ -47,6 +49,17 @@ IMAGE_INTENTS = frozenset(
 NO_PRIOR = (
     "no tool reads a prior study: the current study is described and the comparison is left to the reader"
 )
+
+
+def comparers(manifests: Mapping[str, ToolManifest]) -> set[str]:
+    """Tools that compare a study with its prior: they declare ``comparison`` and neither score
+    finding labels (a classifier declares ``comparison`` for its scores now) nor take open
+    questions."""
+    return {
+        n
+        for n, m in manifests.items()
+        if "comparison" in m.intents and not m.labels and "open" not in m.intents
+    }
 
 
 def _vector(text: str) -> dict[int, float]:
@@ -252,8 +265,10 @@ def match_part(part: Part, cat: Catalogue) -> Match:
             elif not m.structures:
                 out.tools |= cat.screening
     if "comparison" in intents:
-        out.tools |= (finders if named and finders else set()) or cat.screening
-        out.caveats.append(NO_PRIOR)
+        compare = comparers(cat.manifests)
+        out.tools |= compare | ((finders if named and finders else set()) or cat.screening)
+        if not compare:
+            out.caveats.append(NO_PRIOR)
     _plugins(part, cat, out, by_generalist)
     if not out.tools and intents & IMAGE_INTENTS:
         out.tools |= general

@@ -63,7 +63,16 @@ if TYPE_CHECKING:
     import highdicom as hd
     from pydicom import Dataset
 
-__all__ = ["SCHEME", "SRContents", "SRMeasurement", "build_sr", "encode_sr", "read_sr", "write_sr"]
+__all__ = [
+    "COMPARISON_STUDY",
+    "SCHEME",
+    "SRContents",
+    "SRMeasurement",
+    "build_sr",
+    "encode_sr",
+    "read_sr",
+    "write_sr",
+]
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +305,19 @@ def _groups(
     return groups, texts
 
 
+#: The text item naming the prior study an answer was compared with (its UID, date, description, view).
+COMPARISON_STUDY = "Comparison study"
+
+
+def _comparison_text(answer: Answer) -> str:
+    """``<StudyInstanceUID>; <date>; <description>; <view>`` of the answer's prior."""
+    prior = answer.prior
+    assert prior is not None
+    return "; ".join(
+        [prior.study_uid, prior.date or "date unknown", prior.description, prior.view or "view unknown"]
+    )
+
+
 def build_sr(answer: Answer, study: Study) -> Any:
     """The answer as a highdicom ``ComprehensiveSR`` about ``study`` (see the module rules).
 
@@ -344,6 +366,8 @@ def build_sr(answer: Answer, study: Study) -> Any:
         )
         items = [("Question", plain_text(answer.question)), ("Answer", plain_text(str(answer.text or "")))]
         items += texts
+        if answer.prior is not None and answer.prior.study_uid:
+            items.append((COMPARISON_STUDY, plain_text(_comparison_text(answer))))
         items += [
             (
                 "Not checked",

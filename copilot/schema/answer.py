@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, JsonValue
 from copilot.schema.results import Artifact, Citation, Finding, Provenance, ToolStatus
 from copilot.schema.statements import Statement
 
-__all__ = ["Answer", "AskContract", "ContractTool", "ToolRun"]
+__all__ = ["Answer", "AskContract", "ContractTool", "PriorUsed", "ToolRun"]
 
 #: The keys of a citation in ``copilot ask --json``, in order (a stable contract).
 CONTRACT_CITATION_KEYS = ("n", "source", "id", "score", "text", "label", "reference", "licence")
@@ -36,6 +36,16 @@ class AskContract(TypedDict):
     tools: list[ContractTool]
     findings: list[dict[str, JsonValue]]
     citations: list[dict[str, JsonValue]]
+
+
+class PriorUsed(BaseModel):
+    """The prior study the answer's comparison was made with, or why there is none."""
+
+    study_uid: str = Field(default="", description="Its Study Instance UID ('' when there is none).")
+    date: str = Field(default="", description="Its study date, YYYY-MM-DD ('' when unknown or none).")
+    description: str = Field(default="", description="Its study description.")
+    view: str = Field(default="", description="The view of the image compared (ViewPosition).")
+    reason: str = Field(default="", description="Why there is no prior ('' when there is one).")
 
 
 class ToolRun(BaseModel):
@@ -74,6 +84,12 @@ class Answer(BaseModel):
         default_factory=list, description="Contradictions the verifier found between answer and tools."
     )
     plan_notes: list[str] = Field(default_factory=list, description="How the planner planned.")
+    prior: PriorUsed | None = Field(
+        default=None,
+        description="For a comparison question: the same patient's prior study it used, or why there "
+        "is none (recorded in the SR as its comparison study). None for other questions, and when "
+        "the question was asked about a study alone (not within its folder or server listing).",
+    )
     provenance: dict[str, Provenance] = Field(
         default_factory=dict,
         description="Per tool that ran: its version, model id and revision, device (for the "

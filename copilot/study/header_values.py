@@ -258,6 +258,7 @@ def build_record(
         study_uid=h.text("StudyInstanceUID"),
         series_uid=h.text("SeriesInstanceUID"),
         patient_id=h.text("PatientID"),
+        patient_id_issuer=h.text("IssuerOfPatientID"),
         patient_name=h.text("PatientName"),
         patient_age=h.text("PatientAge"),
         patient_sex=h.text("PatientSex"),

@@ -117,6 +117,9 @@ class InstanceRecord(BaseModel):
     study_uid: str
     series_uid: str
     patient_id: str = ""
+    patient_id_issuer: str = Field(
+        default="", description="IssuerOfPatientID: whose ID ``patient_id`` is (empty: not stated)."
+    )
     patient_name: str = Field(default="", repr=False)
     patient_age: str = ""
     patient_sex: str = ""
@@ -174,6 +177,7 @@ class InstanceRecord(BaseModel):
         """Every identifying value of this record, for redaction."""
         values = [
             self.patient_id,
+            self.patient_id_issuer,
             self.patient_name,
             self.patient_birth_date,
             self.study_date,

@@ -60,6 +60,7 @@ ELEMENTS: dict[str, tuple[int, str]] = {
     "OperatorsName": (0x00081070, "PN"),
     "PatientName": (0x00100010, "PN"),
     "PatientID": (0x00100020, "LO"),
+    "IssuerOfPatientID": (0x00100021, "LO"),
     "PatientBirthDate": (0x00100030, "DA"),
     "PatientSex": (0x00100040, "CS"),
     "PatientAge": (0x00101010, "AS"),

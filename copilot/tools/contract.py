@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from copilot.runtime.context import Runtime
     from copilot.study.model import InstanceRecord
     from copilot.study.pixels import PixelImage
+    from copilot.study.prior import PriorStudy
 
 __all__ = [
     "Acceptance",
@@ -69,6 +70,12 @@ class ToolRequest(BaseModel):
     study_summary: str = ""
     prior: dict[str, ToolResult] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+    prior_study: Any = Field(
+        default=None,
+        description="copilot.study.prior.PriorStudy or None: the same patient's earlier comparable "
+        "study and its image (or why there is none), for tools that compare. Not to be confused "
+        "with ``prior``, the earlier tools' results.",
+    )
 
     @field_validator("instance")
     @classmethod
@@ -80,6 +87,16 @@ class ToolRequest(BaseModel):
         from copilot.study.model import InstanceRecord
 
         return value if isinstance(value, InstanceRecord) else InstanceRecord.model_validate(value)
+
+    @field_validator("prior_study")
+    @classmethod
+    def _prior_study(cls, value: Any) -> PriorStudy | None:
+        """A PriorStudy (or None), the study model imported only when a request carries one."""
+        if value is None:
+            return None
+        from copilot.study.prior import PriorStudy
+
+        return value if isinstance(value, PriorStudy) else PriorStudy.model_validate(value)
 
     def pixels(self) -> PixelImage:
         """The decoded image, loading it on first use."""

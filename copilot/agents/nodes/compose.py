@@ -15,10 +15,10 @@ from langgraph.runtime import Runtime
 from copilot.agents.composer import Evidence, compose_statements, render
 from copilot.agents.context import Context
 from copilot.agents.header import header_answer
-from copilot.agents.matching import NO_PRIOR
+from copilot.agents.matching import NO_PRIOR, comparers
+from copilot.agents.prior_note import comparison_note, prior_report_quote
 from copilot.agents.state import AgentState
 from copilot.schema import AnswerToken
-from copilot.study.model import Study
 from copilot.text.fence import strip_fence_tags
 from copilot.text.normalize import clean
 from copilot.tools.results import describe_failure
@@ -34,26 +34,6 @@ IMAGE_INTENTS = {"finding", "open", "location", "measurement", "devices", "techn
 LLM_FAILED = "_(The language model that writes answers could not be used; the template answer is shown.)_"
 
 
-def comparison_note(others: tuple[Study, ...] | None) -> str:
-    """What the answer says about a prior study for a comparison question: none is available
-    (the folder holds no other study of this patient), or one is but no tool compares studies."""
-    if others is None:
-        return (
-            "No prior study is available: only this study was opened, so no comparison can be made; "
-            "the current study alone is described."
-        )
-    if not others:
-        return (
-            "No prior study of this patient is available in this folder, so no comparison can be made; "
-            "the current study alone is described."
-        )
-    n = len(others)
-    return (
-        f"This folder holds {n} other stud{'y' if n == 1 else 'ies'} of this patient, but no installed "
-        "tool compares studies: the current study is described and the comparison is left to the reader."
-    )
-
-
 def evidence_from(state: AgentState, ctx: Context) -> Evidence:
     """The composer's input, rebuilt from the state."""
     results = dict(state.results)
@@ -67,10 +47,13 @@ def evidence_from(state: AgentState, ctx: Context) -> Evidence:
     rejection = state.rejection
     if rejection and not (set(intents) & IMAGE_INTENTS):
         rejection = ""
-    comparison = ""
+    comparison = prior_report = ""
     caveats = list(state.caveats)
     if "comparison" in intents:
-        comparison = comparison_note(ctx.others)
+        manifests = {n: t.manifest for n, t in ctx.tools.items()}
+        compared_by = [n for n in comparers(manifests) if n in results and results[n].ok]
+        comparison = comparison_note(ctx.others, ctx.prior, compared_by)
+        prior_report = prior_report_quote(ctx.prior)
         caveats = [c for c in caveats if c != NO_PRIOR]
     return Evidence(
         question=Question(text=state.question, findings=tuple(state.focus), intents=tuple(intents)),
@@ -84,6 +67,7 @@ def evidence_from(state: AgentState, ctx: Context) -> Evidence:
         out_of_scope=state.out_of_scope,
         no_reader=state.no_reader,
         comparison=comparison,
+        prior_report=prior_report,
     )
 
 

@@ -23,6 +23,7 @@ from copilot.paths import content_digest, image_slot
 from copilot.runtime.deadline import DaemonPool
 from copilot.schema import ToolFinished, ToolResult, ToolStarted
 from copilot.study.model import InstanceRecord
+from copilot.study.prior import PriorStudy
 from copilot.tools.contract import ToolRequest
 from copilot.tools.invoke import invoke
 from copilot.tools.ordering import dependency_layers
@@ -39,6 +40,13 @@ def _prior_digest(prior: dict[str, ToolResult]) -> str:
         for name in sorted(prior)
     )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _prior_study_digest(prior: PriorStudy) -> str:
+    """The prior a comparing tool was given: its image by content, its date, or why none."""
+    if prior.instance is None:
+        return "no-prior:" + prior.reason
+    return f"prior:{prior.instance.sop_uid}:{content_digest(prior.instance.path)}:{prior.date}"
 
 
 def _study_files(ctx: Context, instance: InstanceRecord) -> list[str]:
@@ -81,6 +89,8 @@ def cache_key(ctx: Context, name: str, request: ToolRequest) -> CacheKey:
     question = request.question if m.question_dependent else ""
     options = repr(sorted(request.options.items())) if request.options else ""
     made = [sop, pixels, m.version, tool.cache_origin(), _prior_digest(request.prior), question, options]
+    if "comparison" in m.intents and request.prior_study is not None:
+        made.append(_prior_study_digest(request.prior_study))
     return (slot, name, "|".join(made))
 
 
@@ -108,6 +118,7 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
                     study_summary=state.summary,
                     prior=prior,
                     options=dict(state.args.get(name) or {}),
+                    prior_study=ctx.prior,
                 )
                 inputs[name] = sorted(prior)
                 key = cache_key(ctx, name, request)

@@ -29,5 +29,6 @@ BUILTIN_TOOLS: Mapping[str, str] = MappingProxyType(
         "ct_organ_segmenter": "copilot.tools.builtin.ct_organ_segmenter:CtOrganSegmenter",
         "lung_nodule_detector": "copilot.tools.builtin.lung_nodule_detector:LungNoduleDetector",
         "brain_tumor_segmenter": "copilot.tools.builtin.brain_tumor_segmenter:BrainTumorSegmenter",
+        "change_detector": "copilot.tools.builtin.change_detector:ChangeDetector",
     }
 )
