@@ -29,7 +29,7 @@ adenohypophysis adenoid adenolipoma adenoma adenomyoepithelioma adenopathy adeno
 adiabatic adjacent adjudicator adjunct adjusted adjustment adjuvant administered administering
 administration administrator admire admission admitted adolescent adrenal adrenergic adult adults
 advance advanced adventitia adventitial adverse aeration aerobic afc affected afferent after afz
-agar agatston age agent agents aggregated agn ago agonist agreement aic aided aif air airflow
+agar agatston age aged agent agents aggregated agn ago agonist agreement aic aided aif air airflow
 airspace airspaces airway akinesis ala alaeque alanine alax albumin alcian alcohol alcoholic
 aldehyde alert alfentanil algorithm algorithmic algorithms alias aligned alignment alive alizarin
 alkali alkaline all allergic allergy alloy almost alpha alphachloralose alphadelta alphadolone
@@ -47,8 +47,8 @@ antiemetic antifungal antigen antihelix antihemophilic antihistamine antihyperte
 antihypoglycemic antitachycardia antitragus antitrypsin antra anus anxiety any aort aorta aortic
 aortography aortopulmonary apad aperture apex aphakic apical apnea apneic apocrine apparent
 appearance appearing appears appendage appendiceal appendicular appendix appliance application
-applicator applied appointment apposition appropriate approved approximate aqueduct arachnoid aramid
-arbitrary arbuckle arc arcelin arch architectural archive arcuate ards are area areas areola
+applicator applied apply appointment apposition appropriate approved approximate aqueduct arachnoid
+aramid arbitrary arbuckle arc arcelin arch architectural archive arcuate ards are area areas areola
 arithmetic arm around arousal arousals array arrest arrhythmia arrhythmic arrival arrive arrived
 arsenic arter arterial arteries arteriography arteriolosclerosis arteriosclerosis arteriosclerotic
 arteriosum arteriosus arteriovenous artery articular artifact artifactual artificial asbestos
@@ -311,7 +311,7 @@ lingual lip lipid lipidic lipoma lipopolysaccharide liposarcoma liquid lissamine
 litigation liver lld ller lma lmp lms lobar lobe lobular lobulated lobulations lobule local
 localiser localisers localization localizer localizers located location loculat loculation log loge
 logging login logout longissimus longitudinal longum longus longuss look loop lopsided lordotic loss
-lossy lost lot lower lowest lown lph lpo lpv lsdi lspine lubricant lucen lucency lucent lumbales
+lossy lost lot low lower lowest lown lph lpo lpv lsdi lspine lubricant lucen lucency lucent lumbales
 lumbalis lumbar lumbo lumborum lumbosacralis lumbricales lumen luminal luminance lump lumpectomy
 lunbricales lung lungs lupus luten lutetium luxol lvc lvot lvs lwh lympathic lymph lymphadenopathy
 lymphatic lymphoid lymphoma lysergic lysholm lysophosphatidylcholine lytic machine macmahon
@@ -439,9 +439,9 @@ radionuclide radiopaque radiopharmaceutical radiotherapy radium radius radon rad
 raises raising raloxifene ramp ramus range ranibizumab rank ranking rano rao rapid rastelli raster
 rate ratio raw raynaud rays rca rct reach reaction readable reader reading ready real realignment
 rear reason reasons rebreathing recall receiving recent receptor recess reciprocating recist
-recognizable recommendation recommendations recommended recon recons reconstruct reconstruction
-reconstructions record recording recovery rectal rectangular rectum rectus recumbent recurrence
-recurrent recut redistribution reduced reduction reentrant reference referenced referring
+recognizable recommendation recommendations recommended recommends recon recons reconstruct
+reconstruction reconstructions record recording recovery rectal rectangular rectum rectus recumbent
+recurrence recurrent recut redistribution reduced reduction reentrant reference referenced referring
 reflectance reflection reflector reflux reformat reformats reformatting refraction refractive
 refractory refused reg region regional regions registrar registration registry regular regurgitant
 regurgitation rehabilitation reimbursement reinjection rejected relate related relational
@@ -518,36 +518,36 @@ technical technique technologist technology teeth tei teichholz telangiectasia t
 temperature temporal temporalis temporally temporary temporomandibular tend tendency tendineae
 tendon tened tension tensor tent tenth terbium teres term terminal terminalis terminated termination
 test testicle testicular testing testis tests tetracycline tetralogy tetrofosmin tetroxide teufel
-texture texturemap thalamic thalamus thallium thallous than that thc the thecal theiler their thenar
-therapeutic therapist therapy there thermal thermistor thermocouple thermography thermoluminescent
-theta thiamylal thick thickening thickness thigh thin thinning thioflavine thionine thiopental third
-this thk thora thoracentesis thoracic thoracici thoracicus thoracis thoraco thorax three threshold
-thrombectomy thrombin thrombolytic thrombophlebitis thromboplastin thrombosed thrombosis thrombus
-through thumb thymidine thymus thyrocervical thyroid tibia tibial tibialis tidal tile tiletamine
-time timecode timeout timer timing tin tinged tip tissue tissues titan titanium title titterington
-tmax tobacco todaro toe toff tofts tokyo tolazoline tolerance toluidine tomographer tomographic
-tomography tongue tonsil too tool tooth top topical topogram topographer topographic topographical
-topography toric torsades torsion tortuosity tortuous torus total touch toward towne toxin
-trabeculae trabecular trace tracer trache trachea tracheal tracheobronchial tracheostomy tracheotomy
-track tracker tracking tract traction tractography tragus tram tramline trans transcatheter
-transcription transcutaneous transducer transesophageal transfer transferase transferred transferrin
-transferring transforamenal transformation transfusion transgenic transient transients
-transillumination transit transition transitional transjugular translucency transluminal
-transmission transmit transoral transorbital transplant transponder transport transposition
-transrectal transseptal transthoracic transtracheal transverse transversus trapezius trapping
-trastuzumab trauma traumatic tray trc treadmill treated treatment tree tremor trend trendelenburg
-tretinoin trial triangle triatriatum tribromoethanol tributary triceps trichrome tricuspid
-trifascicular trigeminal trigeminus trigeminy trigger triggering triglycine trigone triolein
-trioxide triphasic triple triplet trisodium trochanter trochlear trochlearis trodat trofolastat
-tropaeolin tropical tropicamide tru truncal truncated truncus trunk trust trypan tspine ttd tuarine
-tubal tube tubercle tubercul tuberculosis tuberculous tubes tubular tumor tumou tungsten tunnel
-turcica turntable twining twins two type types typical tyroartenoideus tyropanoate ublituximab ucb
-uid uids ulcer ulcerated ulceration ulcerative ulna ulnar ulnaris ultrasonic ultrasonography
-ultrasound ultraviolet umbilical umbilicus unadministered unavailability unavailable uncemented
-uncertain uncertainty uncinate unclassifiable unclassified uncle uncompressed unconstrained
-uncorrected under underflow underlying undetermined undifferentiated undiluted unenhanced
-unexplained unheated unifocal uniform uniformity unilateral unipolar unit units universal unknown
-unl unmounted unnecessary unobstructed unresponsive unscheduled unsharp unspecified unstable
+texture texturemap thalamic thalamus thallium thallous than that thc the thecal theiler their then
+thenar therapeutic therapist therapy there thermal thermistor thermocouple thermography
+thermoluminescent these theta thiamylal thick thickening thickness thigh thin thinning thioflavine
+thionine thiopental third this thk thora thoracentesis thoracic thoracici thoracicus thoracis
+thoraco thorax three threshold thrombectomy thrombin thrombolytic thrombophlebitis thromboplastin
+thrombosed thrombosis thrombus through thumb thymidine thymus thyrocervical thyroid tibia tibial
+tibialis tidal tile tiletamine time timecode timeout timer timing tin tinged tip tissue tissues
+titan titanium title titterington tmax tobacco todaro toe toff tofts tokyo tolazoline tolerance
+toluidine tomographer tomographic tomography tongue tonsil too tool tooth top topical topogram
+topographer topographic topographical topography toric torsades torsion tortuosity tortuous torus
+total touch toward towne toxin trabeculae trabecular trace tracer trache trachea tracheal
+tracheobronchial tracheostomy tracheotomy track tracker tracking tract traction tractography tragus
+tram tramline trans transcatheter transcription transcutaneous transducer transesophageal transfer
+transferase transferred transferrin transferring transforamenal transformation transfusion
+transgenic transient transients transillumination transit transition transitional transjugular
+translucency transluminal transmission transmit transoral transorbital transplant transponder
+transport transposition transrectal transseptal transthoracic transtracheal transverse transversus
+trapezius trapping trastuzumab trauma traumatic tray trc treadmill treated treatment tree tremor
+trend trendelenburg tretinoin trial triangle triatriatum tribromoethanol tributary triceps trichrome
+tricuspid trifascicular trigeminal trigeminus trigeminy trigger triggering triglycine trigone
+triolein trioxide triphasic triple triplet trisodium trochanter trochlear trochlearis trodat
+trofolastat tropaeolin tropical tropicamide tru truncal truncated truncus trunk trust trypan tspine
+ttd tuarine tubal tube tubercle tubercul tuberculosis tuberculous tubes tubular tumor tumou tungsten
+tunnel turcica turntable twining twins two type types typical tyroartenoideus tyropanoate
+ublituximab ucb uid uids ulcer ulcerated ulceration ulcerative ulna ulnar ulnaris ultrasonic
+ultrasonography ultrasound ultraviolet umbilical umbilicus unadministered unavailability unavailable
+uncemented uncertain uncertainty uncinate unclassifiable unclassified uncle uncompressed
+unconstrained uncorrected under underflow underlying undetermined undifferentiated undiluted
+unenhanced unexplained unheated unifocal uniform uniformity unilateral unipolar unit units universal
+unknown unl unmounted unnecessary unobstructed unresponsive unscheduled unsharp unspecified unstable
 unstageable unsuccessful unsynchronized until unusable unused unwanted upgaze upper upright
 upsloping uptake upward ureter ureteral ureteric urethane urethra urethral urgent uri uric urinary
 urine urokinase urology urostomy urticaria usable usb use used user using usual usually uterine
