@@ -119,7 +119,7 @@ def compare(baseline: Path, limit: int | None) -> None:
         ("kb search (s, peak MB)", "search", "{:.2f} s, {:.0f} MB"),
         ("knowledge ask (s, peak MB)", "ask", "{:.2f} s, {:.0f} MB"),
     ]
-    print(f"{'':28s} {'before (sentence-transformers)':>32s} {'after (ONNX Runtime)':>24s}")
+    print(f"{'':28s} {'before (' + baseline.name + ')':>32s} {'after (this tree)':>24s}")
     for title, key, form in rows:
         print(f"{title:28s} {form.format(*before[key]):>32s} {form.format(*after[key]):>24s}")
     for mode in ("hybrid", "dense"):

@@ -135,3 +135,21 @@ def test_root_links_never_become_top_level_modules() -> None:
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     assert "copilot" in loaded
     assert not loaded & links, loaded & links
+
+
+def test_the_knowledge_query_path_loads_no_agent_or_model_framework(kb_env: pytest.TempPathFactory) -> None:
+    # `copilot kb search` answers in a second (issue 23): the query path is ONNX Runtime,
+    # tokenizers and numpy over saved arrays. No torch or sentence-transformers, no LangGraph,
+    # LangChain or LangSmith (over a second of imports), no `onnx` (export only) and no
+    # rank_bm25 (the BM25 statistics are saved with the index, not recounted per process).
+    run = (
+        "import json, sys\nfrom copilot.cli import main\n"
+        "try:\n    main(['kb', 'search', 'what causes pleural effusion', '--json'])\n"
+        "except SystemExit:\n    pass\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run([sys.executable, "-c", run], check=True, capture_output=True, text=True, timeout=120)
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert '"results"' in out.stdout and "onnxruntime" in loaded
+    heavy = {"torch", "transformers", "sentence_transformers", "langgraph", "langchain_core", "langsmith"}
+    assert not loaded & (heavy | {"onnx", "rank_bm25", "textual"}), loaded & (heavy | {"onnx", "rank_bm25"})

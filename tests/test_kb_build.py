@@ -238,3 +238,41 @@ def test_a_timed_out_tool_does_not_abort_the_process_at_exit(
     assert "terminate called" not in run.stderr
     if code == 0:
         assert json.loads(run.stdout.split("\n", 1)[1])["tools"]  # the command's output arrived whole
+
+
+def test_saved_keywords_score_as_rank_bm25_and_are_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The BM25 statistics and stemmed words are saved with the index (keywords.npz) and loaded,
+    # not recounted, by the next process; the scores are rank_bm25's own, to the bit.
+    from rank_bm25 import BM25Okapi
+
+    from copilot.kb import index as index_module
+    from copilot.kb.index import KEYWORDS_FILE, KnowledgeIndex, _Keywords, negation_marked_tokens, query_terms
+
+    use(monkeypatch, CountingEncoder())
+    built = KnowledgeIndex().corpora()["iu-xray"]
+    folder = KnowledgeIndex().root / "iu-xray"
+    assert (folder / KEYWORDS_FILE).is_file()
+    okapi = BM25Okapi(built.tokens)
+    queries = ["pleural effusion", "no pneumothorax and no effusion", "heart heart size", "xyzzy", ""]
+    monkeypatch.setattr(_Keywords, "build", lambda *a: pytest.fail("keywords recounted on load"))
+    loaded = KnowledgeIndex().corpora()["iu-xray"]
+    for query in queries:
+        tokens = negation_marked_tokens(query)
+        assert np.array_equal(loaded.keywords.bm25(tokens), np.asarray(okapi.get_scores(tokens)))
+        terms = query_terms(query)
+        expected = np.array([bool(terms & index_module._terms(t)) for t in built.tokens])
+        assert np.array_equal(loaded.keywords.passages_with(terms), expected)
+
+
+def test_an_index_without_saved_keywords_counts_them_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An index built before keywords.npz existed is searched as before, and gains the file.
+    from copilot.kb.index import KEYWORDS_FILE, KnowledgeIndex
+
+    use(monkeypatch, CountingEncoder())
+    KnowledgeIndex().corpora()
+    saved = KnowledgeIndex().root / "iu-xray" / KEYWORDS_FILE
+    saved.unlink()
+    hits = KnowledgeIndex().search("pleural effusion", k=3, sources=["iu-xray"])
+    assert hits and saved.is_file()
+    saved.write_bytes(b"not an npz")  # damaged: counted again, never a failed search
+    assert KnowledgeIndex().search("pleural effusion", k=3, sources=["iu-xray"]) == hits

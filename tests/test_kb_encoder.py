@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from copilot.kb.encoder import META_FILE, MODEL_FILE, EncoderIdentity, EncoderMissingError, OnnxEncoder
+from copilot.kb.encoder import (
+    DATA_FILE,
+    META_FILE,
+    MODEL_FILE,
+    VERIFIED_FILE,
+    EncoderIdentity,
+    EncoderMissingError,
+    OnnxEncoder,
+)
 
 SENTENCES = [
     "What does Fleischner recommend?",
@@ -60,7 +68,9 @@ def test_the_export_records_what_it_was_made_from(exported: tuple[Path, EncoderI
     folder, identity = exported
     meta = json.loads((folder / META_FILE).read_text())
     assert meta["model_id"] == "all-minilm-l6-v2" and meta["weights_sha256"] == identity.weights_sha256
-    assert len(meta["onnx_sha256"]) == 64 and meta["max_seq_length"] == 256 and meta["dim"] == 384
+    assert len(meta["onnx_sha256"]) == 64 and len(meta["data_sha256"]) == 64
+    assert (folder / DATA_FILE).stat().st_size > 80e6 > (folder / MODEL_FILE).stat().st_size  # weights apart
+    assert meta["max_seq_length"] == 256 and meta["dim"] == 384
     assert "dynamo=False" in meta["exporter"]
     other = EncoderIdentity(identity.model_id, "0" * 64)  # other weights: not this export
     with pytest.raises(EncoderMissingError):
@@ -75,6 +85,27 @@ def test_a_damaged_export_is_refused(exported: tuple[Path, EncoderIdentity], tmp
     shutil.copytree(folder, copy)
     with open(copy / MODEL_FILE, "r+b") as fh:
         fh.seek(4096)
+        fh.write(b"\x00" * 64)
+    with pytest.raises(EncoderMissingError, match="sha256"):
+        OnnxEncoder(copy, identity)
+
+
+@pytest.mark.parametrize("name", [MODEL_FILE, DATA_FILE])
+def test_a_file_changed_after_its_check_is_checked_again(
+    exported: tuple[Path, EncoderIdentity], tmp_path: Path, name: str
+) -> None:
+    # A passed check is remembered (the next process does not hash 90 MB again), but only for
+    # the very files it hashed: one written to since is hashed again and refused.
+    import shutil
+
+    folder, identity = exported
+    copy = tmp_path / "_encoder"
+    shutil.copytree(folder, copy)
+    OnnxEncoder(copy, identity)
+    assert (copy / VERIFIED_FILE).is_file()
+    size = (copy / name).stat().st_size
+    with open(copy / name, "r+b") as fh:
+        fh.seek(min(4096, size // 2))
         fh.write(b"\x00" * 64)
     with pytest.raises(EncoderMissingError, match="sha256"):
         OnnxEncoder(copy, identity)

@@ -60,7 +60,9 @@ def build(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
             built.add(stage)
             progress(stage, done, total)
 
-        corpora = shared_index().corpora(progress=report)
+        index = shared_index()
+        corpora = index.corpora(progress=report)
+        index.embedder.encoder()  # the query encoder too (exported again after an upgrade)
     seconds = time.perf_counter() - start
     if as_json:
         rows = [{"name": n, "passages": len(c.passages), "built": n in built} for n, c in corpora.items()]

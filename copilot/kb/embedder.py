@@ -51,14 +51,23 @@ class Embedder:
         self.settings = settings or get_settings()
         self.model_id = self.settings.embedding_model
         self.folder = self.settings.data_dir / "kb" / ENCODER_FOLDER
+        self._identity: EncoderIdentity | None = None
 
     def identity(self) -> EncoderIdentity:
-        """The source model's id and the sha256 of its weights (from its registry card)."""
-        from copilot.models.registry import ModelRegistry
+        """The source model's id and the sha256 of its weights (from its registry card; read
+        once: the query path needs the card, not the registry's download machinery)."""
+        if self._identity is None:
+            from copilot.errors import UnknownModelError
+            from copilot.models.cards import shipped_cards
 
-        card = ModelRegistry(self.settings).card(self.model_id)
-        digests = [f.sha256 for f in card.files if getattr(f, "sha256", None)]
-        return EncoderIdentity(self.model_id, digests[0] if digests else card.id)
+            cards = shipped_cards()
+            card = cards.get(self.model_id)
+            if card is None:
+                known = ", ".join(cards)
+                raise UnknownModelError(f"unknown model {self.model_id!r}; known models: {known}")
+            digests = [f.sha256 for f in card.files if getattr(f, "sha256", None)]
+            self._identity = EncoderIdentity(self.model_id, digests[0] if digests else card.id)
+        return self._identity
 
     def exported(self) -> bool:
         """Whether the ONNX query encoder of this model is exported (cheap: reads its metadata)."""

@@ -8,8 +8,13 @@ Vectors are computed exactly as sentence-transformers computes them for all-Mini
 tokens truncated at ``max_seq_length``, mean pooling over the attention mask, L2
 normalisation (cosine 0.9999+ with sentence-transformers' own vectors; ``tests/test_kb_encoder.py``).
 
-Loading costs about 0.3 s (onnxruntime, tokenizers and numpy only); the model file is checked
-against its recorded sha256 when it loads, so a damaged export is refused, never used.
+The weights are kept apart from the graph, in ``model.onnx.data`` (ONNX external data), which
+ONNX Runtime maps from the file instead of parsing and copying: with the session built once per
+process (one thread, the query is milliseconds) loading costs about 0.15 s (onnxruntime,
+tokenizers and numpy only). Both model files are checked against their recorded sha256 before
+first use, so a damaged export is refused, never used; a successful check is remembered in
+``verified.json`` (each file's size, inode and modification and change times), so later
+processes hash them again only when a file was replaced or written to since.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +35,15 @@ from copilot.errors import CopilotError
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
+#: The weights of MODEL_FILE (ONNX external data), memory-mapped by ONNX Runtime.
+DATA_FILE = "model.onnx.data"
+#: The files that passed their sha256 check, with what identifies their content on disk.
+VERIFIED_FILE = "verified.json"
 TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "encoder.json"
-#: Bumped when the export's graph or pooling changes (an older export is then redone).
-FORMAT = 1
+#: Bumped when the export's graph, files or pooling change (an older export is then redone).
+#: 2: the weights in DATA_FILE.
+FORMAT = 2
 
 
 class EncoderMissingError(CopilotError):
@@ -77,8 +88,41 @@ def is_exported(folder: Path, identity: EncoderIdentity) -> bool:
     return (
         all(meta.get(k) == v for k, v in wanted.items())
         and (folder / MODEL_FILE).is_file()
+        and (folder / DATA_FILE).is_file()
         and (folder / TOKENIZER_FILE).is_file()
     )
+
+
+def _file_state(path: Path) -> list[int]:
+    """What changes when a file is replaced or written to: size, inode, mtime and ctime (ns)."""
+    st = path.stat()
+    return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def verify(folder: Path, meta: dict[str, Any]) -> None:
+    """Check the model files of an export against their recorded sha256 (EncoderMissingError
+    when one differs); skipped for files unchanged on disk since they last passed."""
+    wanted = {MODEL_FILE: meta.get("onnx_sha256"), DATA_FILE: meta.get("data_sha256")}
+    try:
+        passed = json.loads((folder / VERIFIED_FILE).read_text())
+    except (OSError, ValueError):
+        passed = {}
+    states = {name: _file_state(folder / name) for name in wanted}
+    if isinstance(passed, dict) and all(
+        passed.get(name) == [digest, *states[name]] for name, digest in wanted.items()
+    ):
+        return
+    for name, digest in wanted.items():
+        if sha256_file(folder / name) != digest:
+            raise EncoderMissingError(f"{folder / name} does not match its recorded sha256 (damaged export)")
+    record = {name: [digest, *states[name]] for name, digest in wanted.items()}
+    tmp = folder / f".{VERIFIED_FILE}.{os.getpid()}"
+    try:  # a read-only export is still used, checked each time
+        tmp.write_text(json.dumps(record))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, folder / VERIFIED_FILE)
+    except OSError as exc:
+        log.debug("could not record the encoder's check in %s: %s", folder, exc)
 
 
 class OnnxEncoder:
@@ -89,8 +133,7 @@ class OnnxEncoder:
             raise EncoderMissingError(f"no ONNX export of {identity.model_id} in {folder}")
         meta = read_meta(folder)
         model = folder / MODEL_FILE
-        if sha256_file(model) != meta.get("onnx_sha256"):
-            raise EncoderMissingError(f"{model} does not match its recorded sha256 (damaged export)")
+        verify(folder, meta)
         import onnxruntime as ort
         from tokenizers import Tokenizer
 

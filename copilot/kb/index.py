@@ -32,7 +32,6 @@ import re
 import shutil
 import tempfile
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -80,6 +79,8 @@ SPECIFIC_FEW = 3
 MIN_KEYWORD = 0.5
 #: ... and whose similarity still reaches this (a report that says "today" is not about the weather).
 MIN_DENSE_SPECIFIC = 0.1
+#: The saved keyword statistics of a corpus (:class:`_Keywords`), beside its vectors.
+KEYWORDS_FILE = "keywords.npz"
 #: Most characters of a passage shown: whole sentences around the part that matches.
 EXCERPT_CHARS = 360
 #: Words that are no evidence of relevance: question and function words, "image", "patient".
@@ -270,6 +271,121 @@ def _hit(p: Passage, score: float, text: str, dense: float = 0.0, matched: tuple
     )
 
 
+class _Keywords:
+    """A corpus's keyword statistics as arrays, saved beside its index (``keywords.npz``) so a
+    process loads them instead of recounting every passage's tokens:
+
+    - BM25 (Okapi, k1 1.5, b 0.75, as ``rank_bm25.BM25Okapi`` computes it: its idf, document
+      lengths and average length are taken from it when the index is built) over an inverted
+      list of each token's passages and counts; :meth:`bm25` gives the scores ``get_scores``
+      gives, to the bit;
+    - the informative stemmed words (:func:`query_terms`) with the passages they occur in.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+        self.k1, self.b, self.avgdl = (float(x) for x in arrays["params"])
+        self.doc_len = arrays["doc_len"]
+        self.count = len(self.doc_len)
+        self._tokens = {t: i for i, t in enumerate(arrays["vocab"].tolist())}
+        self._stems = {t: i for i, t in enumerate(arrays["stems"].tolist())}
+
+    @classmethod
+    def build(cls, tokens: list[list[str]]) -> _Keywords:
+        """The statistics of passages tokenised as ``tokens``."""
+        from rank_bm25 import BM25Okapi
+
+        okapi = BM25Okapi(tokens or [[""]])
+        vocab = sorted(okapi.idf)
+        where = {t: i for i, t in enumerate(vocab)}
+        postings: list[list[tuple[int, int]]] = [[] for _ in vocab]
+        for doc, freqs in enumerate(okapi.doc_freqs):
+            for token, n in freqs.items():
+                postings[where[token]].append((doc, n))
+        stem_docs: dict[str, list[int]] = {}
+        for doc, words in enumerate(tokens):
+            for term in _terms(words):
+                stem_docs.setdefault(term, []).append(doc)
+        stems = sorted(stem_docs)
+        arrays = {
+            "params": np.array([okapi.k1, okapi.b, okapi.avgdl], dtype=np.float64),
+            "doc_len": np.array(okapi.doc_len, dtype=np.int64),
+            "vocab": np.array(vocab, dtype=str),
+            "idf": np.array([okapi.idf[t] for t in vocab], dtype=np.float64),
+            **_flat("token", postings),
+            "stems": np.array(stems, dtype=str),
+            **_flat("stem", [[(doc, 1) for doc in stem_docs[t]] for t in stems]),
+        }
+        if not tokens:  # rank_bm25 was given one empty passage; an empty corpus has none
+            arrays["doc_len"] = arrays["doc_len"][:0]
+        return cls(arrays)
+
+    def bm25(self, query: list[str]) -> np.ndarray:
+        """BM25 scores (float64, one per passage) of the query tokens ``query``."""
+        a = self.arrays
+        score = np.zeros(self.count)
+        for token in query:  # a repeated token counts again, as in rank_bm25
+            i = self._tokens.get(token)
+            if i is None:
+                continue
+            start, end = a["token_start"][i], a["token_start"][i + 1]
+            docs, freq = a["token_docs"][start:end], a["token_counts"][start:end]
+            norm = self.k1 * (1 - self.b + self.b * self.doc_len[docs] / self.avgdl)
+            score[docs] += a["idf"][i] * (freq * (self.k1 + 1) / (freq + norm))
+        return score
+
+    def passages_with(self, terms: frozenset[str]) -> np.ndarray:
+        """Which passages (a boolean mask) contain any of the stemmed words ``terms``."""
+        a = self.arrays
+        found = np.zeros(self.count, dtype=bool)
+        for term in terms:
+            i = self._stems.get(term)
+            if i is not None:
+                found[a["stem_docs"][a["stem_start"][i] : a["stem_start"][i + 1]]] = True
+        return found
+
+    def frequency(self, term: str) -> int:
+        """In how many passages the stemmed word ``term`` occurs."""
+        i = self._stems.get(term)
+        return 0 if i is None else int(self.arrays["stem_start"][i + 1] - self.arrays["stem_start"][i])
+
+    def save(self, path: Path, stamp: str) -> None:
+        """Write the arrays to ``path`` (owner-only, under a temporary name first), tagged with
+        the index's ``stamp``."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.npz")
+        arrays: dict[str, Any] = {"stamp": np.array(stamp, dtype=str), **self.arrays}
+        np.savez(tmp, **arrays)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, stamp: str, count: int) -> _Keywords | None:
+        """The arrays saved at ``path`` for ``stamp`` and ``count`` passages, or None."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays: dict[str, np.ndarray] = {name: data[name] for name in data.files}
+            saved = str(arrays.pop("stamp", ""))
+            if saved != stamp or len(arrays.get("doc_len", ())) != count:
+                return None
+            return cls(arrays)
+        except (OSError, ValueError, EOFError, KeyError) as exc:  # damaged: counted again
+            if path.exists():
+                log.warning("recounting the keywords of %s: %s", path.parent.name, exc)
+            return None
+
+
+def _flat(name: str, lists: list[list[tuple[int, int]]]) -> dict[str, np.ndarray]:
+    """Lists of (passage, count) as flat arrays: ``<name>_docs``, ``<name>_counts`` and the
+    start of each list in them, ``<name>_start`` (one more than lists, ending at the total)."""
+    start = np.zeros(len(lists) + 1, dtype=np.int64)
+    start[1:] = np.cumsum([len(x) for x in lists])
+    pairs = np.array([pair for x in lists for pair in x], dtype=np.int64).reshape(-1, 2)
+    out: dict[str, np.ndarray] = {f"{name}_start": start, f"{name}_docs": pairs[:, 0].astype(np.int32)}
+    if name != "stem":
+        out[f"{name}_counts"] = pairs[:, 1]
+    return out
+
+
 @dataclass
 class _Corpus:
     name: str
@@ -277,11 +393,9 @@ class _Corpus:
     vectors: np.ndarray
     tokens: list[list[str]]
     labels: list[dict[str, Any]]
-    bm25: Any
-    #: Informative stemmed words per passage (built on the first relevance search).
+    keywords: _Keywords
+    #: Informative stemmed words per passage (built on first need; searches use ``keywords``).
     terms: list[frozenset[str]] | None = None
-    #: In how many passages each informative word occurs (built with the first need).
-    frequency: Counter[str] | None = None
 
     def words(self) -> list[frozenset[str]]:
         """Each passage's informative stemmed words."""
@@ -292,10 +406,8 @@ class _Corpus:
     def specific(self, terms: frozenset[str]) -> frozenset[str]:
         """Those of ``terms`` found in some passages but few (:data:`SPECIFIC_FEW`, :data:`SPECIFIC_SHARE`)
         (words asking for a kind of answer, "differential", "next", are never specific)."""
-        if self.frequency is None:
-            self.frequency = Counter(term for words in self.words() for term in words)
         limit = max(SPECIFIC_FEW, SPECIFIC_SHARE * len(self.passages))
-        return frozenset(t for t in terms - _KIND_TERMS if 0 < self.frequency.get(t, 0) <= limit)
+        return frozenset(t for t in terms - _KIND_TERMS if 0 < self.keywords.frequency(t) <= limit)
 
 
 class KnowledgeIndex:
@@ -595,6 +707,8 @@ class KnowledgeIndex:
             for p, tok, lab in zip(passages, tokens, labels, strict=True):
                 fh.write(json.dumps({"passage": p.model_dump(), "tokens": tok, "labels": lab}) + "\n")
         np.save(folder / "vectors.npy", vectors)
+        keywords = _Keywords.build(tokens)
+        keywords.save(folder / KEYWORDS_FILE, stamp)
         (folder / "meta.json").write_text(json.dumps({"stamp": stamp, "count": len(passages)}))
         for file in folder.iterdir():
             if file.is_file():
@@ -602,7 +716,7 @@ class KnowledgeIndex:
         if partial is not None:
             shutil.rmtree(partial, ignore_errors=True)
         log.info("indexed %s: %d passages", name, len(passages))
-        return _Corpus(name, passages, vectors, tokens, labels, _bm25(tokens))
+        return _Corpus(name, passages, vectors, tokens, labels, keywords)
 
     def _load(self, name: str, folder: Path) -> _Corpus:
         passages, tokens, labels = [], [], []
@@ -615,7 +729,15 @@ class KnowledgeIndex:
         vectors = np.load(folder / "vectors.npy")
         if len(vectors) != len(passages):
             raise ValueError("vectors and passages differ in length")
-        return _Corpus(name, passages, vectors, tokens, labels, _bm25(tokens))
+        stamp = str(_read_meta(folder).get("stamp", ""))
+        keywords = _Keywords.load(folder / KEYWORDS_FILE, stamp, len(passages))
+        if keywords is None:  # an index built before keywords were saved: counted once, then kept
+            keywords = _Keywords.build(tokens)
+            try:
+                keywords.save(folder / KEYWORDS_FILE, stamp)
+            except OSError as exc:
+                log.debug("could not save the keywords of %s: %s", name, exc)
+        return _Corpus(name, passages, vectors, tokens, labels, keywords)
 
     def corpora(self, progress: Progress | None = None) -> dict[str, _Corpus]:
         """Every corpus: the built-ins loaded or built once, user corpora as ``kb add`` stored
@@ -682,7 +804,7 @@ class KnowledgeIndex:
                 continue
             dense = corpus.vectors @ qvec
             if mode == "hybrid":
-                keyword = np.asarray(corpus.bm25.get_scores(qtokens), dtype=np.float32)
+                keyword = np.asarray(corpus.keywords.bm25(qtokens), dtype=np.float32)
                 top = float(keyword.max()) if keyword.size else 0.0
                 keyword = keyword / top if top > 0 else keyword
                 score = DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * keyword
@@ -692,11 +814,10 @@ class KnowledgeIndex:
             else:
                 score = dense
             if relevant_only:
-                shared = np.array([bool(terms & words) for words in corpus.words()], dtype=bool)
-                relevant = (dense >= MIN_DENSE) & shared
+                relevant = (dense >= MIN_DENSE) & corpus.keywords.passages_with(terms)
                 specific = corpus.specific(terms)
                 if specific and mode == "hybrid":  # a rare word MiniLM does not know ("Fleischner")
-                    has = np.array([bool(specific & words) for words in corpus.words()], dtype=bool)
+                    has = corpus.keywords.passages_with(specific)
                     relevant |= has & (keyword >= MIN_KEYWORD) & (dense >= MIN_DENSE_SPECIFIC)
                 score = np.where(relevant, score, -np.inf)
             best = np.argsort(-score)[:k]
@@ -707,15 +828,9 @@ class KnowledgeIndex:
         hits = []
         for score, corpus, i, similarity in scored[:k]:
             p = corpus.passages[i]
-            matched = tuple(sorted(terms & corpus.words()[i]))
+            matched = tuple(sorted(terms & _terms(corpus.tokens[i])))
             hits.append(_hit(p, round(score, 4), excerpt(shown_text(p), query), similarity, matched))
         return hits
-
-
-def _bm25(tokens: list[list[str]]) -> Any:
-    from rank_bm25 import BM25Okapi
-
-    return BM25Okapi(tokens or [[""]])
 
 
 _listeners: list[Progress] = []
