@@ -576,6 +576,13 @@ def _answer_of(
 
     findings, artifacts = [], []
     for name, res in state.results.items():
+        reads = state.view_results.get(name, [])
+        if len(reads) > 1:
+            for read in reads:
+                where = {"tool": name, "image": read.image.sop_uid, "view": read.image.view}
+                findings += [f.model_copy(update=where) for f in read.result.findings]
+                artifacts += [a.model_copy(update={"tool": name}) for a in read.result.artifacts]
+            continue
         findings += [f.model_copy(update={"tool": name}) for f in res.findings]
         artifacts += [a.model_copy(update={"tool": name}) for a in res.artifacts]
     return Answer(
@@ -586,7 +593,14 @@ def _answer_of(
         planner=state.planner,
         thread_id=thread,
         tools=[
-            ToolRun(name=n, status=r.status, seconds=r.seconds, detail=r.detail, fix=r.fix)
+            ToolRun(
+                name=n,
+                status=r.status,
+                seconds=r.seconds,
+                detail=r.detail,
+                fix=r.fix,
+                images=list(state.images.get(n, [])),
+            )
             for n, r in state.results.items()
         ],
         findings=findings,

@@ -36,6 +36,8 @@ def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "no_reader": "",
         "query": "",
         "results": {},
+        "images": {},
+        "view_results": {},
         "statements": [],
         "citations": [],
         "verification": [],

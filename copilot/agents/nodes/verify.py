@@ -19,6 +19,7 @@ from copilot.agents.context import Context
 from copilot.agents.state import AgentState, Turn
 from copilot.agents.verification import check_llm_answer
 from copilot.schema import AnswerDone, Finding, Statement, ToolResult
+from copilot.study.views import view_words
 from copilot.text.labeler import label_text
 
 CHECKED_SECTIONS = ("**Answer**", "**Other findings**", "**Measurements**")
@@ -64,6 +65,21 @@ def contradictions(text: str, results: Mapping[str, ToolResult]) -> list[str]:
     return problems
 
 
+def view_contradictions(state: AgentState) -> list[str]:
+    """Contradictions between the template answer's statements and the results they were worded
+    from: a statement about one of several views read is checked against that view's result, the
+    others against every tool's (lead) result."""
+    general = [s for s in state.statements if s.image is None]
+    problems = contradictions(assertion_text(state.answer, general, False), state.results)
+    for name, reads in state.view_results.items():
+        for read in reads:
+            said = [s for s in state.statements if s.image == read.image.sop_uid and s.tool == name]
+            if said:
+                found = contradictions(assertion_text(state.answer, said, False), {name: read.result})
+                problems += [f"{p} on the {view_words(read.image.view)}" for p in found]
+    return problems
+
+
 def untrusted_text(ctx: Context) -> dict[str, list[str]]:
     """Text the LLM composer was shown as data, by source: an answer repeating an instruction
     found there is not used (retrieved passages are read from the tool results)."""
@@ -83,8 +99,7 @@ def verify(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         if template and not answer.startswith(template):
             answer = complete_answer(answer, template)
     else:
-        text = assertion_text(answer, state.statements, False)
-        problems = contradictions(text, results)
+        problems = view_contradictions(state)
         if problems:
             answer += "\n\n**Verification**\n" + "\n".join(f"- Check: {p}." for p in problems)
     runtime.stream_writer(AnswerDone())

@@ -1,0 +1,40 @@
+"""A tool's reads of a study's views, for the execute node: which image each request is about,
+which read leads (stands for the tool in ``state.results``) and what a tool that reads none of
+the study's views returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from copilot.schema import ImageRead, ToolResult
+from copilot.study.model import Study
+from copilot.study.views import ViewedImage, study_views, view_words
+from copilot.tools.manifest import ToolManifest
+
+__all__ = ["image_read", "lead_read", "views_not_read"]
+
+
+def image_read(viewed: ViewedImage) -> ImageRead:
+    """The answer's record of one image a tool reads."""
+    inst = viewed.instance
+    return ImageRead(sop_uid=inst.sop_uid, series_uid=inst.series_uid, view=viewed.view)
+
+
+def lead_read(
+    reads: Sequence[tuple[ImageRead | None, ToolResult]],
+) -> tuple[ImageRead | None, ToolResult]:
+    """The read that stands for the tool: the first (frontal first) it answered for, else the
+    first. ``reads`` is never empty."""
+    return next((read for read in reads if read[1].ok), reads[0])
+
+
+def views_not_read(manifest: ToolManifest, study: Study) -> ToolResult:
+    """The result of a tool none of whose declared views the study has ('skipped', saying which
+    views it reads and which the study has)."""
+    wanted = ", ".join(view_words(v) for v in manifest.views)
+    found = sorted({view_words(image.view) for image in study_views(study)}) or ["none"]
+    return ToolResult(
+        tool=manifest.name,
+        status="skipped",
+        detail=f"it reads {wanted} views only; this study's views: {', '.join(found)}",
+    )
