@@ -8,10 +8,23 @@ from collections.abc import Sequence
 
 from copilot.schema import ImageRead, ToolResult
 from copilot.study.model import Study
-from copilot.study.views import ViewedImage, study_views, view_words
+from copilot.study.views import ViewedImage, images_for, study_views, view_words
+from copilot.tools.contract import Acceptance, Tool
 from copilot.tools.manifest import ToolManifest
+from copilot.tools.results import accepts_safely
 
-__all__ = ["image_read", "lead_read", "views_not_read"]
+__all__ = ["image_read", "lead_read", "study_acceptance", "views_not_read"]
+
+
+def study_acceptance(tool: Tool, study: Study) -> Acceptance:
+    """Whether ``tool`` reads this study: its verdict on the first image it would read (the
+    primary image for a tool declaring no views, else its first image of an accepted view); a
+    tool declaring views the study does not have is refused, saying which it reads."""
+    images = images_for(tool.manifest.views, study)
+    if images:
+        return accepts_safely(tool, images[0].instance)
+    verdict = accepts_safely(tool, study.primary_instance())
+    return Acceptance(ok=False, reason=verdict.reason or views_not_read(tool.manifest, study).detail)
 
 
 def image_read(viewed: ViewedImage) -> ImageRead:
