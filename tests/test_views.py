@@ -211,3 +211,47 @@ def test_a_study_of_many_films_gives_a_tool_at_most_a_few_frontal_first(tmp_path
     chosen = images_for(("PA", "AP", "lateral"), study)
     assert len(chosen) == MAX_VIEW_IMAGES and [v.view for v in chosen] == ["PA", "PA", "AP", "AP"]
     assert [v.instance.sop_uid for v in images_for((), study)] == [study.primary_instance().sop_uid]
+
+
+async def test_the_app_lists_the_views_a_tool_read_and_each_findings_view() -> None:
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    from copilot.schema import ImageRead, ToolRun
+    from copilot.tui.runs import Run, ToolState
+    from copilot.tui.widgets.panels import FindingsTable, TracePanel
+
+    images = [ImageRead(sop_uid="1.1.1", view="PA"), ImageRead(sop_uid="1.2.1", view="lateral")]
+    answer = Answer(
+        text="-",
+        study_uid="1",
+        question="q",
+        plan=["view_scorer"],
+        planner="embedded",
+        thread_id="t",
+        tools=[ToolRun(name="view_scorer", status="ok", seconds=0.1, images=images)],
+        findings=[
+            Finding(label="Cardiomegaly", score=s, tool="view_scorer", image=i.sop_uid, view=i.view)
+            for s, i in zip((0.81, 0.34), images, strict=True)
+        ],
+    )
+    run = Run(number=1, study=Study(study_uid="1"), question="q", thread_id="t", answer=answer)
+    run.tools["view_scorer"] = ToolState(status="ok")
+
+    class Panels(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TracePanel()
+            yield FindingsTable()
+
+    app = Panels()
+    async with app.run_test() as pilot:
+        app.query_one(TracePanel).show([run], run)
+        app.query_one(FindingsTable).show(answer.findings)
+        await pilot.pause()
+        detail = str(app.query_one("#trace-detail", Static).render())
+        assert "read: PA (1.1.1); lateral (1.2.1)" in detail
+        table = app.query_one(FindingsTable)
+        assert [str(table.get_row_at(i)[-1]) for i in range(2)] == [
+            "view_scorer on the PA",
+            "view_scorer on the lateral",
+        ]

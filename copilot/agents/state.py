@@ -55,7 +55,7 @@ class AgentState(InputState):
     header_quote: str = ""
     """Header free text, quoted as data (never instructions)."""
     accepted: bool = True
-    """Whether any image tool takes the study's primary image."""
+    """Whether any image tool takes the study (the first image it would read: see ``copilot.study.views``)."""
     rejection: str = ""
     """Why no image tool takes it (said in the answer)."""
     focus: list[str] = field(default_factory=list)
