@@ -255,3 +255,11 @@ async def test_the_app_lists_the_views_a_tool_read_and_each_findings_view() -> N
             "view_scorer on the PA",
             "view_scorer on the lateral",
         ]
+
+
+def test_the_sr_of_a_two_view_answer_references_each_findings_own_image(tmp_path: Path) -> None:
+    from copilot.dicomout.sr import read_sr, write_sr
+
+    study, answer = _ask(_study(tmp_path / "pa-lat", ("PA", "LL")), {"view_scorer": ByView()})
+    contents = read_sr(write_sr(answer, study, tmp_path / "out" / "views.dcm"))
+    assert sorted(contents.source_sop_uids) == [f"{STUDY}.1.1", f"{STUDY}.2.1"]
