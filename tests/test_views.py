@@ -263,3 +263,15 @@ def test_the_sr_of_a_two_view_answer_references_each_findings_own_image(tmp_path
     study, answer = _ask(_study(tmp_path / "pa-lat", ("PA", "LL")), {"view_scorer": ByView()})
     contents = read_sr(write_sr(answer, study, tmp_path / "out" / "views.dcm"))
     assert sorted(contents.source_sop_uids) == [f"{STUDY}.1.1", f"{STUDY}.2.1"]
+
+
+def test_a_two_view_conversation_is_saved_and_continued(tmp_path: Path) -> None:
+    folder = _study(tmp_path / "pa-lat", ("PA", "LL"))
+    copilot = Copilot(tools={"view_scorer": ByView()})  # threads persisted (checkpointed)
+    studies = copilot.open(folder)
+    first = copilot.ask(studies, "Is there cardiomegaly?", study_uid=STUDY)
+    again = Copilot(tools={"view_scorer": ByView()}).ask(
+        Copilot().open(folder), "Is there cardiomegaly?", study_uid=STUDY, thread_id=first.thread_id
+    )
+    assert "the views disagree" in first.text
+    assert [i.view for i in again.tools[0].images] == ["PA", "lateral"]

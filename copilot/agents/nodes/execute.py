@@ -183,18 +183,16 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
                         ctx.cache.put(key, result)
                     reads.append((image, result))
                 lead = lead_read(reads)
-                results[name] = lead[1]
-                images[name] = [image for image, _ in [lead, *(r for r in reads if r is not lead)] if image]
+                ordered = [lead, *(r for r in reads if r is not lead)]
+                result = results[name] = lead[1]
+                images[name] = [image for image, _ in ordered if image is not None]
                 if len(reads) > 1:
                     view_results[name] = [
-                        ViewResult(image=image, result=result)
-                        for image, result in [lead, *(r for r in reads if r is not lead)]
-                        if image is not None
+                        ViewResult(image=image, result=res) for image, res in ordered if image is not None
                     ]
                 else:
                     view_results.pop(name, None)
                 every_cached = all(future is None for _, future, _, _ in runs)
-                result = lead[1]
                 emit(
                     ToolFinished(
                         tool=name,
