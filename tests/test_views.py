@@ -275,3 +275,23 @@ def test_a_two_view_conversation_is_saved_and_continued(tmp_path: Path) -> None:
     )
     assert "the views disagree" in first.text
     assert [i.view for i in again.tools[0].images] == ["PA", "lateral"]
+
+
+def test_a_servers_study_has_the_other_views_fetched_for_the_tools_that_read_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = index_folder(_study(tmp_path / "pa-lat", ("PA", "LL")), use_cache=False).studies[0]
+    for series in study.series:  # as listed by a DICOMweb server: fetched on demand
+        series.instances = [
+            i.model_copy(update={"remote": "http://pacs/dicom-web"}) for i in series.instances
+        ]
+    fetched: list[list[str]] = []
+    monkeypatch.setattr(
+        Copilot, "fetch", lambda self, target, progress=None: fetched.append([i.sop_uid for i in target])
+    )
+    Copilot(tools={"view_scorer": ByView(), "film_notes": PrimaryOnly()}, persist=False)._fetch_views(study)
+    others = {f"{STUDY}.1.1", f"{STUDY}.2.1"} - {study.primary_instance().sop_uid}
+    assert fetched == [sorted(others)]
+    fetched.clear()
+    Copilot(tools={"film_notes": PrimaryOnly()}, persist=False)._fetch_views(study)
+    assert fetched == []  # no tool reads other views: only the primary image is needed
