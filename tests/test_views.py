@@ -295,3 +295,31 @@ def test_a_servers_study_has_the_other_views_fetched_for_the_tools_that_read_the
     fetched.clear()
     Copilot(tools={"film_notes": PrimaryOnly()}, persist=False)._fetch_views(study)
     assert fetched == []  # no tool reads other views: only the primary image is needed
+
+
+def test_an_llm_answer_is_not_checked_on_a_finding_the_views_disagree_on() -> None:
+    from copilot.agents.nodes.verify import agreed_results
+    from copilot.agents.state import AgentState
+    from copilot.schema import ImageRead, ViewResult
+
+    def scored(cardio: float) -> ToolResult:
+        return ToolResult(
+            tool="view_scorer",
+            findings=[
+                Finding(label="Cardiomegaly", score=cardio, threshold=0.5, above_threshold=cardio >= 0.5),
+                Finding(label="Effusion", score=0.1, threshold=0.5, above_threshold=False),
+            ],
+        )
+
+    pa, lat = scored(0.81), scored(0.34)
+    state = AgentState(
+        results={"view_scorer": pa},
+        view_results={
+            "view_scorer": [
+                ViewResult(image=ImageRead(sop_uid="1", view="PA"), result=pa),
+                ViewResult(image=ImageRead(sop_uid="2", view="lateral"), result=lat),
+            ]
+        },
+    )
+    checked = agreed_results(state)["view_scorer"]
+    assert [f.label for f in checked.findings] == ["Effusion"]  # the agreed finding is still checked
