@@ -272,6 +272,26 @@ class Copilot:
         records = [self.open_study(target).primary_instance()] if isinstance(target, Study) else list(target)
         return fetch_instances(records, self.settings, progress=progress)
 
+    def _fetch_views(self, study: Study) -> None:
+        """A DICOMweb study's other views that a tool declaring views reads (the primary image
+        is fetched already); one that cannot be fetched is logged, and that tool's read of it
+        fails alone."""
+        from copilot.study.views import images_for
+
+        wanted = {
+            viewed.instance.sop_uid: viewed.instance
+            for tool in self.tools.values()
+            if tool.manifest.views
+            for viewed in images_for(tool.manifest.views, study)
+            if viewed.instance.remote
+        }
+        wanted.pop(study.primary_instance().sop_uid, None)
+        if wanted:
+            try:
+                self.fetch(list(wanted.values()))
+            except CopilotError as exc:
+                log.warning("other views of %s could not be fetched: %s", study.study_uid, exc)
+
     @staticmethod
     def pick(target: Study | StudySet, study_uid: str | None = None) -> Study:
         """The study a question is about: the given one, ``study_uid``, or the only one."""
@@ -332,6 +352,7 @@ class Copilot:
             raise CopilotError("empty question")
         study = self.open_study(self.pick(target, study_uid))  # a listed study: opened now
         self.fetch(study)  # a DICOMweb study: its image now, so a vanished study fails here, once
+        self._fetch_views(study)
         thread = thread_id or uuid.uuid4().hex
         others = _same_patient(target, study)
         prior = self._prior(study, others)
@@ -576,6 +597,13 @@ def _answer_of(
 
     findings, artifacts = [], []
     for name, res in state.results.items():
+        reads = state.view_results.get(name, [])
+        if len(reads) > 1:
+            for read in reads:
+                where = {"tool": name, "image": read.image.sop_uid, "view": read.image.view}
+                findings += [f.model_copy(update=where) for f in read.result.findings]
+                artifacts += [a.model_copy(update={"tool": name}) for a in read.result.artifacts]
+            continue
         findings += [f.model_copy(update={"tool": name}) for f in res.findings]
         artifacts += [a.model_copy(update={"tool": name}) for a in res.artifacts]
     return Answer(
@@ -586,7 +614,14 @@ def _answer_of(
         planner=state.planner,
         thread_id=thread,
         tools=[
-            ToolRun(name=n, status=r.status, seconds=r.seconds, detail=r.detail, fix=r.fix)
+            ToolRun(
+                name=n,
+                status=r.status,
+                seconds=r.seconds,
+                detail=r.detail,
+                fix=r.fix,
+                images=list(state.images.get(n, [])),
+            )
             for n, r in state.results.items()
         ],
         findings=findings,

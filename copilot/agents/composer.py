@@ -31,8 +31,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from copilot.agents.verification import gives_orders
+from copilot.agents.view_statements import view_statements
 from copilot.errors import must_propagate
 from copilot.routing.intents import INTENT_HELP
+from copilot.schema import ViewResult
 from copilot.tools.contract import Citation, Tool, ToolResult
 from copilot.tools.results import checked_statements, describe_failure
 from copilot.tools.statements import Question, Statement, plain_reason, tool_title
@@ -108,6 +110,8 @@ class Evidence:
     no_reader: str = ""
     #: For a comparison: the prior's copilot report quoted as data ("" when it has none).
     prior_report: str = ""
+    #: Per tool that read several views, its result on each (lead first; see ``AgentState``).
+    view_results: dict[str, list[ViewResult]] = field(default_factory=dict)
     #: Tools whose ``statements()`` failed, with the failure (for the trace, never the answer).
     wording_failures: dict[str, str] = field(default_factory=dict)
 
@@ -209,6 +213,17 @@ def _unchecked(ev: Evidence, statements: list[Statement]) -> list[Statement]:
     ]
 
 
+def _view_statements(name: str, reads: list[ViewResult], ev: Evidence) -> list[Statement]:
+    """A tool's statements on each view it read, each naming its view, and where they disagree."""
+    return view_statements(
+        name,
+        reads,
+        ev.question,
+        lambda res: _tool_statements(name, res, ev),
+        lambda res: missing(ev, name, res),
+    )
+
+
 def compose_statements(ev: Evidence) -> tuple[list[Statement], list[Citation]]:
     """All statements of the answer, in order, and the numbered citations."""
     statements: list[Statement] = []
@@ -227,7 +242,11 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[Citation]]:
     if ev.rejection:
         statements.append(Statement(text=ev.rejection, tool="study check", section="answer", assertion=False))
     for name, result in ev.results.items():
-        statements += _tool_statements(name, result, ev)
+        reads = ev.view_results.get(name, [])
+        if len(reads) > 1:
+            statements += _view_statements(name, reads, ev)
+        else:
+            statements += _tool_statements(name, result, ev)
     statements += _unchecked(ev, statements)
     citations: list[Citation] = []
     numbered: dict[tuple[str, str], int] = {}

@@ -17,7 +17,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NotRequired, TypedDict
 
-from copilot.schema import Citation, Statement, ToolResult
+from copilot.schema import Citation, ImageRead, Statement, ToolResult, ViewResult
 
 __all__ = ["AgentState", "InputState", "Turn"]
 
@@ -55,7 +55,7 @@ class AgentState(InputState):
     header_quote: str = ""
     """Header free text, quoted as data (never instructions)."""
     accepted: bool = True
-    """Whether any image tool takes the study's primary image."""
+    """Whether any image tool takes the study (the first image it would read: see ``copilot.study.views``)."""
     rejection: str = ""
     """Why no image tool takes it (said in the answer)."""
     focus: list[str] = field(default_factory=list)
@@ -87,7 +87,13 @@ class AgentState(InputState):
     caveats: list[str] = field(default_factory=list)
     """What no tool can do, said in the answer."""
     results: dict[str, ToolResult] = field(default_factory=dict)
-    """Per tool, its latest result."""
+    """Per tool, its latest result (for a tool that read several views, its lead one: the first
+    image, frontal first, that it answered for)."""
+    images: dict[str, list[ImageRead]] = field(default_factory=dict)
+    """Per tool, the images it read, lead first (empty for a tool that reads none)."""
+    view_results: dict[str, list[ViewResult]] = field(default_factory=dict)
+    """Per tool that read more than one image (a tool declaring ``views``), its result on each,
+    lead first; absent for a tool that read one."""
     answer: str = ""
     """The answer."""
     template: str = ""

@@ -230,9 +230,14 @@ def _measurement(
 
 
 def _groups(
-    answer: Answer, source: Any, provenance: Mapping[str, Provenance]
+    answer: Answer,
+    source: Any,
+    provenance: Mapping[str, Provenance],
+    sources: Mapping[str, Any] | None = None,
 ) -> tuple[list[hd.sr.MeasurementsAndQualitativeEvaluations], list[tuple[str, str]]]:
-    """Measurement groups (per tool; per scored finding) and text items from the findings."""
+    """Measurement groups (per tool; per scored finding) and text items from the findings. A
+    finding read from one of several views (``Finding.image``) references that image
+    (``sources``, by SOP Instance UID) and names its view; the others reference ``source``."""
     import highdicom as hd
 
     per_tool: dict[str, list[hd.sr.Measurement]] = {}
@@ -274,14 +279,15 @@ def _groups(
                 evaluations.append(
                     hd.sr.QualitativeEvaluation(concept, private_code(ABOVE if above else BELOW))
                 )
+            on_view = f" on the {finding.view}" if finding.image and finding.view else ""
             groups.append(
                 hd.sr.MeasurementsAndQualitativeEvaluations(
-                    tracking_identifier=_tracking(f"{tool}: {label}"),
+                    tracking_identifier=_tracking(f"{tool}: {label}{on_view}"),
                     finding_type=finding_code(label) or private_code(label),
                     algorithm_id=algo,
                     measurements=measurements,
                     qualitative_evaluations=evaluations or None,
-                    source_images=[source],
+                    source_images=[(sources or {}).get(finding.image or "", source)],
                 )
             )
         elif value is not None:
@@ -341,8 +347,17 @@ def build_sr(answer: Answer, study: Study) -> Any:
         referenced_sop_class_uid=evidence.SOPClassUID, referenced_sop_instance_uid=evidence.SOPInstanceUID
     )
     provenance = answer.provenance
+    # The other views the findings were read from are referenced and listed as evidence too.
+    read = {f.image for f in answer.findings if f.image and f.image != instance.sop_uid}
+    others = [_evidence(i) for i in study.instances() if i.sop_uid in read and i.kind == "dicom"]
     try:
-        groups, texts = _groups(answer, source, provenance)
+        sources = {
+            ds.SOPInstanceUID: hd.sr.SourceImageForMeasurementGroup(
+                referenced_sop_class_uid=ds.SOPClassUID, referenced_sop_instance_uid=ds.SOPInstanceUID
+            )
+            for ds in others
+        }
+        groups, texts = _groups(answer, source, provenance, sources)
         if not groups:  # TID 1500 needs one group: the image the answer is about, unmeasured
             groups.append(
                 hd.sr.MeasurementsAndQualitativeEvaluations(
@@ -397,7 +412,7 @@ def build_sr(answer: Answer, study: Study) -> Any:
         )
         report[0].ContentSequence.append(container)
         sr = hd.sr.ComprehensiveSR(
-            evidence=[evidence],
+            evidence=[evidence, *others],
             content=report[0],
             series_instance_uid=hd.UID(),
             series_number=SERIES_NUMBER,

@@ -18,12 +18,31 @@ from copilot.schema.events import (
     Understood,
     event_from_json,
 )
-from copilot.schema.results import Artifact, Citation, Finding, Provenance, Side, ToolResult, ToolStatus
+from copilot.schema.results import (
+    Artifact,
+    Citation,
+    Finding,
+    ImageRead,
+    Provenance,
+    Side,
+    ToolResult,
+    ToolStatus,
+    ViewResult,
+)
 from copilot.schema.statements import Section, Statement
 
 #: The classes a conversation thread's checkpoint may hold besides plain data: the allow-list
 #: of the checkpointer's serializer (:func:`copilot.runtime.threads.checkpoint_serializer`).
-CHECKPOINT_TYPES: tuple[type, ...] = (ToolResult, Finding, Citation, Artifact, Provenance, Statement)
+CHECKPOINT_TYPES: tuple[type, ...] = (
+    ToolResult,
+    Finding,
+    Citation,
+    Artifact,
+    Provenance,
+    Statement,
+    ImageRead,
+    ViewResult,
+)
 
 __all__ = [
     "CHECKPOINT_TYPES",
@@ -36,6 +55,7 @@ __all__ = [
     "Citation",
     "CopilotEvent",
     "Finding",
+    "ImageRead",
     "PlanMade",
     "Provenance",
     "Section",
@@ -47,5 +67,6 @@ __all__ = [
     "ToolStarted",
     "ToolStatus",
     "Understood",
+    "ViewResult",
     "event_from_json",
 ]

@@ -6,7 +6,7 @@ from typing import TypedDict
 
 from pydantic import BaseModel, Field, JsonValue
 
-from copilot.schema.results import Artifact, Citation, Finding, Provenance, ToolStatus
+from copilot.schema.results import Artifact, Citation, Finding, ImageRead, Provenance, ToolStatus
 from copilot.schema.statements import Statement
 
 __all__ = ["Answer", "AskContract", "ContractTool", "PriorUsed", "ToolRun"]
@@ -56,6 +56,12 @@ class ToolRun(BaseModel):
     seconds: float = Field(description="How long it took (0 for a cached result).")
     detail: str = Field(default="", description="Why it did not run, or notes on how it ran.")
     fix: str | None = Field(default=None, description="The command that fixes an unavailable tool.")
+    images: list[ImageRead] = Field(
+        default_factory=list,
+        description="The images it read, each with its view, lead first (the one its status and "
+        "``Answer.provenance`` describe); empty for a tool that reads no image. A tool declaring "
+        "views reads every image of those views; one that does not, the study's primary image.",
+    )
 
 
 class Answer(BaseModel):
@@ -69,7 +75,9 @@ class Answer(BaseModel):
     thread_id: str = Field(description="The conversation thread (continue it with this id).")
     tools: list[ToolRun] = Field(default_factory=list, description="Each tool's status, in plan order.")
     findings: list[Finding] = Field(
-        default_factory=list, description="Every tool's findings, each with its ``tool`` set."
+        default_factory=list,
+        description="Every tool's findings, each with its ``tool`` set; a tool that read several "
+        "views gives its findings on each, with ``image`` and ``view`` set.",
     )
     citations: list[Citation] = Field(
         default_factory=list, description="The passages cited, numbered (``n``) as in the text."

@@ -12,7 +12,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Artifact", "Citation", "Finding", "Provenance", "Side", "ToolResult", "ToolStatus"]
+__all__ = [
+    "Artifact",
+    "Citation",
+    "Finding",
+    "ImageRead",
+    "Provenance",
+    "Side",
+    "ToolResult",
+    "ToolStatus",
+    "ViewResult",
+]
 
 #: What happened when a tool was asked: it answered, could not run, failed, or declined the input.
 ToolStatus = Literal["ok", "unavailable", "error", "skipped"]
@@ -45,6 +55,15 @@ class Finding(BaseModel):
     tool: str | None = Field(
         default=None,
         description="The tool that produced it: set on an answer's findings (a tool leaves it empty).",
+    )
+    image: str | None = Field(
+        default=None,
+        description="The SOP Instance UID of the image it was read from: set on an answer's findings "
+        "only when its tool read more than one image of the study (see ``ToolRun.images``).",
+    )
+    view: str | None = Field(
+        default=None,
+        description="The view of that image (PA, AP, lateral...): set with ``image``.",
     )
 
 
@@ -117,3 +136,21 @@ class ToolResult(BaseModel):
     def ok(self) -> bool:
         """True when the tool ran and produced output."""
         return self.status == "ok"
+
+
+class ImageRead(BaseModel):
+    """One image a tool read: which one and its view (:mod:`copilot.study.views`)."""
+
+    sop_uid: str = Field(description="Its SOP Instance UID.")
+    series_uid: str = Field(default="", description="Its Series Instance UID.")
+    view: str = Field(
+        default="unknown",
+        description="Its view: PA, AP, frontal (PA/AP not stated), lateral, decubitus, oblique or unknown.",
+    )
+
+
+class ViewResult(BaseModel):
+    """A tool's result on one image of a study it read image by image (one per view)."""
+
+    image: ImageRead = Field(description="The image it read.")
+    result: ToolResult = Field(description="What it returned for that image.")

@@ -37,3 +37,8 @@ class Statement(BaseModel):
     citation: Citation | None = Field(
         default=None, description="A retrieved passage; the composer numbers citations across tools."
     )
+    image: str | None = Field(
+        default=None,
+        description="The SOP Instance UID of the image it is about, when its tool read several "
+        "views of the study (None: its tool read one image, or it is not about an image).",
+    )

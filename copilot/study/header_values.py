@@ -274,6 +274,8 @@ def build_record(
         view=h.text("ViewPosition").upper(),
         body_part=h.text("BodyPartExamined").upper(),
         laterality=h.text("ImageLaterality") or h.text("Laterality"),
+        patient_orientation=h.text("PatientOrientation").upper(),
+        protocol_name=h.text("ProtocolName"),
         series_number=h.integer("SeriesNumber"),
         instance_number=h.integer("InstanceNumber"),
         rows=rows,

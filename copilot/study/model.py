@@ -135,6 +135,10 @@ class InstanceRecord(BaseModel):
     view: str = ""
     body_part: str = ""
     laterality: str = ""
+    patient_orientation: str = Field(
+        default="", description="PatientOrientation (row\\column directions, e.g. L\\F), upper case."
+    )
+    protocol_name: str = Field(default="", description="ProtocolName (header text: data, never obeyed).")
     series_number: int | None = None
     instance_number: int | None = None
     rows: int = 0

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from copilot.routing.intents import ToolIntent
+from copilot.study.views import View
 
 __all__ = ["ToolInput", "ToolManifest"]
 
@@ -51,6 +52,13 @@ class ToolManifest(BaseModel):
         default=(), description="Accepted BodyPartExamined values; empty: any."
     )
     needs_image: bool = True
+    views: tuple[View, ...] = Field(
+        default=(),
+        description="Projection views it reads (PA, AP, frontal, lateral, decubitus, oblique, "
+        "unknown): it is run once on each image of the study of an accepted view, frontal first "
+        "(a tool accepting PA or AP also reads an image known only to be frontal). Empty: it reads "
+        "the study's primary image only, as a tool that does not say always has.",
+    )
     reads_study: bool = Field(
         default=False,
         description="It reads other files of the image's study too (a volume tool reads the "

@@ -68,6 +68,7 @@ def evidence_from(state: AgentState, ctx: Context) -> Evidence:
         no_reader=state.no_reader,
         comparison=comparison,
         prior_report=prior_report,
+        view_results={n: list(v) for n, v in state.view_results.items() if n in results},
     )
 
 

@@ -18,12 +18,14 @@ from langgraph.runtime import Runtime
 
 from copilot.agents.context import CacheKey, Context
 from copilot.agents.state import AgentState
+from copilot.agents.view_reads import image_read, lead_read, views_not_read
 from copilot.errors import StudyError
 from copilot.paths import content_digest, image_slot
 from copilot.runtime.deadline import DaemonPool
-from copilot.schema import ToolFinished, ToolResult, ToolStarted
+from copilot.schema import ImageRead, ToolFinished, ToolResult, ToolStarted, ViewResult
 from copilot.study.model import InstanceRecord
 from copilot.study.prior import PriorStudy
+from copilot.study.views import images_for
 from copilot.tools.contract import ToolRequest
 from copilot.tools.invoke import invoke
 from copilot.tools.ordering import dependency_layers
@@ -94,66 +96,109 @@ def cache_key(ctx: Context, name: str, request: ToolRequest) -> CacheKey:
     return (slot, name, "|".join(made))
 
 
+#: One image's call of a tool: the image, the submitted call (None when cached), the cache key
+#: and the cached result (None when submitted).
+_Run = tuple[ImageRead | None, Any, CacheKey, ToolResult | None]
+
+
+def _requests(
+    ctx: Context,
+    state: AgentState,
+    name: str,
+    results: dict[str, ToolResult],
+    view_results: dict[str, list[ViewResult]],
+) -> list[tuple[ImageRead | None, ToolRequest]]:
+    """One request per image the tool reads (its declared views; else the primary image), each
+    with the earlier results it uses: a used tool's result on the same image where it read
+    that image too, else its lead result."""
+    tool = ctx.tools[name]
+    m = tool.manifest
+    lead = {k: v for k, v in results.items() if k in m.uses and v.ok and k != name}
+    out: list[tuple[ImageRead | None, ToolRequest]] = []
+    for viewed in images_for(m.views, ctx.study):
+        image = image_read(viewed)
+        prior = dict(lead)
+        for used in prior:
+            same = [r.result for r in view_results.get(used, []) if r.image.sop_uid == image.sop_uid]
+            if same and same[0].ok:
+                prior[used] = same[0]
+        request = ToolRequest(
+            question=state.question,
+            instance=viewed.instance,
+            study_summary=state.summary,
+            prior=prior,
+            options=dict(state.args.get(name) or {}),
+            prior_study=ctx.prior,
+        )
+        out.append((image if m.needs_image or m.views else None, request))
+    return out
+
+
 def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Run this round's tools; return every tool's latest result."""
+    """Run this round's tools, each once per image it reads; return every tool's latest result
+    (its lead one where it read several views), the images each read and the per-view results."""
     ctx = runtime.context
     if ctx.cache.directory is None:
         ctx.cache.persist(ctx.settings.results_dir)
-    instance = ctx.study.primary_instance()
     emit = runtime.stream_writer
     results = dict(state.results)
+    images = dict(state.images)
+    view_results = dict(state.view_results)
     inputs = dict(state.inputs)
     round_tools = [t for t in state.round_tools if t in ctx.tools]
     timeout = ctx.settings.tool_timeout_s
     pool = DaemonPool()  # a tool that times out is abandoned, never waited for at exit
     try:
         for layer in dependency_layers(round_tools, ctx.tools):
-            futures = {}
+            pending: dict[str, list[_Run]] = {}
             for name in layer:
-                tool = ctx.tools[name]
-                prior = {k: v for k, v in results.items() if k in tool.manifest.uses and v.ok and k != name}
-                request = ToolRequest(
-                    question=state.question,
-                    instance=instance,
-                    study_summary=state.summary,
-                    prior=prior,
-                    options=dict(state.args.get(name) or {}),
-                    prior_study=ctx.prior,
-                )
-                inputs[name] = sorted(prior)
-                key = cache_key(ctx, name, request)
-                cached = ctx.cache.get(key)
-                if cached is not None:
-                    results[name] = cached
-                    emit(
-                        ToolFinished(
-                            tool=name, status=cached.status, seconds=0.0, cached=True, detail=cached.detail
-                        )
-                    )
+                requests = _requests(ctx, state, name, results, view_results)
+                if not requests:
+                    results[name] = views_not_read(ctx.tools[name].manifest, ctx.study)
+                    images[name], inputs[name] = [], []
+                    view_results.pop(name, None)
+                    emit(ToolFinished(tool=name, status="skipped", seconds=0.0, detail=results[name].detail))
                     continue
-                emit(ToolStarted(tool=name))
-                futures[name] = (pool.submit(invoke, tool, request), key)
+                inputs[name] = sorted(requests[0][1].prior)
+                runs: list[_Run] = []
+                for image, request in requests:
+                    key = cache_key(ctx, name, request)
+                    cached = ctx.cache.get(key)
+                    if cached is not None:
+                        runs.append((image, None, key, cached))
+                    else:
+                        runs.append((image, pool.submit(invoke, ctx.tools[name], request), key, None))
+                if any(future is not None for _, future, _, _ in runs):
+                    emit(ToolStarted(tool=name))
+                pending[name] = runs
             deadline = time.monotonic() + timeout  # the layer's tools started together
-            for name, (future, key) in futures.items():
-                try:
-                    result = future.result(timeout=max(0.0, deadline - time.monotonic()))
-                except FutureTimeout:
-                    result = ToolResult(
-                        tool=name,
-                        status="error",
-                        detail=f"timed out after {timeout:.0f}s",
-                        seconds=timeout,
-                    )
-                except Exception as exc:  # invoke never raises, but a thread can die
-                    result = ToolResult(tool=name, status="error", detail=f"{type(exc).__name__}: {exc}")
-                results[name] = result
-                if result.ok:
-                    ctx.cache.put(key, result)
+            for name, runs in pending.items():
+                reads: list[tuple[ImageRead | None, ToolResult]] = []
+                for image, future, key, cached in runs:
+                    if cached is not None:
+                        reads.append((image, cached))
+                        continue
+                    result = _outcome(name, future, deadline, timeout)
+                    if result.ok:
+                        ctx.cache.put(key, result)
+                    reads.append((image, result))
+                lead = lead_read(reads)
+                ordered = [lead, *(r for r in reads if r is not lead)]
+                result = results[name] = lead[1]
+                images[name] = [image for image, _ in ordered if image is not None]
+                if len(reads) > 1:
+                    view_results[name] = [
+                        ViewResult(image=image, result=res) for image, res in ordered if image is not None
+                    ]
+                else:
+                    view_results.pop(name, None)
+                every_cached = all(future is None for _, future, _, _ in runs)
                 emit(
                     ToolFinished(
                         tool=name,
                         status=result.status,
-                        seconds=result.seconds,
+                        seconds=0.0 if every_cached else sum(r.seconds for _, r in reads),
+                        cached=every_cached,
                         detail=result.detail,
                         fix=result.fix,
                     )
@@ -162,7 +207,22 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         pool.shutdown(wait=False, cancel_futures=True)
     return {
         "results": results,
+        "images": images,
+        "view_results": view_results,
         "inputs": inputs,
         "round": state.round + 1,
         "round_tools": [],
     }
+
+
+def _outcome(name: str, future: Any, deadline: float, timeout: float) -> ToolResult:
+    """A submitted call's result, or an error result when it timed out or its thread died."""
+    try:
+        result: ToolResult = future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except FutureTimeout:
+        return ToolResult(
+            tool=name, status="error", detail=f"timed out after {timeout:.0f}s", seconds=timeout
+        )
+    except Exception as exc:  # invoke never raises, but a thread can die
+        return ToolResult(tool=name, status="error", detail=f"{type(exc).__name__}: {exc}")
+    return result

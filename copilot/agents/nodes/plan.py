@@ -20,9 +20,9 @@ from copilot.agents.matching import IMAGE_INTENTS
 from copilot.agents.planner import reads_image
 from copilot.agents.reach import no_reader_line
 from copilot.agents.state import AgentState
+from copilot.agents.view_reads import study_acceptance
 from copilot.schema import PlanMade
 from copilot.tools.ordering import dependency_order
-from copilot.tools.results import accepts_safely
 from copilot.tools.statements import plain_reason, tool_title
 
 #: Most characters of a follow-up's resolved query.
@@ -69,8 +69,9 @@ def plan(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
             notes.append(
                 f"the header does not record {', '.join(missing)}: {', '.join(lookers)} looks at the image"
             )
-    instance = ctx.study.primary_instance()
-    refused = {t: accepts_safely(ctx.tools[t], instance) for t in tools if ctx.tools[t].manifest.needs_image}
+    refused = {
+        t: study_acceptance(ctx.tools[t], ctx.study) for t in tools if ctx.tools[t].manifest.needs_image
+    }
     refused = {t: v for t, v in refused.items() if not v.ok}
     if refused:
         tools = [t for t in tools if t not in refused]

@@ -10,8 +10,8 @@ from copilot.agents.context import Context
 from copilot.agents.modality import eligible_tools
 from copilot.agents.planner import Plan, ReviewingPlanner
 from copilot.agents.state import AgentState
+from copilot.agents.view_reads import study_acceptance
 from copilot.schema import PlanMade
-from copilot.tools.results import accepts_safely
 
 
 def review(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -36,8 +36,7 @@ def review(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         redact=ctx.redact,
         used_inputs=state.inputs,
     )
-    instance = ctx.study.primary_instance()
-    tools = [t for t in nxt.tools if t in ctx.tools and accepts_safely(ctx.tools[t], instance).ok]
+    tools = [t for t in nxt.tools if t in ctx.tools and study_acceptance(ctx.tools[t], ctx.study).ok]
     if not tools:
         return {"round_tools": []}
     runtime.stream_writer(PlanMade(tools=tools, planner=nxt.planner, notes=nxt.notes, round=rounds + 1))

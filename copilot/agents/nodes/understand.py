@@ -9,9 +9,9 @@ from langgraph.runtime import Runtime
 
 from copilot.agents.context import Context
 from copilot.agents.state import AgentState
+from copilot.agents.view_reads import study_acceptance
 from copilot.schema import Understood
 from copilot.study.summary import quoted_header_text, study_summary
-from copilot.tools.results import accepts_safely
 from copilot.tools.statements import plain_reason
 
 
@@ -36,12 +36,13 @@ def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "no_reader": "",
         "query": "",
         "results": {},
+        "images": {},
+        "view_results": {},
         "statements": [],
         "citations": [],
         "verification": [],
     }
-    instance = study.primary_instance()
-    verdicts = [accepts_safely(t, instance) for t in ctx.tools.values() if t.manifest.needs_image]
+    verdicts = [study_acceptance(t, study) for t in ctx.tools.values() if t.manifest.needs_image]
     if verdicts and not any(v.ok for v in verdicts):
         reasons = "; ".join(dict.fromkeys(plain_reason(v.reason) for v in verdicts if plain_reason(v.reason)))
         reasons = reasons or "they could not check this image"

@@ -18,8 +18,11 @@ from copilot.agents.composer import complete_answer
 from copilot.agents.context import Context
 from copilot.agents.state import AgentState, Turn
 from copilot.agents.verification import check_llm_answer
+from copilot.agents.view_statements import disagreements
 from copilot.schema import AnswerDone, Finding, Statement, ToolResult
+from copilot.study.views import view_words
 from copilot.text.labeler import label_text
+from copilot.tools.statements import Question
 
 CHECKED_SECTIONS = ("**Answer**", "**Other findings**", "**Measurements**")
 
@@ -64,6 +67,34 @@ def contradictions(text: str, results: Mapping[str, ToolResult]) -> list[str]:
     return problems
 
 
+def view_contradictions(state: AgentState) -> list[str]:
+    """Contradictions between the template answer's statements and the results they were worded
+    from: a statement about one of several views read is checked against that view's result, the
+    others against every tool's (lead) result."""
+    general = [s for s in state.statements if s.image is None]
+    problems = contradictions(assertion_text(state.answer, general, False), state.results)
+    for name, reads in state.view_results.items():
+        for read in reads:
+            said = [s for s in state.statements if s.image == read.image.sop_uid and s.tool == name]
+            if said:
+                found = contradictions(assertion_text(state.answer, said, False), {name: read.result})
+                problems += [f"{p} on the {view_words(read.image.view)}" for p in found]
+    return problems
+
+
+def agreed_results(state: AgentState) -> dict[str, ToolResult]:
+    """The results an LLM-written answer is checked against: each tool's (lead) result, less
+    the scored findings its views disagree on (an LLM's sentence does not say which view it
+    means, so either reading could be flagged wrongly; the template says where they disagree)."""
+    checked = dict(state.results)
+    for name, reads in state.view_results.items():
+        split = {s.label for s in disagreements(name, reads, Question(text=""))}
+        if split and name in checked:
+            kept = [f for f in checked[name].findings if f.label not in split]
+            checked[name] = checked[name].model_copy(update={"findings": kept})
+    return checked
+
+
 def untrusted_text(ctx: Context) -> dict[str, list[str]]:
     """Text the LLM composer was shown as data, by source: an answer repeating an instruction
     found there is not used (retrieved passages are read from the tool results)."""
@@ -75,16 +106,16 @@ def untrusted_text(ctx: Context) -> dict[str, list[str]]:
 def verify(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Flag contradictions between the answer and the experts; record the finished turn."""
     ctx = runtime.context
-    results = state.results
     answer = state.answer
     template = state.template
     if ctx.llm is not None and not (template and answer.startswith(template)):  # LLM-written
-        answer, problems = check_llm_answer(answer, results, template or None, untrusted_text(ctx))
+        answer, problems = check_llm_answer(
+            answer, agreed_results(state), template or None, untrusted_text(ctx)
+        )
         if template and not answer.startswith(template):
             answer = complete_answer(answer, template)
     else:
-        text = assertion_text(answer, state.statements, False)
-        problems = contradictions(text, results)
+        problems = view_contradictions(state)
         if problems:
             answer += "\n\n**Verification**\n" + "\n".join(f"- Check: {p}." for p in problems)
     runtime.stream_writer(AnswerDone())

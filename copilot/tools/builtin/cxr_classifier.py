@@ -93,6 +93,7 @@ class CxrClassifier(Tool):
         version="1.0.0",
         modalities=("DX", "CR", "OT"),
         body_parts=("CHEST",),
+        views=("PA", "AP"),  # TorchXRayVision's models are trained on frontal films only
         questions=(
             "Is there a pneumothorax?",
             "Is there cardiomegaly?",

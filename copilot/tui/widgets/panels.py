@@ -17,7 +17,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import ContentSwitcher, DataTable, Input, Markdown, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from copilot.schema import Answer, Citation, Finding
+from copilot.schema import Answer, Citation, Finding, ImageRead
+from copilot.study.views import view_words
 from copilot.tui.runs import Run
 
 
@@ -260,6 +261,13 @@ class TracePanel(Vertical):
             self._tool, self._auto = event.row_key.value, False
             self._detail(self._tool)
 
+    def _images(self, tool: str | None) -> list[ImageRead]:
+        """The images ``tool`` read for the shown question (empty until its answer arrives)."""
+        answer = self.run.answer if self.run is not None else None
+        if answer is None:
+            return []
+        return next((list(t.images) for t in answer.tools if t.name == tool), [])
+
     def _detail(self, tool: str | None) -> None:
         box = self.query_one("#trace-detail", Static)
         state = self.run.tools.get(tool) if (self.run is not None and tool) else None
@@ -270,6 +278,10 @@ class TracePanel(Vertical):
         text.append(f"{tool}: {state.status}", style="bold")
         if state.detail:
             text.append(f"\n{state.detail}")
+        images = self._images(tool)
+        if len(images) > 1:  # the views it read, lead first
+            text.append("\nread: ", style="bold")
+            text.append("; ".join(f"{view_words(i.view)} ({i.sop_uid})" for i in images))
         if state.fix:
             text.append("\nfix: ", style="bold")
             text.append(state.fix)
@@ -313,7 +325,7 @@ class FindingsTable(DataTable[Any]):
                 Text(str(meaning)),
                 Text("" if value is None else f"{value}{unit}"),
                 Text(f.location or ""),
-                Text(f.tool or ""),
+                Text(f"{f.tool or ''} on the {view_words(f.view)}" if f.view else (f.tool or "")),
             )
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
