@@ -24,24 +24,23 @@ from typing import Literal
 from pydantic import BaseModel
 
 from copilot.study.model import InstanceRecord, Study
+from copilot.study.views import FRONTAL, view_of
 
 __all__ = ["PriorStudy", "find_prior", "iso_date", "same_patient", "view_class"]
 
 log = logging.getLogger(__name__)
 
 ViewClass = Literal["frontal", "lateral", "other"]
-_FRONTAL = {"", "PA", "AP", "AP SUPINE", "PA ERECT", "AP ERECT", "POSTERO_ANTERIOR", "ANTERO_POSTERIOR"}
-_LATERAL = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD"}
 
 
-def view_class(view: str) -> ViewClass:
-    """``frontal`` (PA/AP, or no ViewPosition: most films are frontal), ``lateral`` or ``other``."""
-    value = view.strip().upper()
-    if value in _FRONTAL:
+def view_class(image: InstanceRecord | None) -> ViewClass:
+    """The image's view class, from its view as :func:`copilot.study.views.view_of` reads it:
+    ``frontal`` (PA, AP, frontal, or unknown: most films are frontal; also no image),
+    ``lateral`` (lateral or decubitus) or ``other`` (oblique)."""
+    view = view_of(image).view if image is not None else "unknown"
+    if view in FRONTAL or view == "unknown":
         return "frontal"
-    if value in _LATERAL or value.startswith("LAT"):
-        return "lateral"
-    return "other"
+    return "lateral" if view in ("lateral", "decubitus") else "other"
 
 
 def iso_date(value: str) -> str:
@@ -103,9 +102,9 @@ def _best_image(current: InstanceRecord, study: Study) -> InstanceRecord | None:
     images = [i for i in study.instances() if _comparable(current, i)]
     if not images:
         return None
-    wanted = view_class(current.view)
+    wanted = view_class(current)
     order = {wanted: 0, "frontal": 1, "lateral": 2, "other": 3}
-    return min(images, key=lambda i: order.get(view_class(i.view), 4))
+    return min(images, key=lambda i: order.get(view_class(i), 4))
 
 
 def find_prior(study: Study, others: tuple[Study, ...] | None) -> PriorStudy:
@@ -128,7 +127,7 @@ def find_prior(study: Study, others: tuple[Study, ...] | None) -> PriorStudy:
     for other in earlier:
         image = _best_image(current, other) if other.series else None
         if image is not None:
-            same_view = view_class(image.view) == view_class(current.view)
+            same_view = view_class(image) == view_class(current)
             chosen.append((int(same_view), _when(other), other, image))
     if not chosen:
         modality = current.modality or "this modality"

@@ -96,7 +96,7 @@ class ChangeDetector(Tool):
             why = prior.reason if prior is not None else "no prior study was given with this one"
             return self._done(_note(f"Could not compare: no prior ({why})."), start)
         current = request.instance
-        now_view, then_view = view_class(current.view if current else ""), view_class(prior.instance.view)
+        now_view, then_view = view_class(current), view_class(prior.instance)
         if now_view != then_view:
             return self._done(
                 _note(
