@@ -2,14 +2,17 @@
 and MR the technique: slices, kernel, contrast, sequence, window, see
 :mod:`copilot.agents.technique`).
 
-Header questions need no expert: the answer quotes the header and says so. Only coarse,
-de-identified facts are given (age as a decade band, never names, IDs or exact dates). A field
+Header questions need no expert: the answer quotes the header and says so. It says no more
+than the study line above every answer shows the person at the screen
+(:meth:`~copilot.study.model.Study.identity`: the study date, age and sex; age as a decade band
+here, never names); a remote LLM is sent none of it (:mod:`copilot.text.redact`). A field
 the header lacks (plain PNG/JPEG files carry none) is reported as missing, and the planner adds
 the generalist to look at the image instead.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from copilot.agents.technique import technique_value
@@ -49,11 +52,10 @@ def _value(study: Study, name: str) -> str | None:
         )
         return f"{len(series)} series ({counts})"
     if name == "date":
-        return (
-            "recorded in the header (dates are not shown: they identify the patient)"
-            if study.study_date
-            else None
-        )
+        date = study.study_date.strip()
+        if re.fullmatch(r"\d{8}", date):
+            return f"{date[:4]}-{date[4:6]}-{date[6:]}"
+        return date or None
     return None
 
 

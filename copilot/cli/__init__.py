@@ -58,6 +58,9 @@ def _root(
     # Log lines carry file names and header values: control characters are shown escaped.
     handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+    # basicConfig is a no-op once the root logger has handlers (a second in-process run): the
+    # level is still this run's.
+    logging.getLogger().setLevel(logging.DEBUG if verbose else logging.WARNING)
     _warnings_to_debug_log()
 
 

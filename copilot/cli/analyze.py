@@ -61,7 +61,7 @@ def analyze(
     studies = _open(copilot, path, (study, patient, date))
     with progress_bar("Fetching") as bar:  # a DICOMweb server's studies: each series' first image
         copilot.fetch([se.first for s in studies.studies for se in s.series], progress=bar)
-    with progress_bar("Analysing") as bar:
+    with progress_bar("Analysing", least=1) as bar:
         rows = copilot.analyze(studies, batch_size=batch_size, progress=bar)
     # Through the write guard again (the opened study is now protected too): a temporary file
     # renamed into place, so a link named like the output never redirects the write.
@@ -108,7 +108,7 @@ def _analyze_on_ray(
     with progress_bar("Fetching") as bar:
         copilot.fetch([se.first for s in studies.studies for se in s.series], progress=bar)
     sources: list[Any] = [*local_sources(path), *local_sources(studies.root)]
-    with progress_bar("Analysing on Ray") as bar:
+    with progress_bar("Analysing on Ray", least=1) as bar:
         summary = analyze_on_ray(
             studies,
             out,

@@ -13,6 +13,8 @@ from copilot.cli.common import EMBEDDED_NOTE, local_sources, make_copilot
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from rich.table import Table
+
     from copilot.agents.planner import Planner
     from copilot.api import Copilot
     from copilot.schema import Answer
@@ -107,26 +109,75 @@ def ask(
 
 
 def _print_answer(answer: Answer, target: Study, as_json: bool) -> None:
-    from copilot.cli.output import print_json, safe, stdout
+    """The answer on stdout: one ``Study:`` line, the answer's sections, the tools (when any
+    ran) and the thread id. On a terminal it is rendered (rich Markdown, a table); piped or
+    redirected it is plain text: no padding, no trailing spaces, no identifier folded."""
+    from copilot.cli.output import print_json, stdout
+    from copilot.escape import escape_controls
 
     if as_json:
         print_json(answer.to_contract())
         return
+    header = f"Study: {escape_controls(target.identity())}"
+    body = escape_controls(without_study_block(answer.text), keep="\n\t")
+    if not stdout.is_terminal:
+        sys.stdout.write(plain_answer(header, body, answer) + "\n")
+        sys.stdout.flush()
+        return
     from rich.markdown import Markdown
-    from rich.table import Table
 
+    stdout.print(header, style="bold", markup=False, highlight=False)
+    stdout.print(Markdown(body), soft_wrap=False)
+    if answer.tools:
+        stdout.print(_tools_table(answer))
+    stdout.print(f"[dim]thread: {answer.thread_id} (continue with --thread {answer.thread_id})[/dim]")
+
+
+def without_study_block(text: str) -> str:
+    """The answer's Markdown without its leading ``**Study:**`` paragraph (the CLI prints one
+    study line of its own above it)."""
+    first, sep, rest = text.partition("\n\n")
+    return rest if sep and first.startswith("**Study:**") else text
+
+
+def plain_answer(header: str, body: str, answer: Answer) -> str:
+    """The answer as plain text for a pipe or a file: Markdown emphasis removed, every line
+    stripped of trailing spaces, nothing wrapped (a UID stays one word)."""
     from copilot.escape import escape_controls
 
-    stdout.print(f"Study: {escape_controls(target.identity())}", style="bold", markup=False, highlight=False)
-    stdout.print(Markdown(escape_controls(answer.text, keep="\n\t")), soft_wrap=False)
+    lines = [header, ""]
+    for line in body.splitlines():
+        bold = line.strip()
+        if bold.startswith("**") and bold.endswith("**") and len(bold) > 4:
+            line = bold[2:-2]
+        elif bold.startswith("_") and bold.endswith("_") and len(bold) > 2:
+            line = bold[1:-1]
+        lines.append(line.replace("**", "").rstrip())
+    if answer.tools:
+        lines += ["", "Tools"]
+        for t in answer.tools:
+            fix = f"; fix: {t.fix}" if t.fix else ""
+            detail = f": {t.detail}{fix}" if t.detail or fix else ""
+            text = f"- {t.name}: {t.status} ({t.seconds:.2f} s){detail}"
+            lines.append(escape_controls(text).rstrip())
+    lines += ["", f"thread: {answer.thread_id} (continue with --thread {answer.thread_id})"]
+    return "\n".join(lines)
+
+
+def _tools_table(answer: Answer) -> Table:
+    from rich.table import Table
+
+    from copilot.cli.output import safe
+
     table = Table(title="Tools", title_justify="left")
-    for col in ("Tool", "Status", "Seconds", "Detail / fix"):
-        table.add_column(col, overflow="fold")
+    table.add_column("Tool", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Seconds", no_wrap=True)
+    table.add_column("Detail / fix", overflow="fold")
     for t in answer.tools:
         detail = t.detail + (f"\nfix: {t.fix}" if t.fix else "")
         table.add_row(safe(t.name), safe(t.status), f"{t.seconds:.2f}", safe(detail))
-    stdout.print(table)
-    stdout.print(f"[dim]thread: {answer.thread_id} (continue with --thread {answer.thread_id})[/dim]")
+    return table
 
 
 def _select(path: str, key: str | None, date: str | None, copilot: Copilot) -> tuple[StudySet, Study]:
@@ -228,9 +279,10 @@ def _planner(llm: str | None) -> tuple[Planner, Mapping[str, Tool]]:
         copilot = make_copilot(llm)
         return copilot.planner, copilot.tools
     from copilot.agents.planner import EmbeddedPlanner
+    from copilot.cli.hints import hint_once
     from copilot.tools.discovery import create_tools
 
-    sys.stderr.write(EMBEDDED_NOTE + "\n")
+    hint_once("embedded-planner", EMBEDDED_NOTE, settings.data_dir)
     return EmbeddedPlanner(settings), create_tools(settings)
 
 

@@ -18,14 +18,14 @@ EMBEDDED_NOTE = (
 
 def make_copilot(llm: str | None, server: str | None = None) -> Copilot:
     """A :class:`~copilot.api.Copilot` with the LLM ``llm`` and the tool server ``server``
-    (the settings' when None); says on stderr when it runs without an LLM."""
+    (the settings' when None); says on stderr that it runs without an LLM, once per
+    installation (see :func:`copilot.cli.hints.hint_once`)."""
     from copilot.api import Copilot
+    from copilot.cli.hints import hint_once
 
     copilot = Copilot(llm=llm, server=server)
     if not copilot.uses_llm:
-        from copilot.cli.output import stderr
-
-        stderr.print(f"[dim]{EMBEDDED_NOTE}[/dim]", highlight=False)
+        hint_once("embedded-planner", EMBEDDED_NOTE, copilot.settings.data_dir)
     return copilot
 
 

@@ -7,7 +7,12 @@ import typer
 
 def forget(
     thread: str = typer.Option(None, "--thread", help="A conversation thread id."),
-    study: str = typer.Option(None, "--study", help="A Study Instance UID (or a unique prefix)."),
+    study: str = typer.Option(
+        None,
+        "--study",
+        help="As for 'ask': a Study Instance UID (or a unique prefix), patient ID, accession number or "
+        "sub-folder of an indexed folder; it must name one stored study.",
+    ),
     everything: bool = typer.Option(
         False, "--all", help="Every thread, the header index cache, all artifacts and cached tool results."
     ),
@@ -22,19 +27,23 @@ def forget(
     from copilot.cli.output import stdout
     from copilot.config import get_settings
     from copilot.runtime.forget import forget as purge
+    from copilot.runtime.forget import resolve_study
 
-    done = purge(get_settings(), thread_id=thread, study_uid=study, everything=everything)
+    settings = get_settings()
+    study_uid = resolve_study(settings, study) if study and not everything else study
+    done = purge(settings, thread_id=thread, study_uid=study_uid, everything=everything)
     if everything:
         stdout.print(f"Deleted {len(done.files)} stored file(s) and folder(s) of patient data.", markup=False)
         return
     parts = [f"{len(done.threads)} thread(s)"]
-    if study:
+    if study_uid:
         parts += [
             f"{done.indexed_files} indexed file record(s)",
             f"{done.artifact_folders} artifact folder(s)",
             f"{done.result_folders} cached result folder(s)",
         ]
-    stdout.print("Forgot " + ", ".join(parts) + ".", markup=False)
+    about = f" of study {study_uid}" if study_uid else ""
+    stdout.print("Forgot " + ", ".join(parts) + about + ".", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -49,28 +49,38 @@ def safe(text: str, keep: str = "\n") -> str:
 
 
 @contextmanager
-def progress_bar(label: str, enabled: bool = True) -> Iterator[Callable[[int, int], None]]:
-    """A progress callback drawing a bar on stderr when it is a terminal and work is large."""
+def progress_bar(label: str, enabled: bool = True, least: int = 200) -> Iterator[Callable[[int, int], None]]:
+    """A progress callback drawing a bar on stderr when it is a terminal and the work is large
+    (``least`` items or more). Nothing is drawn before the first such update, so small or
+    cached work (most questions) shows no bar at all."""
     if not enabled or not _stderr().is_terminal:
         yield lambda done, total: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
 
-    with Progress(
+    progress = Progress(
         f"[bold]{label}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=_stderr(),
         transient=True,
-    ) as progress:
-        task = progress.add_task(label, total=None)
+    )
+    task: list[TaskID] = []
 
-        def update(done: int, total: int) -> None:
-            if total >= 200:
-                progress.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        if total < least:
+            return
+        if not task:
+            progress.start()
+            task.append(progress.add_task(label, total=total))
+        progress.update(task[0], completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if task:
+            progress.stop()
 
 
 @contextmanager

@@ -45,7 +45,7 @@ _HEADER: dict[HeaderField, re.Pattern[str]] = {
     "sex": re.compile(r"\b(?:sex|gender|male|female|man or (?:a )?woman)\b"),
     "age": re.compile(r"\b(?:age|how old|years old|aged)\b"),
     "series": re.compile(r"\b(?:series|how many (?:images|pictures|files)|number of images)\b"),
-    "date": re.compile(r"\b(?:when was|what date|which date|date of)\b"),
+    "date": re.compile(r"\b(?:when was|what date|which date|date of|(?:study|exam|examination|scan) date)\b"),
     "thickness": re.compile(
         r"\b(?:slice (?:thickness|spacing|interval|gap|width)|(?:thick|thin)(?:ness)? (?:are|were|is) the "
         r"(?:slices|cuts|sections)|how thick|spacing between (?:the )?slices|section thickness|"

@@ -25,10 +25,10 @@ from pathlib import Path
 from copilot.config import Settings
 from copilot.errors import CopilotError
 from copilot.paths import image_slot
-from copilot.runtime.threads import StoreUnavailable, forget_threads, threads_path
-from copilot.study.cache import forget_study
+from copilot.runtime.threads import StoreUnavailable, forget_threads, thread_studies, threads_path
+from copilot.study.cache import forget_study, indexed_studies
 
-__all__ = ["Forgotten", "artifact_folder", "clear_results", "forget", "results_folder"]
+__all__ = ["Forgotten", "artifact_folder", "clear_results", "forget", "resolve_study", "results_folder"]
 
 
 @dataclass
@@ -58,6 +58,47 @@ def _remove_file(path: Path, out: Forgotten) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.remove(candidate)
             out.files.append(str(candidate))
+
+
+def resolve_study(settings: Settings, key: str) -> str:
+    """The one stored study ``key`` names, read as ``copilot ask --study`` reads it: a Study
+    Instance UID or a unique prefix, a patient ID, an accession number, or a sub-folder of an
+    indexed folder. Studies known from the index cache and from stored threads count. Raises
+    :class:`CopilotError` when nothing stored matches, or when several studies do (listed)."""
+    indexed = indexed_studies(settings.index_cache_path)
+    try:
+        discussed = thread_studies(settings)
+    except StoreUnavailable as exc:
+        raise CopilotError(str(exc)) from exc
+    uids = set(indexed) | discussed
+    if key in uids:
+        return key
+    parts = Path(key).parts
+
+    def readings(uid: str) -> list[str]:
+        records = indexed.get(uid, [])
+        hows = []
+        if uid.startswith(key):
+            hows.append("UID prefix")
+        if any(r.patient_id == key for r in records):
+            hows.append("patient ID")
+        if any(r.accession_number == key for r in records):
+            hows.append("accession number")
+        folders = {Path(r.path).parent.parts for r in records}
+        if parts and any(f[i : i + len(parts)] == parts for f in folders for i in range(len(f))):
+            hows.append("sub-folder")
+        return hows
+
+    matched = {uid: hows for uid in sorted(uids) if (hows := readings(uid))}
+    if not matched:
+        raise CopilotError(
+            f"nothing stored matches --study {key!r}: no indexed or discussed study has that UID, "
+            "UID prefix, patient ID, accession number or sub-folder"
+        )
+    if len(matched) > 1:
+        listed = "; ".join(f"{uid} ({' and '.join(hows)})" for uid, hows in list(matched.items())[:5])
+        raise CopilotError(f"--study {key!r} matches {len(matched)} stored studies: {listed}; give the UID")
+    return next(iter(matched))
 
 
 def forget(

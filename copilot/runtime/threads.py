@@ -46,6 +46,7 @@ __all__ = [
     "memory_checkpointer",
     "open_checkpointer",
     "thread_lock",
+    "thread_studies",
     "threads_path",
 ]
 
@@ -158,6 +159,30 @@ def _vacuum(conn: sqlite3.Connection) -> None:
     conn.execute("VACUUM")
     with contextlib.suppress(sqlite3.Error):
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def thread_studies(settings: Settings) -> set[str]:
+    """The study UIDs that stored conversation threads are about."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = threads_path(settings)
+    if not path.exists():
+        return set()
+    try:
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        try:
+            saver = SqliteSaver(conn, serde=checkpoint_serializer())
+            saver.setup()
+            found = set()
+            for item in saver.list(None):
+                values = item.checkpoint.get("channel_values") or {}
+                if values.get("study_uid"):
+                    found.add(str(values["study_uid"]))
+            return found
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"cannot read {path}: {exc}; 'copilot forget --all' deletes the file") from exc
 
 
 def forget_threads(

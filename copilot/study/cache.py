@@ -202,6 +202,29 @@ class IndexCache:
             self._conn = None
 
 
+def indexed_studies(db_path: Path) -> dict[str, list[InstanceRecord]]:
+    """The studies the cache holds records of: study UID -> its files' records (for resolving
+    what a user typed, such as ``copilot forget --study PATIENT``)."""
+    if not db_path.exists():
+        return {}
+    conn = sqlite3.connect(db_path, timeout=10)
+    try:
+        rows = conn.execute("SELECT record FROM files WHERE skipped = 0").fetchall()
+    except sqlite3.Error as exc:
+        log.warning("index cache %s could not be read: %s", db_path, exc)
+        return {}
+    finally:
+        conn.close()
+    out: dict[str, list[InstanceRecord]] = {}
+    for (record,) in rows:
+        try:
+            inst = InstanceRecord.model_validate_json(record)
+        except ValueError:
+            continue
+        out.setdefault(inst.study_uid, []).append(inst)
+    return out
+
+
 def forget_study(db_path: Path, study_uid: str) -> list[str]:
     """Delete the cached records of a study (its UID or a unique prefix); the file paths they
     were for. The file is vacuumed, so nothing of them remains in it."""
