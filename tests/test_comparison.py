@@ -22,6 +22,7 @@ from copilot.agents.planner import EmbeddedPlanner
 from copilot.api import Answer, Copilot
 from copilot.config import get_settings
 from copilot.dicomout.sr import COMPARISON_STUDY, read_sr, write_sr
+from copilot.errors import InputRejectedError
 from copilot.study import index_folder
 from copilot.study.model import Study, StudySet
 from copilot.study.prior import find_prior, same_patient
@@ -39,7 +40,8 @@ PRIOR_DATE = "20170301"
 
 
 class ScoresNow(Tool):
-    """The classifier's scores on the current film, instantly (cardiomegaly below threshold now)."""
+    """The classifier's scores on the current film, instantly (cardiomegaly below threshold now);
+    it refuses the prior film, so the prior's scores come from its copilot report."""
 
     manifest = ToolManifest(
         name="cxr_classifier",
@@ -54,6 +56,8 @@ class ScoresNow(Tool):
     statements = CxrClassifier.statements
 
     def run(self, request: ToolRequest) -> ToolResult:
+        if request.instance is not None and request.instance.study_date == PRIOR_DATE:
+            raise InputRejectedError("this test classifier reads the current film only")
         scores = {"Cardiomegaly": 0.31, "Effusion": 0.62}
         return ToolResult(
             tool=self.name,
@@ -251,9 +255,15 @@ def test_answer_names_the_prior_quotes_its_report_and_gives_per_finding_change(f
         in text
     )
     assert "Effusion is flagged now, not on 2017-03-01: new since 2017-03-01 (score 0.62 now, 0.12 on" in text
+    # The classifier refused the prior film: the scores came from the prior's report, which is said.
+    assert "0.12 on 2017-03-01, from the prior copilot report of " in text
+    assert [(t.name, t.status) for t in answer.prior_tools] == [("cxr_classifier", "skipped")]
+    current = _current(studies, "P1")
+    prior_image = answer.prior_tools[0].images[0].sop_uid
+    assert prior_image != current.primary_instance().sop_uid
+    assert all(i.sop_uid != prior_image for t in answer.tools for i in t.images)  # not this study's read
     assert "**Verification**" not in text
     # The SR of the answer records the prior study it was compared with.
-    current = _current(studies, "P1")
     sr = read_sr(write_sr(answer, current, folder.parent / "out" / "compared.dcm"))
     recorded = sr.text(COMPARISON_STUDY) or ""
     assert recorded.startswith(answer.prior.study_uid + "; 2017-03-01; CHEST 1 VIEW; PA"), recorded
