@@ -453,7 +453,8 @@ def test_per_finding_change_prefers_scores_on_the_prior_image(studies: StudySet)
     assert not any("from the prior copilot report" in text for text in said)  # the SR's 0.74 not used
     assert (
         said[
-            "Cardiothoracic ratio 0.52 now, 0.47 on 2017-03-01 (+0.05), measured by lesion_segmenter on both images."
+            "Cardiothoracic ratio 0.52 now, 0.47 on 2017-03-01 (+0.05), measured by lesion_segmenter "
+            "on both images."
         ]
         == "measurements"
     )
