@@ -355,7 +355,6 @@ class Copilot:
         self._fetch_views(study)
         thread = thread_id or uuid.uuid4().hex
         others = _same_patient(target, study)
-        prior = self._prior(study, others)
         context = Context(
             settings=self.settings,
             tools=self.tools,
@@ -365,7 +364,9 @@ class Copilot:
             cache=self.cache,
             redact=self._redactor(study),
             others=others,
-            prior=prior,
+            # Looked up only when a comparing tool or the comparison note reads it: opening a
+            # listed prior and fetching its image costs requests a plain question must not.
+            prior_lookup=lambda: self._prior(study, others),
         )
         if thread_id:  # one turn of a thread at a time, across processes
             from copilot.runtime.threads import thread_lock
@@ -374,6 +375,7 @@ class Copilot:
                 state = self._run_turn(study, thread, True, question, context, on_event)
         else:
             state = self._run_turn(study, thread, False, question, context, on_event)
+        prior = context.prior if "comparison" in state.intents else None
         return _answer_of(state, study, question, thread, prior)
 
     def _prior(self, study: Study, others: tuple[Study, ...] | None) -> PriorStudy | None:
@@ -624,6 +626,7 @@ def _answer_of(
             )
             for n, r in state.results.items()
         ],
+        prior_tools=_prior_runs(state, prior),
         findings=findings,
         citations=list(state.citations),
         artifacts=artifacts,
@@ -641,3 +644,21 @@ def _answer_of(
             reason=prior.reason,
         ),
     )
+
+
+def _prior_runs(state: AgentState, prior: PriorStudy | None) -> list[ToolRun]:
+    """The runs on the prior's image a comparison made, each naming that image."""
+    if prior is None or prior.instance is None or not state.prior_results:
+        return []
+    from copilot.schema import ImageRead
+    from copilot.study.views import view_of
+
+    image = ImageRead(
+        sop_uid=prior.instance.sop_uid,
+        series_uid=prior.instance.series_uid,
+        view=view_of(prior.instance).view,
+    )
+    return [
+        ToolRun(name=n, status=r.status, seconds=r.seconds, detail=r.detail, fix=r.fix, images=[image])
+        for n, r in state.prior_results.items()
+    ]

@@ -103,3 +103,42 @@ def test_a_folder_opens_as_before(tmp_path: Path) -> None:
     assert copilot.open_study(study) is study
     studies, chosen = copilot.select(folder, "P002")
     assert chosen == study and studies == opened
+
+
+def test_the_prior_is_opened_and_fetched_only_for_a_comparison(archive: StubArchive) -> None:
+    """A question that compares nothing never opens the patient's listed earlier study or fetches
+    its image; a comparison question does, once."""
+    copilot = Copilot(persist=False)
+    earlier, later = (s for s in archive.studies if s.patient == "P1")
+    assert earlier.date < later.date
+    with archive.serving() as url:
+        studies, study = copilot.select(url, later.accession)
+        answer = copilot.ask(studies, QUESTION, study_uid=study.study_uid)
+        assert answer.prior is None and archive.study_requests(earlier.uid) == []
+        compared = copilot.ask(studies, "Compare with the prior study", study_uid=study.study_uid)
+        assert compared.prior is not None and compared.prior.study_uid == earlier.uid
+        opened = archive.study_requests(earlier.uid)
+        assert any(p.endswith("/series") for p in opened) and any("/instances/" in p for p in opened)
+
+
+def test_a_folder_question_looks_no_prior_up_unless_it_compares(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a folder holding the patient's earlier study, the prior lookup runs for a comparison
+    question only."""
+    for date in ("20230101", "20240101"):
+        make_dicom(tmp_path / date / "a.dcm", patient_id="P1", study_date=date, accession=f"A{date}")
+    looked_up: list[str] = []
+    find = Copilot._prior
+
+    def counted(self: Copilot, study: Study, others: tuple[Study, ...] | None) -> object:
+        looked_up.append(study.study_uid)
+        return find(self, study, others)
+
+    monkeypatch.setattr(Copilot, "_prior", counted)
+    copilot = Copilot(persist=False)
+    studies, study = copilot.select(tmp_path, "20240101")
+    copilot.ask(studies, QUESTION, study_uid=study.study_uid)
+    assert looked_up == []
+    answer = copilot.ask(studies, "Compare with the prior study", study_uid=study.study_uid)
+    assert looked_up == [study.study_uid] and answer.prior is not None and answer.prior.date == "2023-01-01"

@@ -12,7 +12,9 @@ tools that compared it and quotes the prior's copilot report.
 
 from __future__ import annotations
 
+import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from copilot.agents.planner import EmbeddedPlanner
 from copilot.api import Answer, Copilot
 from copilot.config import get_settings
 from copilot.dicomout.sr import COMPARISON_STUDY, read_sr, write_sr
+from copilot.errors import InputRejectedError
 from copilot.study import index_folder
 from copilot.study.model import Study, StudySet
 from copilot.study.prior import find_prior, same_patient
@@ -39,7 +42,8 @@ PRIOR_DATE = "20170301"
 
 
 class ScoresNow(Tool):
-    """The classifier's scores on the current film, instantly (cardiomegaly below threshold now)."""
+    """The classifier's scores on the current film, instantly (cardiomegaly below threshold now);
+    it refuses the prior film, so the prior's scores come from its copilot report."""
 
     manifest = ToolManifest(
         name="cxr_classifier",
@@ -54,6 +58,8 @@ class ScoresNow(Tool):
     statements = CxrClassifier.statements
 
     def run(self, request: ToolRequest) -> ToolResult:
+        if request.instance is not None and request.instance.study_date == PRIOR_DATE:
+            raise InputRejectedError("this test classifier reads the current film only")
         scores = {"Cardiomegaly": 0.31, "Effusion": 0.62}
         return ToolResult(
             tool=self.name,
@@ -251,9 +257,15 @@ def test_answer_names_the_prior_quotes_its_report_and_gives_per_finding_change(f
         in text
     )
     assert "Effusion is flagged now, not on 2017-03-01: new since 2017-03-01 (score 0.62 now, 0.12 on" in text
+    # The classifier refused the prior film: the scores came from the prior's report, which is said.
+    assert "0.12 on 2017-03-01, from the prior copilot report of " in text
+    assert [(t.name, t.status) for t in answer.prior_tools] == [("cxr_classifier", "skipped")]
+    current = _current(studies, "P1")
+    prior_image = answer.prior_tools[0].images[0].sop_uid
+    assert prior_image != current.primary_instance().sop_uid
+    assert all(i.sop_uid != prior_image for t in answer.tools for i in t.images)  # not this study's read
     assert "**Verification**" not in text
     # The SR of the answer records the prior study it was compared with.
-    current = _current(studies, "P1")
     sr = read_sr(write_sr(answer, current, folder.parent / "out" / "compared.dcm"))
     recorded = sr.text(COMPARISON_STUDY) or ""
     assert recorded.startswith(answer.prior.study_uid + "; 2017-03-01; CHEST 1 VIEW; PA"), recorded
@@ -261,3 +273,195 @@ def test_answer_names_the_prior_quotes_its_report_and_gives_per_finding_change(f
     none = copilot.ask(studies, "Compare with the prior", study_uid=_current(studies, "P2").study_uid)
     assert none.prior is not None and none.prior.reason == "no other study of this patient is available"
     assert "Could not compare: no prior" in none.text
+
+
+class Counted:
+    """Which images each wrapped tool ran on (SOP Instance UIDs), across calls."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, str]] = []
+
+    def wrap(self, tool: Tool) -> Tool:
+        run = tool.run_batch
+
+        def counted(requests: Sequence[ToolRequest]) -> list[ToolResult]:
+            self.runs += [(tool.name, r.instance.sop_uid if r.instance else "") for r in requests]
+            return run(requests)
+
+        tool.run_batch = counted  # type: ignore[method-assign]
+        tool.run = lambda request: counted([request])[0]  # type: ignore[method-assign]
+        return tool
+
+
+@pytest.mark.slow
+def test_used_tools_run_on_the_prior_image_and_their_change_is_stated(
+    folder: Path, isolated_dirs: Path
+) -> None:
+    """With the tiny real-format classifier (Cardiomegaly and Effusion biased positive) and
+    anatomy and MedSAM checkpoints, a comparison runs both on the prior image too: per-finding
+    change scored on the prior image, the cardiothoracic ratio and the effusion's area now and
+    then; a second question reuses the prior runs from the cache."""
+    from copilot.models.registry import ModelRegistry
+    from copilot.schema import CopilotEvent, ToolFinished
+    from copilot.tools.builtin.lesion_segmenter import LesionSegmenter
+    from tests.support.checkpoints import install_fake_densenet, install_fake_pspnet, make_tiny_sam
+
+    settings = get_settings()
+    install_fake_densenet(settings, positive=(7, 10))  # Effusion, Cardiomegaly
+    install_fake_pspnet(settings, present=(4, 5, 8))  # both lungs and the heart: a ratio of 1
+    ModelRegistry(settings).add("medsam-vit-base", make_tiny_sam(isolated_dirs / "sam"))
+    counted = Counted()
+    tools = {
+        "cxr_classifier": counted.wrap(CxrClassifier()),
+        "lesion_segmenter": counted.wrap(LesionSegmenter()),
+        "change_detector": ChangeDetector(),
+    }
+    copilot = Copilot(tools=tools, persist=False)
+    studies = copilot.open(folder)
+    current = _current(studies, "P1")
+    prior = find_prior(current, _others(studies, current))
+    assert prior.instance is not None
+    events: list[CopilotEvent] = []
+    answer = copilot.ask(studies, "What has changed since the last study?", study_uid=current.study_uid)
+    answer = copilot.ask(
+        studies, "What has changed since the last study?", study_uid=current.study_uid, on_event=events.append
+    )
+    assert set(answer.plan) == {"cxr_classifier", "lesion_segmenter", "change_detector"}
+    # Each used tool ran once on each image: the second question took everything from the cache.
+    mine, then = current.primary_instance().sop_uid, prior.instance.sop_uid
+    assert sorted(counted.runs) == sorted(
+        [
+            ("cxr_classifier", mine),
+            ("cxr_classifier", then),
+            ("lesion_segmenter", mine),
+            ("lesion_segmenter", then),
+        ]
+    )
+    on_prior = [e for e in events if isinstance(e, ToolFinished) and e.prior_image]
+    assert {(e.tool, e.prior_image, e.cached) for e in on_prior} == {
+        ("cxr_classifier", then, True),
+        ("lesion_segmenter", then, True),
+    }
+    assert [(t.name, t.status, [i.sop_uid for i in t.images]) for t in answer.prior_tools] == [
+        ("cxr_classifier", "ok", [then]),
+        ("lesion_segmenter", "ok", [then]),
+    ]
+    assert all(
+        i.sop_uid == mine for t in answer.tools for i in t.images
+    )  # the prior is no read of this study
+    text = answer.text
+    assert "Cardiomegaly is flagged now as on 2017-03-01: unchanged (score " in text
+    assert "on 2017-03-01, scored on the prior image; threshold 0.50" in text
+    measurements = text.split("**Measurements**")[1]
+    ctr = re.search(
+        r"Cardiothoracic ratio (\d\.\d\d) now, (\d\.\d\d) on 2017-03-01 \(([+-]\d\.\d\d)\), measured by "
+        r"lesion_segmenter on both images\. \[change_detector",
+        measurements,
+    )
+    assert ctr is not None, measurements
+    assert ctr.groups() == ("1.00", "1.00", "+0.00")
+    area = re.search(r"Effusion area ([\d.]+) cm2 now, ([\d.]+) cm2 on 2017-03-01 \(", measurements)
+    assert area is not None, measurements
+
+
+def _segmented(ctr: float | None, effusion: tuple[float, str] | None) -> ToolResult:
+    findings = [Finding(label="Heart area", kind="measurement", value=120.0, unit="cm2")]
+    if ctr is not None:
+        findings.append(Finding(label="Cardiothoracic ratio", kind="measurement", value=ctr, unit="ratio"))
+    if effusion is not None:
+        findings.append(
+            Finding(
+                label="Lesion 1 area",
+                kind="measurement",
+                value=effusion[0],
+                unit=effusion[1],
+                source="MedSAM prompted by saliency box of classifier finding 'Effusion'",
+            )
+        )
+    findings.append(
+        Finding(
+            label="Lesion 2 area",
+            kind="measurement",
+            value=3.0,
+            unit="cm2",
+            source="MedSAM prompted by user box",
+        )
+    )
+    return ToolResult(tool="lesion_segmenter", findings=findings)
+
+
+def test_measurement_change_compares_like_with_like() -> None:
+    """The ratio and the effusion's area now and then, in words with the change; cm2 never
+    against pixels; a side without a measurement or without the segmenter is named."""
+    from copilot.tools.builtin.measurement_change import measurement_changes
+
+    date = "2017-03-01"
+    both = measurement_changes(_segmented(0.524, (40.5, "cm2")), _segmented(0.471, (30.0, "cm2")), date)
+    assert [c.words(date) for c in both.changes] == [
+        "Cardiothoracic ratio 0.52 now, 0.47 on 2017-03-01 (+0.05)",
+        "Effusion area 40.5 cm2 now, 30 cm2 on 2017-03-01 (+10.5 cm2, +35%)",
+    ]
+    assert both.not_compared == [] and both.why == ""  # the user's box is not compared
+    units = measurement_changes(_segmented(0.5, (40.5, "cm2")), _segmented(0.5, (9000.0, "px2")), date)
+    assert [c.label for c in units.changes] == ["Cardiothoracic ratio"]
+    assert units.not_compared == [
+        "Effusion area not compared: 40.5 cm2 now, 9000 px2 on 2017-03-01 (pixel spacing known on one "
+        "study only; cm2 and pixels are not comparable)"
+    ]
+    one_side = measurement_changes(_segmented(None, (40.5, "cm2")), _segmented(0.47, None), date)
+    assert one_side.changes == []
+    assert one_side.not_compared == [
+        "Cardiothoracic ratio measured on 2017-03-01 only (0.47)",
+        "Effusion area measured now only (40.5 cm2)",
+    ]
+    missing = ToolResult(tool="lesion_segmenter", status="unavailable", detail="weights not installed")
+    assert measurement_changes(_segmented(0.5, None), missing, date).why == (
+        "measurement change needs the anatomy segmenter's measurements on both studies; it gave none "
+        "for the prior image (unavailable: weights not installed)"
+    )
+    assert "it did not run on the current study" in measurement_changes(None, None, date).why
+
+
+def test_per_finding_change_prefers_scores_on_the_prior_image(studies: StudySet) -> None:
+    """The classifier's scores on the prior image win over the prior's copilot report, and the
+    statement says which source the prior's scores came from; the comparison's measurements
+    are stated under Measurements, what could not be compared under Findings."""
+    study = _current(studies, "P1")
+    now = ScoresNow().run(ToolRequest(instance=study.primary_instance()))
+    then = ToolResult(
+        tool="cxr_classifier",
+        findings=[
+            Finding(label="Cardiomegaly", score=0.35, threshold=0.5, above_threshold=False),
+            Finding(label="Effusion", score=0.71, threshold=0.5, above_threshold=True),
+        ],
+    )
+    request = ToolRequest(
+        instance=study.primary_instance(),
+        prior={"cxr_classifier": now, "lesion_segmenter": _segmented(0.524, (40.5, "cm2"))},
+        prior_study=find_prior(study, _others(studies, study)),
+        prior_study_results={"cxr_classifier": then, "lesion_segmenter": _segmented(0.471, None)},
+    )
+    result = ChangeDetector().run(request)
+    said = {s.text: s.section for s in ChangeDetector().statements(result, Question(text="Any change?"))}
+    assert (
+        said[
+            "Effusion is flagged now as on 2017-03-01: unchanged (score 0.62 now, 0.71 on 2017-03-01, scored "
+            "on the prior image; threshold 0.50, calibrated scores, not probabilities)."
+        ]
+        == "findings"
+    )
+    assert not any("from the prior copilot report" in text for text in said)  # the SR's 0.74 not used
+    assert (
+        said[
+            "Cardiothoracic ratio 0.52 now, 0.47 on 2017-03-01 (+0.05), measured by lesion_segmenter "
+            "on both images."
+        ]
+        == "measurements"
+    )
+    assert said["Measurement change: Effusion area measured now only (40.5 cm2)."] == "findings"
+    # Without the segmenter on either image, the answer says so rather than measuring nothing.
+    bare = ChangeDetector().run(request.model_copy(update={"prior": {"cxr_classifier": now}}))
+    assert any(
+        f.text and f.text.startswith("measurement change needs the anatomy segmenter's measurements")
+        for f in bare.findings
+    )

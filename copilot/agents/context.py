@@ -105,6 +105,27 @@ class Context:
     #: Other studies of the same patient opened with this one (a comparison says whether a
     #: prior study is available); None when only the study itself was given.
     others: tuple[Study, ...] | None = None
-    #: The prior chosen among ``others`` (:func:`copilot.study.prior.find_prior`), given to every
-    #: tool's request; None when the caller chose none (then no tool compares).
-    prior: PriorStudy | None = None
+    #: How the prior is chosen among ``others`` (:func:`copilot.study.prior.find_prior`): called
+    #: at most once, on the first read of :attr:`prior`, so a question that compares nothing
+    #: never opens a listed prior or fetches its image. None: the caller gives no prior (then no
+    #: tool compares).
+    prior_lookup: Callable[[], PriorStudy | None] | None = None
+    _prior: PriorStudy | None = field(default=None, init=False, repr=False)
+    _prior_found: bool = field(default=False, init=False, repr=False)
+    _prior_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def prior(self) -> PriorStudy | None:
+        """The prior, looked up on first read and remembered (thread-safe): given to the requests
+        of the tools that compare studies and to the answer's comparison note; None when the
+        caller gave no lookup."""
+        with self._prior_lock:
+            if not self._prior_found:
+                self._prior = self.prior_lookup() if self.prior_lookup is not None else None
+                self._prior_found = True
+            return self._prior
+
+    @property
+    def prior_looked_up(self) -> bool:
+        """True once :attr:`prior` was read (the lookup ran, or there was none to run)."""
+        return self._prior_found

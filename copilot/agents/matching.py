@@ -18,8 +18,10 @@ declares an intent or a finding label is routed exactly like a built-in:
 - **knowledge**: knowledge tools; with the tools that find what "this" is when the question
   points at the image.
 - **comparison**: the tools that compare studies (they declare ``comparison`` and score no
-  finding labels), with the tools of the named finding or else the screening tools (their
-  scores now are part of the comparison); when no tool compares studies the answer says so.
+  finding labels), with the installed tools they ``use`` (run on both studies, their outputs
+  are compared: scores, measurements) and the tools of the named finding or else the screening
+  tools (their scores now are part of the comparison); when no tool compares studies the
+  answer says so.
 
 A *generalist* declares the ``open`` intent. Tools that declare no intents are matched by the
 similarity of the part to their example questions.
@@ -266,7 +268,8 @@ def match_part(part: Part, cat: Catalogue) -> Match:
                 out.tools |= cat.screening
     if "comparison" in intents:
         compare = comparers(cat.manifests)
-        out.tools |= compare | ((finders if named and finders else set()) or cat.screening)
+        used = {u for c in compare for u in cat.manifests[c].uses if u in cat.manifests}
+        out.tools |= compare | used | ((finders if named and finders else set()) or cat.screening)
         if not compare:
             out.caveats.append(NO_PRIOR)
     _plugins(part, cat, out, by_generalist)

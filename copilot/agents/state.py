@@ -94,6 +94,9 @@ class AgentState(InputState):
     view_results: dict[str, list[ViewResult]] = field(default_factory=dict)
     """Per tool that read more than one image (a tool declaring ``views``), its result on each,
     lead first; absent for a tool that read one."""
+    prior_results: dict[str, ToolResult] = field(default_factory=dict)
+    """Per tool a comparing tool used, its result on the prior study's image (for the
+    comparison only: never one of this study's results or images)."""
     answer: str = ""
     """The answer."""
     template: str = ""

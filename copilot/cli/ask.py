@@ -86,7 +86,8 @@ def ask(
         if isinstance(event, PlanMade):
             stderr.print(f"[dim]plan: {', '.join(event.tools) or 'no tool'} ({event.planner})[/dim]")
         elif isinstance(event, ToolFinished):
-            stderr.print(f"[dim]{event.tool}: {event.status} ({event.seconds:.1f}s)[/dim]")
+            where = " on the prior image" if event.prior_image else ""
+            stderr.print(f"[dim]{event.tool}{where}: {event.status} ({event.seconds:.1f}s)[/dim]")
 
     from copilot.cli.kb import stage_progress
     from copilot.kb.index import reporting_builds

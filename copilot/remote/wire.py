@@ -57,6 +57,11 @@ class ToolCall(BaseModel):
     question: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
     prior: dict[str, ToolResult] = Field(default_factory=dict)
+    prior_study_results: dict[str, ToolResult] = Field(
+        default_factory=dict,
+        description="For a tool that compares: its used tools' results on the prior study's image "
+        "(``ToolRequest.prior_study_results``); a server that predates it ignores it.",
+    )
     instance: dict[str, Any] | None = Field(
         default=None, description="The instance's index record, identifying fields emptied."
     )
@@ -148,7 +153,12 @@ def encode_request(
     question = redact(request.question) if reads_question else ""
     options = {k: redact(v) if isinstance(v, str) else v for k, v in request.options.items()}
     volume = record is not None and record.modality in VOLUME_MODALITIES and _reads_volumes(manifest)
-    base = ToolCall(question=question, options=options, prior=request.prior)
+    base = ToolCall(
+        question=question,
+        options=options,
+        prior=request.prior,
+        prior_study_results=request.prior_study_results,
+    )
     if record is not None and record.remote and by_reference and not volume:
         return base.model_copy(update={"instance": minimal_record(record), "dicomweb": record.remote})
     files: list[WireFile] = []
@@ -249,7 +259,13 @@ def decode_call(call: ToolCall, folder: Path, settings: Settings | None = None) 
                 "remote": "",
             }
         )
-    return ToolRequest(question=call.question, instance=instance, prior=call.prior, options=call.options)
+    return ToolRequest(
+        question=call.question,
+        instance=instance,
+        prior=call.prior,
+        options=call.options,
+        prior_study_results=call.prior_study_results,
+    )
 
 
 def encode_result(result: ToolResult, settings: Settings) -> ToolReply:

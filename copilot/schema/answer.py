@@ -74,6 +74,11 @@ class Answer(BaseModel):
     planner: str = Field(description="Which planner chose them: 'embedded' or 'llm'.")
     thread_id: str = Field(description="The conversation thread (continue it with this id).")
     tools: list[ToolRun] = Field(default_factory=list, description="Each tool's status, in plan order.")
+    prior_tools: list[ToolRun] = Field(
+        default_factory=list,
+        description="The tools a comparing tool used, run on the prior study's image for the "
+        "comparison (``images`` names that image); not part of ``tools``, which are this study's.",
+    )
     findings: list[Finding] = Field(
         default_factory=list,
         description="Every tool's findings, each with its ``tool`` set; a tool that read several "

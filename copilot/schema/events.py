@@ -74,6 +74,12 @@ class ToolFinished(_Event):
     cached: bool = Field(default=False, description="Whether an earlier result was reused.")
     detail: str = Field(default="", description="Why it did not run, or notes on how it ran.")
     fix: str | None = Field(default=None, description="The command that fixes an unavailable tool.")
+    prior_image: str = Field(
+        default="",
+        description="The SOP Instance UID of the prior study's image when this run read it for a "
+        "comparison (the tool's result on this study is announced apart); empty for a run on "
+        "this study's images.",
+    )
 
 
 class AnswerToken(_Event):

@@ -76,6 +76,13 @@ class ToolRequest(BaseModel):
         "study and its image (or why there is none), for tools that compare. Not to be confused "
         "with ``prior``, the earlier tools' results.",
     )
+    prior_study_results: dict[str, ToolResult] = Field(
+        default_factory=dict,
+        description="For tools that compare: the results of the tools this one ``uses`` run on "
+        "the prior study's image (``prior_study.instance``), by tool name; a used tool that "
+        "failed or was unavailable there is present with that status. Empty when there is no "
+        "prior image or the tool does not compare.",
+    )
 
     @field_validator("instance")
     @classmethod

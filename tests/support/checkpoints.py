@@ -46,13 +46,20 @@ def install_fake_densenet(settings: Settings, positive: tuple[int, ...] = (10,))
     return _register(settings, "xrv-densenet121-res224-all", path)
 
 
-def install_fake_pspnet(settings: Settings) -> Path:
-    """A PSPNet state dict saved from DataParallel ('module.' prefixes), as released."""
+def install_fake_pspnet(settings: Settings, present: tuple[int, ...] = ()) -> Path:
+    """A PSPNet state dict saved from DataParallel ('module.' prefixes), as released; the
+    structures whose target indices are in ``present`` (4 and 5 the lungs, 8 the heart) are
+    segmented over the whole image."""
     import torch
     from torchxrayvision.baseline_models.chestx_det.ptsemseg.pspnet import pspnet
 
     torch.manual_seed(0)
-    state = {f"module.{k}": v for k, v in pspnet(14).state_dict().items()}
+    model = pspnet(14)
+    with torch.no_grad():
+        for index in present:
+            model.classification.weight[index].zero_()
+            model.classification.bias[index] = 10.0
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
     path = _target(settings, "xrv-pspnet-chestx-det")
     torch.save(state, path)
     return _register(settings, "xrv-pspnet-chestx-det", path)

@@ -4,6 +4,15 @@ Failures and unavailability are captured per tool. Each tool receives the earlie
 ``uses`` (this round's and earlier rounds') and the planner's arguments for it. Results are
 cached by what made them (the image's pixels, the tool, its weights and where it ran, its
 inputs; see :func:`cache_key`), so follow-up questions and later runs do not recompute.
+
+A tool that compares studies (:func:`~copilot.agents.matching.comparers`) is the only one given
+the prior (``ToolRequest.prior_study``; reading ``Context.prior`` is what looks it up), and
+the tools it ``uses`` that answered for the current image are run on the prior's image too
+(:func:`prior_reads`): same cache, same time limit, no planner arguments (they name places in
+the current image), their failures captured. Their results reach the comparing tool as
+``ToolRequest.prior_study_results``, are announced as :class:`ToolFinished` events naming the
+prior image (``prior_image``), and are kept apart from the current study's results (the
+state's ``prior_results``): the prior's image is never counted as one this study's tools read.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from copilot.agents.context import CacheKey, Context
+from copilot.agents.matching import comparers
 from copilot.agents.state import AgentState
 from copilot.agents.view_reads import image_read, lead_read, views_not_read
 from copilot.errors import StudyError
@@ -93,7 +103,74 @@ def cache_key(ctx: Context, name: str, request: ToolRequest) -> CacheKey:
     made = [sop, pixels, m.version, tool.cache_origin(), _prior_digest(request.prior), question, options]
     if "comparison" in m.intents and request.prior_study is not None:
         made.append(_prior_study_digest(request.prior_study))
+    if request.prior_study_results:
+        made.append("on-prior:" + _prior_digest(request.prior_study_results))
     return (slot, name, "|".join(made))
+
+
+def _compares(ctx: Context, name: str) -> bool:
+    """True for a tool that compares studies (it alone is given the prior)."""
+    return name in comparers({name: ctx.tools[name].manifest})
+
+
+def _prior_instance(ctx: Context) -> InstanceRecord | None:
+    """The prior's image, looking the prior up (None when there is none)."""
+    prior = ctx.prior
+    return prior.instance if prior is not None else None
+
+
+def prior_reads(
+    ctx: Context,
+    state: AgentState,
+    name: str,
+    results: dict[str, ToolResult],
+    pool: DaemonPool,
+    emit: Any,
+) -> dict[str, ToolResult]:
+    """The tools ``name`` (a comparing tool) uses, run on the prior study's image: those that
+    answered for the current image (a tool that did not cannot be compared), in dependency
+    order, each with the earlier prior results it uses, cached like any run and with the same
+    time limit. Failures are results, never raised. Each is announced as a
+    :class:`ToolFinished` naming the prior image. Empty when there is no prior image."""
+    instance = _prior_instance(ctx)
+    if instance is None:
+        return {}
+    m = ctx.tools[name].manifest
+    used = [u for u in m.uses if u != name and u in ctx.tools and u in results and results[u].ok]
+    timeout = ctx.settings.tool_timeout_s
+    out: dict[str, ToolResult] = {}
+    for layer in dependency_layers(used, ctx.tools):
+        runs: list[tuple[str, Any, CacheKey, ToolResult | None]] = []
+        for u in layer:
+            uses = ctx.tools[u].manifest.uses
+            request = ToolRequest(
+                question=state.question,
+                instance=instance,
+                prior={k: v for k, v in out.items() if k in uses and v.ok},
+            )
+            key = cache_key(ctx, u, request)
+            cached = ctx.cache.get(key)
+            future = None if cached is not None else pool.submit(invoke, ctx.tools[u], request)
+            runs.append((u, future, key, cached))
+        deadline = time.monotonic() + timeout
+        for u, future, key, cached in runs:
+            result = cached if cached is not None else _outcome(u, future, deadline, timeout)
+            if cached is None and result.ok:
+                ctx.cache.put(key, result)
+            out[u] = result
+            log.debug("%s on the prior image %s: %s", u, instance.sop_uid, result.status)
+            emit(
+                ToolFinished(
+                    tool=u,
+                    status=result.status,
+                    seconds=0.0 if cached is not None else result.seconds,
+                    cached=cached is not None,
+                    detail=result.detail,
+                    fix=result.fix,
+                    prior_image=instance.sop_uid,
+                )
+            )
+    return out
 
 
 #: One image's call of a tool: the image, the submitted call (None when cached), the cache key
@@ -107,12 +184,15 @@ def _requests(
     name: str,
     results: dict[str, ToolResult],
     view_results: dict[str, list[ViewResult]],
+    on_prior: dict[str, ToolResult] | None = None,
 ) -> list[tuple[ImageRead | None, ToolRequest]]:
     """One request per image the tool reads (its declared views; else the primary image), each
     with the earlier results it uses: a used tool's result on the same image where it read
-    that image too, else its lead result."""
+    that image too, else its lead result. A tool that compares studies also gets the prior and
+    ``on_prior``, its used tools' results on the prior's image."""
     tool = ctx.tools[name]
     m = tool.manifest
+    compares = _compares(ctx, name)
     lead = {k: v for k, v in results.items() if k in m.uses and v.ok and k != name}
     out: list[tuple[ImageRead | None, ToolRequest]] = []
     for viewed in images_for(m.views, ctx.study):
@@ -128,7 +208,8 @@ def _requests(
             study_summary=state.summary,
             prior=prior,
             options=dict(state.args.get(name) or {}),
-            prior_study=ctx.prior,
+            prior_study=ctx.prior if compares else None,
+            prior_study_results=dict(on_prior or {}) if compares else {},
         )
         out.append((image if m.needs_image or m.views else None, request))
     return out
@@ -145,6 +226,7 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     images = dict(state.images)
     view_results = dict(state.view_results)
     inputs = dict(state.inputs)
+    prior_results = dict(state.prior_results)
     round_tools = [t for t in state.round_tools if t in ctx.tools]
     timeout = ctx.settings.tool_timeout_s
     pool = DaemonPool()  # a tool that times out is abandoned, never waited for at exit
@@ -152,7 +234,11 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         for layer in dependency_layers(round_tools, ctx.tools):
             pending: dict[str, list[_Run]] = {}
             for name in layer:
-                requests = _requests(ctx, state, name, results, view_results)
+                on_prior = None
+                if _compares(ctx, name):
+                    on_prior = prior_reads(ctx, state, name, results, pool, emit)
+                    prior_results.update(on_prior)
+                requests = _requests(ctx, state, name, results, view_results, on_prior)
                 if not requests:
                     results[name] = views_not_read(ctx.tools[name].manifest, ctx.study)
                     images[name], inputs[name] = [], []
@@ -210,6 +296,7 @@ def execute(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "images": images,
         "view_results": view_results,
         "inputs": inputs,
+        "prior_results": prior_results,
         "round": state.round + 1,
         "round_tools": [],
     }

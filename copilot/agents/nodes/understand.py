@@ -38,6 +38,7 @@ def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "results": {},
         "images": {},
         "view_results": {},
+        "prior_results": {},
         "statements": [],
         "citations": [],
         "verification": [],

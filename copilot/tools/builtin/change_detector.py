@@ -6,9 +6,15 @@ translation (:mod:`copilot.tools.builtin.registration`, scikit-image), and only 
 alignment is good enough (NCC at least :data:`MIN_NCC`) subtracts them
 (:mod:`copilot.tools.builtin.difference`): the largest region of new density and of resolved
 density, or "unchanged", each dated against the prior. The difference map is written as a PNG
-under the artifacts folder. Per-finding score change comes from the classifier's result now and
-the prior's copilot report (:mod:`copilot.tools.builtin.finding_change`), and says what is
-missing when either is.
+under the artifacts folder.
+
+The tools it ``uses`` are run on both images by the host (their results on the prior's image
+arrive as ``ToolRequest.prior_study_results``). Per-finding score change comes from the
+classifier's result now and its scores on the prior image, else the prior's copilot report
+(:mod:`copilot.tools.builtin.finding_change`), saying which; measurement change (the
+cardiothoracic ratio, lesion areas such as the effusion's) from the segmenter's result on both
+(:mod:`copilot.tools.builtin.measurement_change`). Each says what is missing when a side is.
+Like the image change, both are given only when the views match and the alignment passed.
 
 It never claims a comparison it could not make: no prior, a prior of another view, or an
 alignment below the threshold give "Could not compare: ..." with the reason.
@@ -25,6 +31,7 @@ import numpy as np
 from copilot.schema.statements import Statement
 from copilot.study.prior import PriorStudy, view_class
 from copilot.tools.builtin.finding_change import CLASSIFIER, finding_changes
+from copilot.tools.builtin.measurement_change import SEGMENTER, measurement_changes
 from copilot.tools.contract import Artifact, Finding, Tool, ToolManifest, ToolRequest, ToolResult
 from copilot.tools.statements import Question
 
@@ -41,6 +48,11 @@ log = logging.getLogger(__name__)
 #: first: below it the films do not match well enough for their difference to mean change.
 MIN_NCC = 0.7
 COMPARISON = "Comparison"
+#: Labels of the notes saying what could not be compared.
+PER_FINDING = "Per-finding change"
+PER_MEASUREMENT = "Measurement change"
+#: The ``source`` of a measurement compared on both images.
+ON_BOTH = f"{SEGMENTER} on both images"
 
 
 def _note(text: str) -> ToolResult:
@@ -72,7 +84,8 @@ class ChangeDetector(Tool):
             "comparable study: aligns the prior (rotation and translation, scikit-image), "
             "measures the alignment (normalised cross-correlation), and reports new density, "
             "resolved density or no change since the prior's date, with a difference map; "
-            "per-finding score change where the classifier scored both studies."
+            "per-finding score change where the classifier scored both studies, and the "
+            "change of the segmenter's measurements (cardiothoracic ratio, lesion areas)."
         ),
         version="1.0.0",
         modalities=("DX", "CR", "OT"),
@@ -83,7 +96,7 @@ class ChangeDetector(Tool):
             "Any interval change?",
             "Is this new compared to the previous film?",
         ),
-        uses=(CLASSIFIER,),
+        uses=(CLASSIFIER, SEGMENTER),
         intents=("comparison",),
         would_add="what changed since the patient's prior study (new, unchanged or resolved density)",
     )
@@ -136,6 +149,7 @@ class ChangeDetector(Tool):
         findings = self._image_change(change, image.grayscale.shape, image.spacing_mm, date)
         findings += facts
         findings += self._finding_change(request, prior, date)
+        findings += self._measurement_change(request, date)
         artifacts = self._artifact(request, image.grayscale, change.diff, date)
         return self._done(ToolResult(tool=self.name, findings=findings, artifacts=artifacts), start)
 
@@ -178,14 +192,16 @@ class ChangeDetector(Tool):
         return out
 
     def _finding_change(self, request: ToolRequest, prior: PriorStudy, date: str) -> list[Finding]:
-        changes, why = finding_changes(request.prior.get(CLASSIFIER), prior)
-        if not changes:
-            return [Finding(label="Per-finding change", kind="note", text=why)]
+        found = finding_changes(
+            request.prior.get(CLASSIFIER), prior, request.prior_study_results.get(CLASSIFIER)
+        )
+        if not found.changes:
+            return [Finding(label=PER_FINDING, kind="note", text=found.why)]
         out = []
-        for c in changes:
+        for c in found.changes:
             numbers = (
-                f"score {c.now:.2f} now, {c.before:.2f} on {date}; threshold {c.threshold:.2f}, "
-                "calibrated scores, not probabilities"
+                f"score {c.now:.2f} now, {c.before:.2f} on {date}, {found.source}; threshold "
+                f"{c.threshold:.2f}, calibrated scores, not probabilities"
             )
             if c.change == "new":
                 text = f"{c.label} is flagged now, not on {date}: new since {date} ({numbers})"
@@ -197,12 +213,34 @@ class ChangeDetector(Tool):
                 text = f"{c.label} is flagged now as on {date}: unchanged ({numbers})"
             else:
                 continue
-            out.append(Finding(label=c.label, kind="note", text=text))
+            out.append(Finding(label=c.label, kind="note", text=text, source=found.source))
         return out or [
             Finding(
-                label="Per-finding change", kind="note", text=f"no classifier finding changed since {date}"
+                label=PER_FINDING,
+                kind="note",
+                text=f"no classifier finding changed since {date} (prior scores {found.source})",
             )
         ]
+
+    def _measurement_change(self, request: ToolRequest, date: str) -> list[Finding]:
+        found = measurement_changes(
+            request.prior.get(SEGMENTER), request.prior_study_results.get(SEGMENTER), date
+        )
+        out = [
+            Finding(
+                label=f"{c.label} change",
+                kind="measurement",
+                value=c.change,
+                unit=c.unit,
+                text=c.words(date),
+                source=ON_BOTH,
+            )
+            for c in found.changes
+        ]
+        if found.why:
+            out.append(Finding(label=PER_MEASUREMENT, kind="note", text=found.why))
+        out += [Finding(label=PER_MEASUREMENT, kind="note", text=words) for words in found.not_compared]
+        return out
 
     def _artifact(
         self, request: ToolRequest, gray: np.ndarray, diff: np.ndarray, date: str
@@ -227,13 +265,25 @@ class ChangeDetector(Tool):
         return result
 
     def statements(self, result: ToolResult, question: Question) -> list[Statement]:
-        """The comparison's sentences under **Answer**, per-finding change under **Findings**,
-        the alignment's numbers under **Measurements**."""
+        """The comparison's sentences under **Answer**, per-finding change and what could not be
+        compared under **Findings**, measurement change and the alignment's numbers under
+        **Measurements**."""
         if not result.ok:
             return []
         out = []
         for f in result.findings:
-            if f.kind == "measurement" and f.value is not None:
+            if f.kind == "measurement" and f.source == ON_BOTH and f.text:
+                out.append(
+                    Statement(
+                        text=f"{f.text}, measured by {f.source}.",
+                        tool=self.name,
+                        section="measurements",
+                        value=f.value,
+                        unit=f.unit,
+                        label=f.label,
+                    )
+                )
+            elif f.kind == "measurement" and f.value is not None:
                 unit = f" {f.unit}" if f.unit and f.unit != "ratio" else ""
                 out.append(
                     Statement(
@@ -258,7 +308,7 @@ class ChangeDetector(Tool):
                         unit=f.unit,
                     )
                 )
-            elif f.label == "Per-finding change":
+            elif f.label in (PER_FINDING, PER_MEASUREMENT):
                 out.append(Statement(text=f"{f.label}: {f.text}.", tool=self.name, section="findings"))
             else:
                 out.append(Statement(text=f"{f.text}.", tool=self.name, section="findings", label=f.label))

@@ -10,6 +10,7 @@ which prompt produced it.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,7 +57,18 @@ PROMPTABLE = {
     "Fibrosis",
 }
 MAX_PROMPTS = 5
+#: How a lesion mask prompted by a classifier finding's saliency box names its prompt (in its
+#: finding's ``source``, after "MedSAM prompted by "); :func:`prompting_finding` reads it back.
+SALIENCY_PROMPT = "saliency box of classifier finding '{}'"
+_SALIENCY_SOURCE = re.compile(r"saliency box of classifier finding '(.+)'$")
 FRONTAL_VIEWS = {"", "PA", "AP", "AP SUPINE", "PA ERECT"}
+
+
+def prompting_finding(source: str | None) -> str | None:
+    """The classifier finding whose saliency box prompted a lesion mask (from the mask
+    finding's ``source``), or None for a mask the user's box prompted."""
+    hit = _SALIENCY_SOURCE.search(source or "")
+    return hit.group(1) if hit else None
 
 
 class LesionSegmenter(Tool):
@@ -280,7 +292,7 @@ class LesionSegmenter(Tool):
         if prior is not None and prior.ok:
             for f in prior.findings:
                 if f.above_threshold and f.region and f.label in PROMPTABLE:
-                    boxes.append((f.region, f"saliency box of classifier finding '{f.label}'"))
+                    boxes.append((f.region, SALIENCY_PROMPT.format(f.label)))
         return boxes[:MAX_PROMPTS]  # type: ignore[return-value]
 
     def _lesions(
