@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
+from pydicom.uid import UID
 
 from copilot.api import Answer
 from copilot.dicomout.seg import export_dicom_seg
@@ -103,8 +104,8 @@ def test_another_vendors_sr_is_a_report_a_key_object_is_skipped_and_an_orphan_re
     ds = pydicom.dcmread(combined / "s1" / "zz_sr.dcm")
     ds.Manufacturer = "Other Vendor"
     ds.save_as(combined / "s1" / "zz_sr.dcm")
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.59"  # a KOS
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.5.6"
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.88.59")  # a KOS
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = UID("1.2.3.4.5.6")
     ds.save_as(combined / "s1" / "zz_kos.dcm")
     orphan = pydicom.dcmread(combined / "zz_seg.dcm")
     orphan.StudyInstanceUID = "1.2.3.4"

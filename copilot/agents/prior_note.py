@@ -109,8 +109,8 @@ def archive_quote(report: ArchiveReport, prior: PriorStudy) -> str:
 
 
 def prior_report_quote(prior: PriorStudy | None) -> str:
-    """The prior's reports quoted as data: the copilot's own newest report with findings (one
-    sentence) and up to :data:`QUOTED_REPORTS` others' reports, newest first; "" when it has
+    """The prior's reports quoted as data, one line each: the copilot's own newest report with
+    findings and up to :data:`QUOTED_REPORTS` others' reports, newest first; "" when it has
     none. Each report file is read once (:func:`copilot.dicomout.prior_reports.read_prior_reports`)."""
     from copilot.dicomout.prior_reports import read_prior_reports
 
@@ -119,7 +119,7 @@ def prior_report_quote(prior: PriorStudy | None) -> str:
     reports = read_prior_reports(prior.study)
     said = next((q for q in (_copilot_quote(r, prior) for r in reports.copilot) if q), "")
     others = [q for q in (archive_quote(r, prior) for r in reports.archive) if q][:QUOTED_REPORTS]
-    return " ".join(q for q in (said, *others) if q)
+    return "\n".join(q for q in (said, *others) if q)
 
 
 def prior_report_texts(prior: PriorStudy | None) -> list[str]:
