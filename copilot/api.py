@@ -517,15 +517,18 @@ class Copilot:
         (listed studies are opened first; one that cannot be is left out, with a warning).
 
         Tools run in dependency order, so a tool that uses another's output (the segmenter's
-        MedSAM prompts from the classifier's saliency) gets it for the same image. Each batch
+        MedSAM prompts from the classifier's saliency) gets it for the same image; a tool that
+        compares studies gets each image's prior among the studies analysed. Each batch
         has the per-tool time limit (``tool_timeout_s``); a tool that exceeds it is abandoned
         (it cannot keep the process alive) and its remaining images are reported, not sent.
         """
+        from copilot.study.prior import priors_of
         from copilot.tools.ordering import dependency_order
 
         items = self._opened_all(studies.studies if isinstance(studies, StudySet) else studies)
         targets = [(study, series.first) for study in items for series in study.series]
         self.fetch([inst for _, inst in targets])  # DICOMweb studies: only these images
+        priors = priors_of(items)  # each study's prior among those analysed
         chosen = {
             n: t
             for n, t in self.tools.items()
@@ -552,6 +555,7 @@ class Copilot:
                     ToolRequest(
                         instance=targets[i][1],
                         prior={k: v for k, v in results[i].items() if k in tool.manifest.uses and v.ok},
+                        prior_study=priors.get(targets[i][0].study_uid),
                     )
                     for i in chunk
                 ]

@@ -63,8 +63,9 @@ class DicomwebGoneError(DicomwebError):
 
 
 class DicomObjectError(CopilotError):
-    """A DICOM result object (SR, SEG) cannot be built from an answer, or a file to send is
-    not a DICOM object that can be sent."""
+    """A DICOM result object (SR, SEG) cannot be built from an answer, a file to send is not a
+    DICOM object that can be sent, or a stored report (an SR, an encapsulated PDF or CDA)
+    cannot be read back."""
 
 
 class OutputError(CopilotError):

@@ -1,15 +1,18 @@
 """The copilot's own SR and SEG in a folder are results of their study, never images: the
 study's images are unchanged, ``Study.results`` lists both (also from the index cache), nothing
-of them is analysed; another vendor's SR is still skipped as before."""
+of them is analysed; another vendor's SR is a report of the study (a result too), a key-object
+selection is still skipped."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
 import pytest
+from pydicom.uid import UID
 
 from copilot.api import Answer
 from copilot.dicomout.seg import export_dicom_seg
@@ -94,18 +97,30 @@ def test_own_seg_is_never_read_as_an_image(folder: tuple[Path, StudySet, Path, P
         read_dicom(str(seg), seg.stat().st_size, seg.stat().st_mtime_ns, 2**30)
 
 
-def test_another_vendors_sr_is_still_skipped_and_an_orphan_result_is_named(
+def test_another_vendors_sr_is_a_report_a_key_object_is_skipped_and_an_orphan_result_is_named(
     folder: tuple[Path, StudySet, Path, Path], tmp_path: Path
 ) -> None:
     combined, *_ = folder
     ds = pydicom.dcmread(combined / "s1" / "zz_sr.dcm")
     ds.Manufacturer = "Other Vendor"
     ds.save_as(combined / "s1" / "zz_sr.dcm")
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.88.59")  # a KOS
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = UID("1.2.3.4.5.6")
+    ds.save_as(combined / "s1" / "zz_kos.dcm")
     orphan = pydicom.dcmread(combined / "zz_seg.dcm")
     orphan.StudyInstanceUID = "1.2.3.4"
     orphan.save_as(combined / "zz_seg.dcm")
     after = index_folder(combined, use_cache=False)
-    assert after.studies[0].results == []
+    (report,) = after.studies[0].results
+    assert (report.modality, report.origin, Path(report.path).name) == ("SR", "report", "zz_sr.dcm")
+    assert {i.modality for i in after.studies[0].instances()} == {"DX"}
     reasons = {Path(s.path).name: s.reason for s in after.skipped}
-    assert reasons["zz_sr.dcm"].startswith("no pixel data")
+    assert reasons["zz_kos.dcm"].startswith("no pixel data")
     assert reasons["zz_seg.dcm"] == "the copilot's own SEG of a study with no image here"
+    assert "zz_sr.dcm" not in reasons
+    listed = after.to_contract()["studies"]
+    assert isinstance(listed, list)
+    studies_json: dict[str, Any] = listed[0]
+    assert [r["origin"] for r in studies_json["reports"]] == [
+        "report"
+    ] and "copilot_results" not in studies_json

@@ -235,10 +235,8 @@ def compose_statements(ev: Evidence) -> tuple[list[Statement], list[Citation]]:
         statements.append(
             Statement(text=ev.comparison, tool="study folder", section="answer", assertion=False)
         )
-    if ev.prior_report:
-        statements.append(
-            Statement(text=ev.prior_report, tool="prior report", section="answer", assertion=False)
-        )
+    for quote in ev.prior_report.splitlines():  # one statement per report quoted
+        statements.append(Statement(text=quote, tool="prior report", section="answer", assertion=False))
     if ev.rejection:
         statements.append(Statement(text=ev.rejection, tool="study check", section="answer", assertion=False))
     for name, result in ev.results.items():

@@ -57,11 +57,7 @@ def comparers(manifests: Mapping[str, ToolManifest]) -> set[str]:
     """Tools that compare a study with its prior: they declare ``comparison`` and neither score
     finding labels (a classifier declares ``comparison`` for its scores now) nor take open
     questions."""
-    return {
-        n
-        for n, m in manifests.items()
-        if "comparison" in m.intents and not m.labels and "open" not in m.intents
-    }
+    return {n for n, m in manifests.items() if m.compares_studies()}
 
 
 def _vector(text: str) -> dict[int, float]:

@@ -11,23 +11,37 @@ The rules:
 - A prior that holds a report the copilot wrote (its SR, read with
   :func:`copilot.dicomout.priors.read_prior_report`) is quoted as the prior report's findings,
   as data: the recorded names and numbers in quotation marks, escaped, never instructions.
+- A prior that holds a report someone else wrote (an SR, an Encapsulated PDF, CDA or text
+  document, read with :mod:`copilot.dicomout.archive_reports`) is quoted as the prior report:
+  ``Prior report (Encapsulated PDF, 2017-03-01): «Impression: ...»``, its Impression (else
+  Findings) section cut to a few sentences, escaped, in guillemets: data, never instructions.
+  Its words are the report's, not a tool's finding; the plan never reads them.
+- What an LLM is sent about the prior passes the current study's redactor and the prior's own
+  (:func:`prior_redactor`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from copilot.errors import CopilotError
 from copilot.study.model import Study
 from copilot.study.prior import PriorStudy
 from copilot.text.fence import escape_untrusted
 
-__all__ = ["comparison_note", "prior_report_quote"]
+if TYPE_CHECKING:
+    from copilot.dicomout.archive_reports import ArchiveReport
+    from copilot.dicomout.priors import PriorReport
+
+__all__ = ["archive_quote", "comparison_note", "prior_redactor", "prior_report_quote", "prior_report_texts"]
 
 log = logging.getLogger(__name__)
 
 #: Findings quoted from a prior report at most (the highest scores first).
 QUOTED = 8
+#: Reports others wrote quoted at most (the newest first).
+QUOTED_REPORTS = 2
 
 
 def comparison_note(
@@ -57,35 +71,85 @@ def comparison_note(
     )
 
 
+def _copilot_quote(report: PriorReport, prior: PriorStudy) -> str:
+    """The copilot's own report on the prior, its findings quoted as data ("" when it has none)."""
+    lines = []
+    ranked = sorted(report.findings, key=lambda f: (f.kind != "score", -f.value))
+    for f in ranked[:QUOTED]:
+        if f.kind == "score":
+            side = "" if f.above_threshold is None else (" above" if f.above_threshold else " below")
+            limit = f"{side} threshold {f.threshold:g}" if f.threshold is not None else ""
+            lines.append(f"{f.name}: score {f.value:.2f}{limit} ({f.tool})")
+        else:
+            lines.append(f"{f.name}: {f.value:g}{' ' + f.unit if f.unit else ''} ({f.tool})")
+    if not lines:
+        return ""
+    date = report.date or prior.date or "unknown date"
+    quoted = escape_untrusted("; ".join(lines))
+    return (
+        f"The copilot's report on the prior study (written {date}) recorded, quoted from its SR "
+        f'as data: "{quoted}".'
+    )
+
+
+def _quoted(text: str) -> str:
+    """Report text made inert for a quotation: escaped, one line, no quotation marks of ours."""
+    return " ".join(escape_untrusted(text).replace("«", '"').replace("»", '"').split())
+
+
+def archive_quote(report: ArchiveReport, prior: PriorStudy) -> str:
+    """Another's report on the prior quoted as data, its Impression (else Findings, else its
+    beginning) cut to a few sentences: ``Prior report (Encapsulated PDF, 2017-03-01): «...»``."""
+    label, excerpt = report.excerpt()
+    if not excerpt:
+        return ""
+    date = report.date or prior.date or "unknown date"
+    said = f"{label}: {excerpt}" if label else excerpt
+    return f"Prior report ({report.kind}, {date}): «{_quoted(said)}»"
+
+
 def prior_report_quote(prior: PriorStudy | None) -> str:
-    """The prior's copilot report quoted as data (one sentence), or "" when it has none."""
-    from copilot.dicomout.priors import read_prior_report
+    """The prior's reports quoted as data, one line each: the copilot's own newest report with
+    findings and up to :data:`QUOTED_REPORTS` others' reports, newest first; "" when it has
+    none. Each report file is read once (:func:`copilot.dicomout.prior_reports.read_prior_reports`)."""
+    from copilot.dicomout.prior_reports import read_prior_reports
 
     if prior is None or prior.study is None:
         return ""
-    for obj in prior.study.results:
-        if obj.modality != "SR" or not obj.path:
-            continue
-        try:
-            report = read_prior_report(obj.path)
-        except (CopilotError, OSError) as exc:
-            log.warning("prior report %s could not be read: %s", obj.sop_uid, exc)
-            continue
-        lines = []
-        ranked = sorted(report.findings, key=lambda f: (f.kind != "score", -f.value))
-        for f in ranked[:QUOTED]:
-            if f.kind == "score":
-                side = "" if f.above_threshold is None else (" above" if f.above_threshold else " below")
-                limit = f"{side} threshold {f.threshold:g}" if f.threshold is not None else ""
-                lines.append(f"{f.name}: score {f.value:.2f}{limit} ({f.tool})")
-            else:
-                lines.append(f"{f.name}: {f.value:g}{' ' + f.unit if f.unit else ''} ({f.tool})")
-        if not lines:
-            continue
-        date = report.date or prior.date or "unknown date"
-        quoted = escape_untrusted("; ".join(lines))
-        return (
-            f"The copilot's report on the prior study (written {date}) recorded, quoted from its SR "
-            f'as data: "{quoted}".'
-        )
-    return ""
+    reports = read_prior_reports(prior.study)
+    said = next((q for q in (_copilot_quote(r, prior) for r in reports.copilot) if q), "")
+    others = [q for q in (archive_quote(r, prior) for r in reports.archive) if q][:QUOTED_REPORTS]
+    return "\n".join(q for q in (said, *others) if q)
+
+
+def prior_report_texts(prior: PriorStudy | None) -> list[str]:
+    """The text of every report of the prior that others wrote (data an answer may quote, never
+    instructions), for the checks of an LLM-written answer."""
+    from copilot.dicomout.prior_reports import read_prior_reports
+
+    if prior is None or prior.study is None:
+        return []
+    return [r.text for r in read_prior_reports(prior.study).archive]
+
+
+def prior_redactor(
+    redact: Callable[[str], str], prior: PriorStudy | None, trusted: bool
+) -> Callable[[str], str]:
+    """``redact`` followed by the removal of the prior study's own identifiers (its accession
+    number, institution, physicians, file paths: a prior report quotes them), so that what an
+    LLM is sent about the prior goes through the same :class:`~copilot.text.redact.Redactor` as
+    the current study's text."""
+    if prior is None or prior.study is None:
+        return redact
+    from copilot.text.redact import Redactor
+
+    study = prior.study
+    instances = list(study.instances())
+    also = Redactor(
+        study.identifiers,
+        paths=[i.path for i in instances] + [r.path for r in study.results if r.path],
+        institutions={i.institution for i in instances if i.institution},
+        descriptions=[study.description, *(s.description for s in study.series)],
+        trusted=trusted,
+    )
+    return lambda text: also(redact(text))

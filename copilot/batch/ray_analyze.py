@@ -9,8 +9,9 @@ cannot hold every stage's pool at once: a stage waiting for an earlier one's res
 hold every shard back until the earlier stages had seen all images, so nothing would be written
 before the end. The driver consumes the stream in order and writes each shard as soon as its
 last image arrives (see :mod:`copilot.batch.shards`), so a run killed at any point is resumed
-by running it again: finished shards are kept, the rest run. The rows are those of
-``Copilot.analyze`` (its timing fields aside).
+by running it again: finished shards are kept, the rest run. Each image's tools are given its
+study's prior among the studies analysed (:func:`copilot.study.prior.priors_of`). The rows are
+those of ``Copilot.analyze`` (its timing fields aside).
 
 Ray is connected to at ``address`` (or ``settings.ray_address``); without one a local
 instance is started for the run and shut down after it. The actors see this process's
@@ -33,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from copilot.batch import shards as sh
-from copilot.batch.stage import RECORD, ToolStage, decode_result, result_column
+from copilot.batch.stage import PRIOR, RECORD, ToolStage, decode_result, encode_prior, result_column
 from copilot.errors import CopilotError
 from copilot.remote.minimal import IDENTIFYING_FIELDS
 from copilot.runtime.ray_cluster import RAY_INSTALL_HINT, require_ray, start_ray, stop_ray, worker_env
 from copilot.study.model import InstanceRecord, Study, StudySet
+from copilot.study.prior import priors_of
 
 if TYPE_CHECKING:
     from copilot.config import Settings
@@ -67,10 +69,13 @@ class RayAnalyzeSummary(BaseModel):
     started_ray: bool = False
 
 
+def _studies(studies: StudySet | Sequence[Study]) -> list[Study]:
+    return studies.studies if isinstance(studies, StudySet) else list(studies)
+
+
 def _targets(studies: StudySet | Sequence[Study]) -> list[InstanceRecord]:
     """Each series' first image, in study order (the targets of ``Copilot.analyze``)."""
-    items = studies.studies if isinstance(studies, StudySet) else list(studies)
-    return [series.first for study in items for series in study.series]
+    return [series.first for study in _studies(studies) for series in study.series]
 
 
 def _chosen(tools: dict[str, Tool], names: Sequence[str] | None) -> list[str]:
@@ -124,15 +129,22 @@ def _dataset(
     tools: dict[str, Tool],
     settings: Settings,
     batch_size: int,
+    priors: dict[str, str],
 ) -> Any:
-    """The pending targets through one actor-pool stage per tool, in ``order``."""
+    """The pending targets through one actor-pool stage per tool, in ``order``; ``priors``: each
+    study's prior as :func:`~copilot.batch.stage.encode_prior` encoded it, by StudyInstanceUID."""
     from ray.data import ActorPoolStrategy
 
     # What the tools read travels through Ray's object store (which may spill to disk): the
     # record without the fields that name the patient (rows are made from the driver's records).
     blank = {field: [] if field == "physicians" else "" for field in IDENTIFYING_FIELDS}
     items = [
-        {"index": index, "shard": shard, RECORD: record.model_copy(update=blank).model_dump_json()}
+        {
+            "index": index,
+            "shard": shard,
+            RECORD: record.model_copy(update=blank).model_dump_json(),
+            PRIOR: priors.get(record.study_uid, ""),
+        }
         for index, shard, record in pending
     ]
     blocks = max(1, min(len(items), -(-len(items) // batch_size)))
@@ -246,8 +258,21 @@ def analyze_on_ray(
         fetch_instances([r for r in targets if r.remote], settings)  # DICOMweb: only these images
         started = start_ray(address or settings.ray_address, settings=settings)
         try:
+            priors = {uid: encode_prior(p) for uid, p in priors_of(_studies(studies)).items()}
             done = _run(
-                ray, out, todo, targets, order, tools, settings, batch_size, guarded, progress, done, total
+                ray,
+                out,
+                todo,
+                targets,
+                priors,
+                order,
+                tools,
+                settings,
+                batch_size,
+                guarded,
+                progress,
+                done,
+                total,
             )
         finally:
             if started:
@@ -273,6 +298,7 @@ def _run(
     out: Path,
     todo: list[sh.Shard],
     targets: list[InstanceRecord],
+    priors: dict[str, str],
     order: list[str],
     tools: dict[str, Tool],
     settings: Settings,
@@ -288,7 +314,7 @@ def _run(
     shards = {s.id: s for s in todo}
     waiting: dict[int, dict[int, dict[str, Any]]] = {s.id: {} for s in todo}
     with _quiet_ordered_data():
-        ds = _dataset(ray, pending, order, tools, settings, batch_size)
+        ds = _dataset(ray, pending, order, tools, settings, batch_size, priors)
         batches = iter(ds.iter_batches(batch_size=None, batch_format="pyarrow"))
         try:
             for batch in batches:

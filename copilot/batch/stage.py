@@ -3,7 +3,9 @@
 A stage receives Arrow batches of targets and returns them with one more column,
 ``result:<tool>``, holding each image's :class:`~copilot.tools.contract.ToolResult` as JSON.
 The results of earlier stages the tool ``uses`` (and that are ok) are its requests' ``prior``,
-as in ``Copilot.analyze``; so are its time limit and its handling of a tool that hangs: after
+and the image's prior study (column ``prior_study``, :func:`encode_prior`: the study's prior
+among the folder's studies, chosen on the driver) its ``prior_study``, as in
+``Copilot.analyze``; so are its time limit and its handling of a tool that hangs: after
 one batch exceeds ``tool_timeout_s`` its later batches get error results and are not sent.
 
 The tool is built once per actor from its class (``cls(settings)``, cheap by contract; the
@@ -25,14 +27,27 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from copilot.config import Settings
+    from copilot.study.prior import PriorStudy
     from copilot.tools.contract import Tool, ToolResult
 
-__all__ = ["RECORD", "FolderRedaction", "ToolStage", "decode_result", "encode_result", "result_column"]
+__all__ = [
+    "PRIOR",
+    "RECORD",
+    "FolderRedaction",
+    "ToolStage",
+    "decode_prior",
+    "decode_result",
+    "encode_prior",
+    "encode_result",
+    "result_column",
+]
 
 log = logging.getLogger(__name__)
 
 #: The column holding each target's InstanceRecord as JSON.
 RECORD = "record"
+#: The column holding each target's prior study as JSON ("" when none was chosen).
+PRIOR = "prior_study"
 
 
 def result_column(tool: str) -> str:
@@ -54,6 +69,38 @@ def decode_result(text: str) -> ToolResult:
     from copilot.tools.contract import ToolResult
 
     return ToolResult.model_validate(json.loads(text))
+
+
+def encode_prior(prior: PriorStudy | None) -> str:
+    """The prior as JSON for the object store: its chosen image (the fields that name the patient
+    emptied, as for the targets), its date, description and stored results (a comparison tool
+    reads the copilot's report of the prior); "" for None."""
+    from copilot.remote.minimal import IDENTIFYING_FIELDS
+    from copilot.study.model import Series, Study
+
+    if prior is None:
+        return ""
+    if prior.study is None or prior.instance is None:
+        return prior.model_dump_json()
+    blank = {field: [] if field == "physicians" else "" for field in IDENTIFYING_FIELDS}
+    image = prior.instance.model_copy(update=blank)
+    study = Study(
+        study_uid=prior.study.study_uid,
+        study_date=prior.study.study_date,
+        description=prior.study.description,
+        series=[
+            Series(series_uid=image.series_uid, modality=image.modality, view=image.view, instances=[image])
+        ],
+        results=list(prior.study.results),
+    )
+    return prior.model_copy(update={"study": study, "instance": image}).model_dump_json()
+
+
+def decode_prior(text: str | None) -> PriorStudy | None:
+    """The prior :func:`encode_prior` encoded (None for "")."""
+    from copilot.study.prior import PriorStudy
+
+    return PriorStudy.model_validate_json(text) if text else None
 
 
 class FolderRedaction(logging.Filter):
@@ -135,6 +182,7 @@ class ToolStage:
             for name in self.uses
             if result_column(name) in batch.column_names
         }
+        priors = batch.column(PRIOR).to_pylist() if PRIOR in batch.column_names else [""] * len(records)
         requests = []
         for i, record in enumerate(records):
             prior = {}
@@ -142,7 +190,7 @@ class ToolStage:
                 result = decode_result(texts[i])
                 if result.ok:
                     prior[name] = result
-            requests.append(ToolRequest(instance=record, prior=prior))
+            requests.append(ToolRequest(instance=record, prior=prior, prior_study=decode_prior(priors[i])))
         encoded = [encode_result(r) for r in self._timed_batch(requests)]
         return batch.append_column(result_column(self.tool.name), arrow().array(encoded, arrow().string()))
 

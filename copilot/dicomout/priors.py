@@ -7,15 +7,17 @@ scored Cardiomegaly 0.74 (cxr_classifier 1.0.0)": :func:`read_prior_report` read
 entries: each finding's name, its calibrated score or measured value (with unit), the
 operating threshold and which side of it the score fell, the tool, its version and model,
 and the report's date. Only the copilot's own SRs are read (Manufacturer ``copilot``, the
-rule of :mod:`copilot.study.results`); another vendor's SR is a :class:`DicomObjectError`.
+rule of :mod:`copilot.study.results`); another vendor's SR is a :class:`DicomObjectError`
+here (its text is read by :mod:`copilot.dicomout.archive_reports`).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from copilot.dicomout.sr import ABOVE, SRMeasurement, read_sr
 from copilot.errors import DicomObjectError
@@ -73,19 +75,29 @@ def _iso_date(value: str) -> str:
     return ""
 
 
-def _header(path: str | os.PathLike[str]) -> tuple[str, str, str]:
-    """(Manufacturer, SOPInstanceUID, ContentDate) of the file's header."""
+#: A copilot SR larger than this is not read (the copilot writes a few kilobytes).
+MAX_SR_BYTES = 16 * 2**20
+
+
+def _contents(path: str | os.PathLike[str]) -> tuple[io.BytesIO, Any]:
+    """The file's bytes (read once from disk, named by its path) and its header: Manufacturer,
+    SOPInstanceUID and ContentDate."""
     import pydicom
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        size = os.stat(path).st_size
+        if size > MAX_SR_BYTES:
+            raise DicomObjectError(f"{path}: {size / 2**20:.0f} MB, not an SR the copilot wrote")
+        with open(path, "rb") as fp:
+            buffer = io.BytesIO(fp.read(MAX_SR_BYTES + 1))
+        buffer.name = str(path)  # what pydicom and highdicom name it by
+        ds = pydicom.dcmread(buffer, specific_tags=["Manufacturer", "SOPInstanceUID", "ContentDate"])
+    except DicomObjectError:
+        raise
     except Exception as exc:  # pydicom raises assorted types on hostile files
         raise DicomObjectError(f"{path}: not a readable DICOM SR ({type(exc).__name__})") from exc
-    return (
-        str(ds.get("Manufacturer", "") or "").strip(),
-        str(ds.get("SOPInstanceUID", "") or ""),
-        str(ds.get("ContentDate", "") or ""),
-    )
+    buffer.seek(0)
+    return buffer, ds
 
 
 def _group_findings(
@@ -132,11 +144,15 @@ def _group_findings(
 
 def read_prior_report(path: str | os.PathLike[str]) -> PriorReport:
     """Read an SR the copilot wrote back as a :class:`PriorReport` (see the module docstring);
-    :class:`DicomObjectError` for a file that is not one."""
-    manufacturer, sop_uid, content_date = _header(path)
+    :class:`DicomObjectError` for a file that is not one. The file is read from disk once (its
+    header and its content tree from the same bytes); :func:`copilot.dicomout.prior_reports.
+    read_prior_reports` reads each file once per process."""
+    buffer, ds = _contents(path)
+    manufacturer = str(ds.get("Manufacturer", "") or "").strip()
+    sop_uid, content_date = str(ds.get("SOPInstanceUID", "") or ""), str(ds.get("ContentDate", "") or "")
     if manufacturer != COPILOT_MANUFACTURER:
         raise DicomObjectError(f"{path}: not an SR the copilot wrote (Manufacturer {manufacturer!r})")
-    contents = read_sr(path)
+    contents = read_sr(buffer)
     groups: dict[str, list[SRMeasurement]] = {}
     for m in contents.measurements:
         groups.setdefault(m.group, []).append(m)

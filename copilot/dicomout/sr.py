@@ -37,7 +37,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from copilot import outputs
 from copilot._version import __version__
@@ -494,15 +494,17 @@ def _label_of(item: Any) -> str:
     return ""
 
 
-def read_sr(path: str | os.PathLike[str]) -> SRContents:
+def read_sr(path: str | os.PathLike[str] | BinaryIO) -> SRContents:
     """Read an SR written by :func:`write_sr` back with highdicom: every measurement (label,
-    value, unit, tool, version, model id), every qualitative evaluation and text item."""
+    value, unit, tool, version, model id), every qualitative evaluation and text item.
+    ``path``: the file, or its bytes already read (an open binary file, named by its ``name``)."""
     import highdicom as hd
 
     try:
         sr = hd.sr.srread(path)
     except Exception as exc:
-        raise DicomObjectError(f"{path}: not a readable DICOM SR ({type(exc).__name__})") from exc
+        where = getattr(path, "name", path)
+        raise DicomObjectError(f"{where}: not a readable DICOM SR ({type(exc).__name__})") from exc
     report = sr.content
     if not isinstance(report, hd.sr.MeasurementReport):
         raise DicomObjectError(f"{path}: not a TID 1500 measurement report")

@@ -2,8 +2,14 @@
 
 A tool call carries the question, the tool's arguments, earlier tools' results and the image:
 minimal DICOM files (:mod:`copilot.remote.minimal`) or a DICOMweb reference the server fetches
-itself. A reply carries the :class:`~copilot.tools.contract.ToolResult` and the files it names
-(heatmaps, masks), so the client's answer points at files on the client's machine.
+itself. A tool that compares studies (it declares the ``comparison`` intent and scores no
+finding labels, the rule of :func:`copilot.agents.matching.comparers`) is also sent the prior
+study (:class:`WirePrior`): its chosen image as minimal DICOM, its record without identifiers,
+its StudyDate (the comparison's statements are dated by it), its description de-identified, or
+only the reason there is none. The prior's reports stay on the client (its copilot SR is not
+sent, so a server's comparison gives no per-finding change). A reply carries the
+:class:`~copilot.tools.contract.ToolResult` and the files it names (heatmaps, masks), so the
+client's answer points at files on the client's machine.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from copilot.tools.contract import ToolManifest, ToolRequest, ToolResult
 if TYPE_CHECKING:
     from copilot.config import Settings
     from copilot.study.model import InstanceRecord
+    from copilot.study.prior import PriorStudy
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,19 @@ class WireFile(BaseModel):
         return base64.b64decode(self.data, validate=True)
 
 
+class WirePrior(BaseModel):
+    """The prior study a comparison tool is sent (see the module docstring): the image and what
+    dates and names it, or only why there is none (``instance`` None)."""
+
+    reason: str = Field(default="", max_length=500)
+    date: str = Field(default="", pattern=r"^(\d{8})?$", description="The prior's StudyDate (DICOM DA).")
+    description: str = Field(default="", max_length=200, description="De-identified study description.")
+    instance: dict[str, Any] | None = Field(
+        default=None, description="The prior image's index record, identifying fields emptied."
+    )
+    files: list[WireFile] = Field(default_factory=list, max_length=1, description="The prior image.")
+
+
 class ToolCall(BaseModel):
     """One request to a server's tool."""
 
@@ -72,6 +92,9 @@ class ToolCall(BaseModel):
         default="",
         description="Instead of files: the DICOMweb base URL (no credentials) the server fetches "
         "the instance from by its UIDs, with its own credentials.",
+    )
+    prior_study: WirePrior | None = Field(
+        default=None, description="For a tool that compares studies: the prior (or why there is none)."
     )
 
 
@@ -137,13 +160,48 @@ def _reads_volumes(manifest: ToolManifest | None) -> bool:
     return manifest is not None and bool(set(manifest.modalities) & VOLUME_MODALITIES)
 
 
+def _compares(manifest: ToolManifest | None) -> bool:
+    """True for a tool that compares studies (see the module docstring); unknown: True."""
+    if manifest is None:
+        return True
+    return manifest.compares_studies()
+
+
+def encode_prior(prior: PriorStudy | None, redact: Callable[[str], str]) -> WirePrior | None:
+    """The wire form of the prior study (see the module docstring); None when there is none to
+    send (no prior was chosen for the request)."""
+    from copilot.remote.minimal import minimal_dicom, minimal_record
+
+    if prior is None:
+        return None
+    image = prior.instance
+    if prior.study is None or image is None:
+        return WirePrior(reason=prior.reason[:500])
+    if image.kind != "dicom":
+        return WirePrior(
+            reason="the prior study's image is a plain picture, which a server's tools do not read"
+        )
+    if image.remote:  # a DICOMweb image: this client's verified copy (fetched once)
+        from copilot.study.dicomweb import fetch_instances
+
+        fetch_instances([image])
+    date = prior.study.study_date.strip()
+    return WirePrior(
+        date=date if len(date) == 8 and date.isdigit() else "",
+        description=redact(prior.study.description)[:200],
+        instance=minimal_record(image),
+        files=[WireFile.of("prior.dcm", minimal_dicom(image.path))],
+    )
+
+
 def encode_request(
     request: ToolRequest, manifest: ToolManifest | None = None, *, by_reference: bool = True
 ) -> ToolCall:
     """The wire form of ``request`` for the tool ``manifest`` describes: minimal DICOM (for a
     tool that reads volumes, the study's other images of that modality too), the record without
     identifiers, and the question (de-identified) only for a tool whose output depends on it; the
-    study summary is not sent. An image of a DICOMweb server travels as a reference when
+    study summary is not sent; a tool that compares studies gets the prior (:func:`encode_prior`).
+    An image of a DICOMweb server travels as a reference when
     ``by_reference`` (the server fetches it from a PACS it is configured to read)."""
     from copilot.remote.minimal import minimal_dicom, minimal_record
 
@@ -153,10 +211,12 @@ def encode_request(
     question = redact(request.question) if reads_question else ""
     options = {k: redact(v) if isinstance(v, str) else v for k, v in request.options.items()}
     volume = record is not None and record.modality in VOLUME_MODALITIES and _reads_volumes(manifest)
+    prior_study = encode_prior(request.prior_study, redact) if _compares(manifest) else None
     base = ToolCall(
         question=question,
         options=options,
         prior=request.prior,
+        prior_study=prior_study,
         prior_study_results=request.prior_study_results,
     )
     if record is not None and record.remote and by_reference and not volume:
@@ -264,8 +324,35 @@ def decode_call(call: ToolCall, folder: Path, settings: Settings | None = None) 
         instance=instance,
         prior=call.prior,
         options=call.options,
+        prior_study=decode_prior(call.prior_study, folder),
         prior_study_results=call.prior_study_results,
     )
+
+
+def decode_prior(sent: WirePrior | None, folder: Path) -> PriorStudy | None:
+    """The prior study ``sent`` describes, its image written into ``folder/prior`` (the
+    server's): a one-image study with the prior's date and description, no patient."""
+    from copilot.study.model import InstanceRecord, Series, Study
+    from copilot.study.prior import PriorStudy
+
+    if sent is None:
+        return None
+    if sent.instance is None:
+        return PriorStudy(reason=sent.reason or "no prior study was sent with this one")
+    if not sent.files:
+        raise InputRejectedError("the request names a prior image but carries no file")
+    where = folder / "prior"
+    where.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = where / "00000.dcm"  # never the sender's name
+    path.write_bytes(sent.files[0].content())
+    st = path.stat()
+    here = {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "remote": ""}
+    image = InstanceRecord.model_validate({**sent.instance, **here, "study_date": sent.date})
+    series = Series(series_uid=image.series_uid, modality=image.modality, view=image.view, instances=[image])
+    study = Study(
+        study_uid=image.study_uid, study_date=sent.date, description=sent.description, series=[series]
+    )
+    return PriorStudy(study=study, instance=image)
 
 
 def encode_result(result: ToolResult, settings: Settings) -> ToolReply:

@@ -28,11 +28,12 @@ from copilot.study.model import InstanceRecord, ResultObject, SkippedFile
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 10  # 4: header text with control characters escaped; 5: BurnedInAnnotation;
+SCHEMA_VERSION = 11  # 4: header text with control characters escaped; 5: BurnedInAnnotation;
 # 6: plane geometry (positions, orientation, functional groups) for volumes; 7: the copilot's
 # own SR/SEG objects as results (skipped = 2); 8: CT/MR technique and SliceLocation; 9:
 # IssuerOfPatientID (a prior is the same patient by ID and issuer); 10: PatientOrientation and
-# ProtocolName (an image's view when ViewPosition is silent)
+# ProtocolName (an image's view when ViewPosition is silent); 11: reports (other SRs, Encapsulated
+# PDF/CDA/text) as results, no longer skipped
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     root TEXT NOT NULL,

@@ -15,7 +15,7 @@ from typing import Any
 from copilot.errors import UnreadableFileError
 from copilot.study.dicomweb_server import DicomwebServer, first_value, valid_uid
 from copilot.study.model import InstanceRecord, ResultObject, SkippedFile
-from copilot.study.results import COPILOT_MANUFACTURER, RESULT_KEYWORDS, copilot_result
+from copilot.study.results import COPILOT_MANUFACTURER, RESULT_KEYWORDS, study_result
 
 __all__ = ["COPILOT_MANUFACTURER", "instance_from_metadata"]
 
@@ -26,9 +26,9 @@ _NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1
 
 
 def _copilot_result(item: dict[str, Any], study_uid: str, series_uid: str) -> ResultObject | None:
-    """The copilot's own SR/SEG (:func:`copilot.study.results.copilot_result`), filed under
-    the study and series the server listed it in."""
-    result = copilot_result(lambda keyword: first_value(item, RESULT_KEYWORDS[keyword]))
+    """The copilot's own SR/SEG or a report (:func:`copilot.study.results.study_result`),
+    filed under the study and series the server listed it in."""
+    result = study_result(lambda keyword: first_value(item, RESULT_KEYWORDS[keyword]))
     if result is None:
         return None
     return result.model_copy(update={"study_uid": study_uid, "series_uid": series_uid})

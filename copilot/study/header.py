@@ -26,7 +26,7 @@ from copilot.study.header_values import (
     pixel_element_header,
 )
 from copilot.study.model import InstanceRecord, ResultObject, SkippedFile
-from copilot.study.results import copilot_result
+from copilot.study.results import report_kind, study_result
 from copilot.study.walk import open_regular
 
 log = logging.getLogger(__name__)
@@ -133,9 +133,12 @@ def read_dicom(
     fast: bool = True,
 ) -> InstanceRecord:
     """Read an image's DICOM header; raise :class:`UnreadableFileError` with a reason to skip
-    it (the copilot's own SR or SEG included: a result, not an image)."""
+    it (the copilot's own SR or SEG, or a report, included: a result, not an image)."""
     found = read_dicom_or_result(path, size, mtime_ns, max_decoded_bytes, fp, fast=fast)
     if isinstance(found, ResultObject):
+        if found.origin == "report":
+            what = report_kind(found.sop_class, found.mime_type)
+            raise UnreadableFileError(f"a report ({what}): a result, not an image")
         raise UnreadableFileError(f"the copilot's own {found.modality}: a result, not an image")
     return found
 
@@ -149,9 +152,9 @@ def read_dicom_or_result(
     *,
     fast: bool = True,
 ) -> InstanceRecord | ResultObject:
-    """Read a DICOM file's header: an image's record, or the copilot's own SR/SEG
-    (:func:`copilot.study.results.copilot_result`); raise :class:`UnreadableFileError` with a
-    reason to skip it.
+    """Read a DICOM file's header: an image's record, or a result of its study (the copilot's
+    own SR/SEG or a report: :func:`copilot.study.results.study_result`); raise
+    :class:`UnreadableFileError` with a reason to skip it.
 
     The plain common file is read without pydicom (:mod:`copilot.study.rawheader`); every
     other file (SR and SEG included), and every file that is skipped, is read by pydicom
@@ -194,7 +197,7 @@ def read_dicom_or_result(
             raise UnreadableFileError(f"invalid DICOM header: {type(exc).__name__}: {exc}") from exc
 
         h = HeaderReader(ds)
-        result = copilot_result(h.text, path=path)
+        result = study_result(h.text, path=path)
         if result is not None:
             return result
         sop_class = h.text("SOPClassUID") or (
@@ -261,7 +264,7 @@ def read_dicom_or_result(
 def read_record(
     path: str, size: int, mtime_ns: int, max_decoded_bytes: int
 ) -> InstanceRecord | ResultObject | SkippedFile:
-    """Index one file: its record, the copilot's own result, or the reason it is skipped.
+    """Index one file: its record, a result of its study, or the reason it is skipped.
     Never raises for bad input."""
     try:
         if size == 0:

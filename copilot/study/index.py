@@ -123,7 +123,8 @@ def _sort_key_instance(r: InstanceRecord) -> tuple[int, str]:
 
 
 def _attach_results(studies: list[Study], results: list[ResultObject], skipped: list[SkippedFile]) -> None:
-    """File the copilot's own SR/SEG objects under their studies (``Study.results``); one of a
+    """File the copilot's own SR/SEG objects and the reports under their studies
+    (``Study.results``); one of a
     study with no image in the folder, or a repeated one, is skipped with its reason."""
     by_study = {s.study_uid: s for s in studies}
     seen: dict[str, str] = {}
@@ -136,7 +137,12 @@ def _attach_results(studies: list[Study], results: list[ResultObject], skipped: 
         elif study is None:
             skipped.append(
                 SkippedFile(
-                    path=res.path, reason=f"the copilot's own {res.modality} of a study with no image here"
+                    path=res.path,
+                    reason=(
+                        f"the copilot's own {res.modality} of a study with no image here"
+                        if res.origin == "copilot"
+                        else "a report of a study with no image here"
+                    ),
                 )
             )
         else:

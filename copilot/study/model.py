@@ -229,8 +229,9 @@ class StudyListing(BaseModel):
 
 
 class ResultObject(BaseModel):
-    """A result object the copilot itself wrote (its SR or SEG) found with a study in a folder
-    or on a server (:mod:`copilot.study.results`): a result, never an image to analyse."""
+    """A non-image object found with a study in a folder or on a server
+    (:mod:`copilot.study.results`): the copilot's own SR or SEG, or a report someone else wrote
+    (an SR, an Encapsulated PDF, CDA or text document); a result, never an image to analyse."""
 
     model_config = {"frozen": True}
 
@@ -243,6 +244,11 @@ class ResultObject(BaseModel):
     content_date: str = ""
     study_uid: str = ""
     path: str = Field(default="", description="The file it was read from (a folder's result).")
+    origin: Literal["copilot", "report"] = Field(
+        default="copilot",
+        description="copilot: the copilot's own SR/SEG; report: a report someone else wrote.",
+    )
+    mime_type: str = Field(default="", description="An encapsulated document's MIME type.")
 
 
 class Study(BaseModel):
@@ -262,7 +268,8 @@ class Study(BaseModel):
         "series are read when it is opened.",
     )
     results: list[ResultObject] = Field(
-        default_factory=list, description="The copilot's own SR/SEG objects stored with the study."
+        default_factory=list,
+        description="The copilot's own SR/SEG objects and the reports stored with the study.",
     )
 
     @property
@@ -366,7 +373,16 @@ class StudySet(BaseModel):
                         if s.listing is not None
                         else {}
                     ),
-                    **({"copilot_results": [r.model_dump() for r in s.results]} if s.results else {}),
+                    **(
+                        {"copilot_results": [r.model_dump() for r in s.results if r.origin == "copilot"]}
+                        if any(r.origin == "copilot" for r in s.results)
+                        else {}
+                    ),
+                    **(
+                        {"reports": [r.model_dump() for r in s.results if r.origin == "report"]}
+                        if any(r.origin == "report" for r in s.results)
+                        else {}
+                    ),
                 }
                 for s in self.studies
             ],

@@ -19,6 +19,7 @@ The result says which prior was used, or why there is none, in words for the ans
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel
@@ -26,7 +27,7 @@ from pydantic import BaseModel
 from copilot.study.model import InstanceRecord, Study
 from copilot.study.views import FRONTAL, view_of
 
-__all__ = ["PriorStudy", "find_prior", "iso_date", "same_patient", "view_class"]
+__all__ = ["PriorStudy", "find_prior", "iso_date", "priors_of", "same_patient", "view_class"]
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +138,13 @@ def find_prior(study: Study, others: tuple[Study, ...] | None) -> PriorStudy:
     _, _, prior, image = max(chosen, key=lambda c: (c[0], c[1]))
     log.debug("prior for %s: %s (%s)", study.study_uid, prior.study_uid, image.view or "no view")
     return PriorStudy(study=prior, instance=image)
+
+
+def priors_of(studies: Sequence[Study]) -> dict[str, PriorStudy]:
+    """Each study's prior among ``studies`` (what :func:`find_prior` chooses among all the
+    others), by StudyInstanceUID: the priors of a folder analysed in bulk. Studies are grouped by
+    PatientID first, so the work grows with the studies of each patient, not their square."""
+    by_patient: dict[str, list[Study]] = {}
+    for study in studies:
+        by_patient.setdefault(study.patient_id.strip(), []).append(study)
+    return {s.study_uid: find_prior(s, tuple(by_patient[s.patient_id.strip()])) for s in studies}

@@ -94,6 +94,12 @@ class ToolManifest(BaseModel):
         default=(), description="Arguments a planner may pass (finding, region, free-text question)."
     )
 
+    def compares_studies(self) -> bool:
+        """Whether the tool compares a study with its prior: it declares the ``comparison``
+        intent and neither scores finding labels (a classifier declares ``comparison`` for its
+        scores now) nor takes open questions. Only such a tool is given the prior study."""
+        return "comparison" in self.intents and not self.labels and "open" not in self.intents
+
     def input_schema(self) -> dict[str, Any]:
         """JSON schema of the tool's arguments (for LLM tool calling)."""
         properties: dict[str, Any] = {}

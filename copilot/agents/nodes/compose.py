@@ -16,7 +16,7 @@ from copilot.agents.composer import Evidence, compose_statements, render
 from copilot.agents.context import Context
 from copilot.agents.header import header_answer
 from copilot.agents.matching import NO_PRIOR, comparers
-from copilot.agents.prior_note import comparison_note, prior_report_quote
+from copilot.agents.prior_note import comparison_note, prior_redactor, prior_report_quote
 from copilot.agents.state import AgentState
 from copilot.schema import AnswerToken
 from copilot.text.fence import strip_fence_tags
@@ -83,7 +83,10 @@ def _llm_answer(
     from copilot.prompts import load_prompt
     from copilot.study.privacy import image_may_be_sent
 
-    text = composer_message(state, ev, template, ctx.study, ctx.redact)
+    redact = ctx.redact
+    if ev.comparison or ev.prior_report:  # the prior's own identifiers too (its report is quoted)
+        redact = prior_redactor(ctx.redact, ctx.prior, ctx.settings.llm_trusted)
+    text = composer_message(state, ev, template, ctx.study, redact)
     content: list[Any] = [{"type": "text", "text": text}]
     if image_may_be_sent(ctx.study.primary_instance(), ctx.settings):
         import base64

@@ -16,6 +16,7 @@ from langgraph.runtime import Runtime
 
 from copilot.agents.composer import complete_answer
 from copilot.agents.context import Context
+from copilot.agents.prior_note import prior_report_texts
 from copilot.agents.state import AgentState, Turn
 from copilot.agents.verification import check_llm_answer
 from copilot.agents.view_statements import disagreements
@@ -35,7 +36,7 @@ def assertion_text(answer: str, statements: list[Statement], llm_written: bool) 
     for line in answer.splitlines():
         if line.startswith("**"):
             keep = not line.startswith(("**Background", "**Limitations", "**Sources", "**Report"))
-        if keep and not line.lstrip().startswith(">") and '"' not in line:
+        if keep and not line.lstrip().startswith(">") and '"' not in line and "«" not in line:
             kept.append(line)
     return "\n".join(kept)
 
@@ -100,7 +101,11 @@ def untrusted_text(ctx: Context) -> dict[str, list[str]]:
     found there is not used (retrieved passages are read from the tool results)."""
     study = ctx.study
     header = [study.description or ""] + [s.description or "" for s in study.series]
-    return {"the study header": [t for t in header if t]}
+    shown = {"the study header": [t for t in header if t]}
+    reports = prior_report_texts(ctx.prior)
+    if reports:
+        shown["the prior report"] = reports
+    return shown
 
 
 def verify(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:

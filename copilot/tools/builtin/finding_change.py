@@ -25,7 +25,6 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from copilot.errors import CopilotError
 from copilot.schema.results import ToolResult
 from copilot.study.prior import PriorStudy
 
@@ -53,20 +52,11 @@ class FindingChange:
 
 def prior_reports(prior: PriorStudy) -> list[PriorReport]:
     """The prior study's copilot SRs read back (:class:`~copilot.dicomout.priors.PriorReport`),
-    newest first; an unreadable one is skipped (logged)."""
-    from copilot.dicomout.priors import read_prior_report
+    newest first; an unreadable one is skipped (logged). Each file is read once
+    (:func:`copilot.dicomout.prior_reports.read_prior_reports`)."""
+    from copilot.dicomout.prior_reports import read_prior_reports
 
-    if prior.study is None:
-        return []
-    reports = []
-    for obj in prior.study.results:
-        if obj.modality != "SR" or not obj.path:
-            continue
-        try:
-            reports.append(read_prior_report(obj.path))
-        except (CopilotError, OSError) as exc:
-            log.warning("prior report %s could not be read: %s", obj.sop_uid, exc)
-    return sorted(reports, key=lambda r: r.date, reverse=True)
+    return list(read_prior_reports(prior.study).copilot)
 
 
 @dataclass(frozen=True)
