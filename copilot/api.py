@@ -400,14 +400,20 @@ class Copilot:
 
         return DraftStore.of(self.settings)
 
+    def keep_draft(self, answer: Answer, study: Study, request: DraftRequest | None = None) -> Draft:
+        """Keep a finished answer about ``study`` as a draft for sign-off (by default, an SR
+        kept until approved): the terminal app's "review and sign". Raises
+        :class:`~copilot.errors.DicomObjectError` when it could never become an SR."""
+        from copilot.drafts.signing import DraftRequest, open_draft
+
+        return open_draft(self.draft_store, answer, study, request or DraftRequest(), answer.draft)
+
     def _keep_draft(self, answer: Answer, study: Study, request: DraftRequest) -> Answer:
         """Keep the paused turn's answer as its draft; when it cannot be, end the pause
         (recorded as rejected by the copilot, with why) and say so in the answer."""
-        from copilot.drafts.signing import open_draft
-
         assert answer.draft is not None
         try:
-            open_draft(self.draft_store, answer, study, request, answer.draft)
+            self.keep_draft(answer, study, request)
         except CopilotError as exc:
             self._resume(answer.thread_id, answer.draft, "rejected", "copilot", edited=False)
             return answer.model_copy(update={"draft": None, "draft_error": str(exc)})

@@ -106,10 +106,12 @@ def ask(
     first_use = "Building the knowledge index (first use only; 'copilot kb build' does it ahead)"
     request = None
     if (sr is not None or seg is not None) and not unreviewed:
+        from copilot.drafts.model import DraftOutput
         from copilot.drafts.signing import DraftRequest
 
+        wanted: list[DraftOutput] = [*(["sr"] if sr is not None else []), *(["seg"] if seg is not None else [])]
         request = DraftRequest(
-            outputs=[*(["sr"] if sr is not None else []), *(["seg"] if seg is not None else [])],
+            outputs=wanted,
             sr_path=str(sr) if sr is not None else None,
             seg_dir=str(seg) if seg is not None else None,
             sources=sources,
@@ -159,7 +161,8 @@ def _draft_seg(copilot: Copilot, answer: Answer, study: Study, seg: Path | None)
     except CopilotError as exc:
         copilot.reject(answer.draft, by="copilot", reason=f"no DICOM SEG: {exc}")
         raise DicomObjectError(
-            f"{exc}; no DICOM SEG was made, and draft {answer.draft} was withdrawn (both or neither)"
+            f"{exc}; no DICOM SEG was written and no DICOM SR either: draft {answer.draft} was withdrawn "
+            "(both or neither)"
         ) from exc
 
 
