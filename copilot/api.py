@@ -48,14 +48,13 @@ from copilot.tools.invoke import invoke_batch
 
 if TYPE_CHECKING:
     from copilot.agents.context import Context
-    from copilot.agents.state import Decision
+    from copilot.agents.graph import AgentGraph
+    from copilot.agents.planner import Plan, Planner
+    from copilot.agents.state import AgentState, Decision, Turn
     from copilot.dicomout.push import PushResult
     from copilot.drafts.model import Draft
     from copilot.drafts.signing import DraftRequest
     from copilot.drafts.store import DraftStore
-    from copilot.agents.graph import AgentGraph
-    from copilot.agents.planner import Plan, Planner
-    from copilot.agents.state import AgentState, Turn
     from copilot.study.source import StudySource
 
 __all__ = ["AnalysisRow", "Answer", "Copilot", "EventSink", "ToolRun"]
@@ -494,7 +493,9 @@ class Copilot:
             with thread_lock(self.settings, thread):
                 snapshot = self.graph.get_state(config)
                 waiting = [
-                    i for i in snapshot.interrupts if isinstance(i.value, dict) and i.value.get("draft") == draft_id
+                    i
+                    for i in snapshot.interrupts
+                    if isinstance(i.value, dict) and i.value.get("draft") == draft_id
                 ]
                 if not waiting:
                     log.debug("thread %s no longer waits on draft %s", thread, draft_id)

@@ -349,7 +349,10 @@ def test_401_and_403_are_one_line_and_never_show_the_password(
     monkeypatch.setenv("COPILOT_DICOMWEB_USERNAME", BLOCKED_USER)
     monkeypatch.setenv("COPILOT_DICOMWEB_PASSWORD", pacs.users[BLOCKED_USER])
     get_settings.cache_clear()
-    for args in (["studies", url], ["push", str(make_dicom(tmp_path / "x.dcm")), "--to", url, "--unreviewed"]):
+    for args in (
+        ["studies", url],
+        ["push", str(make_dicom(tmp_path / "x.dcm")), "--to", url, "--unreviewed"],
+    ):
         code, out, err = run_cli(args, capsys)
         assert "HTTP 403" in one_line_error(code, out, err)
         assert pacs.users[BLOCKED_USER] not in out + err

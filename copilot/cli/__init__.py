@@ -86,7 +86,21 @@ def _warnings_to_debug_log() -> None:
         logging.getLogger("pydicom").setLevel(logging.ERROR)
 
 
-for module in (_studies, _ask, _analyze, _drafts, _push, _kb, _forget, _cache, _tools, _models, _llm, _serve, _tui):
+for module in (
+    _studies,
+    _ask,
+    _analyze,
+    _drafts,
+    _push,
+    _kb,
+    _forget,
+    _cache,
+    _tools,
+    _models,
+    _llm,
+    _serve,
+    _tui,
+):
     module.register(app)
 
 

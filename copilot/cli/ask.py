@@ -109,7 +109,8 @@ def ask(
         from copilot.drafts.model import DraftOutput
         from copilot.drafts.signing import DraftRequest
 
-        wanted: list[DraftOutput] = [*(["sr"] if sr is not None else []), *(["seg"] if seg is not None else [])]
+        kinds: tuple[tuple[DraftOutput, Path | None], ...] = (("sr", sr), ("seg", seg))
+        wanted = [kind for kind, asked in kinds if asked is not None]
         request = DraftRequest(
             outputs=wanted,
             sr_path=str(sr) if sr is not None else None,
@@ -233,7 +234,9 @@ def _write_dicom(
         from copilot.dicomout.sr import build_sr, encode_sr
 
         try:
-            report = encode_sr(build_sr(answer, study, SignOff.unreviewed_by_choice(answer.text, answer.text)))
+            report = encode_sr(
+                build_sr(answer, study, SignOff.unreviewed_by_choice(answer.text, answer.text))
+            )
         except CopilotError as exc:
             raise DicomObjectError(f"{exc} (no DICOM file was written)") from exc
     seg_path = None

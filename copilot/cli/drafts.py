@@ -91,7 +91,8 @@ def list_drafts(
         return
     for d in drafts:
         who = f" by {d.approver}" if d.approver else ""
-        _line(f"{d.id}  {d.state}{who}  patient {d.patient_id or '?'}  {d.created_at:%Y-%m-%d %H:%M}  {d.question}")
+        made = f"{d.created_at:%Y-%m-%d %H:%M}"
+        _line(f"{d.id}  {d.state}{who}  patient {d.patient_id or '?'}  {made}  {d.question}")
 
 
 @drafts_app.command("show")

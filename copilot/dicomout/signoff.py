@@ -82,5 +82,7 @@ class SignOff:
         if self.verified:
             edited = "edited by the approver" if self.text != self.agent_text else "not edited"
             assert self.approved_at is not None
-            return f"Approved by {self.approver} at {self.approved_at.isoformat(timespec='seconds')}; {edited}"
+            return (
+                f"Approved by {self.approver} at {self.approved_at.isoformat(timespec='seconds')}; {edited}"
+            )
         return "Not reviewed by a person: sent unreviewed (--unreviewed, research use)"

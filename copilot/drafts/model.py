@@ -107,7 +107,11 @@ class Draft(BaseModel):
         if not self.editable:
             raise DraftStateError(
                 f"draft {self.id} is {self.state}: only a draft or edited draft can be edited"
-                + (f" (reject it with 'copilot drafts reject {self.id}' and ask again)" if self.signed else "")
+                + (
+                    f" (reject it with 'copilot drafts reject {self.id}' and ask again)"
+                    if self.signed
+                    else ""
+                )
             )
         if not text.strip():
             raise DraftStateError(f"draft {self.id}: the text cannot be empty")
@@ -120,7 +124,9 @@ class Draft(BaseModel):
         if not who:
             raise DraftStateError(f"draft {self.id}: approval needs the approver's name (--by NAME)")
         if not self.editable:
-            raise DraftStateError(f"draft {self.id} is {self.state}: only a draft or edited draft can be approved")
+            raise DraftStateError(
+                f"draft {self.id} is {self.state}: only a draft or edited draft can be approved"
+            )
         return self.model_copy(
             update={
                 "state": "approved",

@@ -125,7 +125,9 @@ def reject(store: DraftStore, key: str, by: str, reason: str | None = None) -> D
 def _sop_uid(path: Path) -> str:
     import pydicom
 
-    return str(pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
+    return str(
+        pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID
+    )
 
 
 def _make_sr(store: DraftStore, draft: Draft) -> Path:

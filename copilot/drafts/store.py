@@ -141,7 +141,9 @@ class DraftStore:
             except DraftError as exc:
                 log.warning("%s", exc)
                 continue
-            if (thread_id is None or draft.thread_id == thread_id) and (state is None or draft.state == state):
+            if (thread_id is None or draft.thread_id == thread_id) and (
+                state is None or draft.state == state
+            ):
                 drafts.append(draft)
         return sorted(drafts, key=lambda d: d.created_at)
 

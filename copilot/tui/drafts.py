@@ -108,15 +108,15 @@ class DraftScreen(ModalScreen[DraftDecision | None]):
         """Header, editor, diff, name, buttons."""
         with Vertical():
             head = f"Draft {self.draft.id} · {self.draft.state}"
-            yield Static(Text(head + (f" · Patient {self._identity}" if self._identity else ""), style="bold"))
+            yield Static(
+                Text(head + (f" · Patient {self._identity}" if self._identity else ""), style="bold")
+            )
             yield Static(Text(f"Question: {self.draft.question}"))
             yield TextArea(self.draft.text, id="draft-text", soft_wrap=True)
             yield Static(Text("Your edits against the agent's text", style="dim"), id="draft-diff-title")
             with VerticalScroll(id="draft-diff-box"):
                 yield Static(Text("(no edits)", style="dim"), id="draft-diff")
-            yield Input(
-                placeholder="Your name: recorded in the SR as the verifying observer", id="draft-by"
-            )
+            yield Input(placeholder="Your name: recorded in the SR as the verifying observer", id="draft-by")
             with Horizontal():
                 label = "Approve and send to PACS" if self._send_to else "Approve"
                 yield Button(label, variant="success", id="draft-approve")
@@ -218,7 +218,10 @@ def _carry_out(
             backend.edit_draft(draft.id, decision.text)
         signed = backend.approve(draft.id, by=decision.by)
         where = Path(signed.sr_path) if signed.sr_path else None
-        say(f"Draft {draft.id} approved by {decision.by}" + (f"; signed SR written to {where}" if where else ""))
+        say(
+            f"Draft {draft.id} approved by {decision.by}"
+            + (f"; signed SR written to {where}" if where else "")
+        )
         if send_to:
             _, result = backend.push_draft(draft.id, send_to)
             if result.failed:
