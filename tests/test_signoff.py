@@ -167,7 +167,9 @@ def test_the_turn_pauses_and_approval_after_a_restart_resumes_it(study: Study, t
     assert [d["draft"] for d in Copilot().decisions("t-sign")] == [answer.draft]
 
 
-def test_a_new_question_moves_on_and_the_draft_can_still_be_rejected(study: Study) -> None:
+def test_a_new_question_moves_on_and_the_draft_can_still_be_rejected(
+    study: Study, capsys: pytest.CaptureFixture[str]
+) -> None:
     copilot = Copilot()
     answer = copilot.ask(study, "Draft a report", "t-rej", draft=DraftRequest())
     assert answer.draft is not None
@@ -177,6 +179,8 @@ def test_a_new_question_moves_on_and_the_draft_can_still_be_rejected(study: Stud
     assert rejected.state == "rejected" and rejected.reason == "not this study's report"
     with pytest.raises(DraftStateError, match="rejected"):
         copilot.push_draft(answer.draft, "http://127.0.0.1:1/dicom-web", unreviewed=True)
+    code, out, _ = run_cli(["forget", "--thread", "t-rej"], capsys)  # drafts hold patient data too
+    assert code == 0 and "1 draft(s)" in out and copilot.drafts() == []
 
 
 def test_a_plain_image_cannot_become_a_draft_and_the_pause_ends(tmp_path: Path) -> None:
