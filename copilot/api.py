@@ -50,7 +50,11 @@ if TYPE_CHECKING:
     from copilot.agents.context import Context
     from copilot.agents.graph import AgentGraph
     from copilot.agents.planner import Plan, Planner
-    from copilot.agents.state import AgentState, Turn
+    from copilot.agents.state import AgentState, Decision, Turn
+    from copilot.dicomout.push import PushResult
+    from copilot.drafts.model import Draft
+    from copilot.drafts.signing import DraftRequest
+    from copilot.drafts.store import DraftStore
     from copilot.study.source import StudySource
 
 __all__ = ["AnalysisRow", "Answer", "Copilot", "EventSink", "ToolRun"]
@@ -337,11 +341,18 @@ class Copilot:
         *,
         study_uid: str | None = None,
         on_event: EventSink | None = None,
+        draft: DraftRequest | None = None,
     ) -> Answer:
         """Answer ``question`` about a study (a listed one is opened first: see
         :meth:`open_study`); ``thread_id`` continues a conversation. ``on_event`` is called
         with each progress event (:data:`copilot.schema.CopilotEvent`), in order, on the
         calling thread.
+
+        ``draft`` asks for the answer to become a draft for sign-off (an SR, a SEG): the turn
+        pauses before anything leaves the machine (the thread's checkpoint holds the pause),
+        the answer is kept as a :class:`~copilot.drafts.Draft` and ``answer.draft`` is its id;
+        :meth:`approve` or :meth:`reject` ends the pause, in this process or a later one.
+        When it cannot be kept, ``answer.draft_error`` says why (the answer is still given).
 
         A thread belongs to the study of its first question: continuing it on another study
         raises :class:`StudyError` (one patient's conversation never shapes another's answer).
@@ -368,15 +379,139 @@ class Copilot:
             # listed prior and fetching its image costs requests a plain question must not.
             prior_lookup=lambda: self._prior(study, others),
         )
+        draft_id = self.draft_store.new_id() if draft is not None else ""
         if thread_id:  # one turn of a thread at a time, across processes
             from copilot.runtime.threads import thread_lock
 
             with thread_lock(self.settings, thread):
-                state = self._run_turn(study, thread, True, question, context, on_event)
+                state = self._run_turn(study, thread, True, question, context, on_event, draft_id)
         else:
-            state = self._run_turn(study, thread, False, question, context, on_event)
+            state = self._run_turn(study, thread, False, question, context, on_event, draft_id)
         prior = context.prior if "comparison" in state.intents else None
-        return _answer_of(state, study, question, thread, prior)
+        answer = _answer_of(state, study, question, thread, prior)
+        if draft is None:
+            return answer
+        return self._keep_draft(answer.model_copy(update={"draft": draft_id}), study, draft)
+
+    # -- sign-off ------------------------------------------------------------------------
+    @property
+    def draft_store(self) -> DraftStore:
+        """Where drafts are kept (``<data_dir>/drafts``; they survive restarts)."""
+        from copilot.drafts.store import DraftStore
+
+        return DraftStore.of(self.settings)
+
+    def keep_draft(self, answer: Answer, study: Study, request: DraftRequest | None = None) -> Draft:
+        """Keep a finished answer about ``study`` as a draft for sign-off (by default, an SR
+        kept until approved): the terminal app's "review and sign". Raises
+        :class:`~copilot.errors.DicomObjectError` when it could never become an SR."""
+        from copilot.drafts.signing import DraftRequest, open_draft
+
+        return open_draft(self.draft_store, answer, study, request or DraftRequest(), answer.draft)
+
+    def _keep_draft(self, answer: Answer, study: Study, request: DraftRequest) -> Answer:
+        """Keep the paused turn's answer as its draft; when it cannot be, end the pause
+        (recorded as rejected by the copilot, with why) and say so in the answer."""
+        assert answer.draft is not None
+        try:
+            self.keep_draft(answer, study, request)
+        except CopilotError as exc:
+            self._resume(answer.thread_id, answer.draft, "rejected", "copilot", edited=False)
+            return answer.model_copy(update={"draft": None, "draft_error": str(exc)})
+        return answer
+
+    def drafts(self, thread_id: str | None = None) -> list[Draft]:
+        """Every draft kept (a thread's only, with ``thread_id``), oldest first."""
+        return self.draft_store.drafts(thread_id=thread_id)
+
+    def draft(self, draft_id: str) -> Draft:
+        """The draft with this id (or a unique prefix of it)."""
+        return self.draft_store.get(draft_id)
+
+    def edit_draft(self, draft_id: str, text: str) -> Draft:
+        """The draft with the person's ``text`` (only before approval)."""
+        from copilot.drafts.signing import edit
+
+        return edit(self.draft_store, draft_id, text)
+
+    def approve(self, draft_id: str, *, by: str, organization: str | None = None) -> Draft:
+        """Approve a draft as ``by``: the signed SR is made (the approver as its verifying
+        observer, the signed and the agent's text both kept), the thread's pause ends with the
+        decision recorded, and the SR and SEG are written where the question asked. Raises
+        :class:`~copilot.errors.DraftStateError` for a draft that cannot be approved, and
+        :class:`~copilot.errors.DicomObjectError` when a destination refuses a file (the
+        approval stands; the message says where the signed objects are kept)."""
+        from copilot.drafts.signing import approve, release
+
+        draft = approve(self.draft_store, draft_id, by, organization)
+        self._resume(draft.thread_id, draft.id, "approved", draft.approver or by, edited=draft.edited)
+        release(self.draft_store, draft)
+        return draft
+
+    def reject(self, draft_id: str, *, by: str, reason: str | None = None) -> Draft:
+        """Reject a draft as ``by``: it is never sent; the thread's pause ends with the decision."""
+        from copilot.drafts.signing import reject
+
+        draft = reject(self.draft_store, draft_id, by, reason)
+        self._resume(draft.thread_id, draft.id, "rejected", draft.approver or by, edited=draft.edited)
+        return draft
+
+    def push_draft(
+        self, draft_id: str, url: str, *, unreviewed: bool = False, dry_run: bool = False
+    ) -> tuple[Draft, PushResult]:
+        """Send an approved draft's DICOM objects to the DICOMweb server at ``url`` (STOW-RS).
+        Raises :class:`~copilot.errors.DraftStateError` for a draft no person approved, unless
+        ``unreviewed`` (its SR then says it was not reviewed); the draft is marked sent once
+        the server stored everything."""
+        from copilot.dicomout.push import plan_push, push
+        from copilot.drafts.signing import mark_sent, sendable
+        from copilot.study.dicomweb import safe_url
+
+        draft, files = sendable(self.draft_store, draft_id, unreviewed=unreviewed)
+        result = push(plan_push(files), url, self.settings, dry_run=dry_run)
+        if not dry_run and not result.failed:
+            draft = mark_sent(self.draft_store, draft.id, safe_url(url), files, unreviewed=unreviewed)
+        return draft, result
+
+    def _resume(self, thread: str, draft_id: str, decision: str, by: str, *, edited: bool) -> None:
+        """End the thread's pause for ``draft_id`` with the decision (LangGraph's resume); a
+        thread that moved on (or a store that cannot be used) keeps the decision in the draft
+        store only."""
+        from datetime import UTC, datetime
+
+        from langgraph.types import Command
+
+        from copilot.runtime.threads import thread_lock
+
+        config: Any = {"configurable": {"thread_id": thread}}
+        value = {
+            "draft": draft_id,
+            "state": decision,
+            "by": by,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "edited": edited,
+        }
+        try:
+            with thread_lock(self.settings, thread):
+                snapshot = self.graph.get_state(config)
+                waiting = [
+                    i
+                    for i in snapshot.interrupts
+                    if isinstance(i.value, dict) and i.value.get("draft") == draft_id
+                ]
+                if not waiting:
+                    log.debug("thread %s no longer waits on draft %s", thread, draft_id)
+                    return
+                for _ in self.graph.stream(Command(resume=value), config, stream_mode="values"):
+                    pass
+        except sqlite3.Error as exc:
+            log.warning("the decision on draft %s is kept in the draft store only: %s", draft_id, exc)
+
+    def decisions(self, thread_id: str) -> list[Decision]:
+        """The sign-off decisions recorded in a thread (each a
+        :class:`~copilot.agents.state.Decision`)."""
+        snapshot = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        return list(snapshot.values.get("decisions") or []) if snapshot else []
 
     def _prior(self, study: Study, others: tuple[Study, ...] | None) -> PriorStudy | None:
         """The prior for ``study`` (:func:`copilot.study.prior.find_prior`): the same patient's
@@ -418,6 +553,7 @@ class Copilot:
         question: str,
         context: Context,
         on_event: EventSink | None,
+        draft: str = "",
     ) -> AgentState:
         """Run one turn; when the thread store fails, run it again on an in-memory thread."""
         for attempt in (1, 2):
@@ -428,7 +564,7 @@ class Copilot:
                         f"thread {thread!r} belongs to another study (UID {owner}), not "
                         f"{study.study_uid}; start a new conversation (omit --thread) to ask about this one"
                     )
-                return self._stream_turn(thread, question, context, on_event)
+                return self._stream_turn(thread, question, context, on_event, draft)
             except sqlite3.Error as exc:
                 if attempt == 2:
                     raise CopilotError(f"conversation store failed: {exc}") from exc
@@ -436,15 +572,16 @@ class Copilot:
         raise AssertionError("unreachable")
 
     def _stream_turn(
-        self, thread: str, question: str, context: Context, on_event: EventSink | None
+        self, thread: str, question: str, context: Context, on_event: EventSink | None, draft: str = ""
     ) -> AgentState:
         """Run one turn of the graph: the events its nodes write (LangGraph's custom stream) go
-        to ``on_event``; the state after the last node is returned."""
+        to ``on_event``; the state after the last node is returned (a turn paused for sign-off:
+        the state at the pause)."""
         from copilot.agents.state import AgentState, InputState
 
         final: AgentState | dict[str, Any] | None = None
         for mode, chunk in self.graph.stream(
-            InputState(question=question),
+            InputState(question=question, draft=draft),
             {"configurable": {"thread_id": thread}},
             context=context,
             stream_mode=["custom", "values"],
@@ -454,6 +591,8 @@ class Copilot:
                     on_event(cast("CopilotEvent", chunk))  # what the nodes' stream writer wrote
             else:
                 final = cast("AgentState | dict[str, Any]", chunk)  # the state's values
+                if isinstance(final, dict) and "__interrupt__" in final:  # paused for sign-off
+                    final = {k: v for k, v in final.items() if k != "__interrupt__"}
         if isinstance(final, AgentState):
             return final
         return AgentState(**(final or {}))

@@ -209,3 +209,16 @@ class ServerAuthError(ServerError):
 class ServerReplicaLostError(ServerError):
     """The server answered, but the tool's replica (a Ray actor) died while running the request;
     the server starts a new one, so asking again works."""
+
+
+class DraftError(CopilotError):
+    """A draft (an answer waiting for a person's sign-off) cannot be found, read or kept."""
+
+
+class DraftNotFoundError(DraftError):
+    """No draft has this id (or the id prefix names several)."""
+
+
+class DraftStateError(DraftError):
+    """A move the draft's state does not allow: editing an approved draft, sending one that no
+    person approved (without ``--unreviewed``), approving a rejected one."""

@@ -40,6 +40,28 @@ def valid(path: Path) -> Any:
     return read_back(path)
 
 
+@pytest.mark.parametrize("signed", [True, False])
+def test_signed_and_unreviewed_srs(tmp_path: Path, signed: bool) -> None:
+    """A signed SR (VERIFIED, its approver in the Verifying Observer Sequence, COMPLETE) and an
+    unreviewed one (UNVERIFIED, PARTIAL, saying so) both pass."""
+    from datetime import UTC, datetime
+
+    from copilot.dicomout.signoff import SignOff
+
+    study = projection(tmp_path, "DX")
+    answer = answer_for(study)
+    signoff = (
+        SignOff.approved("Signed text.", answer.text, "Dr Jane Smith", datetime.now(UTC), "St Elsewhere")
+        if signed
+        else SignOff.unreviewed_by_choice(answer.text, answer.text)
+    )
+    sr = valid(write_sr(answer, study, tmp_path / "sr.dcm", signoff=signoff))
+    assert sr.VerificationFlag == ("VERIFIED" if signed else "UNVERIFIED")
+    assert sr.CompletionFlag == ("COMPLETE" if signed else "PARTIAL")
+    if signed:
+        assert sr.VerifyingObserverSequence[0].VerifyingObserverName == "Smith^Jane^^Dr"
+
+
 def projection(tmp_path: Path, modality: str) -> Any:
     make_dicom(tmp_path / modality / "a.dcm", modality=modality, patient_age="62", rows=64, columns=48)
     return index_folder(tmp_path / modality).studies[0]

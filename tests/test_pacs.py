@@ -164,6 +164,9 @@ def test_ask_writes_sr_and_seg_and_push_stores_them_under_the_study(
     )
     assert code == 0, err
     data = json.loads(out)
+    assert not sr_path.exists() and not seg_dir.exists()  # a draft: nothing written before approval
+    code, _, err = run_cli(["drafts", "approve", data["draft"], "--by", "Dr Jane Smith"], capsys)
+    assert code == 0, err
     assert data["study_uid"] == study.study_uid
     status = {t["name"]: t["status"] for t in data["tools"]}
     assert status["cxr_classifier"] == "ok" and status["lesion_segmenter"] == "ok"
@@ -316,7 +319,7 @@ def test_a_stopped_server_is_one_line(
     for args in (
         ["studies", dead, "--json"],
         ["ask", dead, QUESTION],
-        ["push", str(sent), "--to", dead],
+        ["push", str(sent), "--to", dead, "--unreviewed"],  # not a draft: sent only when told to
         ["studies", f"http://127.0.0.1:{free_port()}/dicom-web"],
     ):
         line = one_line_error(*run_cli(args, capsys))
@@ -346,7 +349,10 @@ def test_401_and_403_are_one_line_and_never_show_the_password(
     monkeypatch.setenv("COPILOT_DICOMWEB_USERNAME", BLOCKED_USER)
     monkeypatch.setenv("COPILOT_DICOMWEB_PASSWORD", pacs.users[BLOCKED_USER])
     get_settings.cache_clear()
-    for args in (["studies", url], ["push", str(make_dicom(tmp_path / "x.dcm")), "--to", url]):
+    for args in (
+        ["studies", url],
+        ["push", str(make_dicom(tmp_path / "x.dcm")), "--to", url, "--unreviewed"],
+    ):
         code, out, err = run_cli(args, capsys)
         assert "HTTP 403" in one_line_error(code, out, err)
         assert pacs.users[BLOCKED_USER] not in out + err
@@ -522,7 +528,9 @@ def test_push_refuses_a_redirect_to_another_host(
     get_settings.cache_clear()
     try:
         url = f"http://127.0.0.1:{first.server_address[1]}/dicom-web"
-        code, out, err = run_cli(["push", str(make_dicom(tmp_path / "x.dcm")), "--to", url], capsys)
+        code, out, err = run_cli(
+            ["push", str(make_dicom(tmp_path / "x.dcm")), "--to", url, "--unreviewed"], capsys
+        )
     finally:
         first.shutdown()
         other.shutdown()

@@ -260,12 +260,13 @@ def test_hostile_labels_and_values(study: tuple[Study, StudySet], tmp_path: Path
 def test_cli_ask_sr_on_a_folder(
     study: tuple[Study, StudySet], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`ask --sr` writes the answer (here with the tools unavailable: their reasons are in it);
-    a destination inside the study is refused before any work."""
+    """`ask --sr --unreviewed` writes the answer now (here with the tools unavailable: their
+    reasons are in it), saying no person reviewed it; a destination inside the study is refused
+    before any work. (Without --unreviewed it is a draft: tests/test_signoff.py.)"""
     root = tmp_path / "studies"
     out = tmp_path / "results" / "answer.dcm"
     try:
-        main(["ask", str(root), "Is there cardiomegaly?", "--json", "--sr", str(out)])
+        main(["ask", str(root), "Is there cardiomegaly?", "--json", "--sr", str(out), "--unreviewed"])
     except SystemExit as exc:
         assert not exc.code
     captured = capsys.readouterr()
@@ -275,6 +276,7 @@ def test_cli_ask_sr_on_a_folder(
     assert contents.study_uid == data["study_uid"]
     assert contents.text("Answer") == plain_text(data["answer"])
     assert "**" not in (contents.text("Answer") or "")
+    assert contents.verification == "UNVERIFIED" and "Not reviewed" in (contents.text("Review") or "")
     not_run = [t["name"] for t in data["tools"] if t["status"] != "ok"]
     assert not_run  # the tools are unavailable here, so the check below is not vacuous
     assert all(any(n in text for name, text in contents.texts if name == "Not checked") for n in not_run)
@@ -286,20 +288,24 @@ def test_cli_ask_sr_on_a_folder(
 
 
 async def test_tui_exports_the_last_answer_as_sr(study: tuple[Study, StudySet], tmp_path: Path) -> None:
+    """ctrl+r opens the draft screen; the SR is written once a person approves it."""
+    from textual.widgets import Input
     from textual_image.widget import HalfcellImage
 
+    from copilot.api import Copilot
     from copilot.tui.app import create_app
+    from copilot.tui.drafts import DraftScreen
 
     target, studies = study
 
-    class Backend:
-        def open(self, path: Any, progress: Any = None) -> StudySet:
+    class Backend(Copilot):  # the answers are canned; drafts and sign-off are the real ones
+        def open(self, path: Any, progress: Any = None, **kwargs: Any) -> StudySet:
             return studies
 
         def history(self, thread_id: str) -> list[Turn]:
             return []
 
-        def ask(
+        def ask(  # type: ignore[override]
             self, study: Study, question: str, thread_id: str | None = None, on_event: Any = None
         ) -> Answer:
             return answer_for(study, question=question)
@@ -321,10 +327,15 @@ async def test_tui_exports_the_last_answer_as_sr(study: tuple[Study, StudySet], 
         await pilot.pause()
         await pilot.press("ctrl+r")
         await pilot.pause()
-        await pilot.press("enter")
+        assert isinstance(app.screen, DraftScreen) and not (tmp_path / "exports").exists()
+        app.screen.query_one("#draft-by", Input).value = "Dr Jane Smith"
+        await pilot.click("#draft-approve")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
         await pilot.pause()
     (written,) = (tmp_path / "exports").glob("copilot-sr-*.dcm")
     contents = read_sr(written)
+    assert contents.verification == "VERIFIED" and contents.verifier == "Smith^Jane^^Dr"
     assert contents.study_uid == target.study_uid
     assert {m.label for m in contents.measurements} >= {"Right lung area", "Cardiomegaly score"}
 

@@ -1,4 +1,5 @@
-"""The planner graph: understand -> plan -> execute -> review (-> execute, bounded) -> compose -> verify."""
+"""The planner graph: understand -> plan -> execute -> review (-> execute, bounded) -> compose -> verify
+(-> signoff: a pause for a person's approval when the turn's answer is a draft to send)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ def route_after_review(state: AgentState) -> Literal["execute", "compose"]:
     return "execute" if state.round_tools else "compose"
 
 
+def route_after_verify(state: AgentState) -> Literal["signoff", "__end__"]:
+    """A turn whose answer is a draft (``state.draft``) pauses for sign-off; others end."""
+    return "signoff" if state.draft else "__end__"
+
+
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
@@ -35,6 +41,7 @@ AgentGraph = CompiledStateGraph[AgentState, Context, InputState, AgentState]
 
 def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> AgentGraph:
     """The compiled graph; pass a checkpointer to persist conversation threads."""
+    from copilot.agents.nodes.signoff import signoff
     from copilot.agents.nodes.verify import verify
 
     graph = StateGraph(AgentState, input_schema=InputState, context_schema=Context)
@@ -44,11 +51,13 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> AgentGr
     graph.add_node("review", review)
     graph.add_node("compose", compose)
     graph.add_node("verify", verify)
+    graph.add_node("signoff", signoff)
     graph.add_edge(START, "understand")
     graph.add_edge("understand", "plan")
     graph.add_conditional_edges("plan", route_after_plan, ["execute", "compose"])
     graph.add_edge("execute", "review")
     graph.add_conditional_edges("review", route_after_review, ["execute", "compose"])
     graph.add_edge("compose", "verify")
-    graph.add_edge("verify", END)
+    graph.add_conditional_edges("verify", route_after_verify, ["signoff", END])
+    graph.add_edge("signoff", END)
     return graph.compile(checkpointer=checkpointer)

@@ -19,7 +19,20 @@ from typing import Annotated, Any, NotRequired, TypedDict
 
 from copilot.schema import Citation, ImageRead, Statement, ToolResult, ViewResult
 
-__all__ = ["AgentState", "InputState", "Turn"]
+__all__ = ["AgentState", "Decision", "InputState", "Turn"]
+
+
+class Decision(TypedDict):
+    """A person's decision on a turn's draft, recorded in the thread when its pause ends."""
+
+    draft: str
+    #: "approved" or "rejected".
+    state: str
+    by: str
+    #: When, ISO 8601 (UTC).
+    at: str
+    #: Whether the signed text differs from the agent's.
+    edited: bool
 
 
 class Turn(TypedDict):
@@ -41,6 +54,10 @@ class InputState:
 
     question: str = ""
     """The question, as asked."""
+    draft: str = ""
+    """The id of the draft this turn's answer becomes (``ask --sr``/``--seg``, a report to
+    sign): the turn then pauses in ``signoff`` until a person approves or rejects it (see
+    :mod:`copilot.agents.nodes.signoff`). Empty: nothing is to leave the machine, no pause."""
 
 
 @dataclass(kw_only=True)
@@ -110,3 +127,5 @@ class AgentState(InputState):
     """Contradictions the verifier found."""
     history: Annotated[list[Turn], operator.add] = field(default_factory=list)
     """The thread's finished turns (accumulates across questions)."""
+    decisions: Annotated[list[Decision], operator.add] = field(default_factory=list)
+    """The thread's sign-off decisions on its drafts (accumulates across questions)."""

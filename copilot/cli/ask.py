@@ -54,10 +54,22 @@ def ask(
         "goes there without patient identifiers, the conversation stays here. Default: COPILOT_SERVER.",
     ),
     sr: Path = typer.Option(
-        None, "--sr", help="Also write the answer as a DICOM SR (TID 1500) to this file (not in the study)."
+        None,
+        "--sr",
+        help="Also make the answer a DICOM SR (TID 1500) for this file (not in the study): kept as a "
+        "draft, written once a person approves it ('copilot drafts approve').",
     ),
     seg: Path = typer.Option(
-        None, "--seg", help="Also write the anatomy masks as a DICOM SEG into this folder (not the study)."
+        None,
+        "--seg",
+        help="Also make the anatomy masks a DICOM SEG for this folder (not the study): kept with the "
+        "draft, written once a person approves it.",
+    ),
+    unreviewed: bool = typer.Option(
+        False,
+        "--unreviewed",
+        help="With --sr/--seg: write them now, with no person's approval (research pipelines); the SR "
+        "records that no person reviewed it.",
     ),
 ) -> None:
     """Answer a question about a study, with every statement traced to its tool."""
@@ -95,18 +107,67 @@ def ask(
     # The folder goes along so the answer knows the patient's other studies (e.g. a prior).
     # A tool that builds the knowledge index on first use draws its bar (nothing otherwise).
     first_use = "Building the knowledge index (first use only; 'copilot kb build' does it ahead)"
+    request = None
+    if (sr is not None or seg is not None) and not unreviewed:
+        from copilot.drafts.model import DraftOutput
+        from copilot.drafts.signing import DraftRequest
+
+        kinds: tuple[tuple[DraftOutput, Path | None], ...] = (("sr", sr), ("seg", seg))
+        wanted = [kind for kind, asked in kinds if asked is not None]
+        request = DraftRequest(
+            outputs=wanted,
+            sr_path=str(sr) if sr is not None else None,
+            seg_dir=str(seg) if seg is not None else None,
+            sources=sources,
+        )
     with stage_progress(enabled=not as_json, note=first_use) as building, reporting_builds(building):
-        answer = copilot.ask(studies, question, thread, study_uid=target.study_uid, on_event=trace)
+        answer = copilot.ask(
+            studies, question, thread, study_uid=target.study_uid, on_event=trace, draft=request
+        )
     from copilot.errors import CopilotError
 
     try:  # the answer is printed whatever happens to the DICOM files; their failure is one line
-        _write_dicom(copilot, answer, target, sr, seg, sources)
+        if request is not None:
+            _draft_seg(copilot, answer, target, seg)
+        else:
+            _write_dicom(copilot, answer, target, sr, seg, sources)
         failed: CopilotError | None = None
     except CopilotError as exc:
         failed = exc
     _print_answer(answer, target, as_json)
     if failed is not None:
         raise failed
+    if answer.draft:
+        from copilot.cli.output import stderr
+
+        stderr.print(
+            f"draft {answer.draft} saved: nothing is written or sent until a person approves it; "
+            f"review with 'copilot drafts show {answer.draft}', approve with "
+            f"'copilot drafts approve {answer.draft} --by NAME'",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _draft_seg(copilot: Copilot, answer: Answer, study: Study, seg: Path | None) -> None:
+    """The draft's SEG, made now into the draft's own folder (released on approval); when the
+    answer could not be kept as a draft, or the SEG cannot be made, the one-line reason (a
+    draft whose SEG failed is withdrawn: both or neither)."""
+    from copilot.errors import CopilotError, DicomObjectError
+
+    if answer.draft is None:
+        raise DicomObjectError(f"{answer.draft_error} (no draft was kept; no DICOM file was written)")
+    if seg is None:
+        return
+    try:
+        write_seg(copilot, study, copilot.draft_store.seg_dir(answer.draft))
+    except CopilotError as exc:
+        copilot.reject(answer.draft, by="copilot", reason=f"no DICOM SEG: {exc}")
+        raise DicomObjectError(
+            f"{exc}; no DICOM SEG was written and no DICOM SR either: draft {answer.draft} was withdrawn "
+            "(both or neither)"
+        ) from exc
 
 
 def _print_answer(answer: Answer, target: Study, as_json: bool) -> None:
@@ -117,7 +178,7 @@ def _print_answer(answer: Answer, target: Study, as_json: bool) -> None:
     from copilot.escape import escape_controls
 
     if as_json:
-        print_json(answer.to_contract())
+        print_json({**answer.to_contract(), **({"draft": answer.draft} if answer.draft else {})})
         return
     header = f"Study: {escape_controls(target.identity())}"
     body = escape_controls(without_study_block(answer.text), keep="\n\t")
@@ -210,20 +271,24 @@ def _preflight(sr: Path | None, seg: Path | None, sources: list[str]) -> None:
 def _write_dicom(
     copilot: Copilot, answer: Answer, study: Study, sr: Path | None, seg: Path | None, sources: list[str]
 ) -> None:
-    """Write the SR and SEG asked for with --sr and --seg, both or neither; one line each on
-    stderr. The SR is built (and checked) in memory first; then the SEG is built, checked and
-    written; only then is the SR written, and if that fails the new SEG is removed. A failure
-    raises with the reason and that nothing was written."""
+    """Write the SR and SEG asked for with --sr and --seg ``--unreviewed``, both or neither;
+    one line each on stderr. The SR records that no person reviewed it. It is built (and
+    checked) in memory first; then the SEG is built, checked and written; only then is the SR
+    written, and if that fails the new SEG is removed. A failure raises with the reason and
+    that nothing was written."""
     from copilot.cli.output import stderr
     from copilot.errors import CopilotError, DicomObjectError
     from copilot.escape import escape_controls
 
     report = None
     if sr is not None:
+        from copilot.dicomout.signoff import SignOff
         from copilot.dicomout.sr import build_sr, encode_sr
 
         try:
-            report = encode_sr(build_sr(answer, study))
+            report = encode_sr(
+                build_sr(answer, study, SignOff.unreviewed_by_choice(answer.text, answer.text))
+            )
         except CopilotError as exc:
             raise DicomObjectError(f"{exc} (no DICOM file was written)") from exc
     seg_path = None
@@ -244,7 +309,12 @@ def _write_dicom(
             if seg_path is not None:
                 seg_path.unlink(missing_ok=True)
             raise DicomObjectError(f"{exc}; the DICOM SEG was removed (both or neither)") from exc
-        stderr.print(f"DICOM SR written: {escape_controls(str(written))}", markup=False, highlight=False)
+        stderr.print(
+            f"DICOM SR written: {escape_controls(str(written))} (unreviewed: no person approved it)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if seg_path is not None:
         stderr.print(f"DICOM SEG written: {escape_controls(str(seg_path))}", markup=False, highlight=False)
 

@@ -19,7 +19,8 @@ def forget(
 ) -> None:
     """Delete stored patient data: a thread, everything about a study, or all of it.
 
-    Threads hold questions, answers and tool results; the index cache holds header values
+    Threads hold questions, answers and tool results; drafts hold answers waiting for sign-off
+    and their source headers; the index cache holds header values
     (names, IDs, dates) of every indexed file; artifacts are heatmaps and masks; cached tool
     results are findings and measurements per image. Model weights and knowledge corpora are
     kept.
@@ -35,7 +36,17 @@ def forget(
     if everything:
         stdout.print(f"Deleted {len(done.files)} stored file(s) and folder(s) of patient data.", markup=False)
         return
-    parts = [f"{len(done.threads)} thread(s)"]
+    from copilot.drafts.store import DraftStore
+
+    store = DraftStore.of(settings)
+    drafts = [
+        d
+        for d in store.drafts()
+        if (thread and d.thread_id == thread) or (study_uid and d.study_uid == study_uid)
+    ]
+    for draft in drafts:
+        store.delete(draft.id)
+    parts = [f"{len(done.threads)} thread(s)", f"{len(drafts)} draft(s)"]
     if study_uid:
         parts += [
             f"{done.indexed_files} indexed file record(s)",

@@ -53,6 +53,7 @@ from copilot.dicomout.codes import (
     unit_code,
 )
 from copilot.dicomout.plain import plain_text
+from copilot.dicomout.signoff import AGENT_ANSWER, REVIEW, SignOff, person_name
 from copilot.dicomout.source import clean_header
 from copilot.errors import DicomObjectError
 from copilot.escape import escape_controls
@@ -69,8 +70,10 @@ __all__ = [
     "SRContents",
     "SRMeasurement",
     "build_sr",
+    "build_sr_from",
     "encode_sr",
     "read_sr",
+    "sr_evidence",
     "write_sr",
 ]
 
@@ -78,6 +81,7 @@ log = logging.getLogger(__name__)
 
 SERIES_NUMBER = 901
 SERIES_DESCRIPTION = "copilot answer (AI, unverified)"
+SIGNED_SERIES_DESCRIPTION = "copilot answer (AI, approved by a person)"
 ABOVE = "Above operating threshold"
 BELOW = "Below operating threshold"
 SCORE = "Calibrated score"
@@ -109,6 +113,16 @@ class SRContents:
     evaluations: dict[str, str] = field(default_factory=dict)
     texts: list[tuple[str, str]] = field(default_factory=list)
     source_sop_uids: list[str] = field(default_factory=list)
+    verification: str = "UNVERIFIED"
+    """The document's VerificationFlag: VERIFIED once a person signed it."""
+    completion: str = "PARTIAL"
+    """The document's CompletionFlag."""
+    verifier: str | None = None
+    """The verifying observer's name (DICOM person name), when verified."""
+    verifier_organization: str | None = None
+    """The verifying observer's organization, when verified."""
+    verified_at: str | None = None
+    """When the verifying observer signed it (a DICOM DT), when verified."""
 
     def text(self, name: str) -> str | None:
         """The first text item with this name (e.g. ``"Answer"``), or None."""
@@ -324,16 +338,10 @@ def _comparison_text(answer: Answer) -> str:
     )
 
 
-def build_sr(answer: Answer, study: Study) -> Any:
-    """The answer as a highdicom ``ComprehensiveSR`` about ``study`` (see the module rules).
-
-    Its findings and provenance are read typed (:class:`copilot.schema.Finding`). Raises
-    :class:`DicomObjectError` when the answer is about another study or the report cannot be
-    built."""
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
-    from pydicom.uid import generate_uid
-
+def sr_evidence(answer: Answer, study: Study) -> list[Dataset]:
+    """The headers (never pixels) of the images an SR of ``answer`` references: the study's
+    primary instance first, then the other views its findings were read from. Raises
+    :class:`DicomObjectError` when the answer is about another study or the image is not DICOM."""
     if answer.study_uid != study.study_uid:
         raise DicomObjectError(
             f"the answer is about study {answer.study_uid}, not {study.study_uid}: the SR would file it "
@@ -342,14 +350,40 @@ def build_sr(answer: Answer, study: Study) -> Any:
     instance = study.primary_instance()
     if instance.kind != "dicom":
         raise DicomObjectError("a DICOM SR needs a DICOM source image (this study is a plain image file)")
-    evidence = _evidence(instance)
-    source = hd.sr.SourceImageForMeasurementGroup(
-        referenced_sop_class_uid=evidence.SOPClassUID, referenced_sop_instance_uid=evidence.SOPInstanceUID
-    )
-    provenance = answer.provenance
     # The other views the findings were read from are referenced and listed as evidence too.
     read = {f.image for f in answer.findings if f.image and f.image != instance.sop_uid}
     others = [_evidence(i) for i in study.instances() if i.sop_uid in read and i.kind == "dicom"]
+    return [_evidence(instance), *others]
+
+
+def build_sr(answer: Answer, study: Study, signoff: SignOff | None = None) -> Any:
+    """The answer as a highdicom ``ComprehensiveSR`` about ``study`` (see the module rules);
+    ``signoff`` records a person's approval (or an explicit unreviewed send): see
+    :mod:`copilot.dicomout.signoff`.
+
+    Its findings and provenance are read typed (:class:`copilot.schema.Finding`). Raises
+    :class:`DicomObjectError` when the answer is about another study or the report cannot be
+    built."""
+    return build_sr_from(answer, sr_evidence(answer, study), signoff)
+
+
+def build_sr_from(answer: Answer, evidence: Sequence[Dataset], signoff: SignOff | None = None) -> Any:
+    """:func:`build_sr` from the images' headers :func:`sr_evidence` read (primary first): what a
+    draft keeps, so it is signed later without the study at hand."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
+
+    if not evidence or str(evidence[0].get("StudyInstanceUID", "")) != answer.study_uid:
+        raise DicomObjectError(
+            f"the answer is about study {answer.study_uid}, not the source image's: the SR would file "
+            "it under the wrong patient"
+        )
+    first, others = evidence[0], list(evidence[1:])
+    source = hd.sr.SourceImageForMeasurementGroup(
+        referenced_sop_class_uid=first.SOPClassUID, referenced_sop_instance_uid=first.SOPInstanceUID
+    )
+    provenance = answer.provenance
     try:
         sources = {
             ds.SOPInstanceUID: hd.sr.SourceImageForMeasurementGroup(
@@ -379,7 +413,12 @@ def build_sr(answer: Answer, study: Study) -> Any:
             procedure_reported=codes.SCT.ImagingProcedure,
             imaging_measurements=groups,
         )
-        items = [("Question", plain_text(answer.question)), ("Answer", plain_text(str(answer.text or "")))]
+        text = signoff.text if signoff is not None else str(answer.text or "")
+        items = [("Question", plain_text(answer.question)), ("Answer", plain_text(text))]
+        if signoff is not None:
+            if signoff.verified:
+                items.append((AGENT_ANSWER, plain_text(signoff.agent_text)))
+            items.append((REVIEW, signoff.review_note()))
         items += texts
         if answer.prior is not None and answer.prior.study_uid:
             items.append((COMPARISON_STUDY, plain_text(_comparison_text(answer))))
@@ -411,23 +450,31 @@ def build_sr(answer: Answer, study: Study) -> Any:
             ]
         )
         report[0].ContentSequence.append(container)
+        verified = signoff is not None and signoff.verified
         sr = hd.sr.ComprehensiveSR(
-            evidence=[evidence, *others],
+            evidence=[first, *others],
             content=report[0],
             series_instance_uid=hd.UID(),
             series_number=SERIES_NUMBER,
             sop_instance_uid=hd.UID(),
             instance_number=1,
             manufacturer="copilot",
-            is_complete=False,
-            is_verified=False,
+            is_complete=verified,
+            is_verified=verified,
+            verifying_observer_name=person_name(signoff.approver or "") if signoff and verified else None,
+            verifying_organization=signoff.organization if signoff and verified else None,
         )
+        if signoff is not None and verified and signoff.approved_at is not None:
+            from pydicom.valuerep import DT
+
+            # The time the person approved, not the time the file was made.
+            sr.VerifyingObserverSequence[0].VerificationDateTime = DT(signoff.approved_at.astimezone())
     except (ValueError, TypeError, AttributeError) as exc:
         raise DicomObjectError(f"cannot build the DICOM SR: {exc}") from exc
     declare_schemes(sr)  # 99COPILOT codes come with their Coding Scheme Identification entry
     # Text items, code meanings and units (a plug-in's "µg/kg/min") are written as UTF-8.
     sr.SpecificCharacterSet = "ISO_IR 192"
-    sr.SeriesDescription = SERIES_DESCRIPTION
+    sr.SeriesDescription = SIGNED_SERIES_DESCRIPTION if verified else SERIES_DESCRIPTION
     sr.SoftwareVersions = __version__
     sr.ManufacturerModelName = "clinical imaging copilot"
     return sr
@@ -439,10 +486,12 @@ def write_sr(
     out: str | os.PathLike[str],
     *,
     sources: Sequence[str | os.PathLike[str]] = (),
+    signoff: SignOff | None = None,
 ) -> Path:
     """Write the answer's SR to ``out`` through the write guard (never into a study: the
-    study's files and ``sources`` are protected); returns the path written."""
-    data = encode_sr(build_sr(answer, study))
+    study's files and ``sources`` are protected); returns the path written. ``signoff``: as
+    for :func:`build_sr`."""
+    data = encode_sr(build_sr(answer, study, signoff))
     protected = [*sources, *(i.path for i in study.instances())]
     return outputs.write_bytes(out, data, sources=protected)
 
@@ -509,6 +558,12 @@ def read_sr(path: str | os.PathLike[str] | BinaryIO) -> SRContents:
     if not isinstance(report, hd.sr.MeasurementReport):
         raise DicomObjectError(f"{path}: not a TID 1500 measurement report")
     out = SRContents(study_uid=str(sr.StudyInstanceUID), patient_id=str(sr.get("PatientID", "")))
+    out.verification = str(sr.get("VerificationFlag", "") or "UNVERIFIED")
+    out.completion = str(sr.get("CompletionFlag", "") or "PARTIAL")
+    for observer in sr.get("VerifyingObserverSequence", None) or []:
+        out.verifier = str(observer.get("VerifyingObserverName", "") or "") or None
+        out.verifier_organization = str(observer.get("VerifyingOrganization", "") or "") or None
+        out.verified_at = str(observer.get("VerificationDateTime", "") or "") or None
     for group in report.get_image_measurement_groups():
         for image in group.source_images:
             if image.referenced_sop_instance_uid not in out.source_sop_uids:

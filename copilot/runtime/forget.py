@@ -117,7 +117,8 @@ def forget(
         _remove_file(settings.index_cache_path, out)
         for aside in settings.index_cache_path.parent.glob(f"{settings.index_cache_path.name}.broken-*"):
             _remove_file(aside, out)
-        for folder in (settings.artifacts_dir, settings.results_dir, settings.data_dir / "locks"):
+        drafts = settings.data_dir / "drafts"  # answers waiting for sign-off (copilot.drafts)
+        for folder in (settings.artifacts_dir, settings.results_dir, settings.data_dir / "locks", drafts):
             if folder.exists():
                 shutil.rmtree(folder, ignore_errors=True)
                 out.files.append(str(folder))

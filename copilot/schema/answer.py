@@ -103,6 +103,15 @@ class Answer(BaseModel):
         "is none (recorded in the SR as its comparison study). None for other questions, and when "
         "the question was asked about a study alone (not within its folder or server listing).",
     )
+    draft: str | None = Field(
+        default=None,
+        description="The id of the draft this answer became (asked with a sign-off): nothing of it "
+        "leaves the machine until a person approves it (``Copilot.approve``, ``copilot drafts "
+        "approve``). None when no sign-off was asked, or the draft could not be kept.",
+    )
+    draft_error: str | None = Field(
+        default=None, description="Why the answer could not be kept as a draft (None when it was)."
+    )
     provenance: dict[str, Provenance] = Field(
         default_factory=dict,
         description="Per tool that ran: its version, model id and revision, device (for the "

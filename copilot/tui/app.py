@@ -92,9 +92,9 @@ class CopilotCommands(Provider):
                 "This study's questions, answers and findings",
             ),
             (
-                "Export last answer as DICOM SR",
+                "Review and sign the last answer",
                 app.action_export_sr,
-                "Measurements, scores and text as a DICOM Structured Report for the PACS",
+                "Edit, see your edits, approve or reject; only then is its DICOM SR written or sent",
             ),
             ("New conversation", app.action_new_conversation, "Earlier questions stop shaping follow-ups"),
             ("Next study", lambda: app.action_step_study(1), "Ask about the next study in the list"),
@@ -147,7 +147,7 @@ class CopilotApp(App[None]):
         *(Binding(str(n), f"tab('{tab}')", title, show=False) for n, (title, tab) in enumerate(TABS, 1)),
         Binding("ctrl+n", "new_conversation", "New chat", show=False),
         Binding("ctrl+s", "export", "Export"),
-        Binding("ctrl+r", "export_sr", "Export SR", show=False),
+        Binding("ctrl+r", "export_sr", "Sign", show=False),
         Binding("question_mark,f1", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit"),
     ]
@@ -800,35 +800,11 @@ class CopilotApp(App[None]):
         return open_source(self.path).files_root(study, self.study_set)
 
     def action_export_sr(self) -> None:
-        """Ask for a folder, then write the current study's last answer as a DICOM SR."""
-        study = self.study
-        if study is None:
-            self.notify("Select a study first", severity="warning")
-            return
-        answers = self.answers.get(study.study_uid, [])
-        if not answers:
-            self.notify("Ask a question first: the SR holds an answer", severity="warning")
-            return
-        answer = answers[-1]
+        """Review and sign the current study's last answer (:mod:`copilot.tui.drafts`): its
+        DICOM SR is written, or sent to the PACS, only once a person approves it."""
+        from copilot.tui.drafts import review_last_answer
 
-        def done(folder: Path | None) -> None:
-            if folder is None:
-                return
-            import time
-
-            from copilot.dicomout.sr import write_sr
-            from copilot.errors import CopilotError
-
-            name = f"copilot-sr-{time.strftime('%Y%m%d-%H%M%S')}.dcm"
-            try:
-                path = write_sr(answer, study, folder / name, sources=[self._source_root(study)])
-            except (CopilotError, OSError) as exc:
-                self.notify(str(exc), title="SR export failed", severity="error", timeout=8)
-                return
-            self.notify(f"DICOM SR of {study.identity()} written to {path}", title="Export SR", timeout=6)
-
-        prompt = "Write this study's last answer as a DICOM SR (measurements, scores, text) into:"
-        self.push_screen(ExportScreen(self.export_dir, study.identity(), prompt=prompt), done)
+        review_last_answer(self)
 
 
 def create_app(path: Path | str, backend: Backend | None = None, **kwargs: Any) -> CopilotApp:
