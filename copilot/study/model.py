@@ -249,14 +249,16 @@ class ResultObject(BaseModel):
 class Study(BaseModel):
     """A study: series sharing a StudyInstanceUID, for one patient."""
 
-    study_uid: str
-    patient_id: str = ""
-    patient_name: str = Field(default="", repr=False)
-    patient_age: str = ""
-    patient_sex: str = ""
-    study_date: str = ""
-    description: str = ""
-    series: list[Series] = Field(default_factory=list)
+    study_uid: str = Field(description="StudyInstanceUID.")
+    patient_id: str = Field(default="", description="PatientID.")
+    patient_name: str = Field(
+        default="", repr=False, description="PatientName (kept out of repr, displays and prompts)."
+    )
+    patient_age: str = Field(default="", description="PatientAge as stored, e.g. 045Y.")
+    patient_sex: str = Field(default="", description="PatientSex: M, F, O or empty.")
+    study_date: str = Field(default="", description="StudyDate, YYYYMMDD.")
+    description: str = Field(default="", description="StudyDescription.")
+    series: list[Series] = Field(default_factory=list, description="Its series, in series order.")
     listing: StudyListing | None = Field(
         default=None,
         description="Set when the study was only listed by a server (QIDO-RS study level): its "
@@ -350,9 +352,11 @@ class StudySet(BaseModel):
     ``model_dump()`` for the fields.)
     """
 
-    root: str
-    studies: list[Study] = Field(default_factory=list)
-    skipped: list[SkippedFile] = Field(default_factory=list)
+    root: str = Field(description="The folder indexed, or the server's base URL.")
+    studies: list[Study] = Field(default_factory=list, description="The studies, in listing order.")
+    skipped: list[SkippedFile] = Field(
+        default_factory=list, description="The files not indexed, each with its reason."
+    )
 
     def __len__(self) -> int:
         """The number of studies (an empty set is falsy)."""
