@@ -2,7 +2,7 @@
 
     copilot = Copilot()                      # embedded planner, template composer, offline
     studies = copilot.open("/data/cxr")      # index a folder (read-only)
-    answer = copilot.ask(studies.studies[0], "Is there cardiomegaly?")
+    answer = copilot.ask(studies[0], "Is there cardiomegaly?")   # studies: a sequence
     print(answer.text)
 
     listed = copilot.open("http://pacs:8042/dicom-web")          # a PACS: study-level QIDO only
