@@ -12,7 +12,7 @@ QUESTION ?= Is there cardiomegaly, and what could cause it?
 # elsewhere pip picks the right torch for the platform.
 TORCH_SPEC := $(shell test -f /etc/xdg/pip/constraints.txt && echo "torch==2.14.1 torchvision==0.29.1")
 
-.PHONY: demo test check lint types unit wheel bench install clean
+.PHONY: demo test check lint types unit wheel bench docs install clean
 
 $(BIN)/.installed: pyproject.toml examples/copilot-example-plugin/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,5 +77,10 @@ check: test
 bench: install
 	$(BIN)/python bench/index.py
 
+# The documentation site, its Python API reference (docs/api.md) generated from the docstrings
+# by mkdocstrings; --strict fails on any warning (a broken reference, a missing page). Into site/.
+docs: install
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build site .pytest_cache .mypy_cache .ruff_cache

@@ -105,8 +105,9 @@ def main() -> None:
     n = sum(len(s.series) for s in studies.studies)
 
     start = time.perf_counter()
-    local = copilot.analyze(studies, batch_size=args.batch_size)
+    analysis = copilot.analyze(studies, batch_size=args.batch_size)
     local_s = time.perf_counter() - start
+    local = analysis.to_contract()  # as the JSONL lines Ray writes
     print(f"local: {n} images in {local_s:.1f}s", flush=True)
 
     first_shard: list[float] = []

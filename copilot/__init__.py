@@ -2,8 +2,10 @@
 
 The public face: :class:`Copilot` (the agent API), the typed vocabulary of its answers
 (:class:`Answer`, :class:`ToolRun`, :class:`Finding`, :class:`Citation`, :class:`Artifact`,
-:class:`Statement` and the progress events of :data:`CopilotEvent`) and the studies it reads
-(:class:`Study`, :class:`StudySet`, :class:`StudyQuery`). Importing the package loads none of
+:class:`Statement` and the progress events of :data:`CopilotEvent`), of its bulk analyses
+(:class:`Analysis`, :class:`ImageAnalysis`, :class:`ToolResult`), their flat rows for research
+(:class:`FindingRecord`, :class:`ToolRecord`) and the studies it reads (:class:`Study`,
+:class:`StudySet`, :class:`StudyQuery`). Importing the package loads none of
 them: each is imported on first use (the agent API pulls in LangGraph, the studies pydicom).
 """
 
@@ -18,6 +20,7 @@ from copilot.errors import CopilotError
 if TYPE_CHECKING:
     from copilot.api import Copilot
     from copilot.schema import (
+        Analysis,
         Answer,
         AnswerDone,
         AnswerToken,
@@ -25,9 +28,13 @@ if TYPE_CHECKING:
         Citation,
         CopilotEvent,
         Finding,
+        FindingRecord,
+        ImageAnalysis,
         PlanMade,
         Statement,
         ToolFinished,
+        ToolRecord,
+        ToolResult,
         ToolRun,
         ToolStarted,
         Understood,
@@ -38,6 +45,7 @@ if TYPE_CHECKING:
 #: Where each lazily imported public name lives.
 _LAZY = {
     "Copilot": "copilot.api",
+    "Analysis": "copilot.schema",
     "Answer": "copilot.schema",
     "AnswerDone": "copilot.schema",
     "AnswerToken": "copilot.schema",
@@ -45,9 +53,13 @@ _LAZY = {
     "Citation": "copilot.schema",
     "CopilotEvent": "copilot.schema",
     "Finding": "copilot.schema",
+    "FindingRecord": "copilot.schema",
+    "ImageAnalysis": "copilot.schema",
     "PlanMade": "copilot.schema",
     "Statement": "copilot.schema",
     "ToolFinished": "copilot.schema",
+    "ToolRecord": "copilot.schema",
+    "ToolResult": "copilot.schema",
     "ToolRun": "copilot.schema",
     "ToolStarted": "copilot.schema",
     "Understood": "copilot.schema",
@@ -57,6 +69,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Analysis",
     "Answer",
     "AnswerDone",
     "AnswerToken",
@@ -66,12 +79,16 @@ __all__ = [
     "CopilotError",
     "CopilotEvent",
     "Finding",
+    "FindingRecord",
+    "ImageAnalysis",
     "PlanMade",
     "Statement",
     "Study",
     "StudyQuery",
     "StudySet",
     "ToolFinished",
+    "ToolRecord",
+    "ToolResult",
     "ToolRun",
     "ToolStarted",
     "Understood",

@@ -2,7 +2,7 @@
 
     copilot = Copilot()                      # embedded planner, template composer, offline
     studies = copilot.open("/data/cxr")      # index a folder (read-only)
-    answer = copilot.ask(studies.studies[0], "Is there cardiomegaly?")
+    answer = copilot.ask(studies[0], "Is there cardiomegaly?")   # studies: a sequence
     print(answer.text)
 
     listed = copilot.open("http://pacs:8042/dicom-web")          # a PACS: study-level QIDO only
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 from copilot.config import Settings, get_settings
 from copilot.errors import CopilotError, StudyError
 from copilot.llm import ChatModel, load_llm
-from copilot.schema import AnalysisRow, Answer, CopilotEvent, ToolResult, ToolRun
+from copilot.schema import Analysis, AnalysisRow, Answer, CopilotEvent, ImageAnalysis, ToolResult, ToolRun
 from copilot.study.model import InstanceRecord, Study, StudySet
 from copilot.study.prior import PriorStudy
 from copilot.study.query import StudyQuery
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from copilot.drafts.store import DraftStore
     from copilot.study.source import StudySource
 
-__all__ = ["AnalysisRow", "Answer", "Copilot", "EventSink", "ToolRun"]
+__all__ = ["Analysis", "AnalysisRow", "Answer", "Copilot", "EventSink", "ImageAnalysis", "ToolRun"]
 
 log = logging.getLogger(__name__)
 
@@ -651,7 +651,7 @@ class Copilot:
         batch_size: int = 16,
         progress: Callable[[int, int], None] | None = None,
         tools: list[str] | None = None,
-    ) -> list[AnalysisRow]:
+    ) -> Analysis:
         """Run every applicable image tool on every series' first image, batched per tool
         (listed studies are opened first; one that cannot be is left out, with a warning).
 
@@ -660,6 +660,11 @@ class Copilot:
         compares studies gets each image's prior among the studies analysed. Each batch
         has the per-tool time limit (``tool_timeout_s``); a tool that exceeds it is abandoned
         (it cannot keep the process alive) and its remaining images are reported, not sent.
+
+        The result is an :class:`~copilot.schema.Analysis`: a sequence of
+        :class:`~copilot.schema.ImageAnalysis` rows (one per series' first image, with each
+        tool's typed :class:`~copilot.schema.ToolResult`), with ``to_records()``,
+        ``to_pandas()`` and ``to_contract()`` (the JSONL lines of ``copilot analyze``).
         """
         from copilot.study.prior import priors_of
         from copilot.tools.ordering import dependency_order
@@ -673,17 +678,7 @@ class Copilot:
             for n, t in self.tools.items()
             if (tools is None or n in tools) and t.manifest.needs_image and not t.manifest.question_dependent
         }
-        rows: list[AnalysisRow] = [
-            {
-                "study_uid": s.study_uid,
-                "series_uid": inst.series_uid,
-                "sop_uid": inst.sop_uid,
-                "path": inst.path,
-                "tools": {},
-            }
-            for s, inst in targets
-        ]
-        results: list[dict[str, ToolResult]] = [{} for _ in targets]
+        results: list[dict[str, ToolResult]] = [{} for _ in targets]  # per image, tools in run order
         hung: dict[str, str] = {}  # tools that timed out: their later batches are not sent
         total, done = len(targets) * max(1, len(chosen)), 0
         for name in dependency_order(chosen, chosen):
@@ -700,11 +695,22 @@ class Copilot:
                 ]
                 for i, result in zip(chunk, self._timed_batch(tool, requests, hung), strict=True):
                     results[i][name] = result
-                    rows[i]["tools"][name] = result.model_dump(exclude_none=True)
                 done += len(chunk)
                 if progress:
                     progress(done, total)
-        return rows
+        return Analysis(
+            rows=[
+                ImageAnalysis(
+                    study_uid=s.study_uid,
+                    series_uid=inst.series_uid,
+                    sop_uid=inst.sop_uid,
+                    path=inst.path,
+                    view=inst.view,
+                    tools=found,
+                )
+                for (s, inst), found in zip(targets, results, strict=True)
+            ]
+        )
 
     def _opened_all(self, studies: Sequence[Study]) -> list[Study]:
         """``studies`` opened; a listed study that cannot be opened is left out (logged)."""

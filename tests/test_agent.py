@@ -366,7 +366,7 @@ def test_analyze_batches_every_image(tmp_path: Path) -> None:
         make_dicom(tmp_path / f"p{i}" / "a.dcm", pixels=np.full((32, 32), 100 * (i + 1), np.uint16))
     copilot = copilot_with({"cxr_classifier": FakeClassifier()})
     rows = copilot.analyze(copilot.open(tmp_path), batch_size=2)
-    assert len(rows) == 3 and all(r["tools"]["cxr_classifier"]["status"] == "ok" for r in rows)
+    assert len(rows) == 3 and all(r.tools["cxr_classifier"].status == "ok" for r in rows)
 
 
 def test_ask_cli_with_real_offline_tools(

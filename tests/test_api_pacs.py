@@ -82,7 +82,7 @@ def test_a_broken_study_is_its_own_error(archive: StubArchive, tmp_path: Path) -
         assert broken.uid in message and "HTTP 500" in message and "\n" not in message
         rows = copilot.analyze(listed, tools=["cxr_classifier"])
     good = {s.uid for s in archive.studies if not s.broken}
-    assert {r["study_uid"] for r in rows} == good  # the others analysed, each opened on demand
+    assert {r.study_uid for r in rows} == good  # the others analysed, each opened on demand
 
 
 def test_a_study_listed_elsewhere_names_the_fix(archive: StubArchive) -> None:

@@ -334,14 +334,14 @@ def test_analyze_survives_every_hostile_plugin(mixed_study: Path) -> None:
     copilot = Copilot(tools=tools, persist=False)
     rows = copilot.analyze(copilot.open(mixed_study))
     assert len(rows) == 10
-    for row in rows:
+    for row in rows.to_contract():  # the JSONL lines of `copilot analyze`
         line = dumps(row)
         assert len(line) < 2_000_000
         json.loads(line, parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}"))
         assert set(row["tools"]) == set(tools)
         hostile = {name: t["status"] for name, t in row["tools"].items() if name != "pixel_mean"}
         assert hostile == HOSTILE_STATUS
-    means = [r["tools"]["pixel_mean"]["status"] for r in rows]
+    means = [r.tools["pixel_mean"].status for r in rows]
     assert means.count("ok") == 8 and means.count("error") == 2
 
 

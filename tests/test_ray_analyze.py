@@ -127,7 +127,7 @@ def runs(ray_session: Any, demo_studies: Path, tmp_path_factory: pytest.TempPath
         tools: dict[str, Tool] = {**create_tools(settings), "prior_echo": PriorEcho(settings)}
         copilot = Copilot(settings=settings, tools=tools, persist=False)
         studies = copilot.open(_copy_demo(demo_studies, base / "studies", COPIES))
-        local = copilot.analyze(studies, batch_size=SHARD)
+        local = copilot.analyze(studies, batch_size=SHARD).to_contract()  # the JSONL lines
         out = base / "ray-out"
         summary = analyze_on_ray(
             studies, out, settings=settings, tools=tools, batch_size=SHARD, shard_size=SHARD

@@ -239,7 +239,21 @@ def test_answer_holds_no_untyped_dicts() -> None:
 
 
 def test_public_names_come_from_the_package_root() -> None:
-    for name in ("Answer", "ToolRun", "Finding", "Citation", "Artifact", "Statement", "Study", "StudySet"):
+    for name in (
+        "Answer",
+        "ToolRun",
+        "Finding",
+        "Citation",
+        "Artifact",
+        "Statement",
+        "Study",
+        "StudySet",
+        "Analysis",
+        "ImageAnalysis",
+        "ToolResult",
+        "FindingRecord",
+        "ToolRecord",
+    ):
         assert name in copilot.__all__ and getattr(copilot, name).__name__ == name
     assert copilot.StudyQuery.__name__ == "StudyQuery" and copilot.PlanMade is PlanMade
     from copilot.tools.contract import Finding as PluginFinding

@@ -293,7 +293,7 @@ def test_bulk_analysis_through_a_server_is_batched_there(client_env: str, demo_s
     remote = Copilot(server=client_env, persist=False)
     rows = remote.analyze(remote.open(demo_studies), batch_size=8, tools=["paced_tool"])
     assert len(rows) == 24
-    texts = [row["tools"]["paced_tool"]["findings"][0]["text"] for row in rows]
+    texts = [row.tools["paced_tool"].findings[0].text or "" for row in rows]
     assert max(int(text.rsplit(" ", 1)[1]) for text in texts) > 1  # sent at once, batched there
 
 

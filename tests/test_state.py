@@ -256,7 +256,7 @@ def test_analyze_has_the_per_tool_timeout(tmp_path: Path, monkeypatch: pytest.Mo
         make_dicom(tmp_path / "many" / f"{n}.dcm")
     studies = index_folder(tmp_path / "many")
     rows = Copilot(tools={"cxr_classifier": Hanging()}, persist=False).analyze(studies, batch_size=1)
-    details = [r["tools"]["cxr_classifier"]["detail"] for r in rows]
+    details = [r.tools["cxr_classifier"].detail for r in rows]
     assert details[0] == "timed out after 0.5s"
     assert all(d.startswith("not run: cxr_classifier timed out") for d in details[1:])
-    assert all(r["tools"]["cxr_classifier"]["status"] == "error" for r in rows)
+    assert all(r.tools["cxr_classifier"].status == "error" for r in rows)

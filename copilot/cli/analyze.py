@@ -66,7 +66,7 @@ def analyze(
     # Through the write guard again (the opened study is now protected too): a temporary file
     # renamed into place, so a link named like the output never redirects the write.
     with outputs.open_output(out, sources=[*local_sources(path), *local_sources(studies.root)]) as fh:
-        for row in rows:
+        for row in rows.to_contract():
             fh.write(dumps(row) + "\n")
     stdout.print(f"{len(rows)} images analysed -> {escape_controls(str(out))}", markup=False, highlight=False)
 

@@ -5,7 +5,7 @@ It sits in the lowest layer (it imports only pydantic), so tools, the agents, th
 writers, export and the terminal app all read the same types.
 """
 
-from copilot.schema.analysis import AnalysisRow
+from copilot.schema.analysis import Analysis, AnalysisRow, ImageAnalysis
 from copilot.schema.answer import Answer, ToolRun
 from copilot.schema.events import (
     WIRE_VERSION,
@@ -18,6 +18,7 @@ from copilot.schema.events import (
     Understood,
     event_from_json,
 )
+from copilot.schema.records import FindingRecord, ToolRecord
 from copilot.schema.results import (
     Artifact,
     Citation,
@@ -47,6 +48,7 @@ CHECKPOINT_TYPES: tuple[type, ...] = (
 __all__ = [
     "CHECKPOINT_TYPES",
     "WIRE_VERSION",
+    "Analysis",
     "AnalysisRow",
     "Answer",
     "AnswerDone",
@@ -55,6 +57,8 @@ __all__ = [
     "Citation",
     "CopilotEvent",
     "Finding",
+    "FindingRecord",
+    "ImageAnalysis",
     "ImageRead",
     "PlanMade",
     "Provenance",
@@ -62,6 +66,7 @@ __all__ = [
     "Side",
     "Statement",
     "ToolFinished",
+    "ToolRecord",
     "ToolResult",
     "ToolRun",
     "ToolStarted",

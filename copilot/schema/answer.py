@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+import html
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from pydantic import BaseModel, Field, JsonValue
 
+from copilot.schema.display import html_table, markdown_cell, markdown_html, markdown_table, markdown_text
+from copilot.schema.records import FindingRecord, ToolRecord, finding_record, to_frame
 from copilot.schema.results import Artifact, Citation, Finding, ImageRead, Provenance, ToolStatus
 from copilot.schema.statements import Statement
 
-__all__ = ["Answer", "AskContract", "ContractTool", "PriorUsed", "ToolRun"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Answer", "AnswerTable", "AskContract", "ContractTool", "PriorUsed", "ToolRun"]
+
+#: The tables of an answer as DataFrames (:meth:`Answer.to_pandas`).
+AnswerTable = Literal["findings", "tools", "citations"]
+_TOOL_HEADERS = ("tool", "status", "seconds", "findings", "detail")
 
 #: The keys of a citation in ``copilot ask --json``, in order (a stable contract).
 CONTRACT_CITATION_KEYS = ("n", "source", "id", "score", "text", "label", "reference", "licence")
@@ -134,3 +144,89 @@ class Answer(BaseModel):
             ],
             "citations": [{key: getattr(c, key) for key in CONTRACT_CITATION_KEYS} for c in self.citations],
         }
+
+    # -- research and notebooks ------------------------------------------------------------
+    def _images(self) -> tuple[dict[str, ImageRead], dict[str, ImageRead]]:
+        """Each tool's lead image, and every image read by its SOP Instance UID."""
+        leads = {t.name: t.images[0] for t in self.tools if t.images}
+        by_uid = {read.sop_uid: read for t in self.tools for read in t.images}
+        return leads, by_uid
+
+    def to_records(self) -> list[FindingRecord]:
+        """Every finding as a flat typed row (:class:`~copilot.schema.records.FindingRecord`),
+        in answer order: its tool, label, score, threshold, value, unit, side, and the image
+        (SOP Instance UID, series, view) it was read from."""
+        leads, by_uid = self._images()
+        records = []
+        for finding in self.findings:
+            tool = finding.tool or ""
+            lead = leads.get(tool)
+            read = by_uid.get(finding.image or (lead.sop_uid if lead else ""))
+            records.append(
+                finding_record(
+                    finding,
+                    study_uid=self.study_uid,
+                    tool=tool,
+                    series_uid=read.series_uid if read else "",
+                    image=read.sop_uid if read else "",
+                    view=read.view if read else "",
+                )
+            )
+        return records
+
+    def tool_records(self) -> list[ToolRecord]:
+        """Every tool run as a flat typed row (:class:`~copilot.schema.records.ToolRecord`):
+        status, seconds, detail, fix, its lead image and how many findings it gave."""
+        leads, _ = self._images()
+        counts: dict[str, int] = {}
+        for finding in self.findings:
+            counts[finding.tool or ""] = counts.get(finding.tool or "", 0) + 1
+        records = []
+        for run in self.tools:
+            lead = leads.get(run.name)
+            records.append(
+                ToolRecord(
+                    study_uid=self.study_uid,
+                    series_uid=lead.series_uid if lead else "",
+                    image=lead.sop_uid if lead else "",
+                    view=lead.view if lead else "",
+                    tool=run.name,
+                    status=run.status,
+                    seconds=run.seconds,
+                    detail=run.detail,
+                    fix=run.fix,
+                    findings=counts.get(run.name, 0),
+                )
+            )
+        return records
+
+    def to_pandas(self, table: AnswerTable = "findings") -> pd.DataFrame:
+        """A pandas DataFrame of the answer's ``"findings"`` (:meth:`to_records`, the default),
+        ``"tools"`` (:meth:`tool_records`) or ``"citations"`` (one row per cited passage).
+        Raises :class:`~copilot.errors.CopilotError` when pandas is not installed
+        (``pip install 'dicom-copilot[research]'``)."""
+        if table == "tools":
+            return to_frame(self.tool_records(), ToolRecord)
+        if table == "citations":
+            return to_frame(self.citations, Citation)
+        return to_frame(self.to_records(), FindingRecord)
+
+    def _tool_rows(self) -> list[list[str | float | int | None]]:
+        return [[t.tool, t.status, round(t.seconds, 2), t.findings, t.detail] for t in self.tool_records()]
+
+    def _repr_markdown_(self) -> str:
+        """A notebook's view: the question, the answer's Markdown (raw HTML in it made inert)
+        and a compact table of the tools that ran."""
+        parts = [f"**Q:** {markdown_cell(self.question)}", markdown_text(self.text)]
+        if self.tools:
+            parts.append(markdown_table(_TOOL_HEADERS, self._tool_rows()))
+        return "\n\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view as HTML: the question and every tool value escaped, the answer's
+        Markdown rendered with its raw HTML escaped (never passed through)."""
+        tools = html_table(_TOOL_HEADERS, self._tool_rows()) if self.tools else ""
+        return (
+            f"<div><p><strong>Q:</strong> {html.escape(self.question)}</p>"
+            f"{markdown_html(self.text)}{tools}</div>"
+        )

@@ -208,7 +208,8 @@ class Ingress:
             with self.stats.in_flight("analyze"):
                 copilot = await asyncio.to_thread(self._request_copilot, folder)
                 studies = await asyncio.to_thread(study_of, files, folder, copilot.settings)
-                rows = await asyncio.to_thread(copilot.analyze, studies)
+                analysis = await asyncio.to_thread(copilot.analyze, studies)
+            rows = analysis.to_contract()
             for row in rows:
                 row["path"] = Path(row["path"]).name
         except CopilotError as exc:  # e.g. nothing readable among the files sent

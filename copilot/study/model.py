@@ -8,9 +8,10 @@ a log line or a traceback never prints them.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, overload
 
 from pydantic import BaseModel, Field
 
@@ -254,14 +255,16 @@ class ResultObject(BaseModel):
 class Study(BaseModel):
     """A study: series sharing a StudyInstanceUID, for one patient."""
 
-    study_uid: str
-    patient_id: str = ""
-    patient_name: str = Field(default="", repr=False)
-    patient_age: str = ""
-    patient_sex: str = ""
-    study_date: str = ""
-    description: str = ""
-    series: list[Series] = Field(default_factory=list)
+    study_uid: str = Field(description="StudyInstanceUID.")
+    patient_id: str = Field(default="", description="PatientID.")
+    patient_name: str = Field(
+        default="", repr=False, description="PatientName (kept out of repr, displays and prompts)."
+    )
+    patient_age: str = Field(default="", description="PatientAge as stored, e.g. 045Y.")
+    patient_sex: str = Field(default="", description="PatientSex: M, F, O or empty.")
+    study_date: str = Field(default="", description="StudyDate, YYYYMMDD.")
+    description: str = Field(default="", description="StudyDescription.")
+    series: list[Series] = Field(default_factory=list, description="Its series, in series order.")
     listing: StudyListing | None = Field(
         default=None,
         description="Set when the study was only listed by a server (QIDO-RS study level): its "
@@ -328,13 +331,105 @@ class Study(BaseModel):
             raise StudyError(f"study {self.study_uid} {why}")
         return self.series[0].first
 
+    def _repr_markdown_(self) -> str:
+        """A notebook's view: the study line (:meth:`identity`, no name) and its series."""
+        from copilot.study.display import study_markdown
+
+        return study_markdown(self)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view as escaped HTML: the study line and its series."""
+        from copilot.study.display import study_html
+
+        return study_html(self)
+
 
 class StudySet(BaseModel):
-    """The result of indexing a folder: studies plus the files skipped and why."""
+    """The result of indexing a folder (or listing a server): studies plus the files skipped
+    and why. It is a sequence of its studies::
 
-    root: str
-    studies: list[Study] = Field(default_factory=list)
-    skipped: list[SkippedFile] = Field(default_factory=list)
+        len(studies)                     # how many studies
+        studies[0], studies[-1]          # a study by position
+        studies["1.2.840.113619"]        # a study by its UID or a unique prefix (:meth:`get`)
+        studies[:5]                      # a StudySet of the first five
+        for study in studies: ...        # the studies, in order
+        studies.select(patient="P00*", date="2020-01-01..2020-12-31")
+
+    (A pydantic model iterates over its fields; a StudySet iterates over its studies. Use
+    ``model_dump()`` for the fields.)
+    """
+
+    root: str = Field(description="The folder indexed, or the server's base URL.")
+    studies: list[Study] = Field(default_factory=list, description="The studies, in listing order.")
+    skipped: list[SkippedFile] = Field(
+        default_factory=list, description="The files not indexed, each with its reason."
+    )
+
+    def __len__(self) -> int:
+        """The number of studies (an empty set is falsy)."""
+        return len(self.studies)
+
+    def __iter__(self) -> Iterator[Study]:  # type: ignore[override]
+        """The studies, in order (not the model's fields, as a plain pydantic model would)."""
+        return iter(self.studies)
+
+    @overload
+    def __getitem__(self, key: int | str) -> Study: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> StudySet: ...
+
+    def __getitem__(self, key: int | str | slice) -> Study | StudySet:
+        """A study by position (``studies[0]``), by UID or unique UID prefix (``studies["1.2.3"]``,
+        as :meth:`get`), or a StudySet of a slice (``studies[:5]``; skipped files kept). Raises
+        :class:`IndexError` for a position out of range and :class:`~copilot.errors.StudyError`
+        for a UID that names no study or several."""
+        if isinstance(key, str):
+            return self.get(key)
+        if isinstance(key, slice):
+            return self.model_copy(update={"studies": self.studies[key]})
+        position = operator.index(key)
+        if not -len(self.studies) <= position < len(self.studies):
+            n = len(self.studies)
+            raise IndexError(f"study index {position} out of range: {n} studies in {self.root}")
+        return self.studies[position]
+
+    def select(
+        self,
+        *,
+        patient: str | None = None,
+        uid: str | None = None,
+        date: str | None = None,
+        modality: str | None = None,
+    ) -> StudySet:
+        """The studies matching every filter given, as a StudySet (skipped files kept; none
+        matching: an empty set, not an error). ``patient``: a patient ID, wildcards ``*`` and
+        ``?`` allowed; ``uid``: a StudyInstanceUID, or a prefix of one or more; ``date``: a
+        DICOM date or range (``20240131``, ``20240101-20241231``, open ends, or ISO
+        ``2024-01-01..2024-12-31``); ``modality``: one of the study's modalities. The rules are
+        those of ``copilot analyze --patient/--date`` and of a server's query
+        (:class:`~copilot.study.query.StudyQuery`). Raises :class:`~copilot.errors.StudyError`
+        for a date it cannot read."""
+        from copilot.study.query import StudyQuery
+
+        query = StudyQuery(patient=patient, date=date, modality=modality)
+        chosen = [s for s in self.studies if query.matches(s)]
+        if uid is not None:
+            exact = [s for s in chosen if s.study_uid == uid]
+            chosen = exact or [s for s in chosen if s.study_uid.startswith(uid)]
+        return self.model_copy(update={"studies": chosen})
+
+    def _repr_markdown_(self) -> str:
+        """A notebook's view: how many studies, and a table of them (study lines, no names)."""
+        from copilot.study.display import study_set_markdown
+
+        return study_set_markdown(self)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view as escaped HTML: how many studies, and a table of them."""
+        from copilot.study.display import study_set_html
+
+        return study_set_html(self)
 
     def get(self, study_uid: str) -> Study:
         """The study with this UID (a unique prefix is accepted); raises StudyError otherwise."""

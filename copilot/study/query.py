@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from copilot.errors import StudyError
-from copilot.study.model import Study, StudySet
+
+if TYPE_CHECKING:  # only annotations: the study model imports this module (StudySet.select)
+    from copilot.study.model import Study, StudySet
 
 __all__ = ["StudyQuery", "parse_date_range"]
 
