@@ -21,6 +21,7 @@ from copilot.cli import cache as _cache
 from copilot.cli import forget as _forget
 from copilot.cli import kb as _kb
 from copilot.cli import llm as _llm
+from copilot.cli import mcp as _mcp
 from copilot.cli import models as _models
 from copilot.cli import push as _push
 from copilot.cli import serve as _serve
@@ -88,7 +89,21 @@ def _warnings_to_debug_log() -> None:
         logging.getLogger("pydicom").setLevel(logging.ERROR)
 
 
-for module in (_studies, _ask, _analyze, _push, _kb, _forget, _cache, _tools, _models, _llm, _serve, _tui):
+for module in (
+    _studies,
+    _ask,
+    _analyze,
+    _push,
+    _kb,
+    _forget,
+    _cache,
+    _tools,
+    _models,
+    _llm,
+    _serve,
+    _mcp,
+    _tui,
+):
     module.register(app)
 
 
