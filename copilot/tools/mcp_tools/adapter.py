@@ -134,12 +134,12 @@ def result_of(tool: str, structured: dict[str, Any] | None, text: str, mapping: 
     free_text = text.strip() or None
     structured = _structured(structured, free_text)
     if structured is not None:
-        free_text = None
+        # {"text": ...}, or an SDK server's wrapped string return ({"result": ...})
+        said = [structured[k] for k in ("text", "result") if isinstance(structured.get(k), str)]
+        free_text = (said[0].strip() or None) if said else None
         for raw in structured.get("findings") or []:
             if isinstance(raw, dict) and raw.get("label"):
                 findings.append(_finding(raw, mapping))
-        if isinstance(structured.get("text"), str):
-            free_text = structured["text"].strip() or None
     if not findings and free_text:
         label = mapping.labels[0] if mapping.labels else mapping.tool_name.replace("_", " ")
         findings.append(Finding(label=label, kind="answer", text=free_text))
