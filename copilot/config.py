@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         "an explicit `copilot models pull`.",
     )
     tool_timeout_s: float = Field(default=300.0, gt=0, description="Per-tool time limit.")
+    mcp_tools: Path | None = Field(
+        default=None,
+        description="The mapping file of MCP servers' tools used as copilot tools (docs/mcp.md); "
+        "default: mcp-tools.toml in the config dir, when it exists.",
+    )
     llm: str | None = Field(
         default=None,
         description="LangChain model string (e.g. openai:gpt-4o-mini, ollama:medgemma); "

@@ -22,6 +22,7 @@ from copilot.cli import drafts as _drafts
 from copilot.cli import forget as _forget
 from copilot.cli import kb as _kb
 from copilot.cli import llm as _llm
+from copilot.cli import mcp as _mcp
 from copilot.cli import models as _models
 from copilot.cli import push as _push
 from copilot.cli import serve as _serve
@@ -102,6 +103,7 @@ for module in (
     _models,
     _llm,
     _serve,
+    _mcp,
     _tui,
 ):
     module.register(app)

@@ -3,7 +3,9 @@
 Built-in tools register through the same group, in this project's own pyproject, as any
 third-party plug-in does; their names and targets are those of
 :data:`copilot.tools.builtin.BUILTIN_TOOLS`. Listing imports only each tool's module (never torch or a model);
-a plug-in that fails to import or breaks the contract is reported, never fatal.
+a plug-in that fails to import or breaks the contract is reported, never fatal. The tools of
+MCP servers named in the MCP tools mapping file (:mod:`copilot.tools.mcp_tools`) are listed with
+them, read afresh when the file changes.
 """
 
 from __future__ import annotations
@@ -105,7 +107,31 @@ def discover(refresh: bool = False) -> dict[str, PluginEntry]:
                     continue
                 found[ep.name] = _load(ep)
             _cache = found
-        return dict(_cache)
+        return {**_cache, **_mcp_entries(_cache)}
+
+
+def _mcp_entries(installed: dict[str, PluginEntry]) -> dict[str, PluginEntry]:
+    """The MCP servers' tools of the mapping file (docs/mcp.md), as plug-in entries: a built-in's
+    name is refused, an installed plug-in's name stays the plug-in's (both listed, not ok)."""
+    from copilot.config import get_settings
+    from copilot.tools.mcp_tools import mapped_tools
+
+    entries: dict[str, PluginEntry] = {}
+    for tool in mapped_tools(get_settings()):
+        dist = f"mcp:{tool.server}"
+        if tool.name in installed or tool.name in entries:
+            clash = (
+                "reserved for the built-in tool"
+                if tool.name in RESERVED
+                else "taken by an installed plug-in"
+                if tool.name in installed
+                else "mapped twice"
+            )
+            why = f"refused: {tool.name!r} is {clash}; give the MCP tool another name"
+            entries[f"{tool.name} ({dist})"] = PluginEntry(tool.name, tool.target, dist, None, why)
+            continue
+        entries[tool.name] = PluginEntry(tool.name, tool.target, dist, tool.tool_class, tool.error)
+    return entries
 
 
 def tool_class(name: str) -> type[Tool]:
