@@ -18,6 +18,7 @@ from copilot._version import __version__
 from copilot.cli import analyze as _analyze
 from copilot.cli import ask as _ask
 from copilot.cli import cache as _cache
+from copilot.cli import eval as _eval
 from copilot.cli import forget as _forget
 from copilot.cli import kb as _kb
 from copilot.cli import llm as _llm
@@ -88,7 +89,21 @@ def _warnings_to_debug_log() -> None:
         logging.getLogger("pydicom").setLevel(logging.ERROR)
 
 
-for module in (_studies, _ask, _analyze, _push, _kb, _forget, _cache, _tools, _models, _llm, _serve, _tui):
+for module in (
+    _studies,
+    _ask,
+    _analyze,
+    _push,
+    _kb,
+    _forget,
+    _cache,
+    _tools,
+    _models,
+    _llm,
+    _serve,
+    _tui,
+    _eval,
+):
     module.register(app)
 
 
