@@ -14,13 +14,12 @@ from pathlib import Path
 
 from copilot.errors import CopilotError
 from copilot.schema import Answer
+from copilot.study.blank import write_blank
+from copilot.tools.results import Evidence, finding_evidence
 
-__all__ = ["Evidence", "blank_like", "ignores_image", "image_evidence"]
+__all__ = ["blank_like", "ignores_image", "image_evidence"]
 
 log = logging.getLogger(__name__)
-
-#: One finding as compared: tool, label, score, value, side (scores rounded to 1e-4).
-Evidence = tuple[str, str, float | None, float | None, str | None]
 
 
 def _size(image: Path) -> tuple[int, int]:
@@ -43,27 +42,16 @@ def _size(image: Path) -> tuple[int, int]:
 
 def blank_like(image: Path, folder: Path) -> Path:
     """A uniform mid-grey 8-bit PNG of ``image``'s size under ``folder`` (made once per size)."""
-    from PIL import Image
-
     width, height = _size(image)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"blank_{width}x{height}.png"
-    if not path.exists():
-        Image.new("L", (width, height), color=128).save(path)
-    return path
+    return write_blank(width, height, folder)
 
 
-def image_evidence(answer: Answer) -> list[Evidence]:
-    """The findings of the tools that read an image, in a comparable form (sorted)."""
+def image_evidence(answer: Answer) -> dict[str, list[Evidence]]:
+    """Per tool that read an image, its findings in a comparable form."""
     readers = {t.name for t in answer.tools if t.images and t.status == "ok"}
-    out: list[Evidence] = []
-    for f in answer.findings:
-        if f.tool not in readers:
-            continue
-        score = round(f.score, 4) if f.score is not None else None
-        value = round(f.value, 4) if f.value is not None else None
-        out.append((f.tool or "", f.label, score, value, f.side))
-    return sorted(out, key=repr)
+    return {
+        name: finding_evidence([f for f in answer.findings if f.tool == name]) for name in sorted(readers)
+    }
 
 
 def ignores_image(real: Answer, blank: Answer) -> bool | None:
