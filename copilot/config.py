@@ -89,6 +89,12 @@ class Settings(BaseSettings):
         description="The mapping file of MCP servers' tools used as copilot tools (docs/mcp.md); "
         "default: mcp-tools.toml in the config dir, when it exists.",
     )
+    self_check: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Answer-time self-check: the tools that read the image are run again on a blank "
+        "film of the same size, and a result that does not change is said to be uncertain. 'auto': "
+        "when an LLM composes the answer; 'on': always; 'off': never.",
+    )
     llm: str | None = Field(
         default=None,
         description="LangChain model string (e.g. openai:gpt-4o-mini, ollama:medgemma); "

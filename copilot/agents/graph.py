@@ -1,5 +1,6 @@
-"""The planner graph: understand -> plan -> execute -> review (-> execute, bounded) -> compose -> verify
-(-> signoff: a pause for a person's approval when the turn's answer is a draft to send)."""
+"""The planner graph: understand -> plan -> execute -> review (-> execute, bounded) -> self_check
+-> compose -> verify (-> signoff: a pause for a person's approval when the turn's answer is a
+draft to send); a plan without tools goes from plan to compose."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from copilot.agents.nodes.compose import compose
 from copilot.agents.nodes.execute import execute
 from copilot.agents.nodes.plan import plan
 from copilot.agents.nodes.review import review
+from copilot.agents.nodes.self_check import self_check
 from copilot.agents.nodes.understand import understand
 from copilot.agents.state import AgentState, InputState
 
@@ -49,6 +51,7 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> AgentGr
     graph.add_node("plan", plan)
     graph.add_node("execute", execute)
     graph.add_node("review", review)
+    graph.add_node("self_check", self_check)
     graph.add_node("compose", compose)
     graph.add_node("verify", verify)
     graph.add_node("signoff", signoff)
@@ -56,7 +59,9 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> AgentGr
     graph.add_edge("understand", "plan")
     graph.add_conditional_edges("plan", route_after_plan, ["execute", "compose"])
     graph.add_edge("execute", "review")
-    graph.add_conditional_edges("review", route_after_review, ["execute", "compose"])
+    # After the last round the tools' results are self-checked (when enabled), then composed.
+    graph.add_conditional_edges("review", route_after_review, {"execute": "execute", "compose": "self_check"})
+    graph.add_edge("self_check", "compose")
     graph.add_edge("compose", "verify")
     graph.add_conditional_edges("verify", route_after_verify, ["signoff", END])
     graph.add_edge("signoff", END)

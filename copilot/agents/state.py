@@ -103,6 +103,9 @@ class AgentState(InputState):
     """How it planned (the trace)."""
     caveats: list[str] = field(default_factory=list)
     """What no tool can do, said in the answer."""
+    image_independent: list[str] = field(default_factory=list)
+    """Tools whose findings were the same for a blank film (the self-check): their statements
+    are worded as uncertain."""
     results: dict[str, ToolResult] = field(default_factory=dict)
     """Per tool, its latest result (for a tool that read several views, its lead one: the first
     image, frontal first, that it answered for)."""

@@ -19,6 +19,7 @@ from copilot.cli import analyze as _analyze
 from copilot.cli import ask as _ask
 from copilot.cli import cache as _cache
 from copilot.cli import drafts as _drafts
+from copilot.cli import eval as _eval
 from copilot.cli import forget as _forget
 from copilot.cli import kb as _kb
 from copilot.cli import llm as _llm
@@ -105,6 +106,7 @@ for module in (
     _serve,
     _mcp,
     _tui,
+    _eval,
 ):
     module.register(app)
 

@@ -28,11 +28,13 @@ from copilot.tools.contract import Acceptance, Tool
 
 __all__ = [
     "LIMITS",
+    "Evidence",
     "accepts_safely",
     "available_safely",
     "checked_result",
     "checked_statements",
     "describe_failure",
+    "finding_evidence",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,21 @@ LIMITS: dict[str, int] = {
 }
 _FINDING_FIELDS = ("label", "unit", "score_meaning", "location", "source")
 _FINDING_NUMBERS = ("value", "score", "threshold")
+
+
+#: One finding as a control compares it: label, score, value, side (rounded to 1e-4).
+Evidence = tuple[str, float | None, float | None, str | None]
+
+
+def finding_evidence(findings: list[Finding]) -> list[Evidence]:
+    """``findings`` in a comparable form, sorted: whether two results said the same thing
+    (the blank-image controls of ``copilot eval`` and the answer-time self-check)."""
+    out: list[Evidence] = []
+    for f in findings:
+        score = round(f.score, 4) if f.score is not None else None
+        value = round(f.value, 4) if f.value is not None else None
+        out.append((f.label, score, value, f.side))
+    return sorted(out, key=repr)
 
 
 def describe_failure(exc: BaseException) -> str:

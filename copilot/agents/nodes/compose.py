@@ -17,6 +17,7 @@ from copilot.agents.context import Context
 from copilot.agents.header import header_answer
 from copilot.agents.matching import NO_PRIOR, comparers
 from copilot.agents.prior_note import comparison_note, prior_redactor, prior_report_quote
+from copilot.agents.self_check import hedge
 from copilot.agents.state import AgentState
 from copilot.schema import AnswerToken
 from copilot.text.fence import strip_fence_tags
@@ -128,6 +129,7 @@ def compose(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     ev = evidence_from(state, ctx)
     statements, citations = compose_statements(ev)
+    statements = hedge(statements, list(state.image_independent))
     template = render(ev, statements)
     answer = template
     notes = list(state.plan_notes)

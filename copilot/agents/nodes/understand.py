@@ -32,6 +32,7 @@ def understand(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "args": {},
         "inputs": {},
         "caveats": [],
+        "image_independent": [],
         "out_of_scope": False,
         "no_reader": "",
         "query": "",

@@ -1,0 +1,97 @@
+"""The answer-time self-check (issue #27, item 4): a tool whose result is the same for a blank
+film is said to be uncertain; one that reads the pixels is not; off by default without an LLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from copilot.agents.planner import EmbeddedPlanner
+from copilot.agents.self_check import UNCERTAIN
+from copilot.api import Copilot
+from copilot.config import get_settings
+from copilot.schema import Answer
+from copilot.testing.chat import FakeChatModel
+from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult
+from tests.conftest import need
+
+NIH = Path(__file__).resolve().parents[2] / "shared" / "data" / "nih-cxr"
+
+
+def _manifest(name: str) -> ToolManifest:
+    return ToolManifest(
+        name=name,
+        title=f"the {name.replace('_', ' ')}",
+        description="Scores pneumothorax on a chest radiograph (a test tool for the self-check).",
+        version="1.0.0",
+        modalities=("DX", "CR", "OT"),
+        questions=("Is there a pneumothorax?",),
+        labels=("Pneumothorax",),
+    )
+
+
+class FixedScore(Tool):
+    manifest = _manifest("fixed_pneumothorax")
+
+    def run(self, request: ToolRequest) -> ToolResult:
+        return ToolResult(
+            tool=self.name,
+            findings=[Finding(label="Pneumothorax", score=0.7, threshold=0.5, above_threshold=True)],
+        )
+
+
+class PixelReader(Tool):
+    manifest = _manifest("pixel_pneumothorax")
+
+    def run(self, request: ToolRequest) -> ToolResult:
+        gray = request.pixels().grayscale
+        score = round(float(np.mean(gray)) + float(np.std(gray)), 4)
+        return ToolResult(
+            tool=self.name,
+            findings=[
+                Finding(label="Pneumothorax", score=score, threshold=0.5, above_threshold=score >= 0.5)
+            ],
+        )
+
+
+def _ask(tool: type[Tool], llm: FakeChatModel | None = None) -> Answer:
+    settings = get_settings()
+    plugin = tool(settings)
+    copilot = Copilot(
+        llm=llm,
+        settings=settings,
+        tools={plugin.name: plugin},
+        planner=EmbeddedPlanner(settings),
+        persist=False,
+    )
+    image = need(NIH) / "images" / "00016361_000.png"
+    return copilot.ask(copilot.open(image), "Is there a pneumothorax?")
+
+
+def test_a_tool_that_ignores_the_image_is_said_uncertain(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COPILOT_SELF_CHECK", "on")
+    get_settings.cache_clear()
+    answer = _ask(FixedScore)
+    assert "fixed_pneumothorax" in answer.plan
+    mine = [s for s in answer.statements if s.tool == "fixed_pneumothorax"]
+    assert mine and all(s.text.startswith(UNCERTAIN) for s in mine)
+    assert "Self-check: the fixed pneumothorax gave the same result for a blank film" in answer.text
+    assert answer.findings[0].score == 0.7  # the numbers are kept
+
+
+def test_a_tool_that_reads_the_pixels_is_not_flagged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COPILOT_SELF_CHECK", "on")
+    get_settings.cache_clear()
+    answer = _ask(PixelReader)
+    assert "pixel_pneumothorax" in answer.plan
+    assert "Self-check" not in answer.text and "Uncertain" not in answer.text
+
+
+def test_auto_runs_with_an_llm_composer_only() -> None:
+    without = _ask(FixedScore)
+    assert "Self-check" not in without.text  # the template composer: off by default
+    llm = FakeChatModel.scripted(["**Answer**\n- A pneumothorax is flagged [fixed_pneumothorax: 0.70]"] * 3)
+    with_llm = _ask(FixedScore, llm)
+    assert "Self-check: the fixed pneumothorax" in with_llm.text
