@@ -39,6 +39,9 @@ def isolated_dirs(
     base = tmp_path_factory.mktemp("xdg")
     for name in ("CACHE", "DATA", "CONFIG"):
         monkeypatch.setenv(f"COPILOT_{name}_DIR", str(base / name.lower()))
+    # Most tests' tools return fixed findings by design: the answer-time self-check (which would
+    # rightly call them uncertain) is off unless a test turns it on (tests/test_self_check.py).
+    monkeypatch.setenv("COPILOT_SELF_CHECK", "off")
     get_settings.cache_clear()
     yield base
     get_settings.cache_clear()

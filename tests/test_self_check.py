@@ -89,7 +89,9 @@ def test_a_tool_that_reads_the_pixels_is_not_flagged(monkeypatch: pytest.MonkeyP
     assert "Self-check" not in answer.text and "Uncertain" not in answer.text
 
 
-def test_auto_runs_with_an_llm_composer_only() -> None:
+def test_auto_runs_with_an_llm_composer_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COPILOT_SELF_CHECK", "auto")  # the default
+    get_settings.cache_clear()
     without = _ask(FixedScore)
     assert "Self-check" not in without.text  # the template composer: off by default
     llm = FakeChatModel.scripted(["**Answer**\n- A pneumothorax is flagged [fixed_pneumothorax: 0.70]"] * 3)
