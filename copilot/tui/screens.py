@@ -23,7 +23,8 @@ every answer's header names it again. Each study has its own conversation.
 | `Enter` (in the list) | open a study or series |
 | `n` / `p` (image focused) | next / previous study (also Page Down / Page Up) |
 | `b` | show or hide the study list (folded on small terminals) |
-| `a` | ask a question about the selected study |
+| `a` | ask a question about the selected study (typed during an answer: queued, then sent) |
+| `Escape` | cancel the selected study's running question |
 | `ctrl+n` | new conversation about this study |
 | `1`-`5` | Chat, Trace, Findings, Sources, Skipped |
 | `[` / `]` | darker / brighter |
@@ -36,7 +37,7 @@ every answer's header names it again. Each study has its own conversation.
 | `o` | cycle saliency / mask overlays |
 | `ctrl+s` | export this study's conversation and findings to Markdown |
 | `ctrl+p` | command palette (lists every command) |
-| `?` / `F1` | this help |
+| `?` / `F1` | this help (`?` in a text box is just text) |
 | `ctrl+q` | quit |
 
 The image keeps its true proportions (from the pixel spacing); window values are in the file's
