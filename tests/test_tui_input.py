@@ -18,16 +18,19 @@ from textual.widgets import Input, Static, TabbedContent, Tree
 
 from copilot.tui.app import CopilotApp
 from copilot.tui.screens import HelpScreen
+from copilot.tui.widgets.viewer import ImageViewer
 from tests.test_tui import (
     SIZE,
     FakeBackend,
     ask,
     backend,  # noqa: F401  (fixture)
+    banner,
     folder,  # noqa: F401  (fixture)
     make,
     ready,
     shown_blocks,
     study_of,
+    tree_cursor_study,
     until,
 )
 
@@ -37,6 +40,20 @@ async def type_text(pilot: Any, text: str) -> None:
     names = {" ": "space", "?": "question_mark", "/": "slash"}
     for ch in text:
         await pilot.press(names.get(ch, ch))
+
+
+def record_notes(app: CopilotApp) -> list[str]:
+    """Every notification's message from now on (they expire on screen; a loaded machine may
+    take longer than their timeout to reach an assertion)."""
+    notes: list[str] = []
+    notify = app.notify
+
+    def recording(message: str, **kwargs: Any) -> None:
+        notes.append(str(message))
+        notify(message, **kwargs)
+
+    app.notify = recording  # type: ignore[method-assign]
+    return notes
 
 
 def first_tool_running(app: CopilotApp) -> bool:
@@ -123,6 +140,7 @@ async def test_escape_cancels_the_running_question_and_the_queue_goes_on(
 ) -> None:
     backend.gates = {"slow?": threading.Event()}
     app = make(folder, backend, tmp_path)
+    notes = record_notes(app)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await ready(app, pilot)
@@ -135,7 +153,7 @@ async def test_escape_cancels_the_running_question_and_the_queue_goes_on(
             assert slow.cancelled and slow.step == "cancelled"
             cancelled, answered = shown_blocks(app)
             assert cancelled.text.startswith("_Cancelled after") and cancelled.has_class("cancelled")
-            assert any("Cancelled “slow?”" in n.message for n in app._notifications)
+            assert "Cancelled “slow?”" in notes
             assert backend.questions == ["slow?", "next?"]
             assert answered.text.startswith("**Answer** (P001: next?)")
             # What the abandoned call still delivers is ignored.
@@ -160,6 +178,7 @@ async def test_a_queued_question_runs_against_the_study_it_was_asked_about(
     move it; it runs against its own study, whose conversation shows it."""
     backend.gates = {"first?": threading.Event()}
     app = make(folder, backend, tmp_path)
+    notes = record_notes(app)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await ready(app, pilot)
@@ -176,7 +195,7 @@ async def test_a_queued_question_runs_against_the_study_it_was_asked_about(
             assert backend.threads == [f"tui:{p1.study_uid}"] * 2
             assert [a.study_uid for a in app.answers[p1.study_uid]] == [p1.study_uid] * 2
             assert p2.study_uid not in app.answers
-            assert any("Answer ready for P001" in n.message for n in app._notifications)
+            assert any(n.startswith("Answer ready for P001") for n in notes)
             app.select_study(p1, None)
             await pilot.pause()
             queued = shown_blocks(app)[1]
@@ -195,6 +214,7 @@ def test_quit_returns_within_a_second_while_a_tool_runs(
     it (``App.run``: its event loop closes at the end), and quits while a tool is held."""
     backend.gates = {"slow?": threading.Event()}
     app = make(folder, backend, tmp_path)
+    notes = record_notes(app)
     pressed: list[float] = []
     shown: list[str] = []
 
@@ -214,4 +234,52 @@ def test_quit_returns_within_a_second_while_a_tool_runs(
     assert seconds < 1.0
     assert app.runs[0].cancelled
     assert shown == ["Quitting: cancelling the running answer"]
-    assert any(n.message == "Quitting: cancelling the running answer" for n in app._notifications)
+    assert "Quitting: cancelling the running answer" in notes
+
+
+# -- one selection -------------------------------------------------------------------------------
+def row_label(app: CopilotApp, study_uid: str) -> str:
+    tree: Tree[Any] = app.query_one("#tree", Tree)
+    for pnode in tree.root.children:
+        for snode in pnode.children:
+            if snode.data is not None and snode.data[0].study_uid == study_uid:
+                return str(snode.label)
+    raise AssertionError(f"{study_uid} is not in the tree")
+
+
+async def test_arrowing_the_tree_moves_banner_image_and_chat_with_it(
+    folder: Path,  # noqa: F811
+    backend: FakeBackend,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Arrowing used to move the highlight only: banner and image stayed on the previous
+    patient while the highlighted row showed another."""
+    app = make(folder, backend, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        p1, p2 = study_of(app, "P001"), study_of(app, "P002")
+        await ask(app, pilot, "first?")
+        await ready(app, pilot)
+        assert row_label(app, p1.study_uid).startswith("▶ ")
+        assert not row_label(app, p2.study_uid).startswith("▶ ")
+        tree: Tree[Any] = app.query_one("#tree", Tree)
+        tree.focus()
+        await pilot.pause()
+        for _ in range(6):
+            if tree_cursor_study(app) == p2.study_uid:
+                break
+            await pilot.press("down")
+        await until(pilot, lambda: app.study is not None and app.study.study_uid == p2.study_uid, "P002")
+        assert banner(app).startswith("Patient P002")
+        await until(pilot, lambda: app.shown_series == p2.series[0].series_uid, "P002's image")
+        viewer = app.query_one(ImageViewer)
+        await until(pilot, lambda: viewer.caption == "DX AP" and viewer.gray is not None, "P002's film")
+        assert shown_blocks(app) == []  # P002's conversation
+        assert row_label(app, p2.study_uid).startswith("▶ ")
+        assert not row_label(app, p1.study_uid).startswith("▶ ")
+        assert app.focused is tree  # the cursor stays where the user put it
+        await pilot.press("up", "up", "up")  # P001's series row
+        await until(pilot, lambda: app.study is not None and app.study.study_uid == p1.study_uid, "P001")
+        assert banner(app).startswith("Patient P001")
+        assert [b.question for b in shown_blocks(app)] == ["first?"]
+        await until(pilot, lambda: viewer.caption == "DX PA", "P001's film")

@@ -167,8 +167,8 @@ class CopilotApp(App[None]):
         Binding("ctrl+n", "new_conversation", "New chat", show=False),
         Binding("ctrl+s", "export", "Export"),
         Binding("ctrl+r", "export_sr", "Export SR", show=False),
-        Binding("question_mark", "help_key", "Help"),
-        Binding("f1", "help", "Help", show=False),
+        Binding("question_mark", "help_key", "Help", show=False),
+        Binding("f1", "help", "Help"),
         Binding("escape", "cancel_answer", "Cancel answer"),
         Binding("ctrl+q", "quit", "Quit"),
     ]
@@ -218,6 +218,8 @@ class CopilotApp(App[None]):
         self._lost = ""
         #: The listed study the cursor is on while it opens (or after it failed to).
         self.pending: Study | None = None
+        #: The series whose image the viewer shows (None: nothing shown).
+        self.shown_series: str | None = None
         self.opening: set[str] = set()
         self.open_errors: dict[str, str] = {}
 
@@ -406,7 +408,7 @@ class CopilotApp(App[None]):
         self.pending = None
         self._lost = ""
         uid = study.study_uid
-        self.query_one(StudyBrowser).highlight(uid)
+        self.query_one(StudyBrowser).highlight(uid, series_uid)
         chat = self.query_one(ChatPanel)
         first_visit = not chat.has_log(uid)
         chat.show_study(uid)
@@ -418,6 +420,16 @@ class CopilotApp(App[None]):
         self._show_study_panels()
         self._refresh_ask_box()
 
+    @on(StudyBrowser.StudyHighlighted)
+    def _on_highlighted(self, event: StudyBrowser.StudyHighlighted) -> None:
+        """The tree's cursor rested on a row: one selection drives banner, image and chat, so
+        its study (or series) is selected; the row already shown changes nothing."""
+        current = self.study or self.pending
+        same = current is not None and current.study_uid == event.study.study_uid
+        if same and event.series_uid in (None, self.shown_series):
+            return
+        self.select_study(event.study, event.series_uid)
+
     def deselect_study(self, why: str) -> None:
         """No study is selected (and the screen says why)."""
         self.study = None
@@ -426,6 +438,7 @@ class CopilotApp(App[None]):
         self.query_one(StudyBrowser).highlight(None)
         self.query_one(ChatPanel).show_study(None)
         self.query_one(ImageViewer).set_image(None)
+        self.shown_series = None
         self._show_study_panels()
         self._refresh_ask_box()
 
@@ -463,6 +476,7 @@ class CopilotApp(App[None]):
         viewer = self.query_one(ImageViewer)
         if viewer.display_data is not None or viewer.stack is not None:
             viewer.set_image(None)  # another study's image must not stay under this banner
+            self.shown_series = None
         self._show_study_panels()
         self._refresh_ask_box()
         if uid not in self.opening:
@@ -508,40 +522,84 @@ class CopilotApp(App[None]):
         self.notify(reason, title=f"Cannot open {study.identity()}", severity="error", timeout=10)
 
     @work(thread=True, exclusive=True, group="image")
-    def load_image(self, record: InstanceRecord, caption: str) -> None:
-        """Decode pixels and read the file's windows off the UI thread."""
+    def load_image(
+        self, record: InstanceRecord, caption: str, panes: list[tuple[str, InstanceRecord]]
+    ) -> None:
+        """Decode pixels and read the file's windows off the UI thread: the lead image first
+        (shown as soon as it is decoded), then the other views in ``panes`` (label, image),
+        which join it side by side."""
+        from textual.worker import get_current_worker
+
+        label = panes[0][0] if panes else ""
+        try:
+            image, presets = self._decode(record)
+        except Exception as exc:
+            self.call_from_thread(self.notify, str(exc), title="Cannot show image", severity="warning")
+            return
+        self.call_from_thread(self._show_image, record, image, caption, presets, label)
+        companions = []
+        for view, other in panes[1:]:
+            if get_current_worker().is_cancelled:
+                return
+            try:
+                companions.append((view, *self._decode(other), other.sop_uid))
+            except Exception as exc:  # that view is left out; the lead image stays
+                self.call_from_thread(
+                    self.notify, f"{view}: {exc}", title="Cannot show a view", severity="warning"
+                )
+        if companions:
+            self.call_from_thread(self._show_companions, record, companions)
+
+    @staticmethod
+    def _decode(record: InstanceRecord) -> tuple[PixelImage, list[Window]]:
+        """An image's pixels and windows (its file's own, then its modality's)."""
         from copilot.study.pixels import load_pixels
         from copilot.study.voi import window_presets
         from copilot.study.volume import presets_for
 
-        try:
-            image = load_pixels(record)
-            presets = window_presets(record) + presets_for(record.modality)
-        except Exception as exc:
-            self.call_from_thread(self.notify, str(exc), title="Cannot show image", severity="warning")
-            return
-        self.call_from_thread(self._show_image, record, image, caption, presets)
+        return load_pixels(record), window_presets(record) + presets_for(record.modality)
+
+    def _still_shown(self, record: InstanceRecord) -> bool:
+        """True while ``record``'s series is the one on screen (the user may have moved on
+        while it decoded)."""
+        return (
+            self.study is not None
+            and record.study_uid == self.study.study_uid
+            and record.series_uid == self.shown_series
+        )
 
     def _show_image(
-        self, record: InstanceRecord, image: PixelImage, caption: str, presets: list[Window]
+        self, record: InstanceRecord, image: PixelImage, caption: str, presets: list[Window], label: str = ""
     ) -> None:
-        if self.study is None or record.study_uid != self.study.study_uid:
-            return  # the user moved on while it decoded
+        if not self._still_shown(record) or self.study is None:
+            return
         viewer = self.query_one(ImageViewer)
-        viewer.set_image(image, caption, presets)
+        viewer.set_image(image, caption, presets, label=label, source=record.sop_uid)
         answers = self.answers.get(self.study.study_uid, [])
         if answers:
             viewer.set_overlays(self._overlays(answers[-1]))
 
+    def _show_companions(
+        self, lead: InstanceRecord, companions: list[tuple[str, Any, list[Window], str]]
+    ) -> None:
+        viewer = self.query_one(ImageViewer)
+        if self._still_shown(lead) and viewer.source == lead.sop_uid:
+            viewer.set_companions(companions)
+
     def show_series(self, series: Series) -> None:
         """Show a series: a volume scrolls slice by slice (from the middle), anything else
-        shows its first image."""
+        shows its first image, with the study's other views beside it."""
+        from copilot.tui.viewpanes import view_panes
+
+        self.shown_series = series.series_uid
         caption = f"{series.modality} {series.view}".strip()
         if series.description and series.volume is not None:
             caption = f"{series.modality} {series.description}".strip()
         stack = SliceStack.from_series(series, caption)
         if stack is None:
-            self.load_image(series.first, caption)
+            study = self.study
+            panes = view_panes(study, series.first) if study is not None else [("", series.first)]
+            self.load_image(series.first, caption, panes)
             return
         self._slices.clear()
         self.query_one(ImageViewer).set_stack(stack)
@@ -789,12 +847,18 @@ class CopilotApp(App[None]):
 
     def _tick(self) -> None:
         """Elapsed time of the questions in flight."""
-        if not self.busy:
+        if not self.busy or self.quitting or not self.is_running:
             return
-        self._refresh_ask_box()
-        trace = self.query_one(TracePanel)
-        if trace.run is not None and trace.run.busy:
-            trace.refresh_run()
+        with contextlib.suppress(NoMatches):  # the app is closing: its widgets are going
+            self._refresh_ask_box()
+            trace = self.query_one(TracePanel)
+            if trace.run is not None and trace.run.busy:
+                trace.refresh_run()
+
+    def on_unmount(self) -> None:
+        """The app is closing (however it quits): what running questions still deliver is
+        dropped."""
+        self.quitting = True
 
     @on(OptionList.OptionSelected, "#citations")
     def _open_citation(self, event: OptionList.OptionSelected) -> None:
