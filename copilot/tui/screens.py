@@ -44,9 +44,9 @@ every answer's header names it again. Each study has its own conversation.
 A study with several views (a PA and a lateral) shows them side by side, each labelled with its
 view; the window, zoom and overlay keys act on the first one (its label highlighted), the others
 keep their file's window. The image keeps its true proportions (from the pixel spacing); window
-values are in the file's stored units. Every statement in an answer ends with its source tool in brackets and the number
-behind it. Classifier scores are calibrated (0.5 is the operating threshold) and are not
-probabilities. The study folder is never written to.
+values are in the file's stored units. Every statement in an answer ends with its source tool
+in brackets and the number behind it. Classifier scores are calibrated (0.5 is the operating
+threshold) and are not probabilities. The study folder is never written to.
 """
 
 
