@@ -165,7 +165,7 @@ def test_priors_of_a_folder_are_chosen_per_patient(studies: StudySet, tmp_path: 
 def test_bulk_analysis_gives_the_comparison_tool_each_studys_prior(studies: StudySet) -> None:
     copilot = Copilot(tools={"change_detector": ChangeDetector()}, persist=False)
     rows = copilot.analyze(studies)
-    by_study = {r["study_uid"]: r["tools"]["change_detector"] for r in rows}
+    by_study = {r.study_uid: r.tools["change_detector"].model_dump(mode="json") for r in rows}
     compared = json.dumps(by_study[_current(studies).study_uid])
     assert "since 2017-03-01" in compared and "Could not compare" not in compared
     earliest = json.dumps(next(v for k, v in by_study.items() if k != _current(studies).study_uid))

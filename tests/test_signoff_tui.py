@@ -22,6 +22,7 @@ from copilot.testing import make_dicom
 from copilot.tui.app import CopilotApp, create_app
 from copilot.tui.drafts import DraftScreen
 from tests.support.orthanc import OrthancServer
+from tests.test_tui import ready
 
 SIZE = (150, 45)
 ADDED = "Heart size is mildly enlarged. "
@@ -36,13 +37,11 @@ def two_sentences(text: str) -> str:
 async def ask_and_sign(app: CopilotApp, pilot: Any, name: str = "Dr Jane Smith") -> tuple[str, str]:
     """Ask for a report, open the draft screen, edit two sentences, approve as ``name``;
     (the agent's text, the signed text)."""
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+    await ready(app, pilot)
     app.query_one("#ask", Input).value = "Draft a report"
     app.query_one("#ask", Input).focus()
     await pilot.press("enter")
-    await pilot.pause()
-    await app.workers.wait_for_complete()
+    await ready(app, pilot)  # answers run in daemon threads, not Textual workers
     await pilot.pause()
     await pilot.press("ctrl+r")
     await pilot.pause()
@@ -96,13 +95,11 @@ async def test_cancel_keeps_the_draft_unsigned_and_writes_nothing(tmp_path: Path
         tmp_path / "studies", Copilot(), image_widget=HalfcellImage, export_dir=tmp_path / "exports"
     )
     async with app.run_test(size=SIZE) as pilot:
-        await app.workers.wait_for_complete()
+        await ready(app, pilot)
         app.query_one("#ask", Input).value = "Draft a report"
         app.query_one("#ask", Input).focus()
         await pilot.press("enter")
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await ready(app, pilot)
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert isinstance(app.screen, DraftScreen)

@@ -115,6 +115,36 @@ async def test_the_list_is_study_level_and_a_study_opens_when_selected(
             await app.workers.wait_for_complete()
 
 
+async def test_arrowing_past_listed_studies_opens_only_the_one_the_cursor_rests_on(
+    archive: StubArchive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resting the cursor on a row selects it; rows passed on the way are not opened (the
+    delay is raised so that a loaded machine cannot rest between two key presses)."""
+    from copilot.tui.widgets import browser
+
+    monkeypatch.setattr(browser, "HIGHLIGHT_DELAY", 1.0)
+    with archive.serving() as url:
+        app = make(url, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.study_set is not None, "the list")
+            await pilot.pause()
+            assert archive.study_requests() == []
+            tree: Tree[Any] = app.query_one("#tree", Tree)
+            tree.focus()
+            await pilot.pause()
+            third = archive.study("P3").uid
+            # From P1's study row past P2's patient and study rows to P3's study row.
+            await pilot.press("down", "down", "down", "down")
+            node = tree.cursor_node
+            assert node is not None and node.data is not None and node.data[0].study_uid == third
+            await until(pilot, lambda: app.study is not None and app.study.study_uid == third, "P3")
+            assert "Patient P3" in banner(app)
+            asked = archive.study_requests()
+            assert asked and asked == archive.study_requests(third)  # P2 was passed, not opened
+            assert tree_line(app, third).startswith("▶ ")
+            await app.workers.wait_for_complete()
+
+
 def _leaves(app: CopilotApp, uid: str) -> list[Any]:
     tree: Tree[Any] = app.query_one("#tree", Tree)
     return [

@@ -12,8 +12,16 @@ Rules the screen keeps:
   Re-indexing keeps that study, or clears the selection and says so; it never switches.
 - A conversation belongs to one study (thread ``tui:<StudyUID>``): selecting a study shows
   its conversation, including turns saved by earlier sessions, since they shape follow-ups.
-- One question per study at a time: the ask box is busy (elapsed time and step) until the
-  answer arrives; each question has its own trace.
+- One question per study at a time, and the ask box never stops taking input: a question
+  typed while the study's answer runs is queued (shown as queued in the chat) and sent when
+  the running one ends, in order; Escape cancels the running one. A question belongs to the
+  study it was typed about: selecting another study meanwhile does not move it (its header
+  names its study, and its answer lands in that study's conversation). Each question has its
+  own trace.
+- Keys typed into an input (the ask box, the filter) are text: the shortcuts bound to
+  printable keys (``?``, ``/``, digits, letters) are off while an input has the focus.
+- Quitting is immediate: questions run in daemon threads that nothing joins; a running one is
+  cancelled (the screen says so for a moment), not awaited.
 - A server's studies are listed, not opened (study-level QIDO only, whatever the archive's
   size): selecting one opens it (its series and headers) in a worker, the banner saying so;
   until it is open no question can be sent. A study that cannot be opened is that study's
@@ -36,8 +44,19 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.events import Resize
-from textual.widgets import DataTable, Footer, Header, Input, OptionList, ProgressBar, TabbedContent, TabPane
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    OptionList,
+    ProgressBar,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
 from copilot.schema import Answer, AnswerToken, CopilotEvent
 from copilot.study.model import Study, StudySet
@@ -148,9 +167,17 @@ class CopilotApp(App[None]):
         Binding("ctrl+n", "new_conversation", "New chat", show=False),
         Binding("ctrl+s", "export", "Export"),
         Binding("ctrl+r", "export_sr", "Sign", show=False),
-        Binding("question_mark,f1", "help", "Help"),
+        Binding("question_mark", "help_key", "Help", show=False),
+        Binding("f1", "help", "Help"),
+        Binding("escape", "cancel_answer", "Cancel answer"),
         Binding("ctrl+q", "quit", "Quit"),
     ]
+    #: Actions bound to printable keys: never run while an input (the ask box, the filter) has
+    #: the focus, so a character typed there stays there.
+    TYPED_ACTIONS = frozenset(
+        {"focus_filter", "focus_ask", "toggle_browser", "brighter", "widen", "window_preset", "zoom"}
+        | {"reset_view", "overlay", "tab", "help_key"}
+    )
 
     def __init__(
         self,
@@ -180,6 +207,10 @@ class CopilotApp(App[None]):
         self.answers: dict[str, list[Any]] = {}
         self.runs: list[Run] = []
         self.busy: dict[str, Run] = {}
+        #: Per study, the questions waiting for its running one, in order.
+        self.waiting: dict[str, list[Run]] = {}
+        #: Set when the user quits: results still arriving are dropped.
+        self.quitting = False
         self.threads: dict[str, str] = {}
         self._shown_run: dict[str, Run] = {}
         self._blocks: dict[int, AnswerBlock] = {}
@@ -187,6 +218,8 @@ class CopilotApp(App[None]):
         self._lost = ""
         #: The listed study the cursor is on while it opens (or after it failed to).
         self.pending: Study | None = None
+        #: The series whose image the viewer shows (None: nothing shown).
+        self.shown_series: str | None = None
         self.opening: set[str] = set()
         self.open_errors: dict[str, str] = {}
 
@@ -375,7 +408,7 @@ class CopilotApp(App[None]):
         self.pending = None
         self._lost = ""
         uid = study.study_uid
-        self.query_one(StudyBrowser).highlight(uid)
+        self.query_one(StudyBrowser).highlight(uid, series_uid)
         chat = self.query_one(ChatPanel)
         first_visit = not chat.has_log(uid)
         chat.show_study(uid)
@@ -387,6 +420,16 @@ class CopilotApp(App[None]):
         self._show_study_panels()
         self._refresh_ask_box()
 
+    @on(StudyBrowser.StudyHighlighted)
+    def _on_highlighted(self, event: StudyBrowser.StudyHighlighted) -> None:
+        """The tree's cursor rested on a row: one selection drives banner, image and chat, so
+        its study (or series) is selected; the row already shown changes nothing."""
+        current = self.study or self.pending
+        same = current is not None and current.study_uid == event.study.study_uid
+        if same and event.series_uid in (None, self.shown_series):
+            return
+        self.select_study(event.study, event.series_uid)
+
     def deselect_study(self, why: str) -> None:
         """No study is selected (and the screen says why)."""
         self.study = None
@@ -395,6 +438,7 @@ class CopilotApp(App[None]):
         self.query_one(StudyBrowser).highlight(None)
         self.query_one(ChatPanel).show_study(None)
         self.query_one(ImageViewer).set_image(None)
+        self.shown_series = None
         self._show_study_panels()
         self._refresh_ask_box()
 
@@ -432,6 +476,7 @@ class CopilotApp(App[None]):
         viewer = self.query_one(ImageViewer)
         if viewer.display_data is not None or viewer.stack is not None:
             viewer.set_image(None)  # another study's image must not stay under this banner
+            self.shown_series = None
         self._show_study_panels()
         self._refresh_ask_box()
         if uid not in self.opening:
@@ -477,40 +522,84 @@ class CopilotApp(App[None]):
         self.notify(reason, title=f"Cannot open {study.identity()}", severity="error", timeout=10)
 
     @work(thread=True, exclusive=True, group="image")
-    def load_image(self, record: InstanceRecord, caption: str) -> None:
-        """Decode pixels and read the file's windows off the UI thread."""
+    def load_image(
+        self, record: InstanceRecord, caption: str, panes: list[tuple[str, InstanceRecord]]
+    ) -> None:
+        """Decode pixels and read the file's windows off the UI thread: the lead image first
+        (shown as soon as it is decoded), then the other views in ``panes`` (label, image),
+        which join it side by side."""
+        from textual.worker import get_current_worker
+
+        label = panes[0][0] if panes else ""
+        try:
+            image, presets = self._decode(record)
+        except Exception as exc:
+            self.call_from_thread(self.notify, str(exc), title="Cannot show image", severity="warning")
+            return
+        self.call_from_thread(self._show_image, record, image, caption, presets, label)
+        companions = []
+        for view, other in panes[1:]:
+            if get_current_worker().is_cancelled:
+                return
+            try:
+                companions.append((view, *self._decode(other), other.sop_uid))
+            except Exception as exc:  # that view is left out; the lead image stays
+                self.call_from_thread(
+                    self.notify, f"{view}: {exc}", title="Cannot show a view", severity="warning"
+                )
+        if companions:
+            self.call_from_thread(self._show_companions, record, companions)
+
+    @staticmethod
+    def _decode(record: InstanceRecord) -> tuple[PixelImage, list[Window]]:
+        """An image's pixels and windows (its file's own, then its modality's)."""
         from copilot.study.pixels import load_pixels
         from copilot.study.voi import window_presets
         from copilot.study.volume import presets_for
 
-        try:
-            image = load_pixels(record)
-            presets = window_presets(record) + presets_for(record.modality)
-        except Exception as exc:
-            self.call_from_thread(self.notify, str(exc), title="Cannot show image", severity="warning")
-            return
-        self.call_from_thread(self._show_image, record, image, caption, presets)
+        return load_pixels(record), window_presets(record) + presets_for(record.modality)
+
+    def _still_shown(self, record: InstanceRecord) -> bool:
+        """True while ``record``'s series is the one on screen (the user may have moved on
+        while it decoded)."""
+        return (
+            self.study is not None
+            and record.study_uid == self.study.study_uid
+            and record.series_uid == self.shown_series
+        )
 
     def _show_image(
-        self, record: InstanceRecord, image: PixelImage, caption: str, presets: list[Window]
+        self, record: InstanceRecord, image: PixelImage, caption: str, presets: list[Window], label: str = ""
     ) -> None:
-        if self.study is None or record.study_uid != self.study.study_uid:
-            return  # the user moved on while it decoded
+        if not self._still_shown(record) or self.study is None:
+            return
         viewer = self.query_one(ImageViewer)
-        viewer.set_image(image, caption, presets)
+        viewer.set_image(image, caption, presets, label=label, source=record.sop_uid)
         answers = self.answers.get(self.study.study_uid, [])
         if answers:
             viewer.set_overlays(self._overlays(answers[-1]))
 
+    def _show_companions(
+        self, lead: InstanceRecord, companions: list[tuple[str, Any, list[Window], str]]
+    ) -> None:
+        viewer = self.query_one(ImageViewer)
+        if self._still_shown(lead) and viewer.source == lead.sop_uid:
+            viewer.set_companions(companions)
+
     def show_series(self, series: Series) -> None:
         """Show a series: a volume scrolls slice by slice (from the middle), anything else
-        shows its first image."""
+        shows its first image, with the study's other views beside it."""
+        from copilot.tui.viewpanes import view_panes
+
+        self.shown_series = series.series_uid
         caption = f"{series.modality} {series.view}".strip()
         if series.description and series.volume is not None:
             caption = f"{series.modality} {series.description}".strip()
         stack = SliceStack.from_series(series, caption)
         if stack is None:
-            self.load_image(series.first, caption)
+            study = self.study
+            panes = view_panes(study, series.first) if study is not None else [("", series.first)]
+            self.load_image(series.first, caption, panes)
             return
         self._slices.clear()
         self.query_one(ImageViewer).set_stack(stack)
@@ -581,8 +670,8 @@ class CopilotApp(App[None]):
         if self.study is None:
             self.notify("Select a study first", severity="warning")
             return
-        if self.study.study_uid in self.busy:
-            self.notify("Wait for the current answer first", severity="warning")
+        if self.study.study_uid in self.busy or self.study.study_uid in self.waiting:
+            self.notify("Wait for the current answer (and the queued questions) first", severity="warning")
             return
         uid = self.study.study_uid
         self.threads[uid] = f"tui:{uid}:{uuid.uuid4().hex[:8]}"
@@ -594,8 +683,10 @@ class CopilotApp(App[None]):
         self.submit_question(event.value)
 
     def submit_question(self, text: str) -> bool:
-        """Send a question about the selected study; refused (with a message, the text kept)
-        when no study is selected or this study's previous question is still running."""
+        """Send a question about the selected study, or queue it behind the study's running
+        one (shown as queued in the chat; queued questions run in order). The question belongs
+        to the study selected now, whatever is selected when it runs. Refused (with a message,
+        the text kept) only when no study is selected."""
         question = text.strip()
         if not question:
             return False
@@ -603,41 +694,76 @@ class CopilotApp(App[None]):
             self.notify("Select a study first", severity="warning")
             return False
         study = self.study
-        running = self.busy.get(study.study_uid)
-        if running is not None:
-            self.notify(
-                f"Still answering “{running.question}” about {study.identity()} "
-                f"({running.step}, {running.elapsed:.0f}s): one question per study at a time. "
-                "Your question is kept in the box.",
-                title="Question not sent",
-                severity="warning",
-                timeout=6,
-            )
-            return False
         self.query_one("#ask", Input).value = ""
         run = Run(len(self.runs) + 1, study, question, self.thread_for(study))
         self.runs.append(run)
-        self.busy[study.study_uid] = run
         self._shown_run[study.study_uid] = run
-        self._blocks[run.number] = self.query_one(ChatPanel).start(run, study.identity())
+        chat = self.query_one(ChatPanel)
+        ahead = self.busy.get(study.study_uid)
+        if ahead is None:
+            self._blocks[run.number] = chat.start(run, study.identity())
+            self._start(run)
+        else:
+            run.queued, run.step = True, "queued"
+            self.waiting.setdefault(study.study_uid, []).append(run)
+            behind = len(self.waiting[study.study_uid])
+            self._blocks[run.number] = chat.start(
+                run,
+                study.identity(),
+                waiting=f"_Queued ({behind} waiting): runs after “{ahead.question}” is answered. "
+                "Escape cancels the running question._",
+            )
         self._show_study_panels()
         self._refresh_ask_box()
-        self.ask(run)
         return True
 
-    @work(thread=True, group="ask")
+    def _start(self, run: Run) -> None:
+        """Send ``run`` now (its study has no question running)."""
+        if run.queued:
+            run.begin()
+            self._blocks[run.number].begin()
+        self.busy[run.study.study_uid] = run
+        self.ask(run)
+
+    def _next(self, study_uid: str) -> None:
+        """The study's running question ended: send its next queued one, if any."""
+        waiting = self.waiting.get(study_uid)
+        if waiting:
+            self._start(waiting.pop(0))
+        if not waiting:
+            self.waiting.pop(study_uid, None)
+
     def ask(self, run: Run) -> None:
-        """Ask the core API; this question's events update its own trace and answer."""
+        """Ask the core API in a daemon thread; this question's events update its own trace
+        and answer. Nothing waits for the thread: cancelling or quitting abandons the call and
+        ignores what it still delivers."""
+        from copilot.runtime.deadline import start_daemon
 
         def on_event(event: CopilotEvent) -> None:
-            self.call_from_thread(self._event, run, event)
+            self._deliver(self._event, run, event)
 
-        try:
-            answer = self.backend.ask(run.study, run.question, run.thread_id, on_event=on_event)
-        except Exception as exc:
-            self.call_from_thread(self._failed, run, exc)
+        def call() -> None:
+            try:
+                answer = self.backend.ask(run.study, run.question, run.thread_id, on_event=on_event)
+            except Exception as exc:
+                self._deliver(self._failed, run, exc)
+                return
+            self._deliver(self._answered, run, answer)
+
+        start_daemon(call, f"copilot-tui-ask-{run.number}")
+
+    def _deliver(self, callback: Any, run: Run, *args: Any) -> None:
+        """Hand a result of ``run``'s call to the UI thread, unless the run was cancelled or
+        the app is quitting (then it is dropped)."""
+        if run.cancelled or self.quitting or not self.is_running:
             return
-        self.call_from_thread(self._answered, run, answer)
+
+        def on_ui() -> None:
+            if not run.cancelled and not self.quitting and self.is_running:
+                callback(run, *args)
+
+        with contextlib.suppress(RuntimeError):  # the app has quit meanwhile
+            self.call_from_thread(on_ui)
 
     def _event(self, run: Run, event: CopilotEvent) -> None:
         run.apply(event)
@@ -667,10 +793,9 @@ class CopilotApp(App[None]):
                 self.notify(f"{len(overlays)} overlay(s) available: press o", timeout=4)
         else:
             self.notify(f"Answer ready for {run.study.identity()}", title="Answered", timeout=6)
+        self._next(uid)
         self._refresh_trace(run)
         self._refresh_ask_box()
-        if current and self.focused is None:  # the busy ask box gave its focus up
-            self.query_one("#ask", Input).focus()
 
     @staticmethod
     def _overlays(answer: Answer) -> list[tuple[str, str]]:
@@ -685,6 +810,23 @@ class CopilotApp(App[None]):
         self.busy.pop(run.study.study_uid, None)
         self._blocks[run.number].finish(f"**The question could not be answered:** {exc}")
         self.notify(str(exc), title="Question failed", severity="error", timeout=10)
+        self._next(run.study.study_uid)
+        self._refresh_trace(run)
+        self._refresh_ask_box()
+
+    def action_cancel_answer(self) -> None:
+        """Cancel the selected study's running question (Escape): its call is abandoned, not
+        awaited, and the next queued question about the study is sent."""
+        if self.study is None or self.study.study_uid not in self.busy:
+            return
+        uid = self.study.study_uid
+        run = self.busy.pop(uid)
+        run.cancel()
+        self._blocks[run.number].cancelled(
+            f"_Cancelled after {run.elapsed:.1f}s: this question was not answered._"
+        )
+        self.notify(f"Cancelled “{run.question}”", title="Question cancelled", timeout=4)
+        self._next(uid)
         self._refresh_trace(run)
         self._refresh_ask_box()
 
@@ -692,21 +834,31 @@ class CopilotApp(App[None]):
         box = self.query_one(AskBox)
         if self.study is None:
             box.show(None, "", False, self._lost)
+            self.refresh_bindings()
             return
         run = self.busy.get(self.study.study_uid)
         others = len(self.busy) - (1 if run else 0)
         elsewhere = f" · {others} other stud{'y' if others == 1 else 'ies'} answering" if others else ""
-        status = (run.status_line() if run else "ready") + elsewhere
+        queued = len(self.waiting.get(self.study.study_uid, []))
+        waiting = f" · {queued} queued" if queued else ""
+        status = (run.status_line() + waiting if run else "ready") + elsewhere
         box.show(self.study.identity(), status, run is not None)
+        self.refresh_bindings()
 
     def _tick(self) -> None:
         """Elapsed time of the questions in flight."""
-        if not self.busy:
+        if not self.busy or self.quitting or not self.is_running:
             return
-        self._refresh_ask_box()
-        trace = self.query_one(TracePanel)
-        if trace.run is not None and trace.run.busy:
-            trace.refresh_run()
+        with contextlib.suppress(NoMatches):  # the app is closing: its widgets are going
+            self._refresh_ask_box()
+            trace = self.query_one(TracePanel)
+            if trace.run is not None and trace.run.busy:
+                trace.refresh_run()
+
+    def on_unmount(self) -> None:
+        """The app is closing (however it quits): what running questions still deliver is
+        dropped."""
+        self.quitting = True
 
     @on(OptionList.OptionSelected, "#citations")
     def _open_citation(self, event: OptionList.OptionSelected) -> None:
@@ -714,6 +866,37 @@ class CopilotApp(App[None]):
         if citation is not None:
             title = f"[{citation.n}] {citation.source}:{citation.id}"
             self.push_screen(TextScreen(title, citation.text))
+
+    # -- keys and quitting ---------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Printable-key shortcuts are off while an input has the focus (its keys are text);
+        Escape cancels only when the selected study has a question running."""
+        if action in self.TYPED_ACTIONS and isinstance(self.focused, Input):
+            return False
+        if action == "cancel_answer":
+            return self.study is not None and self.study.study_uid in self.busy
+        return True
+
+    def action_help_key(self) -> None:
+        """``?`` outside an input: the help screen."""
+        self.action_help()
+
+    async def action_quit(self) -> None:
+        """Quit now: running questions are cancelled, not awaited (their calls run in daemon
+        threads that nothing joins); the screen says so for a moment."""
+        running = [run for run in self.busy.values() if run.running]
+        self.quitting = True
+        if running:
+            for run in running:
+                run.cancel()
+            what = "the running answer" if len(running) == 1 else f"{len(running)} running answers"
+            message = f"Quitting: cancelling {what}"
+            self.notify(message, title="Quit", timeout=2)
+            with contextlib.suppress(NoMatches):
+                self.query_one("#ask-status", Static).update(message)
+            self.call_after_refresh(self.exit)
+            return
+        self.exit()
 
     # -- actions -------------------------------------------------------------------------
     def action_focus_filter(self) -> None:

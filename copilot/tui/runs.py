@@ -1,8 +1,10 @@
-"""One question in flight or answered: its study, its step, its trace (no Textual here).
+"""One question waiting, in flight or answered: its study, its step, its trace (no Textual here).
 
-Every question is a :class:`Run` bound to exactly one study; events from the core update only
-their own run, so two questions never mix in a trace, and the step shown next to the ask box
-(planning, each tool, composing) is the run's own.
+Every question is a :class:`Run` bound to exactly one study, the study selected when it was
+typed: a question queued behind another still runs against that study when the user has moved
+on. Events from the core update only their own run, so two questions never mix in a trace, and
+the step shown next to the ask box (planning, each tool, composing) is the run's own. A
+cancelled run ignores whatever its call still delivers.
 """
 
 from __future__ import annotations
@@ -50,11 +52,35 @@ class Run:
     answer: Answer | None = None
     error: str | None = None
     finished: float | None = None
+    #: Waiting for the study's running question to finish (it has not been sent yet).
+    queued: bool = False
+    cancelled: bool = False
 
     @property
     def busy(self) -> bool:
-        """True until the answer (or the failure) arrives."""
+        """True until the answer (or the failure, or the cancellation) arrives; a queued
+        question is busy too."""
         return self.finished is None
+
+    @property
+    def running(self) -> bool:
+        """True while the question has been sent and its answer has not arrived."""
+        return self.busy and not self.queued
+
+    def begin(self) -> None:
+        """The question leaves the queue and is sent now: its clock starts again."""
+        self.queued = False
+        self.started = time.monotonic()
+        self.clock = time.strftime("%H:%M")
+        self.step = "planning"
+
+    def cancel(self) -> None:
+        """The user cancelled the question (running or queued): what its call still delivers
+        is ignored."""
+        self.cancelled = True
+        self.queued = False
+        self.finished = time.monotonic()
+        self.step = "cancelled"
 
     @property
     def elapsed(self) -> float:
@@ -114,5 +140,7 @@ class Run:
         self.step = "failed"
 
     def status_line(self) -> str:
-        """``answering 3.2s · running cxr_classifier`` while busy."""
+        """``answering 3.2s · running cxr_classifier`` while busy (``queued`` before)."""
+        if self.queued:
+            return "queued"
         return f"answering {self.elapsed:.1f}s · {self.step}"

@@ -20,10 +20,12 @@ every answer's header names it again. Each study has its own conversation.
 | key | action |
 |---|---|
 | `/` | filter the study list |
-| `Enter` (in the list) | open a study or series |
+| `↑` / `↓` (in the list) | select the study or series the cursor rests on (`▶` marks the selected study) |
+| `Enter` (in the list) | open a study or series (a series' image leads the views) |
 | `n` / `p` (image focused) | next / previous study (also Page Down / Page Up) |
 | `b` | show or hide the study list (folded on small terminals) |
-| `a` | ask a question about the selected study |
+| `a` | ask a question about the selected study (typed during an answer: queued, then sent) |
+| `Escape` | cancel the selected study's running question |
 | `ctrl+n` | new conversation about this study |
 | `1`-`5` | Chat, Trace, Findings, Sources, Skipped |
 | `[` / `]` | darker / brighter |
@@ -36,13 +38,15 @@ every answer's header names it again. Each study has its own conversation.
 | `o` | cycle saliency / mask overlays |
 | `ctrl+s` | export this study's conversation and findings to Markdown |
 | `ctrl+p` | command palette (lists every command) |
-| `?` / `F1` | this help |
+| `?` / `F1` | this help (`?` in a text box is just text) |
 | `ctrl+q` | quit |
 
-The image keeps its true proportions (from the pixel spacing); window values are in the file's
-stored units. Every statement in an answer ends with its source tool in brackets and the number
-behind it. Classifier scores are calibrated (0.5 is the operating threshold) and are not
-probabilities. The study folder is never written to.
+A study with several views (a PA and a lateral) shows them side by side, each labelled with its
+view; the window, zoom and overlay keys act on the first one (its label highlighted), the others
+keep their file's window. The image keeps its true proportions (from the pixel spacing); window
+values are in the file's stored units. Every statement in an answer ends with its source tool
+in brackets and the number behind it. Classifier scores are calibrated (0.5 is the operating
+threshold) and are not probabilities. The study folder is never written to.
 """
 
 

@@ -2,6 +2,11 @@
 
 A server's listed study shows its counts from the listing and no series until it is opened
 (:meth:`StudyBrowser.replace` then adds them); one that could not be opened is marked.
+
+One selection: the selected study's row is marked (``▶``, bold), and moving the tree's cursor
+onto a study or series selects it once the cursor has rested there for
+:data:`HIGHLIGHT_DELAY` seconds (so arrowing past a server's studies opens only the one the
+cursor stops on). Cursor moves the app makes itself (to show the selection) select nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Input, Tree
 from textual.widgets.tree import TreeNode
 
@@ -18,11 +24,21 @@ from copilot.study.model import Study, StudySet
 
 StudyNode = TreeNode[tuple[Study, str | None]]
 
+#: Seconds the cursor rests on a study before it is selected (opening one may be expensive).
+HIGHLIGHT_DELAY = 0.2
+#: The mark on the selected study's row.
+SELECTED_MARK = "▶ "
 
-def study_label(study: Study, failed: bool = False) -> Text:
+
+def study_label(study: Study, failed: bool = False, selected: bool = False) -> Text:
     """A study's line in the tree: date, description and modalities (a listed study: its
-    series and image counts from the server); header text is plain text, never markup."""
-    label = Text(f"{study.study_date or '—'} {study.description or ''} [{', '.join(study.modalities)}]")
+    series and image counts from the server), marked when it is the selected study; header
+    text is plain text, never markup."""
+    label = Text(SELECTED_MARK, style="bold") if selected else Text()
+    label.append(
+        f"{study.study_date or '—'} {study.description or ''} [{', '.join(study.modalities)}]",
+        style="bold" if selected else "",
+    )
     listing = study.listing
     if listing is not None and not study.series:
         counts = [
@@ -62,11 +78,18 @@ class StudyBrowser(Vertical):
             self.study = study
             self.series_uid = series_uid
 
+    class StudyHighlighted(StudySelected):
+        """The user's cursor rested on a study (or series) row: it is to be selected."""
+
     def __init__(self) -> None:
         super().__init__(id="browser")
         self.study_set: StudySet | None = None
         self.selected_uid: str | None = None
         self.failed: set[str] = set()
+        #: The node the app last put the cursor on (highlighting it selects nothing: it is the
+        #: selection already).
+        self._placed: StudyNode | None = None
+        self._rest: Timer | None = None
 
     def compose(self) -> ComposeResult:
         """Filter box above the tree."""
@@ -94,7 +117,9 @@ class StudyBrowser(Vertical):
         for patient, studies in patients.items():
             pnode = tree.root.add(Text(f"{patient}"), expand=expand)
             for study in studies:
-                label = study_label(study, study.study_uid in self.failed)
+                label = study_label(
+                    study, study.study_uid in self.failed, study.study_uid == self.selected_uid
+                )
                 snode = pnode.add(label, data=(study, None), expand=True)
                 add_series(snode, study)
 
@@ -126,7 +151,7 @@ class StudyBrowser(Vertical):
         if node is None:
             return
         node.data = (opened, None)
-        node.set_label(study_label(opened))
+        node.set_label(study_label(opened, selected=opened.study_uid == self.selected_uid))
         node.remove_children()
         add_series(node, opened)
         node.expand()
@@ -136,7 +161,7 @@ class StudyBrowser(Vertical):
         self.failed.add(study_uid)
         node = self._node(study_uid)
         if node is not None and node.data is not None:
-            node.set_label(study_label(node.data[0], failed=True))
+            node.set_label(study_label(node.data[0], True, study_uid == self.selected_uid))
 
     def cursor_to(self, study_uid: str) -> None:
         """Put the tree's cursor on a study without selecting it (nothing is opened)."""
@@ -145,20 +170,30 @@ class StudyBrowser(Vertical):
             if node.parent is not None:
                 node.parent.expand()
             tree: Tree[tuple[Study, str | None]] = self.query_one(Tree)
+            self._placed = node
             self.call_after_refresh(tree.move_cursor, node)
 
-    def highlight(self, study_uid: str | None) -> None:
-        """Put the tree's cursor on the study being asked about (or nowhere), so the tree
-        never points at another study than the banner names."""
-        self.selected_uid = study_uid
+    def highlight(self, study_uid: str | None, series_uid: str | None = None) -> None:
+        """Mark the study being asked about (or none) and put the tree's cursor on it (on its
+        series ``series_uid`` when given), so the tree never points at another study than the
+        banner names."""
+        self._stop_rest()  # the app chose: a cursor resting elsewhere no longer selects
+        previous, self.selected_uid = self.selected_uid, study_uid
+        for uid in {previous, study_uid}:
+            node = self._node(uid) if uid is not None else None
+            if node is not None and node.data is not None:
+                node.set_label(study_label(node.data[0], uid in self.failed, uid == study_uid))
         tree: Tree[tuple[Study, str | None]] = self.query_one(Tree)
-        for pnode in tree.root.children:
-            for snode in pnode.children:
-                if snode.data is not None and snode.data[0].study_uid == study_uid:
-                    pnode.expand()
-                    self.call_after_refresh(tree.move_cursor, snode)
-                    return
-        self.call_after_refresh(tree.move_cursor, None)
+        snode = self._node(study_uid) if study_uid is not None else None
+        if snode is None:
+            self._placed = None
+            self.call_after_refresh(tree.move_cursor, None)
+            return
+        if snode.parent is not None:
+            snode.parent.expand()
+        target = next((n for n in snode.children if n.data is not None and n.data[1] == series_uid), snode)
+        self._placed = target
+        self.call_after_refresh(tree.move_cursor, target)
 
     @on(Input.Changed, "#filter")
     def _filter(self, event: Input.Changed) -> None:
@@ -170,3 +205,23 @@ class StudyBrowser(Vertical):
         if event.node.data is not None:
             study, series_uid = event.node.data
             self.post_message(self.StudySelected(study, series_uid))
+
+    @on(Tree.NodeHighlighted)
+    def _highlighted(self, event: Tree.NodeHighlighted[tuple[Study, str | None]]) -> None:
+        """The user moved the cursor: select its study (or series) once the cursor rests."""
+        node = event.node
+        if node is self._placed or node.data is None or not self.query_one(Tree).has_focus:
+            return
+        self._stop_rest()
+        self._rest = self.set_timer(HIGHLIGHT_DELAY, lambda: self._rested(node))
+
+    def _stop_rest(self) -> None:
+        if self._rest is not None:
+            self._rest.stop()
+            self._rest = None
+
+    def _rested(self, node: StudyNode) -> None:
+        tree: Tree[tuple[Study, str | None]] = self.query_one(Tree)
+        if tree.cursor_node is node and node.data is not None:
+            study, series_uid = node.data
+            self.post_message(self.StudyHighlighted(study, series_uid))

@@ -31,6 +31,8 @@ class AnswerBlock(Vertical):
     AnswerBlock .identity { color: $text-muted; margin: 0 1; }
     AnswerBlock Markdown { margin: 0 1; }
     AnswerBlock.saved .question { color: $text-muted; }
+    AnswerBlock.queued .question { color: $text-muted; }
+    AnswerBlock.cancelled .question { color: $text-muted; text-style: strike; }
     """
 
     def __init__(self, question: str, identity: str, body: str = "_thinking…_", saved: bool = False) -> None:
@@ -56,6 +58,24 @@ class AnswerBlock(Vertical):
 
     def finish(self, text: str) -> None:
         """Replace the stream with the final, verified answer."""
+        self.remove_class("queued")
+        self._set(text)
+
+    def wait(self, text: str) -> None:
+        """The question is queued behind another about the same study: say so."""
+        self.add_class("queued")
+        self._set(text)
+
+    def begin(self) -> None:
+        """The queued question is sent now."""
+        self.remove_class("queued")
+        self._buffer = ""
+        self._set("_thinking…_")
+
+    def cancelled(self, text: str) -> None:
+        """The question was cancelled: say so (what arrived so far is dropped)."""
+        self.remove_class("queued")
+        self.add_class("cancelled")
         self._set(text)
 
     def _set(self, text: str) -> None:
@@ -99,10 +119,13 @@ class ChatPanel(ContentSwitcher):
         """Show the study's conversation (or the empty note)."""
         self.current = "log-none" if study_uid is None else self.log_for(study_uid).id
 
-    def start(self, run: Run, identity: str) -> AnswerBlock:
-        """A block for a new question, at the end of its study's log."""
+    def start(self, run: Run, identity: str, waiting: str = "") -> AnswerBlock:
+        """A block for a new question, at the end of its study's log (``waiting``: it is
+        queued, and this says behind what)."""
         log = self.log_for(run.study.study_uid)
         block = AnswerBlock(run.question, identity)
+        if waiting:
+            block.wait(waiting)
         log.mount(block)
         log.scroll_end(animate=False)
         return block
@@ -157,7 +180,9 @@ class AskBox(Vertical):
         yield Input(placeholder="Ask about this patient's study (Enter to send)", id="ask")
 
     def show(self, identity: str | None, status: str, busy: bool, warning: str = "") -> None:
-        """Name the study questions go to; say what the current question is doing."""
+        """Name the study questions go to; say what the current question is doing. The box
+        stays editable while an answer runs (the next question is queued); it is disabled only
+        while no study is selected."""
         patient = self.query_one("#patient", Static)
         patient.update(Text(f"Patient {identity}" if identity else warning or "No study selected"))
         patient.set_class(identity is None, "none")
@@ -165,9 +190,9 @@ class AskBox(Vertical):
         line.update(Text(status))
         line.set_class(busy, "busy")
         ask = self.query_one("#ask", Input)
-        ask.disabled = identity is None or busy
+        ask.disabled = identity is None
         ask.placeholder = (
-            "Answering… (one question per study at a time)"
+            "Answering… a question sent now is queued (Escape cancels the running one)"
             if busy
             else "Ask about this patient's study (Enter to send)"
             if identity

@@ -15,6 +15,12 @@ matched by the slice's position along the normal. The slice's own location (Slic
 sign kept) is in the status line, and letters at the image's four edges name the patient
 direction each faces (:mod:`copilot.study.orientation`): a CT stored posterior-up shows "P" at
 the top.
+
+Views side by side: a projection study with several views (a PA and a lateral) shows each view
+in its own pane, in one row, labelled with its view (:mod:`copilot.tui.viewpanes` picks them).
+The first pane is the *lead* image: the window, zoom, pan and overlay keys act on it (its label
+is highlighted). The others are *companions*, each shown at its own file's first window and at
+its own true aspect ratio; every pane gets an equal share of the width.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import numpy as np
 from PIL import Image as PILImage
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container
+from textual.containers import Container, Horizontal, Vertical
 from textual.events import MouseScrollDown, MouseScrollUp, Resize
 from textual.message import Message
 from textual.widgets import Static
@@ -37,6 +43,10 @@ from copilot.study.voi import Window, apply_window
 
 #: Longest side kept for display; a terminal shows far fewer pixels, and windowing stays fast.
 MAX_SIDE = 1024
+#: Image panes the viewer has (the lead and up to two companions: a PA, a lateral, an AP).
+PANES = 3
+#: Columns between two panes.
+PANE_GAP = 2
 
 
 def cell_shape() -> tuple[int, int]:
@@ -226,6 +236,32 @@ def make_display(image: Any, presets: list[Window] | None = None) -> Display:
     return Display(values, stored, mono1 and stored, aspect, windows)
 
 
+def windowed(data: Display, center: float, width: float, function: str = "LINEAR") -> np.ndarray:
+    """``data``'s values through a window, in [0, 1], inverted for MONOCHROME1."""
+    if data.stored:
+        shown = apply_window(data.values, Window("", center, width, function))
+    else:  # display units in [0, 1]: a plain linear window
+        low = center - width / 2
+        shown = np.clip((data.values - low) / max(width, 1e-3), 0.0, 1.0)
+    return 1.0 - shown if data.monochrome1 else shown
+
+
+@dataclass
+class Companion:
+    """An image shown beside the lead one: another view of the study."""
+
+    label: str
+    display: Display
+    source: str = ""
+    """The image's SOP Instance UID."""
+
+    def rendered(self) -> PILImage.Image:
+        """The image at its file's first window."""
+        first = self.display.presets[0] if self.display.presets else Window("", 0.5, 1.0)
+        shown = windowed(self.display, first.center, first.width, first.function)
+        return PILImage.fromarray((np.clip(shown, 0, 1) * 255).astype(np.uint8)).convert("RGB")
+
+
 class ImageViewer(Container, can_focus=True):
     """Shows the selected image. With focus: arrows pan when zoomed (Up/Down scroll a volume's
     slices when not), ``,``/``.`` and the mouse wheel scroll slices, Home/End jump to the first
@@ -244,6 +280,12 @@ class ImageViewer(Container, can_focus=True):
     ImageViewer { width: 1fr; height: 1fr; layout: vertical; }
     ImageViewer:focus #viewer-status { color: $accent; }
     ImageViewer #image-box { height: 1fr; align: center middle; }
+    ImageViewer .view-pane { width: auto; height: auto; }
+    ImageViewer .view-pane.companion { margin: 0 0 0 2; }
+    ImageViewer .view-pane.unused { display: none; }
+    ImageViewer .view-label { height: 1; display: none; content-align: center middle; text-style: bold; }
+    ImageViewer #image-box.-views .view-label { display: block; }
+    ImageViewer #pane-0 .view-label { color: $accent; }
     ImageViewer #viewer-status { height: 1; color: $text-muted; }
     ImageViewer .marker { display: none; color: $warning; text-style: bold; }
     ImageViewer .marker.shown { display: block; }
@@ -279,6 +321,10 @@ class ImageViewer(Container, can_focus=True):
         self.stack: SliceStack | None = None
         self.slice_index = 0
         self._masks: dict[str, Any] = {}
+        #: The lead image's view label ('' when it is shown alone) and SOP Instance UID.
+        self.label = ""
+        self.source = ""
+        self.companions: list[Companion] = []
 
     def compose(self) -> ComposeResult:
         """The image, centred in its box, and a status line."""
@@ -286,10 +332,16 @@ class ImageViewer(Container, can_focus=True):
             from textual_image.widget import Image
 
             self._image_cls = Image
-        with Container(id="image-box"):
+        with Horizontal(id="image-box"):
             for edge in ("top", "bottom", "left", "right"):
                 yield Static("", id=f"mark-{edge}", classes="marker")
-            yield self._image_cls(None, id="image")
+            with Vertical(id="pane-0", classes="view-pane"):
+                yield Static("", classes="view-label")
+                yield self._image_cls(None, id="image")
+            for n in range(1, PANES):
+                with Vertical(id=f"pane-{n}", classes="view-pane companion unused"):
+                    yield Static("", classes="view-label")
+                    yield self._image_cls(None, id=f"image-{n}")
         yield Static("No image selected", id="viewer-status")
 
     # -- state ---------------------------------------------------------------------------
@@ -313,12 +365,40 @@ class ImageViewer(Container, can_focus=True):
             return ""
         return self.display_data.presets[self.preset_index].name
 
-    def set_image(self, image: Any, caption: str = "", presets: list[Window] | None = None) -> None:
+    def set_image(
+        self,
+        image: Any,
+        caption: str = "",
+        presets: list[Window] | None = None,
+        *,
+        label: str = "",
+        source: str = "",
+    ) -> None:
         """Show a new image (a PixelImage, an (H, W) array in [0, 1], or None to clear),
-        starting from the file's own window; resets zoom, pan and overlays (and leaves any
-        slice stack)."""
+        starting from the file's own window; resets zoom, pan and overlays, leaves any slice
+        stack and drops the companions. ``label``: its view, shown above it when companions
+        join it; ``source``: its SOP Instance UID."""
         self.stack = None
+        self.label, self.source = label, source
+        self.companions = []
         self._show_new(image, caption, presets)
+
+    def set_companions(self, companions: list[tuple[str, Any, list[Window], str]]) -> None:
+        """Show other views beside the lead image: (label, image, the file's windows, SOP
+        Instance UID) each, at most two (the viewer has :data:`PANES` panes)."""
+        self.companions = [
+            Companion(label, make_display(image, presets), source)
+            for label, image, presets, source in companions[: PANES - 1]
+        ]
+        self.refresh_image()
+        self.call_after_refresh(self.fit)
+
+    @property
+    def panes(self) -> list[tuple[str, str]]:
+        """(label, SOP Instance UID) of every image shown, the lead first."""
+        if self.display_data is None:
+            return []
+        return [(self.label, self.source)] + [(c.label, c.source) for c in self.companions]
 
     def _show_new(self, image: Any, caption: str, presets: list[Window] | None) -> None:
         self.display_data = None if image is None else make_display(image, presets)
@@ -334,6 +414,7 @@ class ImageViewer(Container, can_focus=True):
         shown when the app answers the :class:`SliceRequested` this posts."""
         self.stack = stack
         self.display_data = None
+        self.label, self.source, self.companions = "", "", []
         self.overlays, self.overlay_index = [], -1
         self.caption = stack.caption
         self.slice_index = len(stack) // 2 if index is None else max(0, min(index, len(stack) - 1))
@@ -495,13 +576,8 @@ class ImageViewer(Container, can_focus=True):
         if overlay is not None and not overlay.endswith(".npz"):
             arr = np.asarray(PILImage.open(overlay).convert("RGB"))
             return PILImage.fromarray(crop(arr, self.zoom, self.cx, self.cy))
-        if data.stored:
-            shown = apply_window(data.values, self.window)
-        else:  # display units in [0, 1]: a plain linear window
-            low = self.center - self.window_width / 2
-            shown = np.clip((data.values - low) / max(self.window_width, 1e-3), 0.0, 1.0)
-        if data.monochrome1:
-            shown = 1.0 - shown
+        window = self.window
+        shown = windowed(data, window.center, window.width, window.function)
         labels = self._mask_here(overlay) if overlay is not None else None
         rgb = blend_mask(shown, labels) if labels is not None else shown
         part = crop(rgb, self.zoom, self.cx, self.cy)
@@ -515,19 +591,27 @@ class ImageViewer(Container, can_focus=True):
         return mask_slice(path, self.stack.series_uid, self.stack.positions_mm[self.slice_index], self._masks)
 
     def fit(self) -> None:
-        """Size the image to its physical aspect ratio inside the box (letterboxed)."""
+        """Size each pane's image to its physical aspect ratio inside an equal share of the
+        box (letterboxed); with companions, a label row sits above each image."""
         if not self.is_mounted:
             return
-        image = self.query_one("#image")
         box = self.query_one("#image-box")
-        if self.display_data is None:
-            image.styles.width, image.styles.height = 0, 0
-            return
-        w, h = fit_cells(
-            self.display_data.aspect, box.content_size.width, box.content_size.height, cell_shape()
-        )
-        if (image.styles.width, image.styles.height) != (w, h):
-            image.styles.width, image.styles.height = w, h
+        aspects = [] if self.display_data is None else [self.display_data.aspect]
+        aspects += [c.display.aspect for c in self.companions]
+        several = len(aspects) > 1
+        box.set_class(several, "-views")
+        count = max(1, len(aspects))
+        avail_w = (box.content_size.width - PANE_GAP * (count - 1)) // count
+        avail_h = box.content_size.height - (1 if several else 0)
+        for n in range(PANES):
+            pane = self.query_one(f"#pane-{n}")
+            image = pane.query_one("#image" if n == 0 else f"#image-{n}")
+            label = pane.query_one(".view-label", Static)
+            pane.set_class(n >= len(aspects) and n > 0, "unused")
+            w, h = fit_cells(aspects[n], avail_w, avail_h, cell_shape()) if n < len(aspects) else (0, 0)
+            if (image.styles.width, image.styles.height) != (w, h):
+                image.styles.width, image.styles.height = w, h
+            label.styles.width = max(w, 1)
 
     def on_resize(self, event: Resize) -> None:
         """Refit after the layout settles."""
@@ -539,6 +623,12 @@ class ImageViewer(Container, can_focus=True):
             return
         image = self.query_one("#image")
         image.image = self.rendered()  # type: ignore[attr-defined]
+        self.query_one("#pane-0 .view-label", Static).update(self.label)
+        for n in range(1, PANES):
+            companion = self.companions[n - 1] if n <= len(self.companions) else None
+            pane = self.query_one(f"#pane-{n}")
+            pane.query_one(f"#image-{n}").image = companion.rendered() if companion else None  # type: ignore[attr-defined]
+            pane.query_one(".view-label", Static).update(companion.label if companion else "")
         self.query_one("#viewer-status", Static).update(self.status_text())
         self._show_markers()
 
@@ -561,9 +651,10 @@ class ImageViewer(Container, can_focus=True):
         units = "" if data.stored else " (display units)"
         overlay = "" if self.overlay_index < 0 else f" · overlay {self.overlays[self.overlay_index][0]}"
         place = f" · {where}" if where else ""
+        beside = f" · beside it: {', '.join(c.label for c in self.companions)}" if self.companions else ""
         return (
             f"{self.caption}{place} · {self.preset_name}: WL {fmt.format(self.center)} "
-            f"WW {fmt.format(self.window_width)}{units} · zoom {self.zoom:.1f}x{overlay}"
+            f"WW {fmt.format(self.window_width)}{units} · zoom {self.zoom:.1f}x{overlay}{beside}"
         )
 
     def slice_text(self) -> str:
