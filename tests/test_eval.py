@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from copilot.api import Copilot
@@ -21,9 +20,10 @@ from copilot.eval.probes import nih_probes
 from copilot.eval.runner import ANSWERS, EvalRun, read_records
 from copilot.eval.scorecard import CaseRecord, score, wilson
 from copilot.eval.suite import Case, SuiteError, load_suite, shuffled_options, write_suite
-from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult
+from copilot.tools import Tool
 from tests.cli_runner import run_cli
 from tests.conftest import need
+from tests.support.probe_tools import FixedScore, PixelReader
 
 ROOT = Path(__file__).resolve().parents[1]
 NIH = ROOT.parent / "shared" / "data" / "nih-cxr"
@@ -183,45 +183,7 @@ def test_a_run_resumes_after_a_kill(classifier: None, tmp_path: Path) -> None:
     assert sorted(r.id for r in read_records(out)) == sorted(c.id for c in cases)
 
 
-class _FixedScore(Tool):
-    manifest = ToolManifest(
-        name="fixed_pneumothorax",
-        description="Scores pneumothorax on a chest radiograph (a test tool that ignores its input).",
-        version="1.0.0",
-        modalities=("DX", "CR", "OT"),
-        questions=("Is there a pneumothorax?",),
-        labels=("Pneumothorax",),
-    )
-
-    def run(self, request: ToolRequest) -> ToolResult:
-        return ToolResult(
-            tool=self.name,
-            findings=[Finding(label="Pneumothorax", score=0.7, threshold=0.5, above_threshold=True)],
-        )
-
-
-class _PixelReader(Tool):
-    manifest = ToolManifest(
-        name="pixel_pneumothorax",
-        description="Scores pneumothorax on a chest radiograph from the image's pixels (a test tool).",
-        version="1.0.0",
-        modalities=("DX", "CR", "OT"),
-        questions=("Is there a pneumothorax?",),
-        labels=("Pneumothorax",),
-    )
-
-    def run(self, request: ToolRequest) -> ToolResult:
-        gray = request.pixels().grayscale
-        score = round(float(np.mean(gray)) + float(np.std(gray)), 4)
-        return ToolResult(
-            tool=self.name,
-            findings=[
-                Finding(label="Pneumothorax", score=score, threshold=0.5, above_threshold=score >= 0.5)
-            ],
-        )
-
-
-@pytest.mark.parametrize(("tool", "flagged"), [(_FixedScore, True), (_PixelReader, False)])
+@pytest.mark.parametrize(("tool", "flagged"), [(FixedScore, True), (PixelReader, False)])
 def test_blank_image_control_flags_a_tool_that_ignores_its_input(
     tool: type[Tool], flagged: bool, tmp_path: Path
 ) -> None:

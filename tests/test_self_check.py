@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from copilot.agents.planner import EmbeddedPlanner
@@ -14,46 +13,11 @@ from copilot.api import Copilot
 from copilot.config import get_settings
 from copilot.schema import Answer
 from copilot.testing.chat import FakeChatModel
-from copilot.tools import Finding, Tool, ToolManifest, ToolRequest, ToolResult
+from copilot.tools import Tool
 from tests.conftest import need
+from tests.support.probe_tools import FixedScore, PixelReader
 
 NIH = Path(__file__).resolve().parents[2] / "shared" / "data" / "nih-cxr"
-
-
-def _manifest(name: str) -> ToolManifest:
-    return ToolManifest(
-        name=name,
-        title=f"the {name.replace('_', ' ')}",
-        description="Scores pneumothorax on a chest radiograph (a test tool for the self-check).",
-        version="1.0.0",
-        modalities=("DX", "CR", "OT"),
-        questions=("Is there a pneumothorax?",),
-        labels=("Pneumothorax",),
-    )
-
-
-class FixedScore(Tool):
-    manifest = _manifest("fixed_pneumothorax")
-
-    def run(self, request: ToolRequest) -> ToolResult:
-        return ToolResult(
-            tool=self.name,
-            findings=[Finding(label="Pneumothorax", score=0.7, threshold=0.5, above_threshold=True)],
-        )
-
-
-class PixelReader(Tool):
-    manifest = _manifest("pixel_pneumothorax")
-
-    def run(self, request: ToolRequest) -> ToolResult:
-        gray = request.pixels().grayscale
-        score = round(float(np.mean(gray)) + float(np.std(gray)), 4)
-        return ToolResult(
-            tool=self.name,
-            findings=[
-                Finding(label="Pneumothorax", score=score, threshold=0.5, above_threshold=score >= 0.5)
-            ],
-        )
 
 
 def _ask(tool: type[Tool], llm: FakeChatModel | None = None) -> Answer:

@@ -73,6 +73,22 @@ def _side(x: float, w: float) -> str:
     return "right" if x + w / 2 < IMAGE_SIZE / 2 else "left"
 
 
+def _closed(
+    stem: str, images: list[str], suffix: str, question: str, answer: str, label: str, category: str
+) -> Case:
+    """One yes/no probe of image ``stem``, paired with the others of its ``category``."""
+    return Case(
+        id=f"{stem}-{suffix}",
+        kind="yesno",
+        question=question,
+        answer=answer,
+        finding=label,
+        category=category,
+        pair=f"{stem}-{category}",
+        images=images,
+    )
+
+
 def nih_probes(folder: Path, *, limit: int | None = None, seed: int = 0) -> list[Case]:
     """Paired probe cases for the images of ``folder`` (see the module docstring), at most
     ``limit`` images (the first in file order), the absent finding chosen with ``seed``."""
@@ -98,46 +114,18 @@ def nih_probes(folder: Path, *, limit: int | None = None, seed: int = 0) -> list
         absent = rng.choice([label for label in known if label not in present])
         images = [str(image)]
         cases += [
-            Case(
-                id=f"{stem}-has",
-                kind="yesno",
-                question=f"Is there {_words(finding)}?",
-                answer="yes",
-                finding=finding,
-                category="presence",
-                pair=f"{stem}-presence",
-                images=images,
+            _closed(stem, images, "has", f"Is there {_words(finding)}?", "yes", finding, "presence"),
+            _closed(stem, images, "not", f"Is there {_words(absent)}?", "no", absent, "presence"),
+            _closed(
+                stem,
+                images,
+                "has-paraphrase",
+                f"Does this film show {_words(finding)}?",
+                "yes",
+                finding,
+                "paraphrase",
             ),
-            Case(
-                id=f"{stem}-not",
-                kind="yesno",
-                question=f"Is there {_words(absent)}?",
-                answer="no",
-                finding=absent,
-                category="presence",
-                pair=f"{stem}-presence",
-                images=images,
-            ),
-            Case(
-                id=f"{stem}-has-paraphrase",
-                kind="yesno",
-                question=f"Does this film show {_words(finding)}?",
-                answer="yes",
-                finding=finding,
-                category="paraphrase",
-                pair=f"{stem}-paraphrase",
-                images=images,
-            ),
-            Case(
-                id=f"{stem}-has-again",
-                kind="yesno",
-                question=f"Is there {_words(finding)}?",
-                answer="yes",
-                finding=finding,
-                category="paraphrase",
-                pair=f"{stem}-paraphrase",
-                images=images,
-            ),
+            _closed(stem, images, "has-again", f"Is there {_words(finding)}?", "yes", finding, "paraphrase"),
         ]
         for n, box in enumerate(boxes.get(row["image"], [])[:2]):
             label = NIH_TO_LABEL.get(box["Finding Label"])
