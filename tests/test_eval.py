@@ -81,6 +81,7 @@ def test_without_weights_cases_are_unavailable_not_wrong(tmp_path: Path) -> None
     card = EvalRun(_copilot(), tmp_path / "run", controls=False).run(cases)
     assert card.overall.unavailable == len(cases) and card.overall.scored == 0
     assert card.overall.accuracy is None and card.pairs.unavailable == 2
+    assert "copilot models pull xrv-densenet121-res224-all" in card.unavailable_tools["cxr_classifier"]
 
 
 def test_routing_suite_is_scored_by_the_planner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -93,6 +93,8 @@ def _print_card(card: Scorecard, folder: Path) -> None:
             f"{len(card.ignored_image)}: {safe(', '.join(card.ignored_image[:10]))}",
             highlight=False,
         )
+    for name, fix in card.unavailable_tools.items():
+        stdout.print(f"Not scored while {safe(name)} cannot run: {safe(fix)}", highlight=False)
     stdout.print(f"Answers and scorecard: {safe(str(folder))}", highlight=False)
 
 

@@ -106,6 +106,10 @@ class Scorecard(BaseModel):
     pairs: GroupScore
     ignored_image: list[str] = Field(description="Cases whose answer did not depend on the image.")
     errors: list[str] = Field(default_factory=list, description="Cases that could not be asked.")
+    unavailable_tools: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tools that could not run for the unavailable cases, each with its fix (or why).",
+    )
 
 
 def _pairs(records: Iterable[CaseRecord]) -> Tally:
@@ -144,4 +148,11 @@ def score(records: list[CaseRecord]) -> Scorecard:
         pairs=_pairs(records).summary(),
         ignored_image=[r.id for r in records if r.control is True],
         errors=[f"{r.id}: {r.error}" for r in records if r.error],
+        unavailable_tools={
+            t.name: t.fix or t.detail
+            for r in records
+            if r.prediction.outcome == "unavailable"
+            for t in r.tools
+            if t.status in ("unavailable", "error")
+        },
     )
