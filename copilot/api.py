@@ -123,6 +123,14 @@ class Copilot:
         return self._llm
 
     @property
+    def llm_spec(self) -> str:
+        """The LLM in use, as configured ("" for none; a model object by its class name)."""
+        spec = self._llm_spec
+        if spec is None:
+            return ""
+        return spec if isinstance(spec, str) else type(spec).__name__
+
+    @property
     def uses_llm(self) -> bool:
         """True when an LLM is configured."""
         return self._llm_spec is not None

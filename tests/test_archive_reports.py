@@ -352,3 +352,11 @@ def test_prior_redactor_removes_the_priors_own_identifiers(tmp_path: Path) -> No
     assert "Kestrel" in current_only(text)
     assert "Kestrel" not in prior_redactor(current_only, prior, trusted=False)(text)
     assert prior_redactor(current_only, None, trusted=False) is current_only
+
+
+def test_links_and_images_in_a_quoted_report_stay_text() -> None:
+    from copilot.agents.prior_note import _quoted
+
+    quoted = _quoted("Impression: ![beacon](https://x.example/p.png) see [here](http://y.example) <b>")
+    assert "![" not in quoted and "](" not in quoted.replace("\\](", "")
+    assert "&lt;b&gt;" in quoted and "beacon" in quoted

@@ -15,6 +15,7 @@ import pytest
 
 from copilot.api import Copilot
 from copilot.config import get_settings
+from copilot.errors import CopilotError
 from copilot.eval.predict import predict_routing
 from copilot.eval.probes import nih_probes
 from copilot.eval.runner import ANSWERS, EvalRun, read_records
@@ -217,3 +218,41 @@ def test_a_wrong_suite_names_its_line(tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match="image not found"):
         load_suite(missing)
     assert score([]).overall.accuracy is None
+
+
+def test_a_run_is_resumed_only_with_the_same_suite_and_settings(tmp_path: Path) -> None:
+    cases = [Case(id="r1", kind="routing", question="Is there cardiomegaly?", needs=["cxr_classifier"])]
+    EvalRun(_copilot(), tmp_path / "run", seed=1).run(cases)
+    with pytest.raises(CopilotError, match="another seed"):
+        EvalRun(_copilot(), tmp_path / "run", seed=2).run(cases)
+    edited = [cases[0].model_copy(update={"question": "Is the heart enlarged?"})]
+    with pytest.raises(CopilotError, match="another suite"):
+        EvalRun(_copilot(), tmp_path / "run", seed=1).run(edited)
+
+
+def test_limit_keeps_pairs_whole_and_a_cut_character_is_asked_again(tmp_path: Path) -> None:
+    cases = [
+        Case(
+            id=f"r{n}",
+            kind="routing",
+            question="Is there cardiomegaly?",
+            needs=["cxr_classifier"],
+            pair=f"p{n // 2}",
+        )
+        for n in range(4)
+    ]
+    run = EvalRun(_copilot(), tmp_path / "run")
+    card = run.run(cases, limit=1)
+    assert card.cases == 2 and card.pairs.scored == 1  # r0 and its pair mate r1
+    with (tmp_path / "run" / ANSWERS).open("ab") as fh:
+        fh.write('{"id": "r2", "question": "«'.encode()[:-1])  # killed inside a character
+    assert EvalRun(_copilot(), tmp_path / "run").run(cases).cases == 4
+
+
+def test_probes_from_a_wrong_table_name_what_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "labels.csv").write_text("file,finding\na.png,Mass\n")
+    with pytest.raises(SuiteError, match="lacks the column"):
+        nih_probes(tmp_path)
+    (tmp_path / "labels.csv").write_bytes(b"image,labels\n\xff\xfe,Mass\n")
+    with pytest.raises(SuiteError, match="cannot read"):
+        nih_probes(tmp_path)

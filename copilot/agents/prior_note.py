@@ -23,6 +23,7 @@ The rules:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -85,16 +86,27 @@ def _copilot_quote(report: PriorReport, prior: PriorStudy) -> str:
     if not lines:
         return ""
     date = report.date or prior.date or "unknown date"
-    quoted = escape_untrusted("; ".join(lines))
+    quoted = _inert("; ".join(lines))
     return (
         f"The copilot's report on the prior study (written {date}) recorded, quoted from its SR "
         f'as data: "{quoted}".'
     )
 
 
+#: The Markdown punctuation of links, images and code in quoted report text, backslash-escaped
+#: so ``![](url)`` or ``[x](url)`` in someone's report never renders as an image that loads or
+#: a link (emphasis and the like are harmless and kept readable).
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`\[\]!])")
+
+
+def _inert(text: str) -> str:
+    """Quoted text escaped as data (``& < >``) and as Markdown (its punctuation literal)."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", escape_untrusted(text))
+
+
 def _quoted(text: str) -> str:
     """Report text made inert for a quotation: escaped, one line, no quotation marks of ours."""
-    return " ".join(escape_untrusted(text).replace("«", '"').replace("»", '"').split())
+    return " ".join(_inert(text).replace("«", '"').replace("»", '"').split())
 
 
 def archive_quote(report: ArchiveReport, prior: PriorStudy) -> str:

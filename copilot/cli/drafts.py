@@ -130,9 +130,18 @@ def _from_editor(store: DraftStore, draft: Draft) -> str:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(draft.text)
     try:
-        if subprocess.run([*shlex.split(editor), str(path)], check=False).returncode != 0:
+        try:
+            ran = subprocess.run([*shlex.split(editor), str(path)], check=False)
+        except (OSError, ValueError) as exc:  # no such program; unbalanced quotes in $EDITOR
+            raise DraftError(
+                f"the editor ({editor}) could not be started: {exc}; the draft is unchanged"
+            ) from exc
+        if ran.returncode != 0:
             raise DraftError(f"the editor ({editor}) failed; the draft is unchanged")
-        return path.read_text(encoding="utf-8")
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DraftError(f"the edited text cannot be read ({exc}); the draft is unchanged") from exc
     finally:
         path.unlink(missing_ok=True)
 

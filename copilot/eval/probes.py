@@ -60,12 +60,25 @@ def _words(label: str) -> str:
     return _WORDS.get(label, label.lower())
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of ``path``, which must have ``columns``; :class:`SuiteError` otherwise."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
-    except OSError as exc:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SuiteError(f"cannot read {path}: {exc}") from exc
+    if missing:
+        raise SuiteError(f"{path} lacks the column(s) {', '.join(missing)} (the NIH ChestX-ray14 layout)")
+    return rows
+
+
+def _box_side(path: Path, box: dict[str, str]) -> str:
+    try:
+        return _side(float(box["x"]), float(box["w"]))
+    except ValueError as exc:
+        raise SuiteError(f"{path}: a box of {box['Image Index']} has no numeric x and w: {exc}") from exc
 
 
 def _side(x: float, w: float) -> str:
@@ -92,10 +105,10 @@ def _closed(
 def nih_probes(folder: Path, *, limit: int | None = None, seed: int = 0) -> list[Case]:
     """Paired probe cases for the images of ``folder`` (see the module docstring), at most
     ``limit`` images (the first in file order), the absent finding chosen with ``seed``."""
-    labels = _read_csv(folder / "labels.csv")
+    labels = _read_csv(folder / "labels.csv", ("image", "labels"))
     boxes: dict[str, list[dict[str, str]]] = defaultdict(list)
     if (folder / "boxes_512px.csv").is_file():
-        for row in _read_csv(folder / "boxes_512px.csv"):
+        for row in _read_csv(folder / "boxes_512px.csv", ("Image Index", "Finding Label", "x", "w")):
             boxes[row["Image Index"]].append(row)
     known = sorted(set(NIH_TO_LABEL.values()))
     rng = random.Random(seed)
@@ -136,7 +149,7 @@ def nih_probes(folder: Path, *, limit: int | None = None, seed: int = 0) -> list
                     id=f"{stem}-side-{n}",
                     kind="side",
                     question=f"Is the {label.lower()} on the patient's left or right?",
-                    answer=_side(float(box["x"]), float(box["w"])),
+                    answer=_box_side(folder / "boxes_512px.csv", box),
                     finding=label,
                     category="side",
                     pair=f"{stem}-side",

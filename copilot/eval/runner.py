@@ -10,6 +10,8 @@ recorded case. Image cases are asked a second time about a blank film of the sam
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -30,12 +32,13 @@ if TYPE_CHECKING:
     from copilot.api import Copilot
     from copilot.schema import Answer
 
-__all__ = ["ANSWERS", "SCORECARD", "EvalRun", "read_records"]
+__all__ = ["ANSWERS", "RUN", "SCORECARD", "EvalRun", "read_records", "suite_digest"]
 
 log = logging.getLogger(__name__)
 
 ANSWERS = "answers.jsonl"
 SCORECARD = "scorecard.json"
+RUN = "run.json"
 
 
 def read_records(folder: Path) -> list[CaseRecord]:
@@ -45,7 +48,8 @@ def read_records(folder: Path) -> list[CaseRecord]:
     if not path.exists():
         return []
     records: list[CaseRecord] = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # Bytes cut mid-character by a kill are replaced, never fatal: that line is asked again.
+    for n, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -67,6 +71,23 @@ def _cut_partial_line(path: Path) -> None:
             fh.truncate(data.rfind(b"\n") + 1)
 
 
+def _whole_pairs(cases: list[Case], limit: int | None) -> list[Case]:
+    """The first ``limit`` cases, extended so no pair is cut in two (a pair scores whole)."""
+    if limit is None or limit >= len(cases):
+        return list(cases)
+    chosen = cases[:limit]
+    pairs = {c.pair for c in chosen if c.pair}
+    return chosen + [c for c in cases[limit:] if c.pair and c.pair in pairs]
+
+
+def suite_digest(cases: list[Case]) -> str:
+    """A digest of the suite's cases (what was asked and how it scores)."""
+    digest = hashlib.sha256()
+    for case in cases:
+        digest.update(case.model_dump_json().encode() + b"\n")
+    return digest.hexdigest()
+
+
 def _asked(case: Case, seed: int) -> str:
     """The question as the agent is asked it: a choice case with its options, shuffled."""
     if case.kind != "choice":
@@ -79,12 +100,46 @@ def _asked(case: Case, seed: int) -> str:
 class EvalRun:
     """One evaluation run of a suite into ``folder`` with ``copilot`` (its tools, LLM, server)."""
 
-    def __init__(self, copilot: Copilot, folder: Path, *, seed: int = 0, controls: bool = True) -> None:
-        """``seed`` fixes the options' order; ``controls`` asks image cases about a blank film too."""
+    def __init__(
+        self,
+        copilot: Copilot,
+        folder: Path,
+        *,
+        seed: int = 0,
+        controls: bool = True,
+    ) -> None:
+        """``seed`` fixes the options' order; ``controls`` asks image cases about a blank film
+        too. The suite, these and the copilot's LLM, server and tools are recorded in
+        ``run.json``: a run is only resumed with the same ones."""
         self.copilot = copilot
         self.folder = folder
         self.seed = seed
         self.controls = controls
+
+    def _check_resume(self, cases: list[Case]) -> None:
+        """Record the run's settings, or refuse to resume a run made with others."""
+        made = {
+            "llm": self.copilot.llm_spec,
+            "server": self.copilot.server or "",
+            "suite": suite_digest(cases),
+            "seed": str(self.seed),
+            "controls": str(self.controls),
+            "tools": ",".join(sorted(self.copilot.tools)),
+        }
+        path = self.folder / RUN
+        if path.exists():
+            try:
+                before = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise CopilotError(f"{path} cannot be read ({exc}): choose another --out") from exc
+            changed = sorted(k for k in set(before) | set(made) if before.get(k) != made.get(k))
+            if changed:
+                raise CopilotError(
+                    f"{self.folder} holds a run made with another {', '.join(changed)}: resuming would mix "
+                    "them; choose another --out"
+                )
+            return
+        path.write_text(json.dumps(made, indent=2) + "\n", encoding="utf-8")
 
     def run(
         self,
@@ -96,10 +151,11 @@ class EvalRun:
         """Ask every case not yet recorded (the first ``limit`` of the suite), then score all
         recorded cases of this suite and write the scorecard."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        chosen = cases[:limit] if limit is not None else cases
+        self._check_resume(cases)
+        chosen = _whole_pairs(cases, limit)
+        _cut_partial_line(self.folder / ANSWERS)
         done = {r.id for r in read_records(self.folder)}
         todo = [c for c in chosen if c.id not in done]
-        _cut_partial_line(self.folder / ANSWERS)
         total = len(chosen)
         if progress:
             progress(total - len(todo), total)
@@ -142,7 +198,7 @@ class EvalRun:
                     "findings": answer.findings,
                     "answer": answer.text,
                     "prediction": predict(case, answer),
-                    "control": self._control(case, question, answer) if self.controls else None,
+                    "control": self._safe_control(case, question, answer),
                 }
         except CopilotError as exc:
             log.warning("case %s could not be asked: %s", case.id, exc)
@@ -156,6 +212,16 @@ class EvalRun:
         if len(studies.studies) != 1:
             raise CopilotError(f"{image} holds {len(studies.studies)} studies; a case is about one")
         return self.copilot.ask(studies, question, f"eval-{uuid.uuid4().hex}")
+
+    def _safe_control(self, case: Case, question: str, answer: Answer) -> bool | None:
+        """The control, when on; a control that cannot run leaves the case scored, unjudged."""
+        if not self.controls:
+            return None
+        try:
+            return self._control(case, question, answer)
+        except CopilotError as exc:
+            log.warning("blank-image control of case %s not run: %s", case.id, exc)
+            return None
 
     def _control(self, case: Case, question: str, answer: Answer) -> bool | None:
         """The blank-image control of an image case (None when no tool read the image)."""

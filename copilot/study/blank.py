@@ -4,6 +4,8 @@ self-check). Written under a cache folder, never beside the study."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from copilot.paths import private_dir
@@ -23,9 +25,11 @@ def write_blank(width: int, height: int, folder: Path) -> Path:
     private_dir(folder)
     path = folder / f"blank_{width}x{height}.png"
     if not path.exists():
-        partial = path.with_suffix(".part.png")
+        # A file of its own per writer, renamed into place: two writers never publish half a PNG.
+        fd, partial = tempfile.mkstemp(prefix=".blank-", suffix=".png", dir=folder)
+        os.close(fd)
         Image.new("L", (max(width, 1), max(height, 1)), color=BLANK_GREY).save(partial)
-        partial.replace(path)
+        os.replace(partial, path)
     return path
 
 

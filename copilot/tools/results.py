@@ -57,8 +57,9 @@ _FINDING_FIELDS = ("label", "unit", "score_meaning", "location", "source")
 _FINDING_NUMBERS = ("value", "score", "threshold")
 
 
-#: One finding as a control compares it: label, score, value, side (rounded to 1e-4).
-Evidence = tuple[str, float | None, float | None, str | None]
+#: One finding as a control compares it: label, score, value, side (rounded to 1e-4), text
+#: (white space folded: an answer or a report draft that changes with the image counts).
+Evidence = tuple[str, float | None, float | None, str | None, str]
 
 
 def finding_evidence(findings: list[Finding]) -> list[Evidence]:
@@ -68,7 +69,7 @@ def finding_evidence(findings: list[Finding]) -> list[Evidence]:
     for f in findings:
         score = round(f.score, 4) if f.score is not None else None
         value = round(f.value, 4) if f.value is not None else None
-        out.append((f.label, score, value, f.side))
+        out.append((f.label, score, value, f.side, " ".join((f.text or "").split())))
     return sorted(out, key=repr)
 
 
