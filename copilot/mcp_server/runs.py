@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from copilot.errors import ToolError
+from copilot.errors import CopilotError, ToolError
 from copilot.schema.results import ToolResult
 
 if TYPE_CHECKING:
@@ -44,9 +44,18 @@ def scrub(value: Any, redact: Callable[[str], str]) -> Any:
 def list_studies(
     desk: StudyDesk, patient: str | None, date: str | None, modality: str | None
 ) -> dict[str, Any]:
-    """``{"studies": [rows]}`` for the filters of ``copilot studies`` (see StudyDesk.rows)."""
+    """``{"studies": [rows]}`` for the filters of ``copilot studies`` (see StudyDesk.rows).
+    The ``patient`` and ``date`` filters need ``--allow-identifiers``: otherwise a client could
+    narrow a patient ID or a study date down by the rows each wildcard or range returns."""
     from copilot.study.query import StudyQuery
 
+    refused = [name for name, value in (("patient", patient), ("date", date)) if value]
+    if refused and not desk.allow_identifiers:
+        raise CopilotError(
+            f"the {' and '.join(refused)} filter{'s' if len(refused) > 1 else ''} of list_studies "
+            "name patient identifiers: they need the server started with 'copilot mcp "
+            "--allow-identifiers' (modality is always allowed)"
+        )
     query = StudyQuery(patient=patient or None, date=date or None, modality=modality or None)
     return {"studies": desk.rows(query)}
 
