@@ -243,3 +243,43 @@ def test_list_studies_identifier_filters_need_allow_identifiers() -> None:
     trusted: Any = _Desk(allow_identifiers=True)
     list_studies(trusted, "NIH0*", "20170101", None)
     assert trusted.queries[0].patient == "NIH0*"
+
+
+def _one_image_study(uid: str, accession: str, institution: str, folder: str) -> Any:
+    from copilot.study.model import InstanceRecord, Series, Study
+
+    image = InstanceRecord(
+        path=f"/data/{folder}/1.dcm",
+        size=1,
+        mtime_ns=0,
+        sop_uid=uid + ".1.1",
+        study_uid=uid,
+        series_uid=uid + ".1",
+        patient_id="PAT7",
+        accession_number=accession,
+        institution=institution,
+        modality="DX",
+    )
+    series = Series(series_uid=uid + ".1", modality="DX", instances=[image])
+    return Study(study_uid=uid, patient_id="PAT7", series=[series])
+
+
+def test_ask_answer_loses_the_prior_studys_identifiers() -> None:
+    """An answer quoting the prior's report is scrubbed with the prior's identifiers too
+    (its accession number and institution), not only the current study's."""
+    from copilot.mcp_server.runs import _answer_redactor
+    from copilot.mcp_server.studies import StudyDesk
+    from copilot.schema.answer import PriorUsed
+
+    current = _one_image_study("1.2.3.4.5.6", "ACC111", "Current Clinic", "now")
+    prior = _one_image_study("1.2.3.4.5.7", "XQ42Z", "Zanzibar Infirmary", "before")
+
+    class _Copilot:
+        def open_study(self, study: Any) -> Any:
+            return study
+
+    desk = StudyDesk(_Copilot(), "/data")  # type: ignore[arg-type]
+    redact = _answer_redactor(desk, [current, prior], current, PriorUsed(study_uid=prior.study_uid))
+    said = redact("Prior report (SR): «Unchanged since XQ42Z, read at Zanzibar; see ACC111.»")
+    assert "XQ42Z" not in said and "Zanzibar" not in said and "ACC111" not in said
+    assert "Prior report" in said

@@ -17,6 +17,7 @@ from copilot.schema.results import ToolResult
 
 if TYPE_CHECKING:
     from copilot.mcp_server.studies import StudyDesk
+    from copilot.schema.answer import PriorUsed
     from copilot.study.model import InstanceRecord, Study
     from copilot.tools.contract import Tool
 
@@ -125,7 +126,32 @@ def answer_question(desk: StudyDesk, selector: str, question: str, thread: str |
     if not desk.allow_identifiers:
         for finding in out["findings"]:
             finding.pop("image", None)  # a SOP Instance UID
-    return dict(scrub(out, desk.redactor(study)))
+    return dict(scrub(out, _answer_redactor(desk, studies.studies, study, answer.prior)))
+
+
+def _answer_redactor(
+    desk: StudyDesk, studies: list[Study], study: Study, prior: PriorUsed | None
+) -> Callable[[str], str]:
+    """The study's redactor followed by that of every other study of the same patient in the
+    source (:func:`copilot.agents.prior_note.prior_redactor`): an answer may quote a prior's
+    report, which names that study's accession number, institution, physicians and files. The
+    prior the copilot compared with is taken opened (its files and reports known)."""
+    from copilot.agents.prior_note import prior_redactor
+    from copilot.errors import CopilotError
+    from copilot.study.prior import PriorStudy, same_patient
+
+    redact = desk.redactor(study)
+    used = prior.study_uid if prior is not None else ""
+    for other in studies:
+        if other.study_uid == study.study_uid or not same_patient(study, other):
+            continue
+        if other.study_uid == used:
+            try:
+                other = desk.copilot.open_study(other)
+            except CopilotError as exc:  # the listed study's identifiers still apply
+                log.info("prior %s not opened for redaction: %s", other.study_uid, exc)
+        redact = prior_redactor(redact, PriorStudy(study=other), desk.allow_identifiers)
+    return redact
 
 
 def _images(tool: Tool, study: Study) -> list[InstanceRecord | None]:
