@@ -199,3 +199,30 @@ def test_bad_mapping_file_is_listed_not_fatal(
     rows = {r["name"]: r for r in json.loads(out)["tools"]}
     assert "refused" in rows["cxr_classifier (mcp:x)"]["reason"]
     assert rows["cxr_classifier"]["package"] == "dicom-copilot"
+
+
+def test_non_utf8_mapping_file_is_listed_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mapping file that is not UTF-8 is one broken entry (not a crash of every command that
+    lists tools); any other failure of the mapping too."""
+    from copilot.config import get_settings
+    from copilot.tools import discovery
+
+    file = tmp_path / "mcp-tools.toml"
+    file.write_bytes(b'[servers.x]\nurl = "http://127.0.0.1:1/mcp"  # caf\xe9\n')
+    monkeypatch.setenv("COPILOT_MCP_TOOLS", str(file))
+    get_settings.cache_clear()
+    code, out, _ = run_cli(["tools", "list", "--json"], capsys)
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)["tools"]}
+    assert rows["mcp-tools"]["available"] is False
+    assert "not UTF-8" in rows["mcp-tools"]["reason"]
+    assert rows["cxr_classifier"]["package"] == "dicom-copilot"
+
+    def broken(settings: object) -> list[object]:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr("copilot.tools.mcp_tools.mapped_tools", broken)
+    entries = discovery._mcp_entries({})
+    assert list(entries) == ["mcp-tools"] and "unexpected" in (entries["mcp-tools"].error or "")
