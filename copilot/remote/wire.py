@@ -154,13 +154,11 @@ FETCH_FAILED = "the server could not fetch the image"
 
 
 def _redactor(record: InstanceRecord | None) -> Callable[[str], str]:
-    """De-identification of the question text a server's tool is sent (the record's own
-    identifiers, its path and institution, and identifier-like text)."""
-    from copilot.text.redact import Redactor
+    """How text about ``record`` is de-identified before it is sent
+    (:func:`copilot.text.redact.record_redactor`)."""
+    from copilot.text.redact import record_redactor
 
-    if record is None:
-        return Redactor()
-    return Redactor(record.identifiers, paths=[record.path], institutions=[record.institution])
+    return record_redactor(record)
 
 
 def _reads_volumes(manifest: ToolManifest | None) -> bool:
