@@ -199,3 +199,83 @@ def test_bad_mapping_file_is_listed_not_fatal(
     rows = {r["name"]: r for r in json.loads(out)["tools"]}
     assert "refused" in rows["cxr_classifier (mcp:x)"]["reason"]
     assert rows["cxr_classifier"]["package"] == "dicom-copilot"
+
+
+def test_non_utf8_mapping_file_is_listed_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mapping file that is not UTF-8 is one broken entry (not a crash of every command that
+    lists tools); any other failure of the mapping too."""
+    from copilot.config import get_settings
+    from copilot.tools import discovery
+
+    file = tmp_path / "mcp-tools.toml"
+    file.write_bytes(b'[servers.x]\nurl = "http://127.0.0.1:1/mcp"  # caf\xe9\n')
+    monkeypatch.setenv("COPILOT_MCP_TOOLS", str(file))
+    get_settings.cache_clear()
+    code, out, _ = run_cli(["tools", "list", "--json"], capsys)
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)["tools"]}
+    assert rows["mcp-tools"]["available"] is False
+    assert "not UTF-8" in rows["mcp-tools"]["reason"]
+    assert rows["cxr_classifier"]["package"] == "dicom-copilot"
+
+    def broken(settings: object) -> list[object]:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr("copilot.tools.mcp_tools.mapped_tools", broken)
+    entries = discovery._mcp_entries({})
+    assert list(entries) == ["mcp-tools"] and "unexpected" in (entries["mcp-tools"].error or "")
+
+
+def test_mapped_tool_is_sent_a_deidentified_question_and_options() -> None:
+    """The question and string options lose the image's identifiers and path (as the remote
+    wire's do); the image path itself is sent (the expert reads the file)."""
+    from copilot.study.model import InstanceRecord
+    from copilot.tools.contract import ToolRequest
+    from copilot.tools.mcp_tools.adapter import request_values
+
+    image = InstanceRecord(
+        path="/data/QUIXOTE_ZEBEDIAH/1.dcm",
+        size=1,
+        mtime_ns=0,
+        sop_uid="1.2.3.4.5.1",
+        study_uid="1.2.3.4.5",
+        series_uid="1.2.3.4.5.0",
+        patient_id="MRN998877",
+        patient_name="QUIXOTE^ZEBEDIAH",
+        accession_number="XQ42Z",
+        modality="DX",
+    )
+    request = ToolRequest(
+        question="Is there a pneumothorax for Zebediah Quixote, MRN998877?",
+        instance=image,
+        options={"note": "see /data/QUIXOTE_ZEBEDIAH/1.dcm, XQ42Z", "threshold": 0.5},
+    )
+    values = request_values(request)
+    sent = json.dumps({k: v for k, v in values.items() if k != "image_path"})
+    for leak in ("QUIXOTE", "Quixote", "Zebediah", "MRN998877", "XQ42Z", "/data"):
+        assert leak not in sent, leak
+    assert "pneumothorax" in values["question"] and values["options"]["threshold"] == 0.5
+    assert values["image_path"] == image.path
+
+
+def test_mapped_tool_cache_key_covers_the_whole_mapping() -> None:
+    """The cache key changes with the server's env and cwd and the tool's labels and score
+    meaning; a secret's value is not part of it."""
+    from copilot.tools.mcp_tools.adapter import tool_class
+    from copilot.tools.mcp_tools.mapping import McpServer, McpToolMapping
+
+    def origin(server: dict[str, object], tool: dict[str, object]) -> str:
+        made = McpServer.model_validate({"command": ["expert"], **server})
+        mapped = McpToolMapping.model_validate({"remote": "expert_x", **tool})
+        return tool_class("s", made, mapped)().cache_origin()
+
+    base = origin({}, {})
+    assert origin({"env": {"MODEL": "v2"}}, {}) != base
+    assert origin({"cwd": "/opt/other"}, {}) != base
+    assert origin({}, {"labels": ["nodule"]}) != base
+    assert origin({}, {"score_meaning": "calibrated"}) != base
+    assert origin({}, {}) == base
+    secret = origin({"env": {"API_KEY": "one"}}, {})
+    assert origin({"env": {"API_KEY": "two"}}, {}) == secret != base

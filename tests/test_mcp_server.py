@@ -174,8 +174,112 @@ def test_artifacts_only_from_the_artifacts_folder(tmp_path: Path) -> None:
     (root / "link.txt").symlink_to(tmp_path / "secret.txt")
     uri = uri_of(str(root / "run" / "heat.png"), root)
     assert uri == "copilot://artifacts/run/heat.png"
-    assert read_artifact(uri, root) == (b"\x89PNG", "image/png")
+    assert uri is not None
+    handed = {uri, "copilot://artifacts/link.txt", "copilot://artifacts/../secret.txt"}
+    assert read_artifact(uri, root, handed) == (b"\x89PNG", "image/png")
     assert uri_of(str(tmp_path / "secret.txt"), root) is None
     for bad in ("copilot://artifacts/../secret.txt", "copilot://artifacts/link.txt", "file:///etc/passwd"):
         with pytest.raises(CopilotError):
-            read_artifact(bad, root)
+            read_artifact(bad, root, handed)
+
+
+def test_artifacts_only_those_handed_out(tmp_path: Path) -> None:
+    """A file of the artifacts folder that no result of the session gave is not served."""
+    from copilot.errors import CopilotError
+    from copilot.mcp_server.artifacts import read_artifact, uri_of
+
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    (root / "mine.png").write_bytes(b"\x89PNG")
+    (root / "other-run.png").write_bytes(b"\x89PNG")
+    mine = uri_of(str(root / "mine.png"), root)
+    assert mine is not None
+    assert read_artifact(mine, root, {mine})[0] == b"\x89PNG"
+    with pytest.raises(CopilotError, match="no tool result of this session"):
+        read_artifact("copilot://artifacts/other-run.png", root, {mine})
+
+
+def test_error_text_is_deidentified() -> None:
+    """An error's text loses UIDs, paths and identifiers unless identifiers are allowed (paths
+    are removed either way)."""
+    from copilot.errors import StudyError
+    from copilot.mcp_server.server import error_text
+
+    exc = StudyError(
+        "thread 't1' belongs to another study (UID 1.2.826.0.1.3680043.8.498.1), not 1.2.3.4; "
+        "read /home/jdoe/studies/DOE_JANE/1.dcm on 2017-03-01"
+    )
+    text = error_text(exc)
+    assert "1.2.826" not in text and "1.2.3.4" not in text and "[UID]" in text
+    assert "/home/jdoe" not in text and "DOE_JANE" not in text and "2017-03-01" not in text
+    assert "belongs to another study" in text
+    trusted = error_text(exc, allow_identifiers=True)
+    assert "1.2.3.4" in trusted and "/home/jdoe" not in trusted
+
+
+class _Desk:
+    def __init__(self, allow_identifiers: bool) -> None:
+        self.allow_identifiers = allow_identifiers
+        self.queries: list[Any] = []
+
+    def rows(self, query: Any) -> list[dict[str, Any]]:
+        self.queries.append(query)
+        return []
+
+
+def test_list_studies_identifier_filters_need_allow_identifiers() -> None:
+    """patient and date filters would let a client probe identifiers by row counts: refused
+    unless identifiers are allowed; modality stays."""
+    from copilot.errors import CopilotError
+    from copilot.mcp_server.runs import list_studies
+
+    desk: Any = _Desk(allow_identifiers=False)
+    for patient, date in (("NIH0*", None), (None, "20170101-20171231"), ("P?", "2017")):
+        with pytest.raises(CopilotError, match="--allow-identifiers"):
+            list_studies(desk, patient, date, None)
+    assert desk.queries == []
+    assert list_studies(desk, None, None, "CT") == {"studies": []}
+    assert desk.queries[0].modality == "CT"
+    trusted: Any = _Desk(allow_identifiers=True)
+    list_studies(trusted, "NIH0*", "20170101", None)
+    assert trusted.queries[0].patient == "NIH0*"
+
+
+def _one_image_study(uid: str, accession: str, institution: str, folder: str) -> Any:
+    from copilot.study.model import InstanceRecord, Series, Study
+
+    image = InstanceRecord(
+        path=f"/data/{folder}/1.dcm",
+        size=1,
+        mtime_ns=0,
+        sop_uid=uid + ".1.1",
+        study_uid=uid,
+        series_uid=uid + ".1",
+        patient_id="PAT7",
+        accession_number=accession,
+        institution=institution,
+        modality="DX",
+    )
+    series = Series(series_uid=uid + ".1", modality="DX", instances=[image])
+    return Study(study_uid=uid, patient_id="PAT7", series=[series])
+
+
+def test_ask_answer_loses_the_prior_studys_identifiers() -> None:
+    """An answer quoting the prior's report is scrubbed with the prior's identifiers too
+    (its accession number and institution), not only the current study's."""
+    from copilot.mcp_server.runs import _answer_redactor
+    from copilot.mcp_server.studies import StudyDesk
+    from copilot.schema.answer import PriorUsed
+
+    current = _one_image_study("1.2.3.4.5.6", "ACC111", "Current Clinic", "now")
+    prior = _one_image_study("1.2.3.4.5.7", "XQ42Z", "Zanzibar Infirmary", "before")
+
+    class _Copilot:
+        def open_study(self, study: Any) -> Any:
+            return study
+
+    desk = StudyDesk(_Copilot(), "/data")  # type: ignore[arg-type]
+    redact = _answer_redactor(desk, [current, prior], current, PriorUsed(study_uid=prior.study_uid))
+    said = redact("Prior report (SR): «Unchanged since XQ42Z, read at Zanzibar; see ACC111.»")
+    assert "XQ42Z" not in said and "Zanzibar" not in said and "ACC111" not in said
+    assert "Prior report" in said

@@ -1,5 +1,6 @@
 """The prior study travels with a comparison: to a ``copilot serve`` server's comparison tool
-(its image as minimal DICOM, its date and view, nothing that names the patient; never to a tool
+(its image as minimal DICOM and its view; not its date or description, nothing that names the
+patient, so the server's statements say "since the prior study"; never to a tool
 that does not compare) and through bulk analysis (each study's prior among the studies analysed,
 locally and in a Ray Data stage). No Ray needed: the server is a mock transport that decodes each
 call and runs the real tool."""
@@ -87,21 +88,27 @@ def test_the_prior_is_sent_to_a_comparison_tool_without_identifiers_and_runs_the
 ) -> None:
     request = _request(studies)
     call = encode_request(request, ChangeDetector.manifest)
-    assert call.prior_study is not None and call.prior_study.date == PRIOR
+    assert call.prior_study is not None and call.prior_study.date == ""
+    assert call.prior_study.description == ""
     assert call.prior_study.instance is not None and call.prior_study.instance["view"] == "PA"
     sent = call.model_dump_json()
-    for leak in ("QUIXOTE", "ZEBEDIAH", "ACC-PRIOR-7", "General Hospital", str(tmp_path)):
+    minimal = call.prior_study.files[0].content()
+    leaks = ("QUIXOTE", "ZEBEDIAH", "ACC-PRIOR-7", "General Hospital", str(tmp_path), PRIOR, "2017-03-01")
+    for leak in leaks:
         assert leak not in sent, leak
     # A tool that does not compare studies is never sent the prior's image.
     assert encode_request(request, CxrClassifier.manifest).prior_study is None
     decoded = decode_call(ToolCall.model_validate_json(sent), tmp_path / "server" / "req")
     prior = decoded.prior_study
-    assert isinstance(prior, PriorStudy) and prior.instance is not None and prior.date == "2017-03-01"
+    assert isinstance(prior, PriorStudy) and prior.instance is not None and prior.date == ""
+    assert PRIOR.encode() not in minimal  # the minimal DICOM carries no StudyDate either
     assert Path(prior.instance.path).is_relative_to(tmp_path / "server" / "req")
     assert prior.instance.sop_uid == request.prior_study.instance.sop_uid
     result = ChangeDetector().run(decoded)
     assert result.ok, result.detail
-    assert "Unchanged since 2017-03-01" in _said(result)
+    assert "Unchanged since the prior study" in _said(result) and "2017" not in _said(result)
+    # Locally (no wire) the statements are dated by the prior's StudyDate.
+    assert "Unchanged since 2017-03-01" in _said(ChangeDetector().run(request))
 
 
 def test_no_prior_travels_as_its_reason(studies: StudySet, tmp_path: Path) -> None:
@@ -145,9 +152,9 @@ def test_a_comparison_asked_through_a_server_gets_the_prior(studies: StudySet) -
     copilot = Copilot(settings=settings, tools=remote_tools(client, settings), persist=False)
     answer = copilot.ask(studies, "Compare with the prior", study_uid=_current(studies).study_uid)
     (prior,) = received
-    assert prior is not None and prior.instance is not None and prior.date == "2017-03-01"
-    assert "Compared with the prior study of 2017-03-01" in answer.text
-    assert "since 2017-03-01" in answer.text and "Could not compare" not in answer.text
+    assert prior is not None and prior.instance is not None and prior.date == ""  # the date stays here
+    assert "Compared with the prior study of 2017-03-01" in answer.text  # named by the client
+    assert "since the prior study" in answer.text and "Could not compare" not in answer.text
 
 
 # -- bulk analysis --------------------------------------------------------------------------

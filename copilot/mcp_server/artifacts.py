@@ -2,12 +2,15 @@
 
 Only files under the artifacts folder (``settings.artifacts_dir``, in the cache dir) have a URI,
 and reading one checks again that the resolved file lies there (no ``..``, no link out of it):
-a client can never read a study file or anything else through a resource.
+a client can never read a study file or anything else through a resource. Only the URIs the
+session's tool results handed out are served (``handed_out``): another session's or an earlier
+run's files in the folder are not the client's to read.
 """
 
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Container
 from pathlib import Path, PurePosixPath
 
 from copilot.errors import CopilotError
@@ -31,14 +34,19 @@ def uri_of(path: str, root: Path) -> str | None:
     return PREFIX + relative.as_posix()
 
 
-def read_artifact(uri: str, root: Path) -> tuple[bytes, str]:
+def read_artifact(uri: str, root: Path, handed_out: Container[str]) -> tuple[bytes, str]:
     """(bytes, media type) of the artifact ``uri`` names. Raises :class:`CopilotError` for a URI
-    outside the artifacts folder, a missing file or one too large."""
+    not in ``handed_out`` (the URIs this session's results gave), outside the artifacts folder,
+    a missing file or one too large."""
     if not uri.startswith(PREFIX):
         raise CopilotError(f"unknown resource {uri!r}: artifacts are {TEMPLATE}")
     relative = PurePosixPath(uri[len(PREFIX) :])
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
         raise CopilotError(f"refused resource {uri!r}: not a file of the artifacts folder")
+    if uri not in handed_out:
+        raise CopilotError(
+            f"refused resource {uri!r}: no tool result of this session gave it (run the tool or ask first)"
+        )
     base = root.resolve()
     target = (base / Path(*relative.parts)).resolve()
     if not target.is_relative_to(base) or not target.is_file():

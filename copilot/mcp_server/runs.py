@@ -12,11 +12,12 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from copilot.errors import ToolError
+from copilot.errors import CopilotError, ToolError
 from copilot.schema.results import ToolResult
 
 if TYPE_CHECKING:
     from copilot.mcp_server.studies import StudyDesk
+    from copilot.schema.answer import PriorUsed
     from copilot.study.model import InstanceRecord, Study
     from copilot.tools.contract import Tool
 
@@ -44,9 +45,18 @@ def scrub(value: Any, redact: Callable[[str], str]) -> Any:
 def list_studies(
     desk: StudyDesk, patient: str | None, date: str | None, modality: str | None
 ) -> dict[str, Any]:
-    """``{"studies": [rows]}`` for the filters of ``copilot studies`` (see StudyDesk.rows)."""
+    """``{"studies": [rows]}`` for the filters of ``copilot studies`` (see StudyDesk.rows).
+    The ``patient`` and ``date`` filters need ``--allow-identifiers``: otherwise a client could
+    narrow a patient ID or a study date down by the rows each wildcard or range returns."""
     from copilot.study.query import StudyQuery
 
+    refused = [name for name, value in (("patient", patient), ("date", date)) if value]
+    if refused and not desk.allow_identifiers:
+        raise CopilotError(
+            f"the {' and '.join(refused)} filter{'s' if len(refused) > 1 else ''} of list_studies "
+            "name patient identifiers: they need the server started with 'copilot mcp "
+            "--allow-identifiers' (modality is always allowed)"
+        )
     query = StudyQuery(patient=patient or None, date=date or None, modality=modality or None)
     return {"studies": desk.rows(query)}
 
@@ -116,7 +126,32 @@ def answer_question(desk: StudyDesk, selector: str, question: str, thread: str |
     if not desk.allow_identifiers:
         for finding in out["findings"]:
             finding.pop("image", None)  # a SOP Instance UID
-    return dict(scrub(out, desk.redactor(study)))
+    return dict(scrub(out, _answer_redactor(desk, studies.studies, study, answer.prior)))
+
+
+def _answer_redactor(
+    desk: StudyDesk, studies: list[Study], study: Study, prior: PriorUsed | None
+) -> Callable[[str], str]:
+    """The study's redactor followed by that of every other study of the same patient in the
+    source (:func:`copilot.agents.prior_note.prior_redactor`): an answer may quote a prior's
+    report, which names that study's accession number, institution, physicians and files. The
+    prior the copilot compared with is taken opened (its files and reports known)."""
+    from copilot.agents.prior_note import prior_redactor
+    from copilot.errors import CopilotError
+    from copilot.study.prior import PriorStudy, same_patient
+
+    redact = desk.redactor(study)
+    used = prior.study_uid if prior is not None else ""
+    for other in studies:
+        if other.study_uid == study.study_uid or not same_patient(study, other):
+            continue
+        if other.study_uid == used:
+            try:
+                other = desk.copilot.open_study(other)
+            except CopilotError as exc:  # the listed study's identifiers still apply
+                log.info("prior %s not opened for redaction: %s", other.study_uid, exc)
+        redact = prior_redactor(redact, PriorStudy(study=other), desk.allow_identifiers)
+    return redact
 
 
 def _images(tool: Tool, study: Study) -> list[InstanceRecord | None]:

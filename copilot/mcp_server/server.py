@@ -2,8 +2,9 @@
 
 Tools offered (all read-only; none writes to a study source or sends anything to a PACS):
 
-- ``list_studies`` (``patient``, ``date``, ``modality``: the filters of ``copilot studies``):
-  de-identified rows, each with the study key the other tools take;
+- ``list_studies`` (``patient``, ``date``, ``modality``: the filters of ``copilot studies``;
+  ``patient`` and ``date`` only with ``--allow-identifiers``, since row counts would reveal
+  them): de-identified rows, each with the study key the other tools take;
 - ``ask`` (``study``, ``question``, ``thread``): the composed, verified answer, the JSON of
   ``copilot ask --json`` with its statements and provenance;
 - one tool per installed expert tool, generated from its manifest (``study``, ``question`` and
@@ -19,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from copilot.errors import CopilotError
@@ -50,13 +52,25 @@ _STUDY = {
 }
 
 
-def error_text(exc: BaseException) -> str:
-    """The one-line message of a failure, with its fix, as the CLI prints it."""
+#: A DICOM UID (four or more dot-separated numbers): removed from what a client is told.
+UID_PATTERN = re.compile(r"\b\d+(?:\.\d+){3,}\b")
+
+
+def error_text(exc: BaseException, *, allow_identifiers: bool = False) -> str:
+    """The one-line message of a failure, with its fix, as the CLI prints it, de-identified like
+    every answer: paths always removed, and unless ``allow_identifiers`` the identifiers
+    :class:`~copilot.text.redact.Redactor` finds and every UID (``[UID]``): an exception's text
+    may carry Study Instance UIDs, URLs and file paths."""
+    from copilot.text.redact import Redactor
+
     if isinstance(exc, CopilotError):
         fix = getattr(exc, "fix", None)
         text = str(exc) + (f" (fix: {fix})" if fix and fix not in str(exc) else "")
     else:
         text = f"internal error: {type(exc).__name__}: {exc}"
+    if not allow_identifiers:
+        text = UID_PATTERN.sub("[UID]", text)
+    text = Redactor(trusted=allow_identifiers)(text)
     return " ".join(text.split())
 
 
@@ -70,8 +84,16 @@ def tool_specs(tools: dict[str, Tool]) -> list[dict[str, Any]]:
             "input_schema": {
                 "type": "object",
                 "properties": {
-                    "patient": {"type": "string", "description": "Only this patient ID (wildcards * and ?)."},
-                    "date": {"type": "string", "description": "YYYYMMDD, YYYYMMDD-YYYYMMDD or A..B (ISO)."},
+                    "patient": {
+                        "type": "string",
+                        "description": "Only this patient ID (wildcards * and ?); needs the server "
+                        "started with --allow-identifiers.",
+                    },
+                    "date": {
+                        "type": "string",
+                        "description": "YYYYMMDD, YYYYMMDD-YYYYMMDD or A..B (ISO); needs the server "
+                        "started with --allow-identifiers.",
+                    },
                     "modality": {
                         "type": "string",
                         "description": "Only studies with this modality (DX, CT...).",
@@ -176,7 +198,7 @@ def build_server(desk: StudyDesk) -> Server[Any]:
         except Exception as exc:  # every failure is the client's error result, never a crash
             if not isinstance(exc, CopilotError):
                 log.exception("MCP tool %s failed", name)
-            return _error(types, error_text(exc))
+            return _error(types, error_text(exc, allow_identifiers=desk.allow_identifiers))
         for item in _artifacts_in(data):
             seen[item["uri"]] = item
         return types.CallToolResult(
@@ -210,11 +232,12 @@ def build_server(desk: StudyDesk) -> Server[Any]:
     async def on_read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         uri = str(params.uri)
         try:
-            data, media = artifacts.read_artifact(uri, root)
+            data, media = artifacts.read_artifact(uri, root, handed_out=seen)
         except CopilotError as exc:
             from mcp.shared.exceptions import MCPError
 
-            raise MCPError(code=types.INVALID_PARAMS, message=error_text(exc)) from None
+            message = error_text(exc, allow_identifiers=desk.allow_identifiers)
+            raise MCPError(code=types.INVALID_PARAMS, message=message) from None
         blob = base64.b64encode(data).decode("ascii")
         return types.ReadResourceResult(
             contents=[types.BlobResourceContents(uri=uri, mime_type=media, blob=blob)]

@@ -4,10 +4,12 @@ A tool call carries the question, the tool's arguments, earlier tools' results a
 minimal DICOM files (:mod:`copilot.remote.minimal`) or a DICOMweb reference the server fetches
 itself. A tool that compares studies (it declares the ``comparison`` intent and scores no
 finding labels, the rule of :func:`copilot.agents.matching.comparers`) is also sent the prior
-study (:class:`WirePrior`): its chosen image as minimal DICOM, its record without identifiers,
-its StudyDate (the comparison's statements are dated by it), its description de-identified, or
-only the reason there is none. The prior's reports stay on the client (its copilot SR is not
-sent, so a server's comparison gives no per-finding change). A reply carries the
+study (:class:`WirePrior`): its chosen image as minimal DICOM and its record without
+identifiers, or only the reason there is none. Like the current image's (whose study date and
+description :mod:`copilot.remote.minimal` empties), the prior's StudyDate and description are
+not sent: a server's comparison words its statements "since the prior study", and the client's
+answer names the prior's date itself. The prior's reports stay on the client (its copilot SR is
+not sent, so a server's comparison gives no per-finding change). A reply carries the
 :class:`~copilot.tools.contract.ToolResult` and the files it names (heatmaps, masks), so the
 client's answer points at files on the client's machine.
 """
@@ -63,8 +65,14 @@ class WirePrior(BaseModel):
     dates and names it, or only why there is none (``instance`` None)."""
 
     reason: str = Field(default="", max_length=500)
-    date: str = Field(default="", pattern=r"^(\d{8})?$", description="The prior's StudyDate (DICOM DA).")
-    description: str = Field(default="", max_length=200, description="De-identified study description.")
+    date: str = Field(
+        default="",
+        pattern=r"^(\d{8})?$",
+        description="The prior's StudyDate (DICOM DA); this client never sends it (an identifier).",
+    )
+    description: str = Field(
+        default="", max_length=200, description="Its study description; this client never sends it."
+    )
     instance: dict[str, Any] | None = Field(
         default=None, description="The prior image's index record, identifying fields emptied."
     )
@@ -146,13 +154,11 @@ FETCH_FAILED = "the server could not fetch the image"
 
 
 def _redactor(record: InstanceRecord | None) -> Callable[[str], str]:
-    """De-identification of the question text a server's tool is sent (the record's own
-    identifiers, its path and institution, and identifier-like text)."""
-    from copilot.text.redact import Redactor
+    """How text about ``record`` is de-identified before it is sent
+    (:func:`copilot.text.redact.record_redactor`)."""
+    from copilot.text.redact import record_redactor
 
-    if record is None:
-        return Redactor()
-    return Redactor(record.identifiers, paths=[record.path], institutions=[record.institution])
+    return record_redactor(record)
 
 
 def _reads_volumes(manifest: ToolManifest | None) -> bool:
@@ -167,9 +173,9 @@ def _compares(manifest: ToolManifest | None) -> bool:
     return manifest.compares_studies()
 
 
-def encode_prior(prior: PriorStudy | None, redact: Callable[[str], str]) -> WirePrior | None:
-    """The wire form of the prior study (see the module docstring); None when there is none to
-    send (no prior was chosen for the request)."""
+def encode_prior(prior: PriorStudy | None) -> WirePrior | None:
+    """The wire form of the prior study (see the module docstring): its image and record, never
+    its date or description; None when there is none to send (no prior was chosen)."""
     from copilot.remote.minimal import minimal_dicom, minimal_record
 
     if prior is None:
@@ -185,10 +191,7 @@ def encode_prior(prior: PriorStudy | None, redact: Callable[[str], str]) -> Wire
         from copilot.study.dicomweb import fetch_instances
 
         fetch_instances([image])
-    date = prior.study.study_date.strip()
     return WirePrior(
-        date=date if len(date) == 8 and date.isdigit() else "",
-        description=redact(prior.study.description)[:200],
         instance=minimal_record(image),
         files=[WireFile.of("prior.dcm", minimal_dicom(image.path))],
     )
@@ -211,7 +214,7 @@ def encode_request(
     question = redact(request.question) if reads_question else ""
     options = {k: redact(v) if isinstance(v, str) else v for k, v in request.options.items()}
     volume = record is not None and record.modality in VOLUME_MODALITIES and _reads_volumes(manifest)
-    prior_study = encode_prior(request.prior_study, redact) if _compares(manifest) else None
+    prior_study = encode_prior(request.prior_study) if _compares(manifest) else None
     base = ToolCall(
         question=question,
         options=options,

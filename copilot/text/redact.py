@@ -29,6 +29,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import PurePath
+from typing import Any
 
 from copilot.text.deid import FUNCTION_WORDS, PATTERNS, Span, deidentify, find_phi
 from copilot.text.labeler import FINDING_PATTERNS
@@ -36,7 +37,7 @@ from copilot.text.names import CLINICAL_WORDS
 from copilot.text.patient_names import PersonNames
 from copilot.text.radiology_words import RADIOLOGY_WORDS
 
-__all__ = ["REDACTED", "Redactor", "redact_text"]
+__all__ = ["REDACTED", "Redactor", "record_redactor", "redact_text"]
 
 log = logging.getLogger(__name__)
 
@@ -212,3 +213,18 @@ class Redactor:
 def redact_text(text: str) -> str:
     """De-identify text that belongs to no study (``copilot plan --llm``)."""
     return Redactor()(text)
+
+
+def record_redactor(record: Any | None) -> Redactor:
+    """The redaction of text about one image (an :class:`~copilot.study.model.InstanceRecord`:
+    its identifiers, its path and institution, and identifier-like text); for no image, the
+    identifier-like text only. What is sent to a tool outside the process (a ``copilot serve``
+    server, a mapped MCP tool) goes through it."""
+    if record is None:
+        return Redactor()
+    institution = getattr(record, "institution", "")
+    return Redactor(
+        record.identifiers,
+        paths=[record.path] if getattr(record, "path", "") else [],
+        institutions=[institution] if institution else [],
+    )

@@ -117,7 +117,13 @@ def _mcp_entries(installed: dict[str, PluginEntry]) -> dict[str, PluginEntry]:
     from copilot.tools.mcp_tools import mapped_tools
 
     entries: dict[str, PluginEntry] = {}
-    for tool in mapped_tools(get_settings()):
+    try:
+        mapped = mapped_tools(get_settings())
+    except Exception as exc:  # a mapping that cannot be read is one broken entry, never a crash
+        log.warning("the MCP tools mapping cannot be used: %s", exc)
+        why = f"the MCP tools mapping cannot be used: {type(exc).__name__}: {exc}"
+        return {"mcp-tools": PluginEntry("mcp-tools", "mcp-tools.toml", "mcp:?", None, why)}
+    for tool in mapped:
         dist = f"mcp:{tool.server}"
         if tool.name in installed or tool.name in entries:
             clash = (

@@ -114,7 +114,7 @@ class ChangeDetector(Tool):
             return self._done(
                 _note(
                     f"Could not compare: different view (this image is {current.view if current else '?'} "
-                    f"{now_view}, the prior of {prior.date or 'unknown date'} is "
+                    f"{now_view}, the prior{' of ' + prior.date if prior.date else ''} is "
                     f"{prior.instance.view or '?'} {then_view})."
                 ),
                 start,

@@ -8,6 +8,10 @@ What is sent: the arguments the remote input schema names among
 :data:`~copilot.tools.mcp_tools.mapping.ARGUMENT_VALUES` (``image_path``, ``question``,
 ``modality``, ``body_part``, ``view``, ``study_summary``) and the request's options it names;
 or the mapping's ``arguments``; or, when the schema names none, ``image_path`` and ``question``.
+The question and the options' strings are de-identified first, as for a ``copilot serve``
+server (:func:`copilot.text.redact.record_redactor`: the image's identifiers, its path, and
+identifier-like text); ``image_path`` is the DICOM file's path as it is (the expert reads the
+file: a stdio or loopback server on this machine; docs/mcp.md says so).
 
 What is read back (:func:`result_of`), the remote tool's structured content::
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import shutil
 import time
 from typing import Any, ClassVar
@@ -45,6 +50,8 @@ __all__ = ["FINDING_FIELDS", "McpTool", "manifest_of", "result_of", "tool_class"
 FINDING_FIELDS = (
     "label", "kind", "value", "unit", "score", "threshold", "score_meaning", "side", "location", "text",
 )  # fmt: skip
+#: Environment variable names whose values are secrets (left out of the cache key).
+SECRET_NAME = re.compile(r"key|token|secret|passw|credential|auth", re.IGNORECASE)
 #: What a score means when neither the remote finding nor the mapping says.
 UNSTATED_SCORE = "a score from the site's MCP tool; the server does not say whether it is calibrated"
 
@@ -73,8 +80,13 @@ class McpTool(Tool):
         return Availability(ok=True)
 
     def cache_origin(self) -> str:
-        """Results are the server's: keyed by where it is and which remote tool answered."""
-        facts = [self.server.where, self.mapping.remote, self.mapping.arguments]
+        """Results are the server's: keyed by everything of the server's and the tool's mapping
+        that can change a result (command or URL, environment, working folder, time limit, remote
+        tool, arguments, labels, score meaning...), never by a secret's value: an environment
+        variable named like a key, token, secret or password counts by its name only."""
+        server = self.server.model_dump(mode="json", exclude={"tools"})
+        server["env"] = {k: None if SECRET_NAME.search(k) else v for k, v in self.server.env.items()}
+        facts = [server, self.mapping.model_dump(mode="json")]
         return "mcp#" + hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
@@ -115,16 +127,20 @@ class McpTool(Tool):
 
 
 def request_values(request: ToolRequest) -> dict[str, Any]:
-    """What a request can send, by :data:`ARGUMENT_VALUES` name (plus ``options``)."""
+    """What a request can send, by :data:`ARGUMENT_VALUES` name (plus ``options``): the question
+    and string options de-identified (see the module docstring)."""
+    from copilot.text.redact import record_redactor
+
     instance = request.instance
+    redact = record_redactor(instance)
     return {
         "image_path": getattr(instance, "path", None),
-        "question": request.question,
+        "question": redact(request.question) if request.question else request.question,
         "modality": getattr(instance, "modality", None) or None,
         "body_part": getattr(instance, "body_part", None) or None,
         "view": getattr(instance, "view", None) or None,
         "study_summary": request.study_summary or None,
-        "options": dict(request.options),
+        "options": {k: redact(v) if isinstance(v, str) else v for k, v in request.options.items()},
     }
 
 

@@ -156,6 +156,10 @@ def load_mapping(path: Path) -> McpMapping:
         return McpMapping()
     except OSError as exc:
         raise ConfigError(f"cannot read the MCP tools mapping {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the MCP tools mapping {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from exc
     try:
         return McpMapping.model_validate(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
