@@ -284,3 +284,15 @@ async def test_arrowing_the_tree_moves_banner_image_and_chat_with_it(
         assert banner(app).startswith("Patient P001")
         assert [b.question for b in shown_blocks(app)] == ["first?"]
         await until(pilot, lambda: viewer.source == p1.series[0].instances[0].sop_uid, "P001's film")
+
+
+def test_a_run_on_the_prior_image_is_a_trace_row_of_its_own() -> None:
+    from copilot.schema import ToolFinished
+    from copilot.study.model import Study
+    from copilot.tui.runs import Run
+
+    run = Run(number=1, study=Study(study_uid="1"), question="Compare with the prior", thread_id="t")
+    run.apply(ToolFinished(tool="cxr_classifier", status="ok", seconds=0.4))
+    run.apply(ToolFinished(tool="cxr_classifier", status="error", seconds=0.1, prior_image="1.2.3"))
+    assert run.tools["cxr_classifier"].status == "ok"
+    assert run.tools["cxr_classifier (prior image)"].status == "error"

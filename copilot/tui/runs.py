@@ -101,7 +101,10 @@ class Run:
                 self.tools.setdefault(event.tool, ToolState()).status = "running"
                 self._tool_step()
             case ToolFinished():
-                state = self.tools.setdefault(event.tool, ToolState())
+                # A run on the prior study's image (for a comparison) is a row of its own, never
+                # this study's run of the same tool.
+                row = f"{event.tool} (prior image)" if event.prior_image else event.tool
+                state = self.tools.setdefault(row, ToolState())
                 state.status = event.status + (" (cached)" if event.cached else "")
                 state.seconds = event.seconds
                 state.detail = event.detail
