@@ -226,6 +226,7 @@ async def test_terminal_app_asks_through_the_server(
     from copilot.api import Copilot
     from copilot.tui.app import create_app
     from copilot.tui.widgets.panels import AnswerBlock, ChatPanel
+    from tests.support.tui_wait import ready
 
     _forget_results()
     backend = Copilot(server=client_env, persist=False)
@@ -238,9 +239,7 @@ async def test_terminal_app_asks_through_the_server(
             await pilot.press("a")
         box.value = QUESTION
         await pilot.press("enter")
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await ready(app, pilot, tries=3000)  # the answer runs in a daemon thread, through the server
         chat = app.query_one(ChatPanel)
         blocks = list(chat.query_one(f"#{chat.current}").query(AnswerBlock))
         assert blocks and "Cardiomegaly" in blocks[-1].text

@@ -22,7 +22,7 @@ from copilot.testing import make_dicom
 from copilot.tui.app import CopilotApp, create_app
 from copilot.tui.drafts import DraftScreen
 from tests.support.orthanc import OrthancServer
-from tests.test_tui import ready
+from tests.support.tui_wait import ready
 
 SIZE = (150, 45)
 ADDED = "Heart size is mildly enlarged. "

@@ -23,6 +23,7 @@ from copilot.errors import DicomObjectError, OutputError
 from copilot.study import index_folder
 from copilot.study.model import Study, StudySet
 from copilot.testing import make_dicom
+from tests.support.tui_wait import ready
 
 PROVENANCE = {
     "cxr_classifier": {
@@ -322,9 +323,7 @@ async def test_tui_exports_the_last_answer_as_sr(study: tuple[Study, StudySet], 
         app.query_one("#ask").value = "Is there cardiomegaly?"  # type: ignore[attr-defined]
         app.query_one("#ask").focus()
         await pilot.press("enter")
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await ready(app, pilot)
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert isinstance(app.screen, DraftScreen) and not (tmp_path / "exports").exists()

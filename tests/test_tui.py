@@ -32,6 +32,7 @@ from copilot.tui.app import CopilotApp, create_app
 from copilot.tui.screens import HELP
 from copilot.tui.widgets.panels import AnswerBlock, ChatPanel, CitationList, FindingsTable, TracePanel
 from copilot.tui.widgets.viewer import ImageViewer, cell_shape, fit_cells
+from tests.support.tui_wait import ready, until
 
 SIZE = (150, 45)
 
@@ -179,24 +180,6 @@ def backend(tmp_path: Path) -> FakeBackend:
 
 def make(folder: Path, backend: Any, tmp_path: Path) -> CopilotApp:
     return create_app(folder, backend, image_widget=HalfcellImage, export_dir=tmp_path / "exports")
-
-
-async def until(pilot: Any, condition: Any, what: str, tries: int = 200) -> None:
-    """Let the app run until ``condition()`` holds (workers that wait on a gate never finish)."""
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def ready(app: CopilotApp, pilot: Any) -> None:
-    """Indexing, images and every question answered (questions run in daemon threads, which
-    are not Textual workers)."""
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await until(pilot, lambda: not app.busy and not app.waiting, "the answers")
-    await pilot.pause()
 
 
 def study_of(app: CopilotApp, patient_id: str) -> Study:
