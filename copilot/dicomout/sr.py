@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -367,6 +368,23 @@ def build_sr(answer: Answer, study: Study, signoff: SignOff | None = None) -> An
     return build_sr_from(answer, sr_evidence(answer, study), signoff)
 
 
+#: VerifyingOrganization (Type 1: never empty) when the approver named none and the image's
+#: header records no institution.
+ORGANIZATION_NOT_RECORDED = "Not recorded"
+
+
+def _verifying_organization(signoff: SignOff, source: Dataset) -> str:
+    """The approver's organization: as given, else the source image's InstitutionName, else
+    :data:`ORGANIZATION_NOT_RECORDED` (the attribute is Type 1 in the Verifying Observer
+    Sequence)."""
+    # An LO value: no backslash or control characters, at most 64 characters.
+    institution = " ".join(
+        re.sub(r"[\x00-\x1f\x7f\\]", " ", str(source.get("InstitutionName", "") or "")).split()
+    )
+    institution = institution[:64].strip()
+    return signoff.organization or institution or ORGANIZATION_NOT_RECORDED
+
+
 def build_sr_from(answer: Answer, evidence: Sequence[Dataset], signoff: SignOff | None = None) -> Any:
     """:func:`build_sr` from the images' headers :func:`sr_evidence` read (primary first): what a
     draft keeps, so it is signed later without the study at hand."""
@@ -462,7 +480,7 @@ def build_sr_from(answer: Answer, evidence: Sequence[Dataset], signoff: SignOff 
             is_complete=verified,
             is_verified=verified,
             verifying_observer_name=person_name(signoff.approver or "") if signoff and verified else None,
-            verifying_organization=signoff.organization if signoff and verified else None,
+            verifying_organization=_verifying_organization(signoff, first) if signoff and verified else None,
         )
         if signoff is not None and verified and signoff.approved_at is not None:
             from pydicom.valuerep import DT
