@@ -31,16 +31,21 @@ log = logging.getLogger(__name__)
 PANDAS_HINT = "pip install 'dicom-copilot[research]' (or pip install pandas); to_records() needs nothing"
 
 
-class FindingRecord(BaseModel):
-    """One finding as a flat row: where it was read, which tool made it, and its numbers."""
+class _ImageRow(BaseModel):
+    """Where a row comes from: the study, series and image, and the tool."""
 
     model_config = ConfigDict(frozen=True)
 
     study_uid: str = Field(description="The Study Instance UID.")
     series_uid: str = Field(default="", description="The Series Instance UID ('' when not known).")
-    image: str = Field(default="", description="The SOP Instance UID of the image it was read from.")
+    image: str = Field(default="", description="The SOP Instance UID of the (lead) image read.")
     view: str = Field(default="", description="That image's view (PA, AP, lateral...), when known.")
-    tool: str = Field(description="The tool that produced it.")
+    tool: str = Field(description="The tool.")
+
+
+class FindingRecord(_ImageRow):
+    """One finding as a flat row: where it was read, which tool made it, and its numbers."""
+
     kind: Literal["finding", "measurement", "answer", "note"] = Field(description="As Finding.kind.")
     label: str = Field(description="What was found or measured.")
     score: float | None = Field(default=None, description="The model's score (see score_meaning).")
@@ -54,16 +59,9 @@ class FindingRecord(BaseModel):
     text: str | None = Field(default=None, description="Free text (a report draft, an answer).")
 
 
-class ToolRecord(BaseModel):
+class ToolRecord(_ImageRow):
     """One tool run as a flat row: on which image, what happened, how long, how many findings."""
 
-    model_config = ConfigDict(frozen=True)
-
-    study_uid: str = Field(description="The Study Instance UID.")
-    series_uid: str = Field(default="", description="The Series Instance UID ('' when not known).")
-    image: str = Field(default="", description="The SOP Instance UID of the (lead) image it read.")
-    view: str = Field(default="", description="That image's view, when known.")
-    tool: str = Field(description="The tool's name.")
     status: ToolStatus = Field(description="ok, unavailable, error or skipped.")
     seconds: float = Field(description="How long it took (0 for a cached result).")
     detail: str = Field(default="", description="Why it did not run, or notes on how it ran.")
