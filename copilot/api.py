@@ -330,16 +330,9 @@ class Copilot:
     # -- asking --------------------------------------------------------------------------
     def _redactor(self, study: Study) -> Callable[[str], str]:
         """The de-identification pass of everything sent to the LLM about ``study``."""
-        from copilot.text.redact import Redactor
+        from copilot.text.redact import study_redactor
 
-        instances = list(study.instances())
-        return Redactor(
-            study.identifiers,
-            paths=[i.path for i in instances],
-            institutions={i.institution for i in instances if i.institution},
-            descriptions=[study.description, *(s.description for s in study.series)],
-            trusted=self.settings.llm_trusted,
-        )
+        return study_redactor(study, trusted=self.settings.llm_trusted)
 
     def ask(
         self,

@@ -25,6 +25,7 @@ from copilot.tui.widgets.browser import StudyBrowser
 from copilot.tui.widgets.viewer import ImageViewer
 from tests.cli_runner import run_cli
 from tests.support.dicomweb_stub import StubArchive
+from tests.support.tui_wait import until as wait_until
 
 SIZE = (150, 45)
 
@@ -44,12 +45,8 @@ def make(target: str | Path, tmp_path: Path, **options: Any) -> CopilotApp:
 
 
 async def until(pilot: Any, condition: Any, what: str, tries: int = 300) -> None:
-    """Let the app run until ``condition()`` holds."""
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    """Let the app run until ``condition()`` holds (longer than the shared helper's default)."""
+    await wait_until(pilot, condition, what, tries)
 
 
 def banner(app: CopilotApp) -> str:

@@ -100,16 +100,9 @@ class StudyDesk:
     def redactor(self, study: Study) -> Callable[[str], str]:
         """The de-identification of everything said about ``study`` (paths always removed;
         identifiers too unless allowed), the pass every text sent to a remote LLM goes through."""
-        from copilot.text.redact import Redactor
+        from copilot.text.redact import study_redactor
 
-        instances = list(study.instances())
-        return Redactor(
-            study.identifiers,
-            paths=[i.path for i in instances],
-            institutions={i.institution for i in instances if i.institution},
-            descriptions=[study.description, *(s.description for s in study.series)],
-            trusted=self.allow_identifiers,
-        )
+        return study_redactor(study, trusted=self.allow_identifiers)
 
     def name(self, study: Study) -> str:
         """How results name the study: its key, or its UID when identifiers are allowed."""

@@ -29,15 +29,18 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from copilot.text.deid import FUNCTION_WORDS, PATTERNS, Span, deidentify, find_phi
 from copilot.text.labeler import FINDING_PATTERNS
 from copilot.text.names import CLINICAL_WORDS
+
+if TYPE_CHECKING:
+    from copilot.study.model import Study
 from copilot.text.patient_names import PersonNames
 from copilot.text.radiology_words import RADIOLOGY_WORDS
 
-__all__ = ["REDACTED", "Redactor", "record_redactor", "redact_text"]
+__all__ = ["REDACTED", "Redactor", "record_redactor", "redact_text", "study_redactor"]
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +216,20 @@ class Redactor:
 def redact_text(text: str) -> str:
     """De-identify text that belongs to no study (``copilot plan --llm``)."""
     return Redactor()(text)
+
+
+def study_redactor(study: Study, *, trusted: bool = False) -> Redactor:
+    """The redaction of everything said about ``study`` to a party outside the machine (a
+    remote LLM, an MCP client): its identifiers, file paths, institutions and descriptions, and
+    identifier-like text; ``trusted`` keeps identifiers (paths are always removed)."""
+    instances = list(study.instances())
+    return Redactor(
+        study.identifiers,
+        paths=[i.path for i in instances],
+        institutions={i.institution for i in instances if i.institution},
+        descriptions=[study.description, *(s.description for s in study.series)],
+        trusted=trusted,
+    )
 
 
 def record_redactor(record: Any | None) -> Redactor:
